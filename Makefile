@@ -1,0 +1,56 @@
+# ulasan: `make run` and `make test` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION ?= 3.11
+# The virtual environment lives outside the clone, keyed by the lock, so re-runs are cheap.
+LOCK_HASH := $(shell cat uv.lock pyproject.toml | sha256sum | cut -c1-16)
+VENV ?= $(HOME)/.cache/ulasan/venv-$(LOCK_HASH)
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+BIN := $(VENV)/bin
+ULASAN := $(BIN)/ulasan
+PYTEST_ARGS ?=
+
+.PHONY: help setup system-deps venv run test test-unit lint schemas stack-up stack-down stack-status clean-state
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+system-deps:  ## apt-get install java, maven, postgresql and prometheus where missing
+	@bash deploy/local/install-system-deps.sh
+
+venv: $(VENV)/.installed  ## the locked virtual environment (uv), linked at .venv
+$(VENV)/.installed: uv.lock pyproject.toml
+	@command -v uv >/dev/null || python3 -m pip install --quiet uv
+	uv sync --frozen --all-extras --python $(PYTHON_VERSION)
+	@touch $@
+	@ln -sfn $(VENV) .venv
+
+setup: system-deps venv  ## everything `run` and `test` need
+	@ln -sfn $(VENV) .venv
+
+run: setup  ## bring the stack up and run the main job
+	$(ULASAN) run
+
+test: setup  ## bring the stack up, run every test, bring the stack down
+	$(ULASAN) stack up
+	@rc=0; $(BIN)/pytest $(PYTEST_ARGS) || rc=$$?; $(ULASAN) stack down || true; exit $$rc
+
+test-unit: venv  ## unit tests only, no services
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+lint: venv  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+schemas: venv  ## re-export the JSON Schema files of the events
+	$(ULASAN) schemas export
+
+stack-up: setup  ## start Kafka, PostgreSQL, MLflow and Prometheus on 127.0.0.1
+	$(ULASAN) stack up
+stack-down: venv  ## stop the local stack
+	$(ULASAN) stack down
+stack-status: venv  ## what runs, what does not
+	$(ULASAN) stack status

@@ -1,0 +1,1 @@
+"""Deployment: the local stack, Prometheus and Grafana config, containers."""

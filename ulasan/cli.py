@@ -1,0 +1,64 @@
+"""The ``ulasan`` command line: one Typer app, each subcommand group owned by its package.
+
+Heavy imports (faust, onnxruntime, torch, mlflow) happen inside commands, so ``ulasan --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from ulasan.settings import Settings
+
+app = typer.Typer(
+    name="ulasan",
+    help="Event-driven sentiment streaming for Indonesian reviews.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+console = Console()
+
+schemas_app = typer.Typer(help="Event schemas: export the JSON Schema files.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+
+
+@schemas_app.command("export")
+def schemas_export(
+    check: bool = typer.Option(False, "--check", help="fail if the files are stale, write nothing"),
+) -> None:
+    """Write the JSON Schema of every event to schemas/json/."""
+    from schemas import export
+
+    if check:
+        stale = export.stale()
+        if stale:
+            console.print(f"[red]stale schema files:[/red] {', '.join(stale)}")
+            console.print("run [bold]ulasan schemas export[/bold] and commit the result")
+            raise typer.Exit(1)
+        console.print("schema files are up to date")
+        return
+    for path in export.export():
+        console.print(f"wrote {path}")
+
+
+def _register_subcommands() -> None:
+    """Attach the command groups that live in their own packages."""
+    from deploy.local.cli import app as stack_app
+
+    from ulasan.bench import app as bench_app
+
+    app.add_typer(stack_app, name="stack")
+    app.add_typer(bench_app, name="bench")
+
+
+_register_subcommands()
+
+
+def settings() -> Settings:
+    """The settings of this process, built once from the environment."""
+    return Settings()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,102 @@
+"""Settings for every ulasan process: one pydantic-settings tree, ``ULASAN_`` environment prefix.
+
+Defaults point at the local stack (``ulasan stack up``) on 127.0.0.1, so the same code runs
+against a real cluster by environment alone, e.g. ``ULASAN_KAFKA__BOOTSTRAP_SERVERS=kafka:9092``
+or ``ULASAN_POSTGRES__HOST=db``. Nested fields use ``__`` as the delimiter.
+
+Build a :class:`Settings` once at the entry point and pass it down; no other module reads
+``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "ULASAN_"
+
+
+class KafkaSettings(BaseModel):
+    """Where Kafka is and how topics are laid out."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    partitions: int = Field(6, ge=1, description="partitions for every topic ulasan creates")
+    replication_factor: int = Field(1, ge=1)
+    client_id: str = "ulasan"
+
+
+class PostgresSettings(BaseModel):
+    """Where PostgreSQL is; ``dsn`` is what psycopg and yoyo connect with."""
+
+    host: str = "127.0.0.1"
+    port: int = 55432
+    user: str = "ulasan"
+    password: str = ""
+    dbname: str = "ulasan"
+
+    @property
+    def dsn(self) -> str:
+        auth = self.user if not self.password else f"{self.user}:{self.password}"
+        return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}"
+
+
+class MLflowSettings(BaseModel):
+    """The MLflow tracking server and the registered model's name."""
+
+    host: str = "127.0.0.1"
+    port: int = 15000
+    tracking_uri: str | None = Field(
+        None, description="overrides http://host:port, e.g. for a remote server"
+    )
+    registered_model: str = "ulasan-sentiment"
+    experiment: str = "ulasan-sentiment"
+
+    @property
+    def uri(self) -> str:
+        return self.tracking_uri or f"http://{self.host}:{self.port}"
+
+
+class PrometheusSettings(BaseModel):
+    """The Prometheus server of the local stack."""
+
+    host: str = "127.0.0.1"
+    port: int = 19090
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class StackSettings(BaseModel):
+    """How the local development stack is run (``ulasan stack``)."""
+
+    kafka_version: str = "3.9.1"
+    kafka_controller_port: int = 19093
+    kafka_heap: str = "768m"
+    startup_timeout_s: float = 90.0
+
+
+class Settings(BaseSettings):
+    """Everything a ulasan process needs to find its peers."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    state_dir: Path = Field(
+        PROJECT_ROOT / ".ulasan",
+        description="where the local stack keeps data, logs, PIDs and downloaded jars",
+    )
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    mlflow: MLflowSettings = MLflowSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    stack: StackSettings = StackSettings()
+    metrics_port: int = Field(
+        9464, description="first port of the /metrics endpoints of ulasan's own processes"
+    )
