@@ -4,8 +4,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON_VERSION ?= 3.11
-# The virtual environment lives outside the clone, keyed by the lock, so re-runs are cheap.
-LOCK_HASH := $(shell cat uv.lock pyproject.toml | sha256sum | cut -c1-16)
+# The virtual environment lives outside the clone, keyed by the lock file, so re-runs are cheap.
+LOCK_HASH := $(shell sha256sum uv.lock | cut -c1-16)
 VENV ?= $(HOME)/.cache/ulasan/venv-$(LOCK_HASH)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 BIN := $(VENV)/bin

@@ -70,7 +70,9 @@ def decode(data: Any, model: type[E]) -> E:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CodecError("invalid_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        raise CodecError(
+            "invalid_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
     except RecursionError as exc:
         raise CodecError("invalid_json", "the JSON document is nested too deeply") from exc
     if not isinstance(obj, dict):

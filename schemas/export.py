@@ -39,8 +39,7 @@ def stale(directory: Path = JSON_DIR) -> list[str]:
     out = [
         name
         for name, text in files.items()
-        if not (directory / name).exists()
-        or (directory / name).read_text(encoding="utf-8") != text
+        if not (directory / name).exists() or (directory / name).read_text(encoding="utf-8") != text
     ]
     out += [p.name for p in directory.glob("*.json") if p.name not in files]
     return sorted(out)

@@ -1,4 +1,4 @@
-"""``ulasan bench ...``: benchmarks that print figures beside a baseline measured in the same run."""
+"""``ulasan bench ...``: benchmarks printing figures beside a baseline from the same run."""
 
 from __future__ import annotations
 
