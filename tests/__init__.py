@@ -1,0 +1,1 @@
+"""ulasan's test suite (importable so tests can share helpers)."""

@@ -1,0 +1,143 @@
+"""Tiny randomly initialised BERT sentiment classifiers for fast tests (built offline, seconds).
+
+``build_tiny_checkpoint(out_dir)`` writes a Hugging Face checkpoint folder (model + fast
+tokenizer via ``save_pretrained``, ``id2label``/``label2id`` in ``schemas.events.LABELS`` order)
+whose tokenizer is a WordPiece vocabulary trained on a few hundred shipped SmSA texts.
+``train_tiny_checkpoint`` additionally fine-tunes it for a few steps so it learns something.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.events import LABELS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SMSA_DIR = PROJECT_ROOT / "data" / "smsa"
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@dataclass(frozen=True)
+class TinyShape:
+    """Model dimensions; the defaults build a ~100k-parameter BERT."""
+
+    vocab_size: int = 2000
+    hidden_size: int = 32
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 2
+    intermediate_size: int = 64
+    max_position_embeddings: int = 128
+
+
+def smsa_rows(split: str = "train", limit: int | None = 400) -> list[tuple[str, str]]:
+    """``(text, label)`` rows of a shipped SmSA split (TSV, no header), first ``limit`` rows."""
+    rows: list[tuple[str, str]] = []
+    with (SMSA_DIR / f"{split}.tsv").open(encoding="utf-8", newline="") as fh:
+        for text, label in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+            rows.append((text, label.strip().lower()))
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows
+
+
+def build_tokenizer(texts: list[str], vocab_size: int, model_max_length: int):  # noqa: ANN201
+    """A BertTokenizerFast with a WordPiece vocabulary trained on ``texts`` (lower-cased)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers.trainers import WordPieceTrainer
+    from transformers import BertTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(
+        texts, WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
+    )
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return BertTokenizerFast(
+        tokenizer_object=tok,
+        do_lower_case=True,
+        model_max_length=model_max_length,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def build_tiny_checkpoint(
+    out_dir: Path,
+    *,
+    shape: TinyShape = TinyShape(),  # noqa: B008
+    texts: list[str] | None = None,
+    seed: int = 0,
+) -> Path:
+    """Write a randomly initialised BERT classifier + tokenizer to ``out_dir``; return it."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    if texts is None:
+        texts = [t for t, _ in smsa_rows("train", limit=400)]
+    tokenizer = build_tokenizer(texts, shape.vocab_size, shape.max_position_embeddings)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=shape.hidden_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        intermediate_size=shape.intermediate_size,
+        max_position_embeddings=shape.max_position_embeddings,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
+    model = BertForSequenceClassification(config).eval()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def train_tiny_checkpoint(
+    checkpoint_dir: Path,
+    rows: list[tuple[str, str]],
+    *,
+    steps: int = 30,
+    batch_size: int = 16,
+    lr: float = 5e-3,
+    seed: int = 0,
+) -> Path:
+    """Fine-tune the checkpoint in place for ``steps`` optimizer steps on ``rows``."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint_dir)
+    label_ids = {label: i for i, label in enumerate(LABELS)}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        batch = rng.sample(rows, min(batch_size, len(rows)))
+        enc = tokenizer(
+            [t for t, _ in batch], truncation=True, max_length=64, padding=True, return_tensors="pt"
+        )
+        labels = torch.tensor([label_ids[y] for _, y in batch])
+        loss = model(**enc, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    model.save_pretrained(checkpoint_dir)
+    return Path(checkpoint_dir)
