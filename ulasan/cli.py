@@ -46,10 +46,13 @@ def _register_subcommands() -> None:
     """Attach the command groups that live in their own packages."""
     from deploy.local.cli import app as stack_app
 
+    from trainer.cli import app as trainer_app
     from ulasan.bench import app as bench_app
 
     app.add_typer(stack_app, name="stack")
     app.add_typer(bench_app, name="bench")
+    # no group name: its commands sit at the top (ulasan train / evaluate / promote)
+    app.add_typer(trainer_app)
 
 
 _register_subcommands()

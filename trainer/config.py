@@ -1,0 +1,159 @@
+"""The training configuration: a YAML file (configs/*.yaml) with command-line overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from trainer.errors import ConfigError
+from ulasan.settings import PROJECT_ROOT
+
+CONFIG_DIR = PROJECT_ROOT / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "ulasan-mini.yaml"
+MINI_MODEL = "ulasan-mini"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenizerConfig(_Section):
+    """The WordPiece tokenizer of ulasan-mini, trained on the cleaned training texts."""
+
+    vocab_size: int = Field(12000, ge=200, le=200_000)
+    min_frequency: int = Field(2, ge=1)
+
+
+class ArchitectureConfig(_Section):
+    """The shape of the ulasan-mini BERT (``transformers.BertConfig``)."""
+
+    hidden_size: int = Field(256, ge=8)
+    num_layers: int = Field(4, ge=1, le=24)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(1024, ge=8)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    attention_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    max_position_embeddings: int = Field(512, ge=16)
+
+
+class PretrainConfig(_Section):
+    """Masked-language-model pre-training of ulasan-mini on the unlabelled training texts."""
+
+    steps: int = Field(0, ge=0, description="optimizer steps; 0 skips pre-training")
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    warmup_ratio: float = Field(0.06, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    mask_probability: float = Field(0.15, gt=0.0, lt=1.0)
+    whole_word_masking: bool = True
+    max_length: int = Field(128, ge=8)
+
+
+class TrainConfig(_Section):
+    """Everything ``ulasan train`` needs; YAML keys match the field names.
+
+    ``model`` is ``ulasan-mini`` (built here), a Hugging Face hub id or a local checkpoint
+    folder. ``data`` is ``smsa``, ``smsa+prdect``, ``file:PATH`` or ``postgres``.
+    """
+
+    model: str = MINI_MODEL
+    seed: int = 13
+    data: str = "smsa"
+    pretrain_corpus: Literal["train", "none"] = Field(
+        "train",
+        description="train: the unlabelled texts of SmSA train+valid, NusaX train+valid, "
+        "PRDECT-ID (never a test split) plus the training examples; none: training examples only",
+    )
+    max_examples: int | None = Field(None, ge=1, description="cap on training examples (tests)")
+    max_valid_examples: int | None = Field(None, ge=1)
+
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(128, ge=1)
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    max_length: int = Field(128, ge=8)
+    dynamic_padding: bool = True
+    class_weighting: bool = True
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    patience: int = Field(3, ge=0, description="epochs without a better valid macro-F1; 0 = off")
+    average_last: int = Field(
+        1, ge=1, description="average the weights of the best N epoch checkpoints"
+    )
+    threads: int = Field(2, ge=1, description="torch.set_num_threads")
+
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    architecture: ArchitectureConfig = ArchitectureConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+
+    output_dir: Path = Field(
+        Path("artifacts/train"), description="run folders go here (relative to the project)"
+    )
+    quantize: bool = True
+    register: bool = True
+    promote: bool = True
+
+    @field_validator("data")
+    @classmethod
+    def _check_data(cls, value: str) -> str:
+        if value in {"smsa", "smsa+prdect", "postgres"}:
+            return value
+        if value.startswith("file:") and len(value) > len("file:"):
+            return value
+        raise ValueError(f"data must be smsa, smsa+prdect, file:PATH or postgres, got {value!r}")
+
+    @property
+    def is_mini(self) -> bool:
+        return self.model == MINI_MODEL
+
+    def resolved_output_dir(self) -> Path:
+        return self.output_dir if self.output_dir.is_absolute() else PROJECT_ROOT / self.output_dir
+
+    def with_overrides(self, overrides: dict[str, Any]) -> TrainConfig:
+        """A copy with dotted keys (``pretrain.steps``) replaced; ``None`` values are ignored."""
+        data = self.model_dump()
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = key.split(".")
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise ConfigError(f"unknown configuration key {key!r}")
+                node = node[part]
+            if leaf not in node:
+                raise ConfigError(f"unknown configuration key {key!r}")
+            node[leaf] = value
+        return _validate(data, source="overrides")
+
+
+def _validate(data: Any, *, source: str) -> TrainConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a training config is a YAML mapping, got {type(data)}")
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from exc
+
+
+def load_config(path: str | Path | None = None) -> TrainConfig:
+    """Read a YAML training config; ``None`` reads configs/ulasan-mini.yaml.
+
+    Raises :class:`ConfigError` when the file is missing, not YAML, or has unknown or invalid
+    keys (the message names each one).
+    """
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"no training config at {path}; see {CONFIG_DIR} for examples")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    return _validate(data or {}, source=str(path))
