@@ -74,7 +74,7 @@ def train(
                 "patience": patience,
                 "pretrain.steps": mlm_steps,
                 "output_dir": output_dir,
-                "register": register,
+                "register_model": register,
                 "promote": promote,
             }
         )

@@ -94,7 +94,7 @@ class TrainConfig(_Section):
         Path("artifacts/train"), description="run folders go here (relative to the project)"
     )
     quantize: bool = True
-    register: bool = True
+    register_model: bool = True
     promote: bool = True
 
     @field_validator("data")
