@@ -20,3 +20,23 @@ class ConfigError(TrainerError, ValueError):
 
 class TrainingError(TrainerError):
     """Training could not run or produced no usable model."""
+
+
+class ExportError(TrainerError):
+    """A checkpoint that cannot be exported to a serving folder, or an export that lost parity."""
+
+
+class RegistryError(TrainerError):
+    """MLflow could not be reached, or a registered model, version or alias is missing."""
+
+
+class GateError(TrainerError):
+    """The promotion gate could not decide (no scores, no evaluation data, no candidate)."""
+
+
+class EvaluationError(TrainerError, ValueError):
+    """Evaluation data that cannot be read or scored; the message names the file and row."""
+
+
+class ProfileError(TrainerError, ValueError):
+    """A training-data profile that cannot be built from the given texts and labels."""
