@@ -1,0 +1,21 @@
+"""Errors of the inference runtime: one root, ``InferenceError``, and leaves naming the failure."""
+
+from __future__ import annotations
+
+from stream_processors.errors import StreamProcessorError
+
+
+class InferenceError(StreamProcessorError):
+    """Root of every error the inference runtime raises on purpose (under the worker's root)."""
+
+
+class ModelFolderError(InferenceError):
+    """A serving folder that is missing, incomplete or inconsistent; the message names the file."""
+
+
+class ModelResolutionError(InferenceError):
+    """A model reference (``models:/name@alias``, ``models:/name/N``, folder) not found."""
+
+
+class InvalidInput(InferenceError, ValueError):
+    """Texts that cannot be scored as given (not strings, too many, ...)."""

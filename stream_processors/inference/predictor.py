@@ -1,0 +1,31 @@
+"""The ``Predictor`` protocol every sentiment runtime implements, and its ``Prediction``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One scored text: the arg-max ``label``, its probability, and every class's probability."""
+
+    label: str
+    confidence: float
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """Anything that scores texts; inference agents and the gateway depend on this only."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def model_version(self) -> str: ...
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Score ``texts`` (raw review texts; cleaning is the predictor's job), in input order."""
+        ...

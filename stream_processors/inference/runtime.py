@@ -1,0 +1,189 @@
+"""ONNX Runtime sentiment predictor over a serving folder: onnxruntime + tokenizers, never torch.
+
+Texts are cleaned with ``stream_processors.text.clean`` (the same cleaning the trainer used),
+tokenized with the folder's ``tokenizer.json``, sorted by token length and run in batches padded
+only to each batch's longest text (dynamic padding), then returned in input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from stream_processors.inference.errors import InvalidInput, ModelFolderError
+from stream_processors.inference.manifest import TOKENIZER_FILE, ModelManifest
+from stream_processors.inference.predictor import Prediction
+from stream_processors.text import clean
+
+DEFAULT_BATCH_SIZE = 32
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (rows sum to 1 within float error)."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class OnnxPredictor:
+    """A :class:`~stream_processors.inference.predictor.Predictor` backed by ONNX Runtime.
+
+    Thread-safety: ``predict`` may be called from several threads (ONNX Runtime sessions are
+    thread-safe for ``run``; the tokenizer is used without mutable state).
+    """
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        tokenizer: Tokenizer,
+        manifest: ModelManifest,
+        *,
+        model_version: str = "local",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        folder: Path | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self._session = session
+        self._tokenizer = tokenizer
+        self.manifest = manifest
+        self._model_version = model_version
+        self.batch_size = batch_size
+        self.folder = folder
+        self._labels = list(manifest.labels)
+        graph_inputs = {i.name for i in session.get_inputs()}
+        missing = {"input_ids", "attention_mask"} - graph_inputs
+        if missing:
+            raise ModelFolderError(f"the ONNX graph lacks inputs {sorted(missing)}")
+        wanted = ("input_ids", "attention_mask", "token_type_ids")
+        self._input_names = [n for n in wanted if n in graph_inputs]
+        n_out = session.get_outputs()[0].shape[-1]
+        if isinstance(n_out, int) and n_out != len(self._labels):
+            raise ModelFolderError(
+                f"the graph has {n_out} outputs but the manifest lists {len(self._labels)} labels"
+            )
+
+    @classmethod
+    def from_folder(
+        cls,
+        path: str | Path,
+        *,
+        model_version: str = "local",
+        intra_op_threads: int | None = None,
+        model_file: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> OnnxPredictor:
+        """Load a serving folder (``ulasan_model.json``, ``model.onnx``, ``tokenizer.json``).
+
+        ``model_file`` picks another graph in the folder (e.g. ``model_fp32.onnx``);
+        ``intra_op_threads`` bounds ONNX Runtime's threads per call (None = its default).
+        Raises :class:`ModelFolderError` when a file is missing or unreadable.
+        """
+        folder = Path(path)
+        manifest = ModelManifest.read(folder)
+        graph = folder / (model_file or manifest.model_file)
+        tok_path = folder / TOKENIZER_FILE
+        for f in (graph, tok_path):
+            if not f.is_file():
+                raise ModelFolderError(f"{f} is missing from the serving folder {folder}")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = intra_op_threads
+            options.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(
+                str(graph), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            tokenizer = Tokenizer.from_file(str(tok_path))
+        except Exception as exc:  # onnxruntime and tokenizers raise their own base types
+            raise ModelFolderError(f"cannot load {graph} / {tok_path}: {exc}") from exc
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=manifest.max_length)
+        return cls(
+            session,
+            tokenizer,
+            manifest,
+            model_version=model_version,
+            batch_size=batch_size,
+            folder=folder,
+        )
+
+    @property
+    def model_name(self) -> str:
+        return self.manifest.model_name
+
+    @property
+    def model_version(self) -> str:
+        return self._model_version
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._labels)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each cleaned text (truncated to ``max_length``, special tokens added)."""
+        _check_texts(texts)
+        cleaned = [clean(t, lowercase=self.manifest.lowercase) for t in texts]
+        return [e.ids for e in self._tokenizer.encode_batch(cleaned)]
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits, ``(len(texts), n_labels)`` float32, in input order."""
+        return self.logits_from_ids(self.encode(texts))
+
+    def logits_from_ids(self, ids: Sequence[Sequence[int]], *, sort: bool = True) -> np.ndarray:
+        """Run already-encoded texts; ``sort=False`` batches in input order (for benchmarks)."""
+        n = len(ids)
+        out = np.zeros((n, len(self._labels)), dtype=np.float32)
+        if n == 0:
+            return out
+        order = np.argsort([len(x) for x in ids], kind="stable") if sort else np.arange(n)
+        for start in range(0, n, self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            feeds = pad_batch([ids[i] for i in chunk], self.manifest.pad_token_id)
+            result = self._session.run(None, {k: feeds[k] for k in self._input_names})
+            out[chunk] = result[0]
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Score ``texts`` in input order; :class:`InvalidInput` for non-string items."""
+        probs = softmax(self.logits(texts))
+        predictions = []
+        for row in probs:
+            best = int(row.argmax())
+            predictions.append(
+                Prediction(
+                    label=self._labels[best],
+                    confidence=float(row[best]),
+                    probabilities={lab: float(p) for lab, p in zip(self._labels, row, strict=True)},
+                )
+            )
+        return predictions
+
+
+def pad_batch(ids: Sequence[Sequence[int]], pad_token_id: int) -> dict[str, np.ndarray]:
+    """Right-pad to the longest sequence: ``input_ids``, ``attention_mask``, ``token_type_ids``."""
+    width = max(len(x) for x in ids)
+    input_ids = np.full((len(ids), width), pad_token_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for row, seq in enumerate(ids):
+        input_ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+    return {
+        "input_ids": input_ids,
+        "attention_mask": mask,
+        "token_type_ids": np.zeros_like(input_ids),
+    }
+
+
+def _check_texts(texts: Sequence[str]) -> None:
+    if isinstance(texts, str):
+        raise InvalidInput("predict() takes a sequence of texts, not one string")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise InvalidInput(f"texts at positions {bad[:10]} are not strings")
