@@ -130,6 +130,9 @@ class SentimentScored(Event):
     model_name: Identifier
     model_version: Identifier
     timings: Timings = Timings()
+    text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = Field(
+        None, description="the scored text as received (the sink logs it as the prediction input)"
+    )
     scored_at: datetime = Field(default_factory=utcnow)
 
     @model_validator(mode="after")
