@@ -64,6 +64,11 @@ class PrometheusSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 19090
+    targets_dir: Path | None = Field(
+        None,
+        description="file_sd folder where processes register their /metrics endpoint; "
+        "default <state_dir>/prometheus/targets",
+    )
 
     @property
     def url(self) -> str:
@@ -76,7 +81,21 @@ class StackSettings(BaseModel):
     kafka_version: str = "3.9.1"
     kafka_controller_port: int = 19093
     kafka_heap: str = "768m"
+    kafka_cache_dir: Path | None = Field(
+        None,
+        description="where the Kafka jars are kept between clones; "
+        "default ~/.cache/ulasan/kafka-<kafka_version>",
+    )
+    postgres_bin_dir: Path | None = Field(
+        None, description="PostgreSQL server binaries; default the newest /usr/lib/postgresql/*/bin"
+    )
     startup_timeout_s: float = 90.0
+
+    def kafka_libs_dir(self) -> Path:
+        """The folder holding the Kafka jars (``kafka_cache_dir`` or the per-user default)."""
+        if self.kafka_cache_dir is not None:
+            return self.kafka_cache_dir
+        return Path.home() / ".cache" / "ulasan" / f"kafka-{self.kafka_version}"
 
 
 class Settings(BaseSettings):
