@@ -46,6 +46,7 @@ def _register_subcommands() -> None:
     """Attach the command groups that live in their own packages."""
     from deploy.local.cli import app as stack_app
 
+    from stream_processors.cli import consume_app, worker
     from trainer.cli import app as trainer_app
     from ulasan.bench import app as bench_app
 
@@ -53,6 +54,8 @@ def _register_subcommands() -> None:
     app.add_typer(bench_app, name="bench")
     # no group name: its commands sit at the top (ulasan train / evaluate / promote)
     app.add_typer(trainer_app)
+    app.command("worker")(worker)
+    app.add_typer(consume_app, name="consume")
 
 
 _register_subcommands()

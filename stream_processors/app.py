@@ -1,0 +1,249 @@
+"""``create_app(settings, deps)``: the faust app of a stream worker (clean, infer and sink agents).
+
+Topics are declared with the ``raw`` serialiser: agents get the record bytes and decode them
+with ``schemas.codec`` themselves, so a bad record becomes a dead letter instead of a crash.
+Building an app has no side effects; ``ulasan worker`` builds one and runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.types import ChannelT
+
+from schemas import topics
+from schemas.codec import encode
+from schemas.events import Event
+from stream_processors.dlq import dead_letter
+from stream_processors.inference.batching import BatchScorer, PredictorHolder
+from stream_processors.metrics import WorkerMetrics
+from stream_processors.records import Rejected
+from stream_processors.settings import WorkerSettings
+from stream_processors.sink.postgres import PostgresSink
+
+log = logging.getLogger(__name__)
+
+RAW = "raw"
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """The topic names one worker uses (the canonical names behind an optional prefix)."""
+
+    prefix: str = ""
+
+    def name(self, canonical: str) -> str:
+        return self.prefix + canonical
+
+    @property
+    def raw(self) -> str:
+        return self.name(topics.REVIEWS_RAW)
+
+    @property
+    def clean(self) -> str:
+        return self.name(topics.REVIEWS_CLEAN)
+
+    @property
+    def sentiment(self) -> str:
+        return self.name(topics.SENTIMENT)
+
+    def dlq(self, source: str) -> str:
+        """The dead-letter topic of the (already prefixed) ``source`` topic."""
+        return topics.dlq(source)
+
+    def outputs(self) -> tuple[str, ...]:
+        """Every topic the worker writes to."""
+        return (
+            self.clean,
+            self.sentiment,
+            self.dlq(self.raw),
+            self.dlq(self.clean),
+            self.dlq(self.sentiment),
+        )
+
+
+class Outputs:
+    """Where agents publish: faust topics in a worker, in-memory channels in unit tests."""
+
+    def __init__(
+        self,
+        channels: Mapping[str, ChannelT],
+        *,
+        metrics: WorkerMetrics,
+        dlq_enabled: bool = True,
+    ) -> None:
+        self.channels = dict(channels)
+        self._metrics = metrics
+        self._dlq_enabled = dlq_enabled
+
+    async def send(self, topic: str, key: bytes | None, event: Event) -> None:
+        """Publish ``event`` (codec-encoded) to ``topic``."""
+        await self.channels[topic].send(key=key, value=encode(event))
+
+    async def dead_letter(self, rejected: Rejected, *, stage: str) -> None:
+        """Send one rejected record to ``<topic>.dlq`` and count it; never raises for the record."""
+        record, why = rejected.record, rejected.rejection
+        self._metrics.stream_errors.labels(stage, why.reason).inc()
+        self._metrics.dlq.labels(record.topic, why.reason).inc()
+        log.warning(
+            "dead letter from %s[%d]@%d at %s: %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            stage,
+            why.reason,
+            why.detail,
+        )
+        if not self._dlq_enabled:
+            return
+        letter = dead_letter(
+            record.value,
+            key=record.key,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            rejection=why,
+            stage=stage,
+        )
+        await self.send(topics.dlq(record.topic), record.key, letter)
+
+
+@dataclass
+class Deps:
+    """What the agents share: settings, metrics, the predictor holder and scorer, the sink."""
+
+    settings: WorkerSettings
+    metrics: WorkerMetrics
+    predictor: PredictorHolder
+    sink: Any  # PostgresSink in a worker; anything with ``async write(RowBatch) -> set[int]``
+    scorer: BatchScorer = field(init=False)
+    topics: TopicNames = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scorer = BatchScorer(self.predictor)
+        self.topics = TopicNames(self.settings.worker.topic_prefix)
+
+    @classmethod
+    def for_worker(cls, settings: WorkerSettings) -> Deps:
+        """Load the configured model and build the PostgreSQL sink (pool not yet opened)."""
+        from stream_processors.inference import OnnxPredictor, resolve_model
+
+        folder, name, version = resolve_model(settings.worker.model, settings)
+        predictor = OnnxPredictor.from_folder(
+            folder,
+            model_version=version,
+            intra_op_threads=settings.worker.intra_op_threads,
+            batch_size=settings.worker.max_batch,
+        )
+        log.info("loaded model %s version %s from %s", name, version, folder)
+        metrics = WorkerMetrics()
+        sink = PostgresSink(settings.postgres.dsn, settings.worker, metrics)
+        return cls(settings, metrics, PredictorHolder(predictor), sink)
+
+
+def create_app(
+    settings: WorkerSettings,
+    deps: Deps | None = None,
+    *,
+    memory_outputs: bool = False,
+) -> faust.App:
+    """The faust app of one worker, with every agent registered.
+
+    ``memory_outputs=True`` publishes to in-memory channels (``app.ulasan_outputs.channels``)
+    instead of Kafka topics: that is how unit tests drive agents through ``test_context()``.
+    """
+    from stream_processors.cleaning import agent as clean_agent
+    from stream_processors.inference import agent as infer_agent
+    from stream_processors.sink import agent as sink_agent
+
+    deps = deps if deps is not None else Deps.for_worker(settings)
+    cfg = settings.worker
+    app = faust.App(
+        cfg.app_id,
+        broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        store="memory://",
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        topic_disable_leader=True,
+        broker_commit_interval=cfg.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=False,
+        autodiscover=False,
+        key_serializer=RAW,
+        value_serializer=RAW,
+    )
+    names = deps.topics
+    channels: dict[str, ChannelT] = {
+        name: app.channel(key_type=bytes, value_type=bytes, maxsize=100_000)
+        if memory_outputs
+        else topic(app, name)
+        for name in names.outputs()
+    }
+    outputs = Outputs(channels, metrics=deps.metrics, dlq_enabled=cfg.dlq_enabled)
+    app.ulasan_deps = deps  # type: ignore[attr-defined]
+    app.ulasan_outputs = outputs  # type: ignore[attr-defined]
+    app.ulasan_agents = {  # type: ignore[attr-defined]
+        "clean": clean_agent.register(app, deps, outputs),
+        "infer": infer_agent.register(app, deps, outputs),
+        **sink_agent.register(app, deps, outputs),
+    }
+    if not memory_outputs:
+        _register_lifecycle(app, deps, outputs)
+    return app
+
+
+def topic(app: faust.App, name: str) -> faust.TopicT:
+    """A topic carrying raw bytes (the codec decodes; faust never does)."""
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer=RAW,
+        value_serializer=RAW,
+        partitions=app.conf.topic_partitions,
+    )
+
+
+def _register_lifecycle(app: faust.App, deps: Deps, outputs: Outputs) -> None:
+    """Declare output topics, open the sink, measure lag, close everything on shutdown."""
+
+    @app.task
+    async def _declare_and_open() -> None:
+        for channel in outputs.channels.values():
+            await channel.maybe_declare()
+        if hasattr(deps.sink, "open"):
+            await deps.sink.open()
+
+    @app.timer(interval=deps.settings.worker.lag_interval_s)
+    async def _measure_lag() -> None:
+        await measure_lag(app, deps.metrics)
+
+    @app.on_before_shutdown.connect
+    async def _close(app: faust.App, **kwargs: Any) -> None:
+        deps.scorer.close()
+        if hasattr(deps.sink, "close"):
+            await deps.sink.close()
+
+
+async def measure_lag(app: faust.App, metrics: WorkerMetrics) -> None:
+    """Set ``ulasan_consumer_lag`` for every assigned partition: log end minus committed."""
+    consumer = app.consumer
+    assigned = consumer.assignment()
+    if not assigned:
+        return
+    ends = await consumer.highwaters(*assigned)
+    committed = app.monitor.tp_committed_offsets
+    for tp in assigned:
+        end = ends.get(tp)
+        if end is None:
+            continue
+        done = committed.get(tp)
+        if done is None:
+            position = await consumer.position(tp)
+            done = position if position is not None else 0
+        metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - done))

@@ -1,0 +1,50 @@
+"""The clean agent: a shell around ``cleaning.logic.clean`` (reviews.raw.v1 -> reviews.clean.v1)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import faust
+
+from schemas.events import ReviewReceived
+from stream_processors.cleaning.logic import clean
+from stream_processors.dlq import Rejection
+from stream_processors.records import Rejected, decode_records, records_of
+
+if TYPE_CHECKING:
+    from stream_processors.app import Deps, Outputs
+
+STAGE = "clean"
+#: Records taken per loop: cleaning is per record, batching only saves event-loop round trips.
+BATCH = 256
+WITHIN_S = 0.05
+
+
+def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
+    """Attach the clean agent to ``app``; return it."""
+    from stream_processors.app import topic
+
+    source = topic(app, deps.topics.raw)
+    target = deps.topics.clean
+    metrics = deps.metrics
+
+    @app.agent(source, name=f"{app.conf.id}.clean")
+    async def clean_reviews(stream: faust.StreamT[bytes]) -> None:
+        # take_events acks a batch only after this body finished it, i.e. after every output
+        # was handed to the producer (faust flushes the producer before committing offsets).
+        async for events in stream.take_events(BATCH, within=WITHIN_S):
+            records = records_of(events)
+            metrics.events.labels(STAGE).inc(len(records))
+            good, bad = decode_records(records, ReviewReceived)
+            for rejected in bad:
+                await outputs.dead_letter(rejected, stage=STAGE)
+            for item in good:
+                try:
+                    cleaned = clean(item.event)
+                except Exception as exc:  # process() must not raise; if it does, keep the record
+                    rejection = Rejection("clean_failed", f"{type(exc).__name__}: {exc}")
+                    await outputs.dead_letter(Rejected(item.record, rejection), stage=STAGE)
+                    continue
+                await outputs.send(target, item.record.key, cleaned)
+
+    return clean_reviews

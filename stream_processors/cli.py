@@ -1,0 +1,182 @@
+"""``ulasan worker`` (run one stream worker) and ``ulasan consume sentiment`` (tail the scores)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+consume_app = typer.Typer(help="Read ulasan's topics readably.", no_args_is_help=True)
+
+
+def worker(
+    model: str | None = typer.Option(
+        None, "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or a serving folder"
+    ),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", help="port of /metrics (0 = none; default ULASAN_METRICS_PORT)"
+    ),
+    app_id: str | None = typer.Option(
+        None, "--app-id", help="consumer group; workers with one id share the partitions"
+    ),
+    loglevel: str | None = typer.Option(None, "--loglevel", help="debug, info, warning, error"),
+) -> None:
+    """Run one stream worker (clean, infer and sink agents) until SIGTERM or Ctrl-C."""
+    import faust
+
+    from stream_processors.app import Deps, create_app
+    from stream_processors.inference import InferenceError
+    from stream_processors.settings import WorkerSettings
+
+    settings = WorkerSettings()
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "model": model,
+            "metrics_port": metrics_port,
+            "app_id": app_id,
+            "loglevel": loglevel,
+        }.items()
+        if v is not None
+    }
+    if overrides:
+        settings = settings.model_copy(
+            update={"worker": settings.worker.model_copy(update=overrides)}
+        )
+    cfg = settings.worker
+    logging.basicConfig(
+        level=cfg.loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        deps = Deps.for_worker(settings)
+    except InferenceError as exc:
+        console.print(f"[red]cannot load the model {cfg.model!r}:[/red] {exc}")
+        console.print(
+            "train and promote one (`ulasan train`, `ulasan promote`) or pass --model FOLDER"
+        )
+        raise typer.Exit(2) from exc
+    predictor = deps.predictor.current
+    console.print(
+        f"worker [bold]{cfg.app_id}[/bold]: model {predictor.model_name} "
+        f"version [bold]{predictor.model_version}[/bold] ({cfg.model}), "
+        f"Kafka {settings.kafka.bootstrap_servers}, PostgreSQL {settings.postgres.host}:"
+        f"{settings.postgres.port}/{settings.postgres.dbname}"
+    )
+    app = create_app(settings, deps)
+    port = settings.effective_metrics_port
+    if port:
+        try:
+            deps.metrics.serve(port)
+        except OSError as exc:
+            console.print(
+                f"[red]cannot serve /metrics on port {port}:[/red] {exc}; "
+                "pass --metrics-port with a free port (or 0 for none)"
+            )
+            raise typer.Exit(2) from exc
+        console.print(f"metrics on http://127.0.0.1:{port}/metrics")
+    # faust's Worker installs SIGTERM/SIGINT handlers that stop the agents, commit what was
+    # acked and close the consumer, so a stop is a clean leave of the consumer group.
+    faust.Worker(app, loglevel=cfg.loglevel).execute_from_commandline()
+
+
+@consume_app.command("sentiment")
+def consume_sentiment(
+    from_beginning: bool = typer.Option(
+        False, "--from-beginning", help="start at the oldest event instead of new ones"
+    ),
+    max_events: int | None = typer.Option(None, "--max", min=1, help="stop after N events"),
+    timeout_s: float | None = typer.Option(
+        None, "--timeout", help="stop after this many seconds without a new event"
+    ),
+) -> None:
+    """Tail sentiment.v1 as table rows, decoding with schemas.codec only."""
+    import time
+
+    from confluent_kafka import Consumer, KafkaError
+
+    from schemas.codec import CodecError, decode
+    from schemas.events import SentimentScored
+    from stream_processors.app import TopicNames
+    from stream_processors.settings import WorkerSettings
+
+    settings = WorkerSettings()
+    topic = TopicNames(settings.worker.topic_prefix).sentiment
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"ulasan-consume-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    last = time.monotonic()
+    console.print(f"reading {topic} on {settings.kafka.bootstrap_servers} (Ctrl-C stops)")
+    try:
+        while max_events is None or seen < max_events:
+            msgs = consumer.consume(num_messages=100, timeout=0.5)
+            if not msgs:
+                if timeout_s is not None and time.monotonic() - last > timeout_s:
+                    break
+                continue
+            last = time.monotonic()
+            table = _sentiment_table(show_header=seen == 0)
+            for msg in msgs:
+                if max_events is not None and seen >= max_events:
+                    break
+                err = msg.error()
+                if err is not None:
+                    if err.code() != KafkaError._PARTITION_EOF:
+                        console.print(f"[red]Kafka error:[/red] {err}")
+                    continue
+                seen += 1
+                try:
+                    ev = decode(msg.value(), SentimentScored)
+                except CodecError as exc:
+                    table.add_row(
+                        str(seen), "-", f"[red]undecodable ({exc.reason})[/red]", "", "", "", ""
+                    )
+                    continue
+                table.add_row(*_row(seen, ev, msg.partition(), msg.offset()))
+            console.print(table)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    console.print(f"{seen} events")
+
+
+def _sentiment_table(*, show_header: bool) -> Table:
+    table = Table(show_header=show_header, box=None, pad_edge=False)
+    table.add_column("#", justify="right", width=6)
+    table.add_column("p@offset", width=10)
+    table.add_column("review", width=20, overflow="ellipsis", no_wrap=True)
+    table.add_column("label", width=8)
+    table.add_column("conf", justify="right", width=5)
+    table.add_column("model", width=22, overflow="ellipsis", no_wrap=True)
+    table.add_column("text", overflow="ellipsis", no_wrap=True)
+    return table
+
+
+_COLOURS = {"positive": "green", "neutral": "yellow", "negative": "red"}
+
+
+def _row(n: int, ev: Any, partition: int, offset: int) -> tuple[str, ...]:
+    colour = _COLOURS.get(ev.label, "white")
+    subject = ev.review_id or f"{ev.request_id}[{ev.index}]"
+    text = (ev.text or "").replace("\n", " ")
+    return (
+        str(n),
+        f"{partition}@{offset}",
+        subject,
+        f"[{colour}]{ev.label}[/{colour}]",
+        f"{ev.confidence:.2f}",
+        f"{ev.model_name}:{ev.model_version}",
+        text[:80],
+    )

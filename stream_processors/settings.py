@@ -1,0 +1,71 @@
+"""Settings of the stream worker: the shared ``Settings`` tree plus a ``worker`` group."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, model_validator
+
+from ulasan.settings import Settings
+
+DEFAULT_MODEL_REF = "models:/ulasan-sentiment@champion"
+
+
+class WorkerConfig(BaseModel):
+    """Knobs of one stream worker (env ``ULASAN_WORKER__<FIELD>``)."""
+
+    app_id: str = Field(
+        "ulasan-worker",
+        min_length=1,
+        description="faust app id = Kafka consumer group; workers with one id share partitions",
+    )
+    model: str = Field(
+        DEFAULT_MODEL_REF,
+        min_length=1,
+        description="models:/NAME@ALIAS, models:/NAME/VERSION or a serving folder",
+    )
+    topic_prefix: str = Field(
+        "",
+        description="prepended to every topic name (isolates tests and tenants), e.g. 't1.'",
+    )
+    max_batch: int = Field(64, ge=1, le=4096, description="texts per inference batch")
+    max_wait_ms: float = Field(
+        20.0, gt=0, description="longest wait for a batch to fill before scoring what is there"
+    )
+    sink_batch_size: int = Field(500, ge=1, description="rows per PostgreSQL write")
+    sink_flush_ms: float = Field(200.0, gt=0, description="longest wait before writing a batch")
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="/metrics port; None = Settings.metrics_port; 0 = no metrics server",
+    )
+    dlq_enabled: bool = Field(
+        True, description="send bad records to <topic>.dlq; off = log and count them only"
+    )
+    pg_pool_size: int = Field(2, ge=1)
+    pg_connect_timeout_s: float = Field(5.0, gt=0)
+    pg_retry_initial_s: float = Field(0.2, gt=0, description="first backoff after a failed write")
+    pg_retry_max_s: float = Field(10.0, gt=0, description="backoff ceiling (it doubles up to it)")
+    intra_op_threads: int | None = Field(
+        None, ge=1, description="ONNX Runtime threads per batch; None = its default"
+    )
+    commit_interval_s: float = Field(1.0, gt=0, description="how often acked offsets commit")
+    lag_interval_s: float = Field(5.0, gt=0, description="how often consumer lag is measured")
+    loglevel: str = "info"
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> WorkerConfig:
+        if self.pg_retry_max_s < self.pg_retry_initial_s:
+            raise ValueError("pg_retry_max_s must be >= pg_retry_initial_s")
+        return self
+
+
+class WorkerSettings(Settings):
+    """Everything a stream worker needs: peers (``Settings``) and its own ``worker`` knobs."""
+
+    worker: WorkerConfig = WorkerConfig()
+
+    @property
+    def effective_metrics_port(self) -> int:
+        """The port /metrics is served on (0 = none)."""
+        port = self.worker.metrics_port
+        return self.metrics_port if port is None else port
