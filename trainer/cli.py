@@ -83,3 +83,112 @@ def train(
         console.print(f"[red]training failed:[/red] {exc}")
         raise typer.Exit(1) from exc
     console.print(summary_table(result))
+
+
+DEFAULT_EVAL_DATA = Path(__file__).resolve().parent.parent / "data" / "smsa" / "test.tsv"
+#: exit status of ``ulasan promote`` when the gate refuses the candidate (1 is an error)
+EXIT_REFUSED = 3
+
+
+def _column(value: str | None) -> str | int | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+@app.command("evaluate")
+def evaluate(
+    model: str = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="models:/ulasan-sentiment@ALIAS | models:/ulasan-sentiment/N | a serving folder",
+    ),
+    data: Path = typer.Option(..., "--data", "-d", help="labelled file (tsv, csv or jsonl)"),
+    fmt: str | None = typer.Option(
+        None, "--format", help="tsv | csv | jsonl [default: from the file suffix]"
+    ),
+    text_col: str | None = typer.Option(
+        None, "--text-col", help="column name or 0-based index [tsv: 0, csv/jsonl: text]"
+    ),
+    label_col: str | None = typer.Option(
+        None, "--label-col", help="column name or 0-based index [tsv: 1, csv/jsonl: label]"
+    ),
+    header: bool | None = typer.Option(
+        None, "--header/--no-header", help="first row names the columns [tsv: no, csv: yes]"
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
+) -> None:
+    """Score a served model on a labelled file; print ONE JSON object (n, accuracy, macro_f1,
+    per_class, confusion_matrix, ece, ...) to stdout."""
+    import json
+
+    from stream_processors.inference import InferenceError
+    from trainer.errors import TrainerError
+    from trainer.evaluate import evaluate_model, read_examples
+    from ulasan.settings import Settings
+
+    err = Console(stderr=True)
+    if fmt is not None and fmt not in ("tsv", "csv", "jsonl"):
+        err.print(f"[red]unknown --format {fmt!r}:[/red] use tsv, csv or jsonl")
+        raise typer.Exit(2)
+    try:
+        examples = read_examples(
+            data,
+            fmt=fmt,  # type: ignore[arg-type]
+            text_col=_column(text_col),
+            label_col=_column(label_col),
+            header=header,
+        )
+        report = evaluate_model(model, examples, Settings(), intra_op_threads=threads)
+    except (TrainerError, InferenceError) as exc:
+        err.print(f"[red]evaluation failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    report["data"] = str(data)
+    typer.echo(json.dumps(report))
+
+
+@app.command("promote")
+def promote(
+    version: int | None = typer.Option(None, "--version", help="registered version to gate"),
+    alias: str | None = typer.Option(
+        None, "--alias", help="gate the version holding this alias [default: candidate]"
+    ),
+    eval_data: Path = typer.Option(
+        DEFAULT_EVAL_DATA, "--eval-data", help="the fixed evaluation set (tsv, csv or jsonl)"
+    ),
+    min_accuracy: float = typer.Option(0.75, "--min-accuracy", min=0.0, max=1.0),
+    tolerance: float = typer.Option(
+        0.0, "--tolerance", min=0.0, max=1.0, help="macro-F1 the candidate may lose"
+    ),
+) -> None:
+    """Run the promotion gate: move alias champion to the candidate if accuracy >= the minimum
+    and macro-F1 >= the champion's - tolerance on the evaluation set. Prints the decision as
+    JSON; exit 0 promoted, 3 refused, 1 error."""
+    import json
+
+    from stream_processors.inference import InferenceError
+    from trainer.errors import TrainerError
+    from trainer.evaluate import read_examples
+    from trainer.gate import GateConfig, run_gate
+    from ulasan.settings import Settings
+
+    err = Console(stderr=True)
+    if version is not None and alias is not None:
+        err.print("[red]give --version or --alias, not both[/red]")
+        raise typer.Exit(2)
+    try:
+        examples = read_examples(eval_data)
+        decision = run_gate(
+            Settings(),
+            examples,
+            version=version,
+            alias=alias,
+            config=GateConfig(min_accuracy=min_accuracy, tolerance=tolerance),
+            eval_name=eval_data.name,
+        )
+    except (TrainerError, InferenceError) as exc:
+        err.print(f"[red]promotion failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(decision.as_dict()))
+    if not decision.promoted:
+        err.print(f"[yellow]not promoted:[/yellow] {decision.reason}")
+        raise typer.Exit(EXIT_REFUSED)

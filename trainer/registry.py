@@ -1,0 +1,323 @@
+"""The MLflow model registry side of ulasan: log serving folders, register versions, read aliases.
+
+Every registered version of ``ulasan-sentiment`` (``Settings().mlflow.registered_model``) points
+at a run's ``serving/`` artifact folder (what ``resolve_model`` downloads) and carries tags:
+the training dataset hash, the git commit, the feature and lexicon versions, and, once scored,
+its accuracy and macro-F1 on a named evaluation set (with that set's hash). Aliases:
+``candidate`` (newest registered) and ``champion`` (what serves; moved only by the gate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stream_processors.inference.manifest import PROFILE_FILE, ModelManifest
+from trainer.errors import RegistryError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from ulasan.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SERVING_ARTIFACT = "serving"
+CANDIDATE = "candidate"
+CHAMPION = "champion"
+
+TAG_DATASET_HASH = "ulasan.dataset_hash"
+TAG_GIT_COMMIT = "ulasan.git_commit"
+TAG_FEATURE_VERSION = "ulasan.feature_version"
+TAG_LEXICON_VERSION = "ulasan.lexicon_version"
+TAG_MODEL_NAME = "ulasan.model_name"
+TAG_EVAL_NAME = "ulasan.eval.name"
+TAG_EVAL_HASH = "ulasan.eval.dataset_hash"
+TAG_EVAL_N = "ulasan.eval.n"
+TAG_EVAL_ACCURACY = "ulasan.eval.accuracy"
+TAG_EVAL_MACRO_F1 = "ulasan.eval.macro_f1"
+
+
+@dataclass(frozen=True)
+class EvalScores:
+    """A model's scores on one evaluation set (identified by the hash of its examples)."""
+
+    accuracy: float
+    macro_f1: float
+    n: int
+    dataset_hash: str
+    dataset_name: str = "eval"
+
+    @classmethod
+    def from_report(cls, report: Mapping[str, Any], *, dataset_hash: str, name: str) -> EvalScores:
+        """From a :func:`trainer.metrics.classification_report` dict."""
+        return cls(
+            accuracy=float(report["accuracy"]),
+            macro_f1=float(report["macro_f1"]),
+            n=int(report["n"]),
+            dataset_hash=dataset_hash,
+            dataset_name=name,
+        )
+
+    def to_tags(self) -> dict[str, str]:
+        return {
+            TAG_EVAL_NAME: self.dataset_name,
+            TAG_EVAL_HASH: self.dataset_hash,
+            TAG_EVAL_N: str(self.n),
+            TAG_EVAL_ACCURACY: f"{self.accuracy:.6f}",
+            TAG_EVAL_MACRO_F1: f"{self.macro_f1:.6f}",
+        }
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> EvalScores | None:
+        """The scores recorded in a version's tags, None when it was never scored."""
+        try:
+            return cls(
+                accuracy=float(tags[TAG_EVAL_ACCURACY]),
+                macro_f1=float(tags[TAG_EVAL_MACRO_F1]),
+                n=int(tags[TAG_EVAL_N]),
+                dataset_hash=tags[TAG_EVAL_HASH],
+                dataset_name=tags.get(TAG_EVAL_NAME, "eval"),
+            )
+        except (KeyError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """One registered version, as the registry knows it."""
+
+    name: str
+    version: str
+    source: str
+    run_id: str | None
+    aliases: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        """``models:/NAME/VERSION``, what :func:`resolve_model` takes."""
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def scores(self) -> EvalScores | None:
+        return EvalScores.from_tags(self.tags)
+
+
+def client(settings: Settings) -> MlflowClient:
+    """An MLflow client for the configured tracking server (no global MLflow state is touched)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.mlflow.uri, registry_uri=settings.mlflow.uri)
+
+
+def dataset_hash(examples: Iterable[Any]) -> str:
+    """sha256 (hex, 16 chars) of ``(text, label)`` pairs in order; labels lower-cased.
+
+    Accepts ``(text, label)`` tuples or objects with ``text`` and ``label`` attributes.
+    """
+    digest = hashlib.sha256()
+    count = 0
+    for ex in examples:
+        text, label = (ex.text, ex.label) if hasattr(ex, "text") else ex
+        digest.update(str(text).encode("utf-8"))
+        digest.update(b"\x1f")
+        digest.update(str(label).strip().lower().encode("utf-8"))
+        digest.update(b"\x1e")
+        count += 1
+    if count == 0:
+        raise RegistryError("cannot hash an empty dataset")
+    return digest.hexdigest()[:16]
+
+
+def git_commit(repo: Path = PROJECT_ROOT) -> str:
+    """``HEAD``'s commit, with ``-dirty`` when tracked files changed; ``unknown`` outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def log_serving_folder(
+    settings: Settings,
+    run_id: str,
+    folder: str | Path,
+    *,
+    reports: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
+    """Log ``folder`` as the run's ``serving/`` artifact, its ``profile.json`` (if any) at the
+    artifact root, and each report as ``reports/<name>.json``. Returns the ``runs:/`` URI."""
+    from mlflow.exceptions import MlflowException
+
+    folder = Path(folder)
+    ModelManifest.read(folder)
+    mc = client(settings)
+    try:
+        mc.log_artifacts(run_id, str(folder), artifact_path=SERVING_ARTIFACT)
+        if (folder / PROFILE_FILE).is_file():
+            mc.log_artifact(run_id, str(folder / PROFILE_FILE))
+        if reports:
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, report in reports.items():
+                    path = Path(tmp) / f"{name}.json"
+                    path.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+                mc.log_artifacts(run_id, tmp, artifact_path="reports")
+    except MlflowException as exc:
+        raise RegistryError(f"cannot log {folder} to run {run_id}: {exc.message}") from exc
+    return f"runs:/{run_id}/{SERVING_ARTIFACT}"
+
+
+def register_candidate(
+    settings: Settings,
+    run_id: str,
+    folder: str | Path,
+    *,
+    train_dataset_hash: str,
+    scores: EvalScores | None = None,
+    commit: str | None = None,
+    alias: str | None = CANDIDATE,
+    extra_tags: Mapping[str, str] | None = None,
+) -> ModelVersionInfo:
+    """Register the run's ``serving/`` artifact (logged by :func:`log_serving_folder`) as a new
+    version of the registered model, tag it and point ``alias`` (``candidate``) at it.
+
+    ``folder`` is the local copy of that serving folder (its manifest gives the feature and
+    lexicon versions). Raises :class:`RegistryError` when MLflow refuses.
+    """
+    from mlflow.exceptions import MlflowException
+
+    manifest = ModelManifest.read(Path(folder))
+    name = settings.mlflow.registered_model
+    tags = {
+        TAG_DATASET_HASH: train_dataset_hash,
+        TAG_GIT_COMMIT: commit or git_commit(),
+        TAG_FEATURE_VERSION: manifest.feature_version,
+        TAG_LEXICON_VERSION: manifest.lexicon_version,
+        TAG_MODEL_NAME: manifest.model_name,
+        **(scores.to_tags() if scores else {}),
+        **(extra_tags or {}),
+    }
+    mc = client(settings)
+    try:
+        _ensure_registered_model(mc, name)
+        mv = mc.create_model_version(
+            name, source=f"runs:/{run_id}/{SERVING_ARTIFACT}", run_id=run_id, tags=tags
+        )
+        if alias:
+            mc.set_registered_model_alias(name, alias, str(mv.version))
+    except MlflowException as exc:
+        raise RegistryError(f"cannot register {name} from run {run_id}: {exc.message}") from exc
+    return get_version(settings, version=str(mv.version))
+
+
+def _ensure_registered_model(mc: MlflowClient, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mc.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        try:
+            mc.create_registered_model(
+                name, description="ulasan Indonesian review sentiment (ONNX serving folders)"
+            )
+        except MlflowException as race:
+            if race.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+
+
+def get_version(
+    settings: Settings, *, version: str | int | None = None, alias: str | None = None
+) -> ModelVersionInfo:
+    """A version by number or by alias (exactly one); :class:`RegistryError` when missing."""
+    from mlflow.exceptions import MlflowException
+
+    if (version is None) == (alias is None):
+        raise RegistryError("give exactly one of version and alias")
+    name = settings.mlflow.registered_model
+    mc = client(settings)
+    try:
+        if alias is not None:
+            mv = mc.get_model_version_by_alias(name, alias)
+        else:
+            mv = mc.get_model_version(name, str(version))
+    except MlflowException as exc:
+        what = f"alias {alias!r}" if alias is not None else f"version {version}"
+        raise RegistryError(
+            f"{name} has no {what} at {settings.mlflow.uri}: {exc.message}"
+        ) from exc
+    return ModelVersionInfo(
+        name=name,
+        version=str(mv.version),
+        source=mv.source,
+        run_id=mv.run_id,
+        aliases=tuple(mv.aliases or ()),
+        tags=dict(mv.tags or {}),
+    )
+
+
+def find_alias(settings: Settings, alias: str) -> ModelVersionInfo | None:
+    """The version holding ``alias``, None when the alias (or the model) does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
+    name = settings.mlflow.registered_model
+    try:
+        aliases = client(settings).get_registered_model(name).aliases or {}
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise RegistryError(f"cannot read {name} at {settings.mlflow.uri}: {exc.message}") from exc
+    if alias not in aliases:
+        return None
+    return get_version(settings, version=aliases[alias])
+
+
+def champion(settings: Settings) -> ModelVersionInfo | None:
+    """The version serving now (alias ``champion``), None before the first promotion."""
+    return find_alias(settings, CHAMPION)
+
+
+def champion_scores(settings: Settings) -> EvalScores | None:
+    """The champion's recorded evaluation scores, None without a champion or scores."""
+    current = champion(settings)
+    return current.scores if current else None
+
+
+def set_tags(settings: Settings, version: str, tags: Mapping[str, str]) -> None:
+    """Set tags on one version of the registered model."""
+    from mlflow.exceptions import MlflowException
+
+    name = settings.mlflow.registered_model
+    mc = client(settings)
+    try:
+        for key, value in tags.items():
+            mc.set_model_version_tag(name, str(version), key, str(value))
+    except MlflowException as exc:
+        raise RegistryError(f"cannot tag {name} version {version}: {exc.message}") from exc
+
+
+def set_alias(settings: Settings, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version`` (moving it from wherever it was)."""
+    from mlflow.exceptions import MlflowException
+
+    name = settings.mlflow.registered_model
+    try:
+        client(settings).set_registered_model_alias(name, alias, str(version))
+    except MlflowException as exc:
+        raise RegistryError(f"cannot set {name}@{alias} -> {version}: {exc.message}") from exc
