@@ -46,6 +46,7 @@ def _register_subcommands() -> None:
     """Attach the command groups that live in their own packages."""
     from deploy.local.cli import app as stack_app
 
+    from producers.cli import app as produce_app
     from stream_processors.cli import consume_app, worker
     from trainer.cli import app as trainer_app
     from ulasan.bench import app as bench_app
@@ -56,6 +57,7 @@ def _register_subcommands() -> None:
     app.add_typer(trainer_app)
     app.command("worker")(worker)
     app.add_typer(consume_app, name="consume")
+    app.add_typer(produce_app, name="produce")
 
 
 _register_subcommands()
