@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the local stack needs, only those that are missing:
+# Java 17 (Kafka), Maven (fetches the Kafka jars), PostgreSQL and Prometheus.
+# Quiet and fast when everything is present; needs root (or sudo) otherwise. Debian 12.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+
+have java || need+=(openjdk-17-jre-headless)
+have mvn || need+=(maven)
+compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need+=(postgresql)
+have prometheus || need+=(prometheus)
+have runuser || need+=(util-linux)
+
+if [ "${#need[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+elif have sudo; then
+    sudo=(sudo)
+else
+    echo "missing Debian packages: ${need[*]}; run this script as root (or install sudo)" >&2
+    exit 1
+fi
+
+echo "installing Debian packages: ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if [[ " ${need[*]} " == *" postgresql "* ]]; then
+    # ulasan runs its own cluster under the state dir: do not create (and start) the system
+    # cluster on port 5432 that the Debian package would otherwise set up
+    "${sudo[@]}" mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | "${sudo[@]}" tee /etc/postgresql-common/createcluster.conf >/dev/null
+fi
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confold "${need[@]}" >/dev/null
+echo "installed: ${need[*]}"
