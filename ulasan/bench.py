@@ -2,6 +2,83 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(help="Benchmarks (results go to docs/benchmarks.md).", no_args_is_help=True)
+
+
+@app.command("engine")
+def engine(
+    model: str | None = typer.Option(
+        None, "--model", help="models:/NAME@ALIAS | models:/NAME/N | a serving folder"
+    ),
+    shape: str | None = typer.Option(
+        None, "--shape", help="indobert-base: a random BERT-base-shaped model, built offline"
+    ),
+    checkpoint: Path | None = typer.Option(
+        None,
+        "--checkpoint",
+        help="PyTorch checkpoint for the eager baseline [default: the "
+        "manifest's source_checkpoint when it exists]",
+    ),
+    texts: int = typer.Option(256, "--texts", min=8, help="SmSA valid texts to score"),
+    batch: int = typer.Option(32, "--batch", min=2, help="batch size of the batched runs"),
+    threads: int | None = typer.Option(None, "--threads", help="intra-op threads [all cores]"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Engine throughput and latency: PyTorch eager vs ONNX Runtime fp32 vs int8, batch 1 vs
+    batched with length-sorted dynamic padding."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from stream_processors.inference import InferenceError, ModelManifest, resolve_model
+    from trainer.bench_engine import run_engine_bench, shape_model
+    from trainer.errors import TrainerError
+    from ulasan.settings import Settings
+
+    err = Console(stderr=True)
+    if (model is None) == (shape is None):
+        err.print("[red]give exactly one of --model and --shape[/red]")
+        raise typer.Exit(2)
+    settings = Settings()
+    try:
+        if shape is not None:
+            ckpt, folder = shape_model(shape, settings)
+            checkpoint = checkpoint or ckpt
+        else:
+            assert model is not None
+            folder, _, _ = resolve_model(model, settings)
+            source = ModelManifest.read(folder).source_checkpoint
+            if checkpoint is None and source and (Path(source) / "config.json").is_file():
+                checkpoint = Path(source)
+        result = run_engine_bench(
+            folder, checkpoint, n_texts=texts, batch_size=batch, threads=threads
+        )
+    except (TrainerError, InferenceError) as exc:
+        err.print(f"[red]benchmark failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    table = Table(
+        title=f"{result['model']}: {result['n_texts']} texts, mean {result['mean_tokens']} "
+        f"tokens, {result['threads']} threads"
+    )
+    for col in ("runtime", "batch", "padding", "texts/s", "p50 ms", "p99 ms"):
+        table.add_column(col, justify="left" if col in ("runtime", "padding") else "right")
+    for r in result["runs"]:
+        table.add_row(
+            r["runtime"],
+            str(r["batch"]),
+            r["padding"],
+            f"{r['texts_per_s']:.1f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+        )
+    Console().print(table)
+    for note in result["notes"]:
+        err.print(f"[yellow]note:[/yellow] {note}")

@@ -46,6 +46,7 @@ class OnnxPredictor:
         model_version: str = "local",
         batch_size: int = DEFAULT_BATCH_SIZE,
         folder: Path | None = None,
+        model_name: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -53,6 +54,7 @@ class OnnxPredictor:
         self._tokenizer = tokenizer
         self.manifest = manifest
         self._model_version = model_version
+        self._model_name = model_name or manifest.model_name
         self.batch_size = batch_size
         self.folder = folder
         self._labels = list(manifest.labels)
@@ -77,10 +79,13 @@ class OnnxPredictor:
         intra_op_threads: int | None = None,
         model_file: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        model_name: str | None = None,
     ) -> OnnxPredictor:
         """Load a serving folder (``ulasan_model.json``, ``model.onnx``, ``tokenizer.json``).
 
-        ``model_file`` picks another graph in the folder (e.g. ``model_fp32.onnx``);
+        ``model_name`` overrides the manifest's (pass the registered name that
+        :func:`resolve_model` returns); ``model_file`` picks another graph in the folder
+        (e.g. ``model_fp32.onnx``);
         ``intra_op_threads`` bounds ONNX Runtime's threads per call (None = its default).
         Raises :class:`ModelFolderError` when a file is missing or unreadable.
         """
@@ -112,11 +117,12 @@ class OnnxPredictor:
             model_version=model_version,
             batch_size=batch_size,
             folder=folder,
+            model_name=model_name,
         )
 
     @property
     def model_name(self) -> str:
-        return self.manifest.model_name
+        return self._model_name
 
     @property
     def model_version(self) -> str:

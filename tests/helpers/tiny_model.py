@@ -141,3 +141,32 @@ def train_tiny_checkpoint(
     model.eval()
     model.save_pretrained(checkpoint_dir)
     return Path(checkpoint_dir)
+
+
+_SERVING_CACHE: dict[tuple[str, bool], Path] = {}
+
+
+def tiny_serving_folder(base_dir: Path, *, trained: bool = True) -> Path:
+    """A tiny exported serving folder under ``base_dir``, built once per test process.
+
+    ``trained=True`` fine-tunes for 60 steps on 400 SmSA train rows (it learns a little);
+    ``trained=False`` exports the random initialisation (a deliberately worse model).
+    """
+    from stream_processors.text import default_lexicon
+    from trainer.export import export_serving_folder
+
+    key = (str(base_dir), trained)
+    if key not in _SERVING_CACHE:
+        name = "tiny-trained" if trained else "tiny-random"
+        checkpoint = build_tiny_checkpoint(Path(base_dir) / f"{name}-checkpoint")
+        if trained:
+            train_tiny_checkpoint(checkpoint, smsa_rows("train", 400), steps=60)
+        _SERVING_CACHE[key] = export_serving_folder(
+            checkpoint,
+            Path(base_dir) / f"{name}-serving",
+            model_name=name,
+            lexicon=default_lexicon(),
+            parity_texts=[t for t, _ in smsa_rows("valid", 100)],
+            max_length=64,
+        ).folder
+    return _SERVING_CACHE[key]

@@ -1,0 +1,184 @@
+"""Registry round trip on the local stack's MLflow: log, register, resolve, gate, promote, refuse.
+
+Each run uses its own registered model name (deleted afterwards), so the shared registry's
+``ulasan-sentiment`` is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stream_processors.inference import OnnxPredictor, resolve_model
+from stream_processors.text import default_lexicon
+from tests.helpers.tiny_model import PROJECT_ROOT, smsa_rows, tiny_serving_folder
+from trainer import registry
+from trainer.evaluate import read_examples
+from trainer.gate import GateConfig, run_gate
+from trainer.profile import build_profile, write_profile
+from ulasan.settings import Settings
+
+EVAL_FILE = PROJECT_ROOT / "data" / "smsa" / "test.tsv"
+LOW_BAR = GateConfig(min_accuracy=0.3)
+
+
+@pytest.fixture(name="settings")
+def settings_fixture(tmp_path: Path) -> Iterator[Settings]:
+    """Settings of the local stack with a unique registered model and a private state_dir."""
+    base = Settings()
+    name = f"test-ulasan-{uuid.uuid4().hex[:8]}"
+    settings = base.model_copy(
+        update={
+            "state_dir": tmp_path / "state",
+            "mlflow": base.mlflow.model_copy(
+                update={"registered_model": name, "experiment": "ulasan-tests"}
+            ),
+        }
+    )
+    mc = registry.client(settings)
+    try:
+        mc.search_experiments(max_results=1)
+    except Exception as exc:
+        raise AssertionError(
+            f"MLflow at {settings.mlflow.uri} does not answer ({exc}); run `ulasan stack up`"
+        ) from exc
+    yield settings
+    # nothing is registered when a test failed early
+    with contextlib.suppress(Exception):
+        mc.delete_registered_model(name)
+
+
+def _run(settings: Settings) -> str:
+    mc = registry.client(settings)
+    exp = mc.get_experiment_by_name(settings.mlflow.experiment)
+    exp_id = exp.experiment_id if exp else mc.create_experiment(settings.mlflow.experiment)
+    run_id: str = mc.create_run(exp_id).info.run_id
+    mc.set_terminated(run_id)
+    return run_id
+
+
+def _register(settings: Settings, folder: Path, train_hash: str) -> registry.ModelVersionInfo:
+    run_id = _run(settings)
+    registry.log_serving_folder(settings, run_id, folder, reports={"note": {"ok": True}})
+    return registry.register_candidate(
+        settings, run_id, folder, train_dataset_hash=train_hash, commit="abc123"
+    )
+
+
+def test_register_resolve_gate_promote_and_refuse(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    base = tmp_path_factory.getbasetemp()
+    good = tiny_serving_folder(base, trained=True)
+    worse = tiny_serving_folder(base, trained=False)
+    rows = smsa_rows("train", 400)
+    write_profile(
+        build_profile(
+            [t for t, _ in rows], [y for _, y in rows], folder=good, lexicon=default_lexicon()
+        ),
+        good,
+    )
+    train_hash = registry.dataset_hash(rows)
+    eval_rows = read_examples(EVAL_FILE)
+
+    # register: version 1 holds candidate, with its tags; artifacts are where they belong
+    v1 = _register(settings, good, train_hash)
+    assert v1.version == "1" and registry.CANDIDATE in v1.aliases
+    assert v1.tags[registry.TAG_DATASET_HASH] == train_hash
+    assert v1.tags[registry.TAG_GIT_COMMIT] == "abc123"
+    assert v1.tags[registry.TAG_FEATURE_VERSION] and v1.tags[registry.TAG_LEXICON_VERSION]
+    assert registry.champion(settings) is None
+    artifacts = {a.path for a in registry.client(settings).list_artifacts(v1.run_id)}
+    assert {"serving", "profile.json", "reports"} <= artifacts
+
+    # resolve: the alias is downloaded once into state_dir and loads without torch code paths
+    folder, name, version = resolve_model(f"models:/{v1.name}@candidate", settings)
+    assert (name, version) == (v1.name, "1")
+    assert folder == settings.state_dir / "models" / v1.name / "1"
+    assert (folder / "profile.json").is_file()
+    assert resolve_model(f"models:/{v1.name}/1", settings)[0] == folder
+    predictor = OnnxPredictor.from_folder(folder, model_version=version, model_name=name)
+    assert predictor.predict(["pelayanan sangat memuaskan"])[0].label
+
+    # gate 1: no champion yet, accuracy over the bar -> champion
+    first = run_gate(settings, eval_rows, config=LOW_BAR, eval_name="smsa-test")
+    assert first.promoted, first.reason
+    assert first.champion_version is None and first.candidate.n == 500
+    champ = registry.champion(settings)
+    assert champ is not None and champ.version == "1"
+    assert champ.tags["ulasan.gate.decision"] == "promoted"
+    assert champ.scores is not None and champ.scores.dataset_hash == first.candidate.dataset_hash
+    assert first.to_event() is not None
+
+    # gate 2: a worse model (random weights) becomes candidate and is refused on macro-F1
+    v2 = _register(settings, worse, train_hash)
+    assert v2.version == "2"
+    refused = run_gate(settings, eval_rows, config=LOW_BAR, eval_name="smsa-test")
+    assert not refused.promoted
+    assert refused.candidate_version == "2" and refused.champion_version == "1"
+    assert refused.candidate.macro_f1 < refused.champion.macro_f1  # type: ignore[union-attr]
+    assert "macro-F1" in refused.reason or "below the minimum" in refused.reason
+    assert registry.champion(settings).version == "1"  # type: ignore[union-attr]
+    tags = registry.get_version(settings, version="2").tags
+    assert tags["ulasan.gate.decision"] == "rejected"
+    assert tags["ulasan.gate.champion_version"] == "1"
+    assert float(tags["ulasan.gate.champion_macro_f1"]) == pytest.approx(
+        first.candidate.macro_f1, abs=1e-6
+    )
+
+    # gate 3: the accuracy floor alone refuses too
+    strict = run_gate(settings, eval_rows, version=1, config=GateConfig(min_accuracy=0.99))
+    assert not strict.promoted and "already the champion" in strict.reason
+    strict2 = run_gate(settings, eval_rows, version=2, config=GateConfig(min_accuracy=0.99))
+    assert not strict2.promoted and "below the minimum" in strict2.reason
+
+    # the CLI: evaluate the champion, promote refuses with exit status 3
+    env = {
+        **os.environ,
+        "ULASAN_MLFLOW__REGISTERED_MODEL": v1.name,
+        "ULASAN_MLFLOW__HOST": settings.mlflow.host,
+        "ULASAN_MLFLOW__PORT": str(settings.mlflow.port),
+        "ULASAN_STATE_DIR": str(settings.state_dir),
+    }
+    ulasan = [str(Path(sys.executable).parent / "ulasan")]
+    out = subprocess.run(
+        [*ulasan, "evaluate", "--model", f"models:/{v1.name}@champion", "--data", str(EVAL_FILE)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["n"] == 500
+    assert report["accuracy"] == pytest.approx(first.candidate.accuracy)
+    assert set(report["per_class"]["positive"]) >= {"precision", "recall", "f1", "support"}
+    out = subprocess.run(
+        [
+            *ulasan,
+            "promote",
+            "--version",
+            "2",
+            "--eval-data",
+            str(EVAL_FILE),
+            "--min-accuracy",
+            "0.3",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
+    assert out.returncode == 3, out.stderr
+    decision = json.loads(out.stdout)
+    assert decision["promoted"] is False and decision["champion_version"] == "1"
