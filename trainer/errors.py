@@ -40,3 +40,8 @@ class EvaluationError(TrainerError, ValueError):
 
 class ProfileError(TrainerError, ValueError):
     """A training-data profile that cannot be built from the given texts and labels."""
+
+
+class DataError(TrainerError, ValueError):
+    """Training data that cannot be read as a whole (missing file or column, not UTF-8,
+    malformed rows, an unreachable database) or that validation judged unusable."""
