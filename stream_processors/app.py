@@ -170,6 +170,8 @@ def create_app(
         topic_replication_factor=settings.kafka.replication_factor,
         topic_disable_leader=True,
         broker_commit_interval=cfg.commit_interval_s,
+        broker_session_timeout=cfg.session_timeout_s,
+        broker_heartbeat_interval=cfg.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         web_enabled=False,

@@ -49,6 +49,10 @@ class WorkerConfig(BaseModel):
         None, ge=1, description="ONNX Runtime threads per batch; None = its default"
     )
     commit_interval_s: float = Field(1.0, gt=0, description="how often acked offsets commit")
+    session_timeout_s: float = Field(
+        30.0, ge=6, description="a silent worker leaves the group after this (>= broker minimum)"
+    )
+    heartbeat_interval_s: float = Field(3.0, gt=0, description="< session_timeout_s / 3")
     lag_interval_s: float = Field(5.0, gt=0, description="how often consumer lag is measured")
     loglevel: str = "info"
 
@@ -56,6 +60,8 @@ class WorkerConfig(BaseModel):
     def _check_backoff(self) -> WorkerConfig:
         if self.pg_retry_max_s < self.pg_retry_initial_s:
             raise ValueError("pg_retry_max_s must be >= pg_retry_initial_s")
+        if self.heartbeat_interval_s * 3 > self.session_timeout_s:
+            raise ValueError("heartbeat_interval_s must be at most a third of session_timeout_s")
         return self
 
 

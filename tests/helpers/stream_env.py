@@ -1,0 +1,334 @@
+"""A private corner of the real local stack for stream tests: own topics, own database, workers.
+
+Every :class:`StreamEnv` gets a unique topic prefix (so its topics and consumer group collide with
+nobody), a fresh PostgreSQL database with the migrations applied, and starts ``ulasan worker``
+as real subprocesses pointed at them through ``ULASAN_*`` environment overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from schemas import topics
+from schemas.codec import decode
+from schemas.events import DeadLetter, SentimentScored
+from ulasan.settings import Settings
+
+T = TypeVar("T")
+ULASAN = Path(sys.executable).parent / "ulasan"
+TABLES = ("reviews", "text_features", "prediction_logs")
+
+
+def wait_until(check: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.25) -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def review_payload(i: int, *, text: str | None = None, **extra: Any) -> bytes:
+    body = {
+        "review_id": f"rev-{i:06d}",
+        "source": "test",
+        "app_id": "com.example",
+        "text": text
+        if text is not None
+        else f"Aplikasi nomor {i} bagus sekali, tapi kadang lambat",
+        "rating": 1 + i % 5,
+        **extra,
+    }
+    return json.dumps(body).encode()
+
+
+@dataclass
+class Worker:
+    """One ``ulasan worker`` subprocess and its log file."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    metrics_port: int
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no commit, no goodbye (what a crash looks like)."""
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM and wait for a clean exit; SIGKILL if it does not come."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError(
+                    f"worker {self.name} ignored SIGTERM for {timeout_s}s:\n{self.log()[-3000:]}"
+                ) from None
+        return int(self.proc.returncode)
+
+
+@dataclass
+class StreamEnv:
+    """Topics ``<prefix>reviews.raw.v1`` etc., database ``dbname``, and the workers started."""
+
+    settings: Settings
+    model_dir: Path
+    workdir: Path
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}.")
+    workers: list[Worker] = field(default_factory=list)
+    pg_port: int | None = None
+    partitions: int = 6
+
+    def __post_init__(self) -> None:
+        self.dbname = "stream_" + self.prefix.strip(".")
+        self.app_id = f"ulasan-test-{self.prefix.strip('.')}"
+
+    # -- topics and database ----------------------------------------------------------------
+    def topic(self, canonical: str) -> str:
+        return self.prefix + canonical
+
+    @property
+    def topic_names(self) -> list[str]:
+        raw, clean, sent = (
+            self.topic(t) for t in (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN, topics.SENTIMENT)
+        )
+        return [raw, clean, sent, topics.dlq(raw), topics.dlq(clean), topics.dlq(sent)]
+
+    @property
+    def bootstrap(self) -> str:
+        return self.settings.kafka.bootstrap_servers
+
+    @property
+    def dsn(self) -> str:
+        pg = self.settings.postgres
+        port = self.pg_port or pg.port
+        return f"postgresql://{pg.user}@{pg.host}:{port}/{self.dbname}"
+
+    def admin_dsn(self) -> str:
+        pg = self.settings.postgres
+        port = self.pg_port or pg.port
+        return f"postgresql://{pg.user}@{pg.host}:{port}/{pg.dbname}"
+
+    def create(self) -> None:
+        import psycopg
+
+        from deploy.local.database import migrate
+        from deploy.local.kafka import ensure_topics
+
+        ensure_topics(self.bootstrap, self.topic_names, self.partitions, 1)
+        with psycopg.connect(self.admin_dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.dbname}"')
+        migrate(self.dsn)
+
+    def destroy(self) -> None:
+        import psycopg
+
+        from deploy.local.kafka import admin_client
+
+        for w in self.workers:
+            w.kill()
+        try:
+            admin = admin_client(self.bootstrap)
+            for fut in admin.delete_topics(self.topic_names, operation_timeout=30).values():  # type: ignore[attr-defined]
+                fut.result()
+        except Exception as exc:  # noqa: BLE001 - cleanup must not hide the test's own failure
+            print(f"cleanup: deleting topics failed: {exc}")
+        try:
+            with psycopg.connect(self.admin_dsn(), autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+        except Exception as exc:  # noqa: BLE001
+            print(f"cleanup: dropping {self.dbname} failed: {exc}")
+
+    # -- workers ------------------------------------------------------------------------------
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ULASAN_")}
+        env.update(
+            {
+                "ULASAN_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
+                "ULASAN_KAFKA__PARTITIONS": str(self.partitions),
+                "ULASAN_POSTGRES__HOST": self.settings.postgres.host,
+                "ULASAN_POSTGRES__PORT": str(self.pg_port or self.settings.postgres.port),
+                "ULASAN_POSTGRES__USER": self.settings.postgres.user,
+                "ULASAN_POSTGRES__DBNAME": self.dbname,
+                "ULASAN_STATE_DIR": str(self.workdir / "state"),
+                "ULASAN_WORKER__APP_ID": self.app_id,
+                "ULASAN_WORKER__TOPIC_PREFIX": self.prefix,
+                "ULASAN_WORKER__MODEL": str(self.model_dir),
+                "ULASAN_WORKER__COMMIT_INTERVAL_S": "0.5",
+                "ULASAN_WORKER__SESSION_TIMEOUT_S": "6",
+                "ULASAN_WORKER__HEARTBEAT_INTERVAL_S": "1",
+                "ULASAN_WORKER__PG_RETRY_MAX_S": "2",
+                "ULASAN_WORKER__LAG_INTERVAL_S": "1",
+                "ULASAN_WORKER__INTRA_OP_THREADS": "1",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(extra)
+        return env
+
+    def start_worker(self, name: str = "w1", **extra_env: str) -> Worker:
+        port = free_port()
+        log_path = self.workdir / f"worker-{name}-{len(self.workers)}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [str(ULASAN), "worker", "--metrics-port", str(port)],
+                env=self.env(**extra_env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.workdir,
+            )
+        worker = Worker(name, proc, log_path, port)
+        self.workers.append(worker)
+        return worker
+
+    def wait_assigned(self, worker: Worker, timeout_s: float = 90.0) -> None:
+        """Until the worker's consumer holds partitions (its lag gauge names some)."""
+
+        def assigned() -> bool:
+            if not worker.alive():
+                raise AssertionError(f"worker {worker.name} exited:\n{worker.log()[-4000:]}")
+            return 'ulasan_consumer_lag{partition="' in self.metrics(worker)
+
+        wait_until(assigned, timeout_s, f"worker {worker.name} to get partitions")
+
+    def metrics(self, worker: Worker) -> str:
+        import httpx
+
+        try:
+            return httpx.get(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return ""
+
+    # -- data in and out ----------------------------------------------------------------------
+    def produce(self, payloads: Iterable[tuple[bytes | None, bytes]]) -> int:
+        from confluent_kafka import Producer
+
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5, "acks": "all"})
+        n = 0
+        for key, value in payloads:
+            producer.produce(self.topic(topics.REVIEWS_RAW), key=key, value=value)
+            n += 1
+            if n % 1000 == 0:
+                producer.poll(0)
+        left = producer.flush(30)
+        assert left == 0, f"{left} records were not delivered to Kafka"
+        return n
+
+    def produce_reviews(self, start: int, stop: int) -> int:
+        return self.produce(
+            (f"rev-{i:06d}".encode(), review_payload(i)) for i in range(start, stop)
+        )
+
+    def count(self, table: str) -> int:
+        import psycopg
+
+        with psycopg.connect(self.dsn, connect_timeout=5) as conn:
+            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+            return int(row[0]) if row else 0
+
+    def counts(self) -> dict[str, int]:
+        return {t: self.count(t) for t in TABLES}
+
+    def wait_rows(self, n: int, timeout_s: float) -> dict[str, int]:
+        def done() -> dict[str, int] | None:
+            for w in self.workers:
+                if w.proc.poll() not in (None, -9, -15) and w.proc.returncode != 0:
+                    raise AssertionError(f"worker {w.name} died:\n{w.log()[-4000:]}")
+            c = self.counts()
+            return c if all(v >= n for v in c.values()) else None
+
+        try:
+            return wait_until(done, timeout_s, f"{n} rows in each of {TABLES}", interval_s=0.5)
+        except AssertionError as exc:
+            logs = "\n".join(f"--- {w.name}\n{w.log()[-3000:]}" for w in self.workers)
+            raise AssertionError(f"{exc}; counts {self.counts()}\n{logs}") from None
+
+    def read_topic(self, topic: str, expect: int, timeout_s: float = 60.0) -> list[bytes]:
+        """Every record value of ``topic`` from the beginning: at least ``expect`` of them."""
+        from confluent_kafka import Consumer
+
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"reader-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        consumer.subscribe([topic])
+        values: list[bytes] = []
+        eof: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                msgs = consumer.consume(500, timeout=0.5)
+                for m in msgs:
+                    if m.error():
+                        if m.error().code() == -191:  # _PARTITION_EOF
+                            eof.add(m.partition())
+                        continue
+                    values.append(m.value())
+                if len(values) >= expect and len(eof) >= self.partitions:
+                    break
+        finally:
+            consumer.close()
+        assert len(values) >= expect, f"{topic}: {len(values)} records, expected {expect}"
+        return values
+
+    def sentiment(self, expect: int) -> list[SentimentScored]:
+        values = self.read_topic(self.topic(topics.SENTIMENT), expect)
+        return [decode(v, SentimentScored) for v in values]
+
+    def dead_letters(self, source_canonical: str, expect: int) -> list[DeadLetter]:
+        values = self.read_topic(topics.dlq(self.topic(source_canonical)), expect)
+        return [decode(v, DeadLetter) for v in values]
+
+    def duplicates(self) -> dict[str, int]:
+        """Rows per table beyond one per key (must be zero: writes are idempotent)."""
+        import psycopg
+
+        keys = {
+            "reviews": "review_id",
+            "text_features": "review_id",
+            "prediction_logs": "review_id",
+        }
+        out = {}
+        with psycopg.connect(self.dsn, connect_timeout=5) as conn:
+            for table, key in keys.items():
+                row = conn.execute(
+                    f"SELECT count(*) - count(DISTINCT {key}) FROM {table}"  # noqa: S608
+                ).fetchone()
+                out[table] = int(row[0]) if row else 0
+        return out

@@ -1,0 +1,71 @@
+"""The stream worker end to end on the real stack: 2,000 reviews in, 2,000 of everything out."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from schemas import topics
+from stream_processors.inference.batching import event_id
+from tests.helpers.stream_env import ULASAN, StreamEnv, wait_until
+from tests.helpers.tiny_serving import MODEL_NAME
+from tests.integration.stream_fixtures import stream_env_fixture  # noqa: F401 - fixture
+
+N = 2000
+
+
+def test_2000_reviews_make_2000_rows_and_2000_scores(stream_env: StreamEnv) -> None:
+    env = stream_env
+    worker = env.start_worker("w1")
+    env.wait_assigned(worker)
+    t0 = time.monotonic()
+    env.produce_reviews(0, N)
+    counts = env.wait_rows(N, timeout_s=240)
+    print(f"{N} reviews through the pipeline in {time.monotonic() - t0:.1f}s")
+    assert counts == {t: N for t in counts}, counts
+    assert env.duplicates() == {t: 0 for t in counts}
+
+    scores = env.sentiment(N)
+    assert len(scores) == N  # no crash, so no replay: exactly one event per review
+    assert len({s.review_id for s in scores}) == N
+    for s in scores:
+        assert (s.model_name, s.model_version) == (MODEL_NAME, "local")
+        assert s.event_id == event_id(MODEL_NAME, "local", review_id=s.review_id)
+        assert s.text is not None
+    assert env.read_topic(topics.dlq(env.topic(topics.REVIEWS_RAW)), 0, timeout_s=5) == []
+
+    text = wait_until(
+        lambda: (m := env.metrics(worker)) and "ulasan_predictions_total{" in m and m,
+        30,
+        "the worker's /metrics",
+    )
+    predicted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("ulasan_predictions_total{")
+    )
+    assert predicted == N
+    for name in (
+        "ulasan_prediction_latency_seconds_bucket",
+        "ulasan_prediction_confidence_bucket",
+        "ulasan_inference_batch_size_bucket",
+        "ulasan_sink_write_seconds_bucket",
+        'ulasan_sink_rows_total{table="prediction_logs"}',
+        "ulasan_consumer_lag{",
+    ):
+        assert name in text, name
+
+    # a downstream reader needs nothing but the codec: ulasan consume sentiment
+    shown = subprocess.run(
+        [str(ULASAN), "consume", "sentiment", "--from-beginning", "--max", "5", "--timeout", "30"],
+        env=env.env(COLUMNS="200"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "5 events" in shown.stdout
+    assert MODEL_NAME in shown.stdout
+
+    assert worker.stop() == 0, worker.log()[-3000:]
