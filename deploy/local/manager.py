@@ -302,3 +302,26 @@ def down(settings: Settings) -> list[DownResult]:
 def status(settings: Settings) -> list[ServiceStatus]:
     """The state of every service: running, unhealthy (process up, no answer) or stopped."""
     return [service.status() for service in services(settings)]
+
+
+def service_problems(settings: Settings) -> dict[str, str]:
+    """Which services of ``settings`` do not answer, and why (network checks only).
+
+    Unlike :func:`status` this needs no PID files, so it also checks a stack started elsewhere
+    (CI, compose); an empty dict means Kafka, PostgreSQL, MLflow and Prometheus all answer.
+    """
+    from deploy.local.kafka import metadata_error
+    from deploy.local.postgres import connect_error
+
+    checks = {
+        "kafka": lambda: metadata_error(settings.kafka.bootstrap_servers),
+        "postgres": lambda: connect_error(settings.postgres.dsn),
+        "mlflow": lambda: http_error(f"{settings.mlflow.uri}/health"),
+        "prometheus": lambda: http_error(f"{settings.prometheus.url}/-/ready"),
+    }
+    problems = {}
+    for name, check in checks.items():
+        reason = check()
+        if reason is not None:
+            problems[name] = reason
+    return problems
