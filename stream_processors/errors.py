@@ -1,4 +1,4 @@
-"""Errors of the stream worker: one root, ``StreamProcessorError``, and leaves saying what failed."""
+"""Errors of the stream worker: one root, ``StreamProcessorError``, and leaves naming failures."""
 
 from __future__ import annotations
 
