@@ -12,6 +12,7 @@ import json
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,13 +223,17 @@ def _build_graphs(
     raw = staging / "_onnx"
     t0 = time.perf_counter()
     try:
-        main_export(
-            str(checkpoint),
-            output=raw,
-            task="text-classification",
-            do_validation=False,
-            local_files_only=True,
-        )
+        with warnings.catch_warnings():
+            # the TorchScript exporter's deprecation and tracer notices are not actionable here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message="torch.tensor results are registered")
+            main_export(
+                str(checkpoint),
+                output=raw,
+                task="text-classification",
+                do_validation=False,
+                local_files_only=True,
+            )
     except Exception as exc:  # optimum raises many unrelated types
         raise ExportError(f"ONNX export of {checkpoint} failed: {exc}") from exc
     export_s = time.perf_counter() - t0
