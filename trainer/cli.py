@@ -117,8 +117,10 @@ def evaluate(
     ),
     threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
 ) -> None:
-    """Score a served model on a labelled file; print ONE JSON object (n, accuracy, macro_f1,
-    per_class, confusion_matrix, ece, ...) to stdout."""
+    """Score a served model on a labelled file; print one JSON object to stdout.
+
+    Keys: n, accuracy, macro_f1, per_class, confusion_matrix, ece, model_name, model_version.
+    """
     import json
 
     from stream_processors.inference import InferenceError
@@ -160,9 +162,11 @@ def promote(
         0.0, "--tolerance", min=0.0, max=1.0, help="macro-F1 the candidate may lose"
     ),
 ) -> None:
-    """Run the promotion gate: move alias champion to the candidate if accuracy >= the minimum
-    and macro-F1 >= the champion's - tolerance on the evaluation set. Prints the decision as
-    JSON; exit 0 promoted, 3 refused, 1 error."""
+    """Gate a registered version; move alias champion to it only if it passes.
+
+    Passes: accuracy >= --min-accuracy and macro-F1 >= the champion's minus --tolerance, both on
+    the evaluation set. Prints the decision as JSON; exit status 0 promoted, 3 refused, 1 error.
+    """
     import json
 
     from stream_processors.inference import InferenceError

@@ -28,8 +28,10 @@ def engine(
     threads: int | None = typer.Option(None, "--threads", help="intra-op threads [all cores]"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Engine throughput and latency: PyTorch eager vs ONNX Runtime fp32 vs int8, batch 1 vs
-    batched with length-sorted dynamic padding."""
+    """Engine throughput and latency: PyTorch eager vs ONNX Runtime fp32 vs int8.
+
+    Each at batch 1 and batched with length-sorted dynamic padding, on SmSA valid texts.
+    """
     import json
 
     from rich.console import Console
