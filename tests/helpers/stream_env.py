@@ -332,3 +332,38 @@ class StreamEnv:
                 ).fetchone()
                 out[table] = int(row[0]) if row else 0
         return out
+
+
+class BackgroundProducer:
+    """Produces reviews ``start..stop`` spread over about ``seconds`` on a thread."""
+
+    def __init__(self, env: StreamEnv, start: int, stop: int, seconds: float) -> None:
+        import threading
+
+        self.env, self.start_i, self.stop_i, self.seconds = env, start, stop, seconds
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> BackgroundProducer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.join()
+
+    def _run(self) -> None:
+        try:
+            chunks = 20
+            per = max(1, (self.stop_i - self.start_i) // chunks)
+            pause = self.seconds / chunks
+            for lo in range(self.start_i, self.stop_i, per):
+                self.env.produce_reviews(lo, min(lo + per, self.stop_i))
+                time.sleep(pause)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in join()
+            self.error = exc
+
+    def join(self, timeout_s: float = 120.0) -> None:
+        self._thread.join(timeout_s)
+        assert not self._thread.is_alive(), "the background producer did not finish"
+        if self.error is not None:
+            raise AssertionError(f"producing failed: {self.error!r}") from self.error
