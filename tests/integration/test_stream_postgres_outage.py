@@ -1,0 +1,77 @@
+"""PostgreSQL away for a while: the sink backs off and pauses, then drains the backlog, no loss.
+
+Runs its own throwaway PostgreSQL cluster (the stack's helpers, another port, another state dir)
+so stopping it disturbs nobody using the shared one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.local.postgres import PostgresService
+from tests.helpers.stream_env import StreamEnv, free_port, wait_until
+from tests.helpers.tiny_serving import copy_serving_folder
+from ulasan.settings import Settings
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresService]:
+    # a short path under /tmp that the postgres system user can traverse (pytest's tmp is 0700)
+    state = Path(tempfile.mkdtemp(prefix="ulasan-pg-", dir="/tmp"))
+    os.chmod(state, 0o755)
+    settings = Settings(state_dir=state)
+    settings = settings.model_copy(
+        update={"postgres": settings.postgres.model_copy(update={"port": free_port()})}
+    )
+    service = PostgresService(settings)
+    service.start()
+    try:
+        service.wait_healthy(settings.stack.startup_timeout_s)
+        yield service
+    finally:
+        service.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_postgres_outage_pauses_the_sink_and_the_backlog_drains(
+    own_postgres: PostgresService, tmp_path: Path
+) -> None:
+    pg = own_postgres
+    env = StreamEnv(Settings(), copy_serving_folder(tmp_path / "model"), tmp_path)
+    env.pg_port = pg.settings.postgres.port
+    env.create()
+    try:
+        worker = env.start_worker("w1")
+        env.wait_assigned(worker)
+        env.produce_reviews(0, 500)
+        env.wait_rows(500, timeout_s=120)
+
+        pg.stop()
+        env.produce_reviews(500, 1500)
+        wait_until(
+            lambda: worker.log().count("PostgreSQL is unavailable") >= 3,
+            120,
+            "the sink to report PostgreSQL unavailable and retry",
+        )
+        # meanwhile clean and infer go on: the scores of the new reviews reach Kafka
+        env.sentiment(1500)
+        assert worker.alive(), worker.log()[-3000:]
+        metrics = env.metrics(worker)
+        assert 'ulasan_stream_errors_total{reason="postgres_unavailable",stage="sink"}' in metrics
+
+        pg.start()
+        pg.wait_healthy(pg.settings.stack.startup_timeout_s)
+        env.wait_rows(1500, timeout_s=180)
+        counts = env.counts()
+        assert counts == {t: 1500 for t in counts}, counts
+        assert env.duplicates() == {t: 0 for t in counts}
+        assert "PostgreSQL is back" in worker.log()
+        assert worker.stop() == 0, worker.log()[-3000:]
+    finally:
+        env.destroy()
