@@ -1,0 +1,195 @@
+"""Masked-language-model pre-training of ulasan-mini (whole-word masking, dynamic padding)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from trainer.batching import length_bucketed_batches, pad_batch
+from trainer.config import ArchitectureConfig, PretrainConfig
+from trainer.errors import TrainingError
+from trainer.modeling import mini_bert_config
+from trainer.progress import add_task, advance, progress_bar
+
+LOG_EVERY = 50
+
+
+@dataclass
+class PretrainResult:
+    """The pre-trained ``BertForMaskedLM`` and its loss curve."""
+
+    model: Any
+    steps: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def final_loss(self) -> float | None:
+        return self.history[-1]["mlm_loss"] if self.history else None
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    ids: list[np.ndarray]
+    words: list[np.ndarray]  # word index per token, -1 for special tokens
+
+
+def _encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> _Encoded:
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length)
+    ids, words = [], []
+    for i, row in enumerate(enc["input_ids"]):
+        if len(row) <= 2:  # only [CLS] [SEP]: nothing to predict
+            continue
+        ids.append(np.asarray(row, dtype=np.int64))
+        words.append(np.asarray([-1 if w is None else w for w in enc.word_ids(i)], dtype=np.int64))
+    return _Encoded(ids, words)
+
+
+def mask_batch(
+    ids: np.ndarray,
+    words: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    probability: float,
+    mask_id: int,
+    vocab_size: int,
+    first_regular_id: int,
+    whole_word: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """BERT masking of a padded batch; ``words`` is -1 at special and padding positions.
+
+    Chooses units (whole words, or single tokens) with ``probability`` (at least one per
+    row); their tokens become [MASK] 80%, a random token 10%, unchanged 10% of the time.
+    Returns the corrupted ids and the (rows, cols, original ids) of the positions to predict.
+    """
+    corrupted = ids.copy()
+    selected = np.zeros(ids.shape, dtype=bool)
+    for r in range(ids.shape[0]):
+        valid = words[r] >= 0
+        units = words[r] if whole_word else np.where(valid, np.arange(ids.shape[1]), -1)
+        candidates = np.unique(units[valid])
+        if candidates.size == 0:
+            continue
+        chosen = candidates[rng.random(candidates.size) < probability]
+        if chosen.size == 0:
+            chosen = rng.choice(candidates, size=1)
+        selected[r] = valid & np.isin(units, chosen)
+    rows, cols = np.nonzero(selected)
+    targets = ids[rows, cols]
+    action = rng.random(rows.size)
+    to_mask = action < 0.8
+    to_random = (action >= 0.8) & (action < 0.9)
+    corrupted[rows[to_mask], cols[to_mask]] = mask_id
+    corrupted[rows[to_random], cols[to_random]] = rng.integers(
+        first_regular_id, vocab_size, size=int(to_random.sum())
+    )
+    return corrupted, rows, cols, targets
+
+
+def pretrain_mlm(
+    texts: Sequence[str],
+    tokenizer: Any,
+    arch: ArchitectureConfig,
+    cfg: PretrainConfig,
+    *,
+    seed: int,
+    progress: bool = True,
+    console: Any = None,
+    on_log: Callable[[int, dict[str, float]], None] | None = None,
+) -> PretrainResult:
+    """Pre-train a fresh ulasan-mini encoder on ``texts`` (cleaned, no test split) for
+    ``cfg.steps`` optimizer steps. The MLM head runs on masked positions only (the vocabulary
+    projection would otherwise cost as much as the encoder)."""
+    import torch
+    from transformers import BertForMaskedLM
+
+    if cfg.steps < 1:
+        raise TrainingError("pre-training needs steps >= 1")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    data = _encode(tokenizer, texts, min(cfg.max_length, arch.max_position_embeddings))
+    if not data.ids:
+        raise TrainingError("no text long enough to pre-train on")
+    bert_config = mini_bert_config(
+        arch, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id
+    )
+    model = BertForMaskedLM(bert_config)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
+    no_decay = [
+        p for n, p in model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)
+    ]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
+    warmup = max(1, int(cfg.steps * cfg.warmup_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min((s + 1) / warmup, max(0.0, (cfg.steps - s) / (cfg.steps - warmup + 1))),
+    )
+    loss_fn = torch.nn.CrossEntropyLoss()
+    specials = set(tokenizer.all_special_ids)
+    first_regular = max(specials) + 1
+    lengths = [len(x) for x in data.ids]
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    step, running, running_n = 0, 0.0, 0
+    with progress_bar(progress, console) as bar:
+        task = add_task(bar, "pre-training (MLM)", cfg.steps)
+        while step < cfg.steps:
+            for batch in length_bucketed_batches(lengths, cfg.batch_size, rng=rng):
+                if step >= cfg.steps:
+                    break
+                ids, attention = pad_batch([data.ids[i] for i in batch], tokenizer.pad_token_id)
+                words = np.full(ids.shape, -1, dtype=np.int64)
+                for row, i in enumerate(batch):
+                    words[row, : len(data.words[i])] = data.words[i]
+                corrupted, rows, cols, targets = mask_batch(
+                    ids,
+                    words,
+                    rng=rng,
+                    probability=cfg.mask_probability,
+                    mask_id=tokenizer.mask_token_id,
+                    vocab_size=len(tokenizer),
+                    first_regular_id=first_regular,
+                    whole_word=cfg.whole_word_masking,
+                )
+                hidden = model.bert(
+                    input_ids=torch.from_numpy(corrupted),
+                    attention_mask=torch.from_numpy(attention),
+                ).last_hidden_state
+                logits = model.cls(hidden[torch.from_numpy(rows), torch.from_numpy(cols)])
+                loss = loss_fn(logits, torch.from_numpy(targets))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingError(
+                        f"MLM loss became {value} at step {step}; lower pretrain.lr"
+                    )
+                running += value
+                running_n += 1
+                if step % LOG_EVERY == 0 or step == cfg.steps:
+                    entry = {"mlm_loss": running / running_n, "lr": scheduler.get_last_lr()[0]}
+                    history.append({"step": float(step), **entry})
+                    if on_log is not None:
+                        on_log(step, entry)
+                    running, running_n = 0.0, 0
+                advance(bar, task, f"loss {value:.3f}")
+    model.eval()
+    return PretrainResult(model, step, time.perf_counter() - started, history)

@@ -1,0 +1,383 @@
+"""Fine-tuning a sequence classifier (ulasan-mini, a hub id or a local folder) on labelled texts."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schemas.events import LABELS
+from trainer.batching import length_bucketed_batches, pad_batch
+from trainer.config import TrainConfig
+from trainer.errors import TrainingError
+from trainer.metrics import classification_report
+from trainer.modeling import count_parameters, load_classifier, mini_bert_config
+from trainer.pretrain import PretrainResult, pretrain_mlm
+from trainer.progress import add_task, advance, progress_bar
+from trainer.tokenizer import train_wordpiece
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class PreparedModel:
+    """A tokenizer and an (untrained or pre-trained) classifier ready for fine-tuning."""
+
+    tokenizer: Any
+    model: Any
+    pretrain: PretrainResult | None = None
+    tokenizer_seconds: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fine_tune` produced: a Hugging Face checkpoint folder and its history."""
+
+    checkpoint_dir: Path
+    model_name: str
+    history: list[dict[str, float]]
+    best_epoch: int
+    averaged_epochs: list[int]
+    valid_report: dict[str, Any]
+    seconds: float
+    n_train: int
+    n_valid: int
+    num_parameters: int
+    label_counts: dict[str, int]
+    class_weights: list[float] | None
+    pretrain: PretrainResult | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def texts_and_labels(examples: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """``(texts, labels)`` of examples with ``.text``/``.label`` or ``(text, label)`` pairs.
+
+    Labels are lower-cased; one outside ``LABELS`` is a :class:`TrainingError`.
+    """
+    texts, labels = [], []
+    for i, example in enumerate(examples):
+        if hasattr(example, "text") and hasattr(example, "label"):
+            text, label = example.text, example.label
+        else:
+            text, label = example
+        label = str(label).strip().lower()
+        if label not in LABELS:
+            raise TrainingError(f"example {i} has label {label!r}, expected one of {LABELS}")
+        texts.append(str(text))
+        labels.append(label)
+    return texts, labels
+
+
+def clean_texts(texts: Sequence[str]) -> list[str]:
+    """The serving runtime's cleaning (``stream_processors.text.clean``), so no skew."""
+    from stream_processors.text import clean
+
+    return [clean(t) for t in texts]
+
+
+def prepare_mini(
+    config: TrainConfig,
+    corpus: Sequence[str],
+    *,
+    progress: bool = True,
+    console: Any = None,
+    on_pretrain_log: Callable[[int, dict[str, float]], None] | None = None,
+) -> PreparedModel:
+    """Train the WordPiece tokenizer on ``corpus`` (cleaned texts, no test split), optionally
+    pre-train with MLM, and return a ulasan-mini classifier initialised from that encoder."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    started = time.perf_counter()
+    tokenizer = train_wordpiece(
+        corpus,
+        vocab_size=config.tokenizer.vocab_size,
+        min_frequency=config.tokenizer.min_frequency,
+        model_max_length=config.max_length,
+    )
+    tokenizer_seconds = time.perf_counter() - started
+    bert_config = mini_bert_config(
+        config.architecture, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id
+    )
+    model = BertForSequenceClassification(bert_config)
+    pretrained = None
+    if config.pretrain.steps > 0:
+        pretrained = pretrain_mlm(
+            corpus,
+            tokenizer,
+            config.architecture,
+            config.pretrain,
+            seed=config.seed,
+            progress=progress,
+            console=console,
+            on_log=on_pretrain_log,
+        )
+        missing, unexpected = model.bert.load_state_dict(
+            pretrained.model.bert.state_dict(), strict=False
+        )
+        # The MLM model has no pooler; everything else must carry over.
+        if unexpected or any(not k.startswith("pooler.") for k in missing):
+            raise TrainingError(f"encoder mismatch: missing {missing}, unexpected {unexpected}")
+    return PreparedModel(tokenizer, model, pretrained, tokenizer_seconds)
+
+
+def predict_proba(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int = 128,
+    clean: bool = True,
+) -> np.ndarray:
+    """Class probabilities ``(n, len(LABELS))`` of a PyTorch classifier, length-sorted batches."""
+    import torch
+
+    prepared = clean_texts(texts) if clean else list(texts)
+    ids = tokenizer(prepared, truncation=True, max_length=max_length)["input_ids"]
+    out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
+    model.eval()
+    with torch.inference_mode():
+        for batch in length_bucketed_batches([len(x) for x in ids], batch_size, rng=None):
+            input_ids, mask = pad_batch([ids[i] for i in batch], tokenizer.pad_token_id)
+            logits = model(
+                input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)
+            ).logits
+            out[batch] = torch.softmax(logits.float(), dim=-1).numpy()
+    return out
+
+
+def _inverse_frequency(labels: Sequence[str]) -> list[float]:
+    counts = Counter(labels)
+    missing = [label for label in LABELS if counts[label] == 0]
+    if missing:
+        raise TrainingError(f"no training examples of class {missing}; cannot train 3 classes")
+    n = len(labels)
+    return [n / (len(LABELS) * counts[label]) for label in LABELS]
+
+
+def _evaluate(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    labels: list[str],
+    config: TrainConfig,
+    weights: Any,
+) -> tuple[dict[str, Any], float]:
+    import torch
+
+    probs = predict_proba(
+        model,
+        tokenizer,
+        texts,
+        max_length=config.max_length,
+        batch_size=config.eval_batch_size,
+        clean=False,
+    )
+    truth = torch.tensor([LABELS.index(label) for label in labels])
+    loss = torch.nn.functional.nll_loss(
+        torch.log(torch.from_numpy(probs).clamp_min(1e-12)), truth, weight=weights
+    )
+    pred = [LABELS[i] for i in probs.argmax(axis=1)]
+    return classification_report(labels, pred, probs), float(loss)
+
+
+def _average_state(states: list[dict[str, Any]]) -> dict[str, Any]:
+    averaged = {}
+    for key, value in states[0].items():
+        if value.is_floating_point():
+            averaged[key] = sum(s[key] for s in states) / len(states)
+        else:
+            averaged[key] = value.clone()
+    return averaged
+
+
+def fine_tune(
+    config: TrainConfig,
+    train_examples: Sequence[Any],
+    valid_examples: Sequence[Any],
+    *,
+    progress: bool = True,
+    output_dir: Path | None = None,
+    prepared: PreparedModel | None = None,
+    console: Any = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Fine-tune ``config.model`` on ``train_examples``, select on ``valid_examples``.
+
+    Texts are cleaned with ``stream_processors.text.clean`` (as the serving runtime does).
+    ``prepared`` supplies a tokenizer + classifier (the pipeline passes a pre-trained
+    ulasan-mini); without it ulasan-mini is built here from the training texts and any other
+    ``config.model`` is loaded with ``AutoModelForSequenceClassification.from_pretrained``.
+    Early stopping watches valid macro-F1 (``config.patience``); the best epoch (or the
+    average of the best ``config.average_last`` epochs, when that scores higher on valid) is
+    saved with ``save_pretrained`` to ``<output_dir>/checkpoint`` with its fast tokenizer.
+    ``on_epoch(epoch, metrics)`` is called after each epoch (the pipeline logs to MLflow).
+    """
+    import torch
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    started = time.perf_counter()
+
+    raw_train, train_labels = texts_and_labels(train_examples)
+    raw_valid, valid_labels = texts_and_labels(valid_examples)
+    if not raw_train or not raw_valid:
+        raise TrainingError(
+            f"need training and validation examples, got {len(raw_train)} and {len(raw_valid)}"
+        )
+    train_texts, valid_texts = clean_texts(raw_train), clean_texts(raw_valid)
+
+    if prepared is None:
+        if config.is_mini:
+            prepared = prepare_mini(config, train_texts, progress=progress, console=console)
+        else:
+            tokenizer, model = load_classifier(config.model)
+            prepared = PreparedModel(tokenizer, model)
+    tokenizer, model = prepared.tokenizer, prepared.model
+    max_positions = getattr(model.config, "max_position_embeddings", config.max_length)
+    max_length = min(config.max_length, max_positions)
+
+    train_ids = tokenizer(train_texts, truncation=True, max_length=max_length)["input_ids"]
+    y = np.asarray([LABELS.index(label) for label in train_labels], dtype=np.int64)
+    class_weights = _inverse_frequency(train_labels) if config.class_weighting else None
+    weight_tensor = (
+        torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+    )
+    loss_fn = torch.nn.CrossEntropyLoss(
+        weight=weight_tensor, label_smoothing=config.label_smoothing
+    )
+
+    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = max(1, int(total_steps * config.warmup_ratio))
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
+    no_decay = [
+        p for n, p in model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)
+    ]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / (total_steps - warmup + 1))),
+    )
+    lengths = [len(x) for x in train_ids]
+    history: list[dict[str, float]] = []
+    snapshots: list[tuple[float, int, dict[str, Any]]] = []  # (macro_f1, epoch, state)
+    best_f1, best_epoch, stale = -1.0, 0, 0
+    with progress_bar(progress, console) as bar:
+        task = add_task(bar, "fine-tuning", total_steps)
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            epoch_started = time.perf_counter()
+            loss_sum, seen = 0.0, 0
+            for batch in length_bucketed_batches(
+                lengths, config.batch_size, rng=rng, dynamic=config.dynamic_padding
+            ):
+                input_ids, mask = pad_batch(
+                    [train_ids[i] for i in batch],
+                    tokenizer.pad_token_id,
+                    pad_to=None if config.dynamic_padding else max_length,
+                )
+                logits = model(
+                    input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)
+                ).logits
+                loss = loss_fn(logits, torch.from_numpy(y[batch]))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingError(f"training loss became {value} in epoch {epoch}; lower lr")
+                loss_sum += value * len(batch)
+                seen += len(batch)
+                advance(bar, task, f"epoch {epoch}/{config.epochs} loss {value:.3f}")
+            report, valid_loss = _evaluate(
+                model, tokenizer, valid_texts, valid_labels, config, weight_tensor
+            )
+            metrics = {
+                "epoch": float(epoch),
+                "train_loss": loss_sum / seen,
+                "valid_loss": valid_loss,
+                "valid_accuracy": report["accuracy"],
+                "valid_macro_f1": report["macro_f1"],
+                "valid_ece": report["ece"],
+                "lr": scheduler.get_last_lr()[0],
+                "epoch_seconds": time.perf_counter() - epoch_started,
+            }
+            history.append(metrics)
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+            if bar is not None:
+                bar.console.print(
+                    f"epoch {epoch}: train loss {metrics['train_loss']:.4f}  valid loss "
+                    f"{valid_loss:.4f}  acc {report['accuracy']:.4f}  "
+                    f"macro-F1 {report['macro_f1']:.4f}"
+                )
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            snapshots.append((report["macro_f1"], epoch, state))
+            snapshots.sort(key=lambda s: (-s[0], s[1]))
+            del snapshots[config.average_last :]
+            if report["macro_f1"] > best_f1:
+                best_f1, best_epoch, stale = report["macro_f1"], epoch, 0
+            else:
+                stale += 1
+                if config.patience and stale >= config.patience:
+                    break
+
+    best_state = next(s for f1, e, s in snapshots if e == best_epoch)
+    model.load_state_dict(best_state)
+    final_report, _ = _evaluate(model, tokenizer, valid_texts, valid_labels, config, weight_tensor)
+    averaged_epochs = [best_epoch]
+    if len(snapshots) > 1:
+        averaged = copy.deepcopy(model)
+        averaged.load_state_dict(_average_state([s for _, _, s in snapshots]))
+        avg_report, _ = _evaluate(
+            averaged, tokenizer, valid_texts, valid_labels, config, weight_tensor
+        )
+        if avg_report["macro_f1"] > final_report["macro_f1"]:
+            model, final_report = averaged, avg_report
+            averaged_epochs = sorted(e for _, e, _ in snapshots)
+
+    out = Path(output_dir) if output_dir is not None else config.resolved_output_dir() / "last"
+    checkpoint_dir = out / "checkpoint"
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    model.save_pretrained(checkpoint_dir)
+    tokenizer.model_max_length = max_length
+    tokenizer.save_pretrained(checkpoint_dir)
+    (out / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
+    return TrainResult(
+        checkpoint_dir=checkpoint_dir,
+        model_name=config.model,
+        history=history,
+        best_epoch=best_epoch,
+        averaged_epochs=averaged_epochs,
+        valid_report=final_report,
+        seconds=time.perf_counter() - started,
+        n_train=len(train_texts),
+        n_valid=len(valid_texts),
+        num_parameters=count_parameters(model),
+        label_counts=dict(Counter(train_labels)),
+        class_weights=class_weights,
+        pretrain=prepared.pretrain,
+        extra={"tokenizer_seconds": prepared.tokenizer_seconds, "max_length": max_length},
+    )
