@@ -71,7 +71,7 @@ class Outputs:
 
     def __init__(
         self,
-        channels: Mapping[str, ChannelT],
+        channels: Mapping[str, ChannelT[Any]],
         *,
         metrics: WorkerMetrics,
         dlq_enabled: bool = True,
@@ -180,7 +180,7 @@ def create_app(
         value_serializer=RAW,
     )
     names = deps.topics
-    channels: dict[str, ChannelT] = {
+    channels: dict[str, ChannelT[Any]] = {
         name: app.channel(key_type=bytes, value_type=bytes, maxsize=100_000)
         if memory_outputs
         else topic(app, name)
@@ -214,19 +214,19 @@ def topic(app: faust.App, name: str) -> faust.TopicT:
 def _register_lifecycle(app: faust.App, deps: Deps, outputs: Outputs) -> None:
     """Declare output topics, open the sink, measure lag, close everything on shutdown."""
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def _declare_and_open() -> None:
         for channel in outputs.channels.values():
             await channel.maybe_declare()
         if hasattr(deps.sink, "open"):
             await deps.sink.open()
 
-    @app.timer(interval=deps.settings.worker.lag_interval_s)
+    @app.timer(interval=deps.settings.worker.lag_interval_s)  # type: ignore[untyped-decorator]
     async def _measure_lag() -> None:
         await measure_lag(app, deps.metrics)
 
-    @app.on_before_shutdown.connect
-    async def _close(app: faust.App, **kwargs: Any) -> None:
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def _close(sender: Any, *args: Any, **kwargs: Any) -> None:
         deps.scorer.close()
         if hasattr(deps.sink, "close"):
             await deps.sink.close()

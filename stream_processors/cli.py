@@ -143,7 +143,7 @@ def consume_sentiment(
                         str(seen), "-", f"[red]undecodable ({exc.reason})[/red]", "", "", "", ""
                     )
                     continue
-                table.add_row(*_row(seen, ev, msg.partition(), msg.offset()))
+                table.add_row(*_row(seen, ev, msg.partition() or 0, msg.offset() or 0))
             console.print(table)
     except KeyboardInterrupt:
         pass

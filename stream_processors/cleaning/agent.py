@@ -29,7 +29,7 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
     metrics = deps.metrics
 
     @app.agent(source, name=f"{app.conf.id}.clean")
-    async def clean_reviews(stream: faust.StreamT[bytes]) -> None:
+    async def clean_reviews(stream: Any) -> None:
         # take_events acks a batch only after this body finished it, i.e. after every output
         # was handed to the producer (faust flushes the producer before committing offsets).
         async for events in stream.take_events(BATCH, within=WITHIN_S):

@@ -65,7 +65,7 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
                 await outputs.dead_letter(Rejected(g.record, rejection), stage=STAGE)
 
     @app.agent(source, name=f"{app.conf.id}.infer")
-    async def infer(stream: faust.StreamT[bytes]) -> None:
+    async def infer(stream: Any) -> None:
         async for events in stream.take_events(cfg.max_batch, within=cfg.max_wait_ms / 1000.0):
             records = records_of(events)
             metrics.events.labels(STAGE).inc(len(records))

@@ -88,9 +88,9 @@ def to_scored(
                 request_id=item.request_id,
                 index=item.index,
                 reply_to=item.reply_to,
-                label=pred.label,  # type: ignore[arg-type]  # the runtime's labels are LABELS
+                label=pred.label,  # the runtime's labels are LABELS
                 confidence=min(1.0, max(0.0, pred.confidence)),
-                probabilities={k: min(1.0, max(0.0, v)) for k, v in pred.probabilities.items()},  # type: ignore[misc]
+                probabilities={k: min(1.0, max(0.0, v)) for k, v in pred.probabilities.items()},
                 model_name=model_name,
                 model_version=model_version,
                 timings=Timings(

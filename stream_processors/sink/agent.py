@@ -31,7 +31,7 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> dict[str, Any]:
         source_name: str, model: type[E], to_rows: Callable[[list[E]], RowBatch], name: str
     ) -> Any:
         @app.agent(topic(app, source_name), name=f"{app.conf.id}.{name}")
-        async def write(stream: faust.StreamT[bytes]) -> None:
+        async def write(stream: Any) -> None:
             # The batch is acked (and its offsets become committable) only when this body
             # returns, and sink.write returns only after PostgreSQL committed the rows: it
             # retries for as long as PostgreSQL is away, so consuming pauses meanwhile.
