@@ -52,6 +52,13 @@ class PretrainConfig(_Section):
     max_length: int = Field(128, ge=8)
 
 
+class GateThresholds(_Section):
+    """The promotion gate's thresholds (``trainer.gate.GateConfig``) for ``ulasan train``."""
+
+    min_accuracy: float = Field(0.75, ge=0.0, le=1.0)
+    tolerance: float = Field(0.0, ge=0.0, le=1.0, description="macro-F1 the candidate may lose")
+
+
 class TrainConfig(_Section):
     """Everything ``ulasan train`` needs; YAML keys match the field names.
 
@@ -85,10 +92,16 @@ class TrainConfig(_Section):
         1, ge=1, description="average the weights of the best N epoch checkpoints"
     )
     threads: int = Field(2, ge=1, description="torch.set_num_threads")
+    bf16: bool = Field(
+        True,
+        description="bfloat16 autocast for training on CPUs with avx512_bf16/AMX (weights stay "
+        "fp32); ignored where the CPU lacks it",
+    )
 
     tokenizer: TokenizerConfig = TokenizerConfig()
     architecture: ArchitectureConfig = ArchitectureConfig()
     pretrain: PretrainConfig = PretrainConfig()
+    gate: GateThresholds = GateThresholds()
 
     output_dir: Path = Field(
         Path("artifacts/train"), description="run folders go here (relative to the project)"

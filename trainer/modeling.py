@@ -76,5 +76,27 @@ def load_classifier(ref: str | Path) -> tuple[Any, Any]:
     return tokenizer, model
 
 
+def bf16_supported() -> bool:
+    """Whether this CPU runs bfloat16 matrix products natively (avx512_bf16 or AMX)."""
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability not in {"AVX512", "AMX"}:
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast(enabled: bool) -> Any:
+    """A CPU bfloat16 autocast context when ``enabled`` and the CPU supports it."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled and bf16_supported())
+
+
 def count_parameters(model: Any) -> int:
     return int(sum(p.numel() for p in model.parameters()))

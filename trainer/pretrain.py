@@ -13,7 +13,7 @@ import numpy as np
 from trainer.batching import length_bucketed_batches, pad_batch
 from trainer.config import ArchitectureConfig, PretrainConfig
 from trainer.errors import TrainingError
-from trainer.modeling import mini_bert_config
+from trainer.modeling import autocast, mini_bert_config
 from trainer.progress import add_task, advance, progress_bar
 
 LOG_EVERY = 50
@@ -98,6 +98,7 @@ def pretrain_mlm(
     cfg: PretrainConfig,
     *,
     seed: int,
+    bf16: bool = False,
     progress: bool = True,
     console: Any = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
@@ -165,12 +166,13 @@ def pretrain_mlm(
                     first_regular_id=first_regular,
                     whole_word=cfg.whole_word_masking,
                 )
-                hidden = model.bert(
-                    input_ids=torch.from_numpy(corrupted),
-                    attention_mask=torch.from_numpy(attention),
-                ).last_hidden_state
-                logits = model.cls(hidden[torch.from_numpy(rows), torch.from_numpy(cols)])
-                loss = loss_fn(logits, torch.from_numpy(targets))
+                with autocast(bf16):
+                    hidden = model.bert(
+                        input_ids=torch.from_numpy(corrupted),
+                        attention_mask=torch.from_numpy(attention),
+                    ).last_hidden_state
+                    logits = model.cls(hidden[torch.from_numpy(rows), torch.from_numpy(cols)])
+                loss = loss_fn(logits.float(), torch.from_numpy(targets))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -19,7 +19,7 @@ from trainer.batching import length_bucketed_batches, pad_batch
 from trainer.config import TrainConfig
 from trainer.errors import TrainingError
 from trainer.metrics import classification_report
-from trainer.modeling import count_parameters, load_classifier, mini_bert_config
+from trainer.modeling import autocast, count_parameters, load_classifier, mini_bert_config
 from trainer.pretrain import PretrainResult, pretrain_mlm
 from trainer.progress import add_task, advance, progress_bar
 from trainer.tokenizer import train_wordpiece
@@ -118,6 +118,7 @@ def prepare_mini(
             config.architecture,
             config.pretrain,
             seed=config.seed,
+            bf16=config.bf16,
             progress=progress,
             console=console,
             on_log=on_pretrain_log,
@@ -295,10 +296,12 @@ def fine_tune(
                     tokenizer.pad_token_id,
                     pad_to=None if config.dynamic_padding else max_length,
                 )
-                logits = model(
-                    input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)
-                ).logits
-                loss = loss_fn(logits, torch.from_numpy(y[batch]))
+                with autocast(config.bf16):
+                    logits = model(
+                        input_ids=torch.from_numpy(input_ids),
+                        attention_mask=torch.from_numpy(mask),
+                    ).logits
+                loss = loss_fn(logits.float(), torch.from_numpy(y[batch]))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,0 +1,577 @@
+"""The training pipeline behind ``ulasan train``: data to promoted model, in one MLflow run."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from schemas.events import LABELS
+from trainer.config import TrainConfig
+from trainer.errors import DataError
+
+if TYPE_CHECKING:
+    from trainer.data import Example
+    from trainer.gate import GateDecision
+    from ulasan.settings import Settings
+
+#: The fixed evaluation set of the gate: SmSA valid without the texts that occur in SmSA train.
+EVAL_SET_NAME = "smsa-valid-dedup"
+#: Parity texts for the ONNX export (held-out texts, cleaned by the exporter like serving does).
+PARITY_TEXTS = 256
+
+
+@dataclass
+class PipelineResult:
+    """Everything one ``ulasan train`` run produced."""
+
+    run_dir: Path
+    config: TrainConfig
+    serving_dir: Path | None
+    checkpoint_dir: Path
+    validation: dict[str, Any]
+    reports: dict[str, dict[str, Any]]
+    stage_seconds: dict[str, float]
+    train_summary: dict[str, Any]
+    export: dict[str, Any] | None = None
+    run_id: str | None = None
+    model_version: str | None = None
+    gate: dict[str, Any] | None = None
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.stage_seconds.values())
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Validated training examples, the fixed evaluation set and the pre-training corpus."""
+
+    train: list[Example]
+    valid: list[Example]
+    corpus: list[str]  # cleaned, unlabelled, no test split
+    validation: dict[str, Any]
+    sources: dict[str, int]
+
+
+def fixed_eval_set() -> list[Example]:
+    """SmSA valid minus the texts also in SmSA train (compared cleaned): the gate's fixed set,
+    the same examples (and hash) whatever a run trains on."""
+    from stream_processors.text import clean
+    from trainer.data import load_smsa
+
+    seen = {clean(e.text) for e in load_smsa("train")}
+    return [e for e in load_smsa("valid") if clean(e.text) not in seen]
+
+
+def unlabelled_corpus() -> list[str]:
+    """Raw texts for the tokenizer and MLM: SmSA train+valid, NusaX train+valid, PRDECT-ID."""
+    from trainer.data import load_nusax, load_prdect, load_smsa
+
+    texts = [e.text for split in ("train", "valid") for e in load_smsa(split)]
+    texts += [e.text for split in ("train", "valid") for e in load_nusax(split)]
+    texts += [e.text for e in load_prdect()]
+    return texts
+
+
+def load_training_data(config: TrainConfig, settings: Settings) -> TrainingData:
+    """Load ``config.data``, validate it (rejections are reported, never dropped silently)
+    and assemble the evaluation set and the pre-training corpus.
+
+    ``smsa``: SmSA train. ``smsa+prdect``: plus PRDECT-ID with rating-derived labels.
+    ``file:PATH``: the file's labelled rows (see :func:`trainer.data.load_file`).
+    ``postgres``: SmSA train plus every labelled review in PostgreSQL (a retrain keeps the
+    base corpus). Validation is always the fixed evaluation set (SmSA valid, deduplicated).
+    """
+    from stream_processors.text import clean
+    from trainer.data import load_file, load_postgres, load_prdect, load_smsa
+    from trainer.validation import validate
+
+    sources: dict[str, int] = {}
+    rows: list[Example] = []
+
+    def add(name: str, examples: list[Example]) -> None:
+        sources[name] = len(examples)
+        rows.extend(examples)
+
+    if config.data in {"smsa", "smsa+prdect", "postgres"}:
+        add("smsa/train", load_smsa("train"))
+    if config.data == "smsa+prdect":
+        add("prdect_id", load_prdect())
+    if config.data == "postgres":
+        add("postgres", load_postgres(settings.postgres.dsn))
+    if config.data.startswith("file:"):
+        path = config.data.removeprefix("file:")
+        add(f"file:{path}", load_file(path))
+
+    report = validate(rows)
+    report.check(min_accepted=len(LABELS))
+    train = list(report.accepted)
+    if config.max_examples is not None and len(train) > config.max_examples:
+        rng = random.Random(config.seed)  # noqa: S311 - sampling, not security
+        train = rng.sample(train, config.max_examples)
+    missing = [label for label in LABELS if not any(e.label == label for e in train)]
+    if missing:
+        raise DataError(f"the training data has no example of {missing}: cannot train 3 classes")
+
+    valid_report = validate(fixed_eval_set())
+    valid = list(valid_report.accepted)
+    if config.max_valid_examples is not None and len(valid) > config.max_valid_examples:
+        valid = random.Random(config.seed + 1).sample(valid, config.max_valid_examples)  # noqa: S311
+    if not valid:
+        raise DataError("the evaluation set is empty after validation")
+    # The evaluation set stays fixed; a training text that is also in it goes (and is counted).
+    eval_keys = {clean(e.text) for e in valid}
+    overlap = sum(1 for e in train if clean(e.text) in eval_keys)
+    if overlap:
+        train = [e for e in train if clean(e.text) not in eval_keys]
+
+    if config.pretrain_corpus == "train":
+        raw_corpus = unlabelled_corpus() + [e.text for e in train]
+    else:
+        raw_corpus = [e.text for e in train]
+    corpus = list(dict.fromkeys(c for c in (clean(t) for t in raw_corpus) if c))
+    return TrainingData(
+        train=train,
+        valid=valid,
+        corpus=corpus,
+        validation={
+            "train": report.to_dict(max_rejections=200),
+            "eval": valid_report.to_dict(max_rejections=200),
+            "sources": sources,
+            "train_used": len(train),
+            "train_removed_as_in_eval_set": overlap,
+            "corpus_texts": len(corpus),
+        },
+        sources=sources,
+    )
+
+
+def _flat(prefix: str, data: Any) -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flat(f"{prefix}.{key}" if prefix else str(key), value))
+        return out
+    return {prefix: data}
+
+
+class _Tracker:
+    """One MLflow run (or nothing, when registration is off): params, metrics, artifacts."""
+
+    def __init__(self, settings: Settings | None, config: TrainConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.run_id: str | None = None
+        self._client: Any = None
+
+    @contextmanager
+    def run(self, run_name: str) -> Iterator[_Tracker]:
+        if self.settings is None:
+            yield self
+            return
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        from trainer.errors import RegistryError
+
+        uri = self.settings.mlflow.uri
+        self._client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        try:
+            name = self.settings.mlflow.experiment
+            experiment = self._client.get_experiment_by_name(name)
+            experiment_id = (
+                experiment.experiment_id
+                if experiment is not None
+                else self._client.create_experiment(name)
+            )
+            run = self._client.create_run(experiment_id, run_name=run_name)
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(
+                f"cannot start an MLflow run at {uri}: {exc} (is the stack up? `ulasan stack "
+                "up`; or train offline with --no-register)"
+            ) from exc
+        self.run_id = run.info.run_id
+        status = "FAILED"
+        try:
+            yield self
+            status = "FINISHED"
+        finally:
+            self._client.set_terminated(self.run_id, status=status)
+
+    def params(self, params: dict[str, Any]) -> None:
+        if self.run_id is None:
+            return
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            self._client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def metrics(self, metrics: dict[str, float | None], step: int | None = None) -> None:
+        if self.run_id is None:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(k.replace("@", "_"), float(v), now, step or 0)
+            for k, v in metrics.items()
+            if v is not None
+        ]
+        if items:
+            self._client.log_batch(self.run_id, metrics=items)
+
+    def tags(self, tags: dict[str, str]) -> None:
+        if self.run_id is not None:
+            for key, value in tags.items():
+                self._client.set_tag(self.run_id, key, value)
+
+    def artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if self.run_id is None:
+            return
+        if path.is_dir():
+            self._client.log_artifacts(self.run_id, str(path), artifact_path=artifact_path)
+        else:
+            self._client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
+
+
+def _write_json(path: Path, data: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def _report_metrics(prefix: str, report: dict[str, Any]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {
+        f"{prefix}_accuracy": report["accuracy"],
+        f"{prefix}_macro_f1": report["macro_f1"],
+        f"{prefix}_ece": report.get("ece"),
+    }
+    for label, scores in report["per_class"].items():
+        out[f"{prefix}_f1_{label}"] = scores["f1"]
+    return out
+
+
+def run_training(
+    config: TrainConfig,
+    settings: Settings,
+    *,
+    console: Console | None = None,
+    progress: bool = True,
+    run_name: str | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> PipelineResult:
+    """Train, evaluate, export, register and gate one model; see the module docstring.
+
+    Stages: data (load + validate) -> tokenizer and MLM pre-training (ulasan-mini) ->
+    fine-tuning (per-epoch metrics) -> evaluation of the int8 serving folder on the fixed
+    evaluation set (SmSA valid, deduplicated: what the gate compares) and on SmSA test
+    (reported only, never used to select) -> profile -> MLflow: artifacts, registration as
+    ``candidate`` and the gate (``champion`` moves only when it passes). With
+    ``config.register_model`` false, nothing touches MLflow.
+    """
+    import torch
+
+    from trainer.data import load_smsa
+    from trainer.export import export_serving_folder
+    from trainer.metrics import classification_report, plot_confusion
+    from trainer.train import fine_tune, predict_proba, prepare_mini
+
+    console = console or Console()
+    torch.set_num_threads(config.threads)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = config.resolved_output_dir() / f"{stamp}-{config.model.replace('/', '_')}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    stages: dict[str, float] = {}
+    tracker = _Tracker(settings if config.register_model else None, config)
+
+    @contextmanager
+    def stage(name: str) -> Iterator[None]:
+        if on_stage is not None:
+            on_stage(name)
+        console.rule(f"[bold]{name}")
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            stages[name] = time.perf_counter() - started
+            tracker.metrics({f"stage_seconds_{name}": stages[name]})
+
+    with tracker.run(run_name or f"train-{config.model}-{stamp}"):
+        tracker.params(_flat("", config.model_dump(mode="json")))
+        tracker.tags({"ulasan.run_dir": str(run_dir), "ulasan.model": config.model})
+
+        with stage("data"):
+            data = load_training_data(config, settings)
+            validation_path = _write_json(run_dir / "validation_report.json", data.validation)
+            tracker.artifact(validation_path)
+            tracker.params(
+                {
+                    "n_train": len(data.train),
+                    "n_eval": len(data.valid),
+                    "n_corpus": len(data.corpus),
+                    "eval_set": EVAL_SET_NAME,
+                }
+            )
+            console.print(
+                f"train {len(data.train)} examples ({data.sources}), eval {len(data.valid)} "
+                f"({EVAL_SET_NAME}), pre-training corpus {len(data.corpus)} texts; rejected "
+                f"{data.validation['train']['rejected']}: "
+                f"{ {k: v for k, v in data.validation['train']['reason_counts'].items() if v} }"
+            )
+
+        prepared = None
+        if config.is_mini:
+            with stage("pretrain"):
+                prepared = prepare_mini(
+                    config,
+                    data.corpus,
+                    progress=progress,
+                    console=console,
+                    on_pretrain_log=lambda step, m: tracker.metrics(
+                        {f"pretrain_{k}": v for k, v in m.items()}, step=step
+                    ),
+                )
+                tracker.metrics(
+                    {
+                        "tokenizer_seconds": prepared.tokenizer_seconds,
+                        "vocab_size": len(prepared.tokenizer),
+                    }
+                )
+
+        with stage("fine_tune"):
+            result = fine_tune(
+                config,
+                data.train,
+                data.valid,
+                progress=progress,
+                output_dir=run_dir,
+                prepared=prepared,
+                console=console,
+                on_epoch=lambda epoch, m: tracker.metrics(m, step=epoch),
+            )
+            tracker.artifact(run_dir / "history.json")
+
+        from stream_processors.text import default_lexicon
+
+        smsa_test = load_smsa("test")
+        with stage("export"):
+            seen = {e.text for e in data.train}
+            parity = [e.text for e in data.valid if e.text not in seen][:PARITY_TEXTS]
+            exported = export_serving_folder(
+                result.checkpoint_dir,
+                run_dir / "serving",
+                model_name=config.model if config.is_mini else config.model.split("/")[-1],
+                lexicon=default_lexicon(),
+                parity_texts=parity,
+                quantize=config.quantize,
+            )
+            tracker.metrics(
+                {
+                    k: v
+                    for k, v in exported.as_dict().items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)
+                }
+            )
+
+        reports: dict[str, dict[str, Any]] = {}
+        with stage("evaluate"):
+            from stream_processors.inference import OnnxPredictor
+            from trainer.evaluate import evaluate_predictor
+
+            predictor = OnnxPredictor.from_folder(exported.folder, intra_op_threads=config.threads)
+            eval_pairs = [(e.text, e.label) for e in data.valid]
+            test_pairs = [(e.text, e.label) for e in smsa_test]
+            reports[EVAL_SET_NAME] = evaluate_predictor(predictor, eval_pairs)
+            reports["smsa-test"] = evaluate_predictor(predictor, test_pairs)
+            # The PyTorch checkpoint too: the gap is what quantization cost.
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            model = AutoModelForSequenceClassification.from_pretrained(result.checkpoint_dir)
+            tokenizer = AutoTokenizer.from_pretrained(result.checkpoint_dir)
+            for name, pairs in (("smsa-test-pytorch", test_pairs),):
+                probs = predict_proba(
+                    model, tokenizer, [t for t, _ in pairs], max_length=exported.manifest.max_length
+                )
+                pred = [model.config.id2label[int(i)] for i in probs.argmax(axis=1)]
+                reports[name] = classification_report([y for _, y in pairs], pred, probs)
+            for name, report in reports.items():
+                tracker.metrics(_report_metrics(name.replace("-", "_"), report))
+                png = plot_confusion(
+                    report, run_dir / "plots" / f"confusion_{name}.png", title=name
+                )
+                tracker.artifact(png, "plots")
+                _write_json(run_dir / "reports" / f"{name}.json", report)
+
+        with stage("profile"):
+            from trainer.profile import build_profile, write_profile
+
+            profile = build_profile(
+                [e.text for e in data.train],
+                [str(e.label) for e in data.train],
+                folder=exported.folder,
+                predictor=predictor,
+                seed=config.seed,
+            )
+            write_profile(profile, exported.folder)
+
+        summary = {
+            "model": config.model,
+            "num_parameters": result.num_parameters,
+            "best_epoch": result.best_epoch,
+            "averaged_epochs": result.averaged_epochs,
+            "epochs_run": len(result.history),
+            "class_weights": result.class_weights,
+            "pretrain_steps": prepared.pretrain.steps if prepared and prepared.pretrain else 0,
+            "pretrain_final_loss": (
+                prepared.pretrain.final_loss if prepared and prepared.pretrain else None
+            ),
+            "vocab_size": len(prepared.tokenizer) if prepared else None,
+        }
+        pipeline = PipelineResult(
+            run_dir=run_dir,
+            config=config,
+            serving_dir=exported.folder,
+            checkpoint_dir=result.checkpoint_dir,
+            validation=data.validation,
+            reports=reports,
+            stage_seconds=stages,
+            train_summary=summary,
+            export=exported.as_dict(),
+            run_id=tracker.run_id,
+        )
+        if not config.register_model:
+            _write_json(run_dir / "summary.json", _summary_dict(pipeline))
+            return pipeline
+
+        with stage("register"):
+            from trainer.registry import (
+                EvalScores,
+                dataset_hash,
+                log_serving_folder,
+                register_candidate,
+            )
+
+            eval_hash = dataset_hash(eval_pairs)
+            log_serving_folder(
+                settings,
+                str(tracker.run_id),
+                exported.folder,
+                reports={**reports, "validation": data.validation, "export": exported.as_dict()},
+            )
+            version = register_candidate(
+                settings,
+                str(tracker.run_id),
+                exported.folder,
+                train_dataset_hash=dataset_hash(data.train),
+                scores=EvalScores.from_report(
+                    reports[EVAL_SET_NAME], dataset_hash=eval_hash, name=EVAL_SET_NAME
+                ),
+                extra_tags={"ulasan.smsa_test.macro_f1": f"{reports['smsa-test']['macro_f1']:.6f}"},
+            )
+            pipeline.model_version = version.version
+            tracker.tags({"ulasan.model_version": version.version})
+
+        if config.promote:
+            with stage("gate"):
+                decision = gate_and_promote(settings, config, version.version, eval_pairs)
+                pipeline.gate = decision.as_dict()
+                tracker.tags(
+                    {"ulasan.gate.decision": "promoted" if decision.promoted else "rejected"}
+                )
+                tracker.metrics({"gate_promoted": float(decision.promoted)})
+        _write_json(run_dir / "summary.json", _summary_dict(pipeline))
+        tracker.artifact(run_dir / "summary.json")
+    return pipeline
+
+
+def gate_and_promote(
+    settings: Settings, config: TrainConfig, version: str, eval_pairs: Sequence[tuple[str, str]]
+) -> GateDecision:
+    """The registry engineer's gate on the fixed evaluation set with the config's thresholds."""
+    from trainer.gate import GateConfig, run_gate
+
+    return run_gate(
+        settings,
+        eval_pairs,
+        version=version,
+        config=GateConfig(min_accuracy=config.gate.min_accuracy, tolerance=config.gate.tolerance),
+        eval_name=EVAL_SET_NAME,
+    )
+
+
+def _summary_dict(result: PipelineResult) -> dict[str, Any]:
+    return {
+        "run_dir": str(result.run_dir),
+        "serving_dir": str(result.serving_dir) if result.serving_dir else None,
+        "run_id": result.run_id,
+        "model_version": result.model_version,
+        "gate": result.gate,
+        "stage_seconds": result.stage_seconds,
+        "total_seconds": result.total_seconds,
+        "train": result.train_summary,
+        "export": result.export,
+        "scores": {
+            name: {
+                "n": r["n"],
+                "accuracy": r["accuracy"],
+                "macro_f1": r["macro_f1"],
+                "ece": r["ece"],
+            }
+            for name, r in result.reports.items()
+        },
+    }
+
+
+def summary_table(result: PipelineResult) -> Table:
+    """The final rich summary of a training run."""
+    table = Table(title=f"ulasan train: {result.config.model}", show_header=True)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    for name, report in result.reports.items():
+        table.add_row(
+            name,
+            f"n={report['n']}  accuracy {report['accuracy']:.4f}  macro-F1 "
+            f"{report['macro_f1']:.4f}  ECE {report['ece']:.4f}",
+        )
+    summary = result.train_summary
+    table.add_row(
+        "model",
+        f"{summary['num_parameters']:,} parameters, best epoch {summary['best_epoch']} "
+        f"(averaged {summary['averaged_epochs']}), {summary['epochs_run']} epochs run",
+    )
+    if result.export:
+        table.add_row(
+            "export",
+            f"int8 {result.export['model_bytes'] / 1e6:.1f} MB, parity: "
+            + ", ".join(
+                f"{k}={v}"
+                for k, v in result.export.items()
+                if k not in {"folder", "model_bytes", "fp32_model_bytes", "export_s", "quantize_s"}
+            ),
+        )
+    table.add_row(
+        "stages",
+        "  ".join(f"{k} {v:.0f}s" for k, v in result.stage_seconds.items())
+        + f"  (total {result.total_seconds:.0f}s)",
+    )
+    table.add_row("serving folder", str(result.serving_dir))
+    if result.run_id:
+        table.add_row("MLflow run", result.run_id)
+    if result.model_version:
+        table.add_row("registered", f"version {result.model_version} (alias candidate)")
+    if result.gate:
+        verdict = "[green]promoted to champion" if result.gate["promoted"] else "[red]not promoted"
+        table.add_row("gate", f"{verdict}[/]: {result.gate['reason']}")
+    return table
