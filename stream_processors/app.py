@@ -19,6 +19,7 @@ from schemas import topics
 from schemas.codec import encode
 from schemas.events import Event
 from stream_processors.dlq import dead_letter
+from stream_processors.errors import WorkerConfigError
 from stream_processors.inference.batching import BatchScorer, PredictorHolder
 from stream_processors.metrics import WorkerMetrics
 from stream_processors.records import Rejected
@@ -54,6 +55,10 @@ class TopicNames:
     def dlq(self, source: str) -> str:
         """The dead-letter topic of the (already prefixed) ``source`` topic."""
         return topics.dlq(source)
+
+    def all(self) -> tuple[str, ...]:
+        """Every topic the worker reads or writes."""
+        return (self.raw, *self.outputs())
 
     def outputs(self) -> tuple[str, ...]:
         """Every topic the worker writes to."""
@@ -212,12 +217,10 @@ def topic(app: faust.App, name: str) -> faust.TopicT:
 
 
 def _register_lifecycle(app: faust.App, deps: Deps, outputs: Outputs) -> None:
-    """Declare output topics, open the sink, measure lag, close everything on shutdown."""
+    """Open the sink, measure lag, close everything on shutdown."""
 
     @app.task  # type: ignore[untyped-decorator]
-    async def _declare_and_open() -> None:
-        for channel in outputs.channels.values():
-            await channel.maybe_declare()
+    async def _open_sink() -> None:
         if hasattr(deps.sink, "open"):
             await deps.sink.open()
 
@@ -249,3 +252,42 @@ async def measure_lag(app: faust.App, metrics: WorkerMetrics) -> None:
             position = await consumer.position(tp)
             done = position if position is not None else 0
         metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
+
+
+def ensure_topics(settings: WorkerSettings, timeout_s: float = 30.0) -> list[str]:
+    """Create the worker's topics that do not exist yet (before the consumer subscribes: faust
+    ignores a source topic missing at subscription time until the next rebalance); return the
+    names created. Raises :class:`WorkerConfigError` when Kafka refuses or does not answer.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    names = TopicNames(settings.worker.topic_prefix).all()
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as exc:
+        raise WorkerConfigError(
+            f"Kafka at {settings.kafka.bootstrap_servers} does not answer ({exc}); "
+            "is it running (`ulasan stack status`)?"
+        ) from exc
+    missing = [n for n in names if n not in existing]
+    if not missing:
+        return []
+    new = [
+        NewTopic(
+            n,
+            num_partitions=settings.kafka.partitions,
+            replication_factor=settings.kafka.replication_factor,
+        )
+        for n in missing
+    ]
+    created = []
+    for name, future in admin.create_topics(new, operation_timeout=timeout_s).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise WorkerConfigError(f"cannot create topic {name}: {exc}") from exc
+    return created

@@ -29,7 +29,8 @@ def worker(
     """Run one stream worker (clean, infer and sink agents) until SIGTERM or Ctrl-C."""
     import faust
 
-    from stream_processors.app import Deps, create_app
+    from stream_processors.app import Deps, create_app, ensure_topics
+    from stream_processors.errors import WorkerConfigError
     from stream_processors.inference import InferenceError
     from stream_processors.settings import WorkerSettings
 
@@ -67,6 +68,13 @@ def worker(
         f"Kafka {settings.kafka.bootstrap_servers}, PostgreSQL {settings.postgres.host}:"
         f"{settings.postgres.port}/{settings.postgres.dbname}"
     )
+    try:
+        created = ensure_topics(settings)
+    except WorkerConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if created:
+        console.print(f"created topics: {', '.join(created)}")
     app = create_app(settings, deps)
     port = settings.effective_metrics_port
     if port:

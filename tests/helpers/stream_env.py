@@ -139,13 +139,14 @@ class StreamEnv:
         port = self.pg_port or pg.port
         return f"postgresql://{pg.user}@{pg.host}:{port}/{pg.dbname}"
 
-    def create(self) -> None:
+    def create(self, *, topic_names: list[str] | None = None) -> None:
+        """Create the topics (all of them unless ``topic_names``) and the migrated database."""
         import psycopg
 
         from deploy.local.database import migrate
         from deploy.local.kafka import ensure_topics
 
-        ensure_topics(self.bootstrap, self.topic_names, self.partitions, 1)
+        ensure_topics(self.bootstrap, topic_names or self.topic_names, self.partitions, 1)
         with psycopg.connect(self.admin_dsn(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.dbname}"')
         migrate(self.dsn)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 
+from deploy.local.kafka import admin_client
 from schemas import topics
 from stream_processors.inference.batching import event_id
 from tests.helpers.stream_env import ULASAN, StreamEnv, wait_until
-from tests.helpers.tiny_serving import MODEL_NAME
+from tests.helpers.tiny_serving import MODEL_NAME, copy_serving_folder
 from tests.integration.stream_fixtures import stream_env_fixture  # noqa: F401 - fixture
+from ulasan.settings import Settings
 
 N = 2000
 
@@ -69,3 +72,20 @@ def test_2000_reviews_make_2000_rows_and_2000_scores(stream_env: StreamEnv) -> N
     assert MODEL_NAME in shown.stdout
 
     assert worker.stop() == 0, worker.log()[-3000:]
+
+
+def test_the_worker_creates_its_missing_topics_before_subscribing(tmp_path: Path) -> None:
+    env = StreamEnv(Settings(), copy_serving_folder(tmp_path / "model"), tmp_path)
+    env.create(topic_names=[env.topic(topics.REVIEWS_RAW)])  # nothing downstream exists yet
+    try:
+        worker = env.start_worker("w1")
+        env.wait_assigned(worker)
+        env.produce_reviews(0, 20)
+        env.wait_rows(20, timeout_s=120)
+        meta = admin_client(env.bootstrap).list_topics(timeout=10)  # type: ignore[attr-defined]
+        assert {t: len(meta.topics[t].partitions) for t in env.topic_names} == {
+            t: env.partitions for t in env.topic_names
+        }
+        assert worker.stop() == 0, worker.log()[-3000:]
+    finally:
+        env.destroy()
