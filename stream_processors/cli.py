@@ -21,6 +21,9 @@ def worker(
     metrics_port: int | None = typer.Option(
         None, "--metrics-port", help="port of /metrics (0 = none; default ULASAN_METRICS_PORT)"
     ),
+    metrics_host: str | None = typer.Option(
+        None, "--metrics-host", help="address Prometheus reaches /metrics at (default 127.0.0.1)"
+    ),
     app_id: str | None = typer.Option(
         None, "--app-id", help="consumer group; workers with one id share the partitions"
     ),
@@ -40,6 +43,7 @@ def worker(
         for k, v in {
             "model": model,
             "metrics_port": metrics_port,
+            "metrics_host": metrics_host,
             "app_id": app_id,
             "loglevel": loglevel,
         }.items()
@@ -86,10 +90,33 @@ def worker(
                 "pass --metrics-port with a free port (or 0 for none)"
             )
             raise typer.Exit(2) from exc
-        console.print(f"metrics on http://127.0.0.1:{port}/metrics")
-    # faust's Worker installs SIGTERM/SIGINT handlers that stop the agents, commit what was
-    # acked and close the consumer, so a stop is a clean leave of the consumer group.
-    faust.Worker(app, loglevel=cfg.loglevel).execute_from_commandline()
+        console.print(f"metrics on http://{cfg.metrics_host}:{port}/metrics")
+    target = _register_scrape_target(settings, port) if port else None
+    try:
+        # faust's Worker installs SIGTERM/SIGINT handlers that stop the agents, commit what
+        # was acked and close the consumer, so a stop is a clean leave of the consumer group.
+        faust.Worker(app, loglevel=cfg.loglevel).execute_from_commandline()
+    finally:
+        if target is not None:
+            from deploy.local.prometheus import unregister_target
+
+            unregister_target(settings, target)
+
+
+def _register_scrape_target(settings: Any, port: int) -> str | None:
+    """Tell the stack's Prometheus (file_sd) to scrape this worker; None if that failed."""
+    from deploy.local.errors import StackError
+    from deploy.local.prometheus import register_target
+
+    name = f"worker-{settings.worker.app_id}-{port}"
+    try:
+        register_target(
+            settings, name, port, host=settings.worker.metrics_host, labels={"role": "worker"}
+        )
+    except (StackError, OSError) as exc:
+        logging.getLogger(__name__).warning("Prometheus will not scrape this worker: %s", exc)
+        return None
+    return name
 
 
 @consume_app.command("sentiment")

@@ -38,6 +38,10 @@ class WorkerConfig(BaseModel):
         le=65535,
         description="/metrics port; None = Settings.metrics_port; 0 = no metrics server",
     )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="address Prometheus scrapes this worker at (registered as a file_sd target)",
+    )
     dlq_enabled: bool = Field(
         True, description="send bad records to <topic>.dlq; off = log and count them only"
     )
