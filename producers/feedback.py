@@ -10,9 +10,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from producers.checkpoints import CheckpointStore
-from producers.files import BadRow, Format, Record, detect_format, file_sha256, require_columns
-from producers.publish import Publisher
-from producers.runner import FileSource, Parsed, RunStats, run_file
+from producers.files import (
+    BadRow,
+    Format,
+    Record,
+    check_file,
+    detect_format,
+    file_sha256,
+    require_columns,
+)
+from producers.runner import EventSink, FileSource, Parsed, RunStats, run_file
 from schemas import topics
 from schemas.events import LABELS, Label, LabelFeedback
 
@@ -85,12 +92,13 @@ def publish_feedback_file(
     *,
     fmt: Format | None,
     sep: str | None,
-    publisher: Publisher,
+    publisher: EventSink,
     checkpoints: CheckpointStore,
     from_start: bool = False,
     on_progress: Any = None,
 ) -> RunStats:
     """Publish every good row of a label file once (checkpoint: producer='feedback', sha256)."""
+    check_file(path)
     file_format = detect_format(path, fmt)
     require_columns(path, file_format, {"review_id": "review_id", "label": "label"}, sep=sep)
     sha = file_sha256(path)

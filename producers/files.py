@@ -52,6 +52,12 @@ class BadRow:
         return f"line {self.line}: {self.reason}"
 
 
+def check_file(path: Path) -> None:
+    """Raise :class:`InputFileError` unless ``path`` is a readable file."""
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist or is not a file")
+
+
 def detect_format(path: Path, fmt: str | None) -> Format:
     """``fmt`` when given, else the format its extension names; raise when neither works."""
     if fmt is not None:

@@ -31,8 +31,9 @@ from pydantic import ValidationError
 
 from producers.checkpoints import CheckpointStore
 from producers.errors import AppNotFound, GooglePlayUnavailable, UnexpectedResponse
-from producers.publish import Publisher
 from producers.ratelimit import TokenBucket
+from producers.runner import EventSink
+from schemas import topics
 from schemas.events import ReviewReceived
 
 PRODUCER = "google_play"
@@ -44,14 +45,16 @@ FIELDS = ("reviewId", "content", "score", "at")
 
 def _library() -> Any:
     """Import the scraper, undoing its import-time switch-off of TLS verification."""
-    saved = ssl._create_default_https_context  # noqa: SLF001
+    saved = ssl._create_default_https_context
+    if saved is ssl._create_unverified_context:  # someone imported the library before us
+        saved = ssl.create_default_context
     try:
         from google_play_scraper import Sort, exceptions
         from google_play_scraper.constants.element import ElementSpecs
         from google_play_scraper.constants.request import Formats
         from google_play_scraper.features import reviews as reviews_module
     finally:
-        ssl._create_default_https_context = saved  # noqa: SLF001
+        ssl._create_default_https_context = saved
     if not hasattr(reviews_module, "_fetch_review_items"):
         raise UnexpectedResponse(
             "this google-play-scraper version has no _fetch_review_items: pin 1.2.x"
@@ -187,7 +190,7 @@ def produce(
     app_id: str,
     *,
     client: PlayClient,
-    publisher: Publisher,
+    publisher: EventSink,
     checkpoints: CheckpointStore,
     since: datetime | None = None,
     max_reviews: int | None = None,
@@ -256,7 +259,7 @@ def produce(
                 stats.skipped.append((rid, str(exc)))
                 seen[rid] = at.isoformat()
                 continue
-            publisher.publish_review(event)
+            publisher.publish(topics.REVIEWS_RAW, event.review_id, event)
             seen[rid] = at.isoformat()
             newest = at if newest is None else max(newest, at)
             stats.newest_at = newest

@@ -49,10 +49,11 @@ class TokenBucket:
 
     def acquire(self, n: float = 1.0) -> float:
         """Block until ``n`` tokens are taken; returns the seconds slept."""
-        slept = 0.0
-        while True:
-            wait = self.try_acquire(n)
-            if wait <= 0:
-                return slept
-            self._sleep(wait)
-            slept += wait
+        wait = self.try_acquire(n)
+        if wait <= 0:
+            return 0.0
+        self._sleep(wait)
+        # after sleeping the computed wait the tokens are ours; rounding may leave a tiny debt
+        self._refill()
+        self._tokens -= n
+        return wait

@@ -19,9 +19,16 @@ from pydantic import ValidationError
 
 from producers.checkpoints import CheckpointStore
 from producers.feedback import rating_feedback
-from producers.files import BadRow, Format, Record, detect_format, file_sha256, require_columns
-from producers.publish import Publisher
-from producers.runner import FileSource, Parsed, RunStats, run_file
+from producers.files import (
+    BadRow,
+    Format,
+    Record,
+    check_file,
+    detect_format,
+    file_sha256,
+    require_columns,
+)
+from producers.runner import EventSink, FileSource, Parsed, RunStats, run_file
 from schemas import topics
 from schemas.events import MAX_TEXT_CHARS, ReviewReceived
 
@@ -178,7 +185,7 @@ def replay(
     path: Path,
     spec: ReplaySpec,
     *,
-    publisher: Publisher,
+    publisher: EventSink,
     checkpoints: CheckpointStore,
     rate: float | None = None,
     loop: bool = False,
@@ -188,6 +195,7 @@ def replay(
     should_stop: Any = None,
 ) -> RunStats:
     """Replay ``path`` (see :func:`producers.runner.run_file` for the options)."""
+    check_file(path)
     fmt = detect_format(path, spec.fmt)
     columns = {
         "--text-col": spec.text_col,

@@ -12,11 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from producers.checkpoints import CheckpointStore
 from producers.files import BadRow, Format, Record, read_records
-from producers.publish import Publisher
 from producers.ratelimit import TokenBucket
 from schemas.events import Event
 
@@ -24,6 +23,14 @@ from schemas.events import Event
 #: the row's own event (counted against ``--max``), or the reason the row is skipped.
 Parsed = list[tuple[str, str, Event]] | BadRow
 Parser = Callable[[Record, int], Parsed]
+
+
+class EventSink(Protocol):
+    """Where producers put events: :class:`producers.publish.Publisher` on Kafka."""
+
+    def publish(self, topic: str, key: str, event: Event) -> None: ...
+
+    def flush(self, timeout_s: float = 60.0) -> None: ...
 
 
 @dataclass
@@ -60,7 +67,7 @@ def run_file(
     source: FileSource,
     parse: Parser,
     *,
-    publisher: Publisher,
+    publisher: EventSink,
     checkpoints: CheckpointStore,
     producer: str,
     key: str,
