@@ -14,7 +14,7 @@ class PrerequisiteMissing(StackError):
 
     def __init__(self, what: str, package: str) -> None:
         super().__init__(
-            f"{what} is not installed: run `make system-deps` "
+            f"not installed: {what}. Run `make system-deps` "
             f"(or `apt-get install -y {package}`) and try again"
         )
         self.what = what

@@ -18,7 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.local.errors import ConfigError, ServiceStartError, ServiceUnavailable
+from deploy.local.errors import (
+    ConfigError,
+    PrerequisiteMissing,
+    ServiceStartError,
+    ServiceUnavailable,
+)
 from deploy.local.manager import Say, Service, require_program
 from schemas.topics import all_topics_with_dlq
 from ulasan.settings import Settings
@@ -253,10 +258,14 @@ class KafkaService(Service):
         return f"{host}:{port}"
 
     def check_prerequisites(self) -> None:
-        require_program("java", "openjdk-17-jre-headless", "Java (17 or newer)")
-        libs = self.settings.stack.kafka_libs_dir()
-        if not jars_ready(libs, self.settings.stack.kafka_version):
-            require_program("mvn", "maven", "Maven (to fetch the Kafka jars)")
+        needed = [("java", "openjdk-17-jre-headless", "Java (17 or newer)")]
+        if not jars_ready(self.settings.stack.kafka_libs_dir(), self.settings.stack.kafka_version):
+            needed.append(("mvn", "maven", "Maven (to fetch the Kafka jars)"))
+        missing = [(p, what) for program, p, what in needed if shutil.which(program) is None]
+        if missing:
+            raise PrerequisiteMissing(
+                ", ".join(what for _, what in missing), " ".join(p for p, _ in missing)
+            )
 
     def ports(self) -> list[tuple[str, int, str]]:
         host, port = local_listener(self.settings)

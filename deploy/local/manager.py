@@ -260,10 +260,13 @@ def up(settings: Settings, say: Say = _quiet) -> list[UpResult]:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     began: dict[str, float] = {}
     started: set[str] = set()
+    to_start = [service for service in stack if service.pid() is None]
+    # every port first: a port taken by a stranger should stop us before anything starts
+    for service in to_start:
+        for host, port, setting in service.ports():
+            process.require_free_port(host, port, service=service.name, setting=setting)
     try:
-        for service in stack:
-            if service.pid() is not None:
-                continue
+        for service in to_start:
             say(f"starting {service.name}")
             began[service.name] = time.monotonic()
             started.add(service.name)
