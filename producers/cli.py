@@ -32,6 +32,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 FORMAT_HELP = "csv, tsv or jsonl (default: from the file extension)"
+PREFIX_HELP = "prepend this to the topic names (isolated topics, like ULASAN_WORKER__TOPIC_PREFIX)"
 NO_CHECKPOINT_HELP = "keep no checkpoint in PostgreSQL (every run publishes everything again)"
 
 
@@ -114,10 +115,11 @@ def replay_command(
         False, help="also publish rating labels to feedback.v1 (4-5 pos, 3 neu, 1-2 neg)"
     ),
     no_checkpoint: bool = typer.Option(False, help=NO_CHECKPOINT_HELP),
+    topic_prefix: str = typer.Option("", help=PREFIX_HELP),
     show_bad: int = typer.Option(20, help="list at most N bad rows"),
 ) -> None:
     """Replay a review file into reviews.raw.v1: each good row once, bad rows reported."""
-    from producers.publish import Publisher
+    from producers.publish import Publisher, prefixed_topics
     from producers.replay import ReplaySpec, replay
     from producers.replay import preset as get_preset
 
@@ -146,7 +148,7 @@ def replay_command(
     settings = Settings()
     try:
         total = max(count_lines(file) - (1 if spec.header else 0), 0) if file.is_file() else None
-        publisher = Publisher(settings)
+        publisher = Publisher(settings, topic_overrides=prefixed_topics(topic_prefix))
         publisher.check_connection()
         with _checkpoints(settings, no_checkpoint) as store, progress_bar() as bar:
             task = bar.add_task(
@@ -192,15 +194,16 @@ def feedback_command(
     sep: str | None = typer.Option(None, help="field separator"),
     from_start: bool = typer.Option(False, help="ignore the checkpoint and publish everything"),
     no_checkpoint: bool = typer.Option(False, help=NO_CHECKPOINT_HELP),
+    topic_prefix: str = typer.Option("", help=PREFIX_HELP),
     show_bad: int = typer.Option(20, help="list at most N bad rows"),
 ) -> None:
     """Publish true labels (LabelFeedback, source human unless the row says rating)."""
     from producers.feedback import publish_feedback_file
-    from producers.publish import Publisher
+    from producers.publish import Publisher, prefixed_topics
 
     settings = Settings()
     try:
-        publisher = Publisher(settings)
+        publisher = Publisher(settings, topic_overrides=prefixed_topics(topic_prefix))
         publisher.check_connection()
         with _checkpoints(settings, no_checkpoint) as store:
             stats = publish_feedback_file(
@@ -238,17 +241,18 @@ def google_play_command(
     rate: float = typer.Option(1.0, help="at most N requests per second"),
     retries: int = typer.Option(4, min=0, help="retries per request (exponential backoff)"),
     no_checkpoint: bool = typer.Option(False, help=NO_CHECKPOINT_HELP),
+    topic_prefix: str = typer.Option("", help=PREFIX_HELP),
 ) -> None:
     """Publish the new Google Play reviews of APP_ID (incremental, deduplicated, no names)."""
     from producers.google_play import PlayClient, PlayStats, produce
-    from producers.publish import Publisher
+    from producers.publish import Publisher, prefixed_topics
 
     since_at = _parse_since(since)
     if rate <= 0:
         raise _fail(ValueError("--rate must be > 0 requests per second"))
     settings = Settings()
     try:
-        publisher = Publisher(settings)
+        publisher = Publisher(settings, topic_overrides=prefixed_topics(topic_prefix))
         publisher.check_connection()
         client = PlayClient(lang=lang, country=country, requests_per_s=rate, retries=retries)
         with _checkpoints(settings, no_checkpoint) as store, console.status("fetching") as status:

@@ -198,6 +198,11 @@ class Publisher:
             self._producer.flush(5.0)
 
 
+def prefixed_topics(prefix: str) -> dict[str, str]:
+    """Topic overrides that put ``prefix`` before every topic of the design (isolated runs)."""
+    return {t: prefix + t for t in topics.ALL_TOPICS} if prefix else {}
+
+
 def publish(
     events: Event | Iterable[Event],
     settings: Settings | None = None,
