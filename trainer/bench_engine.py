@@ -101,14 +101,14 @@ def _build_shape_checkpoint(dims: dict[str, int], out: Path, *, max_length: int)
         corpus += [clean(row[0]) for row in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)]
     tokenizer = train_wordpiece(corpus, vocab_size=dims["vocab_size"], model_max_length=max_length)
     torch.manual_seed(0)
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[no-untyped-call]
         **{**dims, "vocab_size": max(dims["vocab_size"], len(tokenizer))},
         num_labels=len(LABELS),
         id2label=dict(enumerate(LABELS)),
         label2id={lab: i for i, lab in enumerate(LABELS)},
         pad_token_id=tokenizer.pad_token_id,
     )
-    model = BertForSequenceClassification(config).eval()
+    model = BertForSequenceClassification(config).eval()  # type: ignore[no-untyped-call]
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -129,7 +129,9 @@ def _time_calls(
     return time.perf_counter() - t0, latencies
 
 
-def _summarise(runtime: str, batch: int, padding: str, n: int, total_s: float, lat: list[float]):  # noqa: ANN202
+def _summarise(
+    runtime: str, batch: int, padding: str, n: int, total_s: float, lat: list[float]
+) -> EngineRun:
     return EngineRun(
         runtime=runtime,
         batch=batch,

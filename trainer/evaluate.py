@@ -115,8 +115,10 @@ def _read_delimited(
             delimiter = "\t" if fmt == "tsv" else _sniff_delimiter(fh.readline())
             fh.seek(0)
         # TSV corpora such as SmSA use bare quotes inside texts: no quoting for TSV
-        quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
-        reader = csv.reader(fh, delimiter=delimiter, quoting=quoting)
+        if fmt == "tsv":
+            reader = csv.reader(fh, delimiter=delimiter, quoting=csv.QUOTE_NONE)
+        else:
+            reader = csv.reader(fh, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
         columns: list[str] = []
         if header:
             columns = [c.strip() for c in next(reader, [])]

@@ -265,7 +265,7 @@ def get_version(
     return ModelVersionInfo(
         name=name,
         version=str(mv.version),
-        source=mv.source,
+        source=str(mv.source),
         run_id=mv.run_id,
         aliases=tuple(mv.aliases or ()),
         tags=dict(mv.tags or {}),

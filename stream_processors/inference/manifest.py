@@ -17,7 +17,7 @@ MODEL_FP32_FILE = "model_fp32.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 LEXICON_FILE = "lexicon.json"
 PROFILE_FILE = "profile.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION: Literal[1] = 1
 
 
 class Parity(BaseModel):
@@ -40,7 +40,7 @@ class ModelManifest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
-    format_version: Literal[1] = FORMAT_VERSION
+    format_version: Literal[1] = 1
     model_name: str = Field(min_length=1)
     labels: list[str] = Field(min_length=2, description="output index -> label")
     max_length: int = Field(ge=2, description="tokens per text, [CLS] and [SEP] included")
