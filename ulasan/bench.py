@@ -84,3 +84,45 @@ def engine(
     Console().print(table)
     for note in result["notes"]:
         err.print(f"[yellow]note:[/yellow] {note}")
+
+
+@app.command("text")
+def text(
+    n: int = typer.Option(20000, "--n", min=100, help="texts to process (SmSA and PRDECT-ID)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Clean + features throughput on one core, beside clean alone and the uncached stemmer."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from stream_processors.text.bench import run_text_bench
+    from stream_processors.text.errors import TextError
+    from ulasan.settings import PROJECT_ROOT
+
+    try:
+        result = run_text_bench(n, PROJECT_ROOT / "data")
+    except TextError as exc:
+        Console(stderr=True).print(f"[red]benchmark failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    table = Table(
+        title=f"text processing: {result['n_texts']} texts, mean {result['mean_chars']} chars, "
+        f"core {result['core']}, load {result['load_avg']}"
+    )
+    for col in ("run", "kind", "texts/s", "µs/text"):
+        table.add_column(col, justify="left" if col in ("run", "kind") else "right")
+    for r in result["runs"]:
+        table.add_row(r["run"], r["kind"], f"{r['texts_per_s']:.0f}", f"{r['us_per_text']:.1f}")
+    console = Console()
+    console.print(table)
+    lat = result["process_latency_us"]
+    console.print(
+        f"process latency µs: p50 {lat['p50']}, p99 {lat['p99']}, max {lat['max']}; "
+        f"stem cache speed-up x{result['speedup_vs_no_stem_cache']}; target "
+        f"{result['target_texts_per_s']:.0f} texts/s "
+        + ("[green]met[/green]" if result["target_met"] else "[red]not met[/red]")
+    )
