@@ -28,7 +28,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "acks": "all",
     "linger.ms": 20,
     "batch.num.messages": 10_000,
-    "compression.type": "lz4",
+    # no compression: faust's consumer (aiokafka) reads lz4/snappy/zstd only with extra
+    # libraries installed, and on one machine compression costs more CPU than it saves
+    "compression.type": "none",
     "delivery.timeout.ms": 60_000,
     "queue.buffering.max.messages": 200_000,
 }

@@ -45,16 +45,17 @@ def schemas_export(
 def _register_subcommands() -> None:
     """Attach the command groups that live in their own packages."""
     from deploy.local.cli import app as stack_app
-    from deploy.local.smoke import run_command, smoke_command
+    from deploy.local.smoke import smoke_command
     from producers.cli import app as produce_app
     from stream_processors.cli import consume_app, worker
     from trainer.cli import app as trainer_app
     from ulasan.bench import app as bench_app
+    from ulasan.run_command import run_command as main_run_command
 
     app.add_typer(stack_app, name="stack")
     app.command("smoke")(smoke_command)
-    # until the streaming job exists, `ulasan run` (make run) is: stack up, then the smoke flow
-    app.command("run")(run_command)
+    # `ulasan run` (make run): the main job
+    app.command("run")(main_run_command)
     app.add_typer(bench_app, name="bench")
     # no group name: its commands sit at the top (ulasan train / evaluate / promote)
     app.add_typer(trainer_app)

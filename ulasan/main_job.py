@@ -1,0 +1,416 @@
+"""The main job (``ulasan run``, ``make run``): stack, champion, a worker, the review stream.
+
+Each run replays the review file under a new *run id*, which is mixed into every review id
+(see :mod:`producers.replay`): a second run publishes the file again as new reviews, so the
+pipeline is seen working every time, and reuses the trained champion. ``ulasan produce
+replay`` (no run id) is the exactly-once way to feed a file.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from producers.replay import PRDECT_FILE, ReplaySpec
+from producers.replay import preset as replay_preset
+from producers.runner import RunStats
+from schemas import topics
+from schemas.events import LABELS, Event
+from ulasan.errors import MainJobError
+from ulasan.pipeline_tools import (
+    LagProbe,
+    MonitorState,
+    SentimentMonitor,
+    WorkerProcess,
+    free_port,
+    percentile,
+    worker_env,
+)
+from ulasan.settings import Settings
+
+#: How long the pipeline may make no progress at all before the run gives up.
+STALL_TIMEOUT_S = 180.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``ulasan run`` was asked to do."""
+
+    file: Path = PRDECT_FILE
+    preset: str | None = "prdect"
+    once: bool = False
+    train_config: Path | None = None
+    model: str | None = None
+    rate: float | None = None
+    max_rows: int | None = None
+    topic_prefix: str = ""
+    app_id: str = "ulasan-worker"
+    start_stack: bool = True
+    stall_timeout_s: float = STALL_TIMEOUT_S
+
+
+@dataclass
+class RunSummary:
+    """The outcome of one run, also printed as the summary."""
+
+    run_id: str
+    published: int = 0
+    bad_rows: int = 0
+    scored: int = 0
+    labels: dict[str, int] = field(default_factory=dict)
+    events_per_s: float = 0.0
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    model: str = ""
+    elapsed_s: float = 0.0
+
+
+class RecordingSink:
+    """Publishes through a Publisher and remembers each review's ingested_at (for latency)."""
+
+    def __init__(self, publisher: Any) -> None:
+        self.publisher = publisher
+        self.ingested: dict[str, datetime] = {}
+
+    def publish(self, topic: str, key: str, event: Event) -> None:
+        self.publisher.publish(topic, key, event)
+        if topic == topics.REVIEWS_RAW:
+            self.ingested[key] = event.ingested_at  # type: ignore[attr-defined]
+
+    def flush(self, timeout_s: float = 60.0) -> None:
+        self.publisher.flush(timeout_s)
+
+
+def new_run_id() -> str:
+    return "run" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+
+
+def start_stack(settings: Settings, console: Console) -> None:
+    """``ulasan stack up`` (idempotent): services, migrations and topics."""
+    from deploy.local import manager
+    from deploy.local.errors import StackError
+
+    with console.status("bringing the local stack up"):
+        try:
+            results = manager.up(settings, say=lambda line: console.log(line))
+        except StackError as exc:
+            raise MainJobError(f"the local stack did not come up: {exc}") from exc
+    for r in results:
+        console.print(f"  {r.name:<11} {r.action:<16} {r.address}", highlight=False)
+
+
+def ensure_champion(settings: Settings, train_config: Path | None, console: Console) -> str:
+    """The champion's ``models:/NAME/VERSION``; trains and promotes one first if there is none."""
+    from trainer import registry
+    from trainer.errors import TrainerError
+
+    name = settings.mlflow.registered_model
+    try:
+        info = registry.champion(settings)
+    except Exception as exc:  # MLflow's client raises many types; all mean "cannot ask"
+        raise MainJobError(
+            f"cannot ask MLflow at {settings.mlflow.uri} for the champion of {name}: {exc}"
+        ) from exc
+    if info is not None:
+        console.print(f"model: [bold]{name}[/bold] champion is version {info.version} (reused)")
+        return info.uri
+    from trainer.config import load_config
+    from trainer.pipeline import run_training
+
+    what = train_config or "configs/ulasan-mini.yaml"
+    console.print(f"model: {name} has no champion yet: training one ({what})")
+    try:
+        cfg = load_config(train_config).with_overrides({"register_model": True, "promote": True})
+        result = run_training(cfg, settings, console=console, progress=True)
+        info = registry.champion(settings)
+    except TrainerError as exc:
+        raise MainJobError(f"training the first model failed: {exc}") from exc
+    if info is None:
+        reason = (result.gate or {}).get("reason", "no gate decision")
+        raise MainJobError(
+            f"the trained model (version {result.model_version}) was not promoted: {reason}; "
+            "see `ulasan train --help`, or pass --model FOLDER|models:/NAME/VERSION"
+        )
+    console.print(f"model: trained and promoted {name} version {info.version}")
+    return info.uri
+
+
+def count_rows(dsn: str, ids: list[str]) -> dict[str, int]:
+    """Rows of ``ids`` in the three tables the worker writes."""
+    import psycopg
+
+    out = {}
+    with psycopg.connect(dsn, connect_timeout=5) as conn:
+        for table in ("reviews", "text_features", "prediction_logs"):
+            row = conn.execute(
+                f"SELECT count(DISTINCT review_id) FROM {table} WHERE review_id = ANY(%s)",
+                (ids,),
+            ).fetchone()
+            out[table] = int(row[0]) if row else 0
+    return out
+
+
+def _progress_table(
+    run_id: str,
+    stats: RunStats | None,
+    total: int | None,
+    mon: MonitorState,
+    lag: int | None,
+    rows: int,
+    started: float,
+) -> Table:
+    elapsed = max(time.monotonic() - started, 1e-9)
+    published = stats.published if stats else 0
+    table = Table(title=f"ulasan run {run_id}", title_justify="left", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    of = f" of {total}" if total else ""
+    table.add_row("published", f"{published}{of} reviews ({published / elapsed:.0f}/s)")
+    if stats and stats.bad_rows:
+        table.add_row("bad rows", f"{len(stats.bad_rows)} skipped")
+    table.add_row("scored", f"{mon.scored} ({mon.scored / elapsed:.0f}/s) on sentiment.v1")
+    table.add_row("in PostgreSQL", f"{rows} prediction rows")
+    table.add_row("consumer lag", "unknown" if lag is None else str(lag))
+    table.add_row("labels", "  ".join(f"{label} {mon.labels.get(label, 0)}" for label in LABELS))
+    p50 = percentile(mon.latencies_ms, 50)
+    if p50 is not None:
+        table.add_row("latency p50", f"{p50:.0f} ms")
+    return table
+
+
+def run_main_job(
+    options: RunOptions,
+    settings: Settings,
+    console: Console,
+    *,
+    on_summary: Callable[[RunSummary], None] | None = None,
+) -> RunSummary:
+    """Run the main job; see the module docstring. Ctrl-C stops the worker it started."""
+    from deploy.local.kafka import ensure_topics
+    from producers.checkpoints import PostgresCheckpoints
+    from producers.files import count_lines
+    from producers.publish import Publisher, prefixed_topics
+    from producers.replay import replay
+
+    run_id = new_run_id()
+    if options.start_stack:
+        start_stack(settings, console)
+    model = options.model or ensure_champion(settings, options.train_config, console)
+
+    prefix = options.topic_prefix
+    names = [prefix + t for t in topics.all_topics_with_dlq()]
+    ensure_topics(
+        settings.kafka.bootstrap_servers,
+        names,
+        settings.kafka.partitions,
+        settings.kafka.replication_factor,
+    )
+    metrics_port = free_port(settings.metrics_port)
+    log_path = settings.state_dir / "logs" / f"{run_id}-worker.log"
+    worker = WorkerProcess(
+        ["--model", model, "--metrics-port", str(metrics_port), "--app-id", options.app_id],
+        worker_env({"ULASAN_WORKER__TOPIC_PREFIX": prefix}),
+        log_path,
+    )
+    console.print(f"worker: starting (log {log_path})")
+    worker.start()
+    summary = RunSummary(run_id=run_id, model=model)
+    monitor: SentimentMonitor | None = None
+    probe: LagProbe | None = None
+    try:
+        with console.status("waiting for the worker to join its consumer group"):
+            worker.wait_ready()
+        console.print(f"worker: ready, metrics on http://127.0.0.1:{metrics_port}/metrics")
+
+        spec = (
+            replay_preset(options.preset, run_id=run_id)
+            if options.preset
+            else ReplaySpec(run_id=run_id)
+        )
+        publisher = Publisher(settings, topic_overrides=prefixed_topics(prefix))
+        publisher.check_connection()
+        sink = RecordingSink(publisher)
+        monitor = SentimentMonitor(
+            settings.kafka.bootstrap_servers, prefix + topics.SENTIMENT, sink.ingested
+        )
+        monitor.start()
+        probe = LagProbe(
+            settings.kafka.bootstrap_servers,
+            options.app_id,
+            [prefix + t for t in (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN, topics.SENTIMENT)],
+        )
+        total = max(count_lines(options.file) - (1 if spec.header else 0), 0)
+        if options.max_rows:
+            total = min(total, options.max_rows)
+
+        outcome: dict[str, Any] = {}
+        progress: dict[str, RunStats] = {}
+
+        def produce() -> None:
+            checkpoints = PostgresCheckpoints(settings.postgres.dsn)
+            try:
+                outcome["stats"] = replay(
+                    options.file,
+                    spec,
+                    publisher=sink,
+                    checkpoints=checkpoints,
+                    rate=options.rate,
+                    max_rows=options.max_rows,
+                    on_progress=lambda stats, _line: progress.__setitem__("stats", stats),
+                )
+            except BaseException as exc:  # shown by the main thread
+                outcome["error"] = exc
+            finally:
+                checkpoints.close()
+
+        producer = threading.Thread(target=produce, name="replay", daemon=True)
+        started = time.monotonic()
+        producer.start()
+        rows = 0
+        last_progress = (time.monotonic(), -1)
+        next_count = 0.0
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            while True:
+                worker.check_alive()
+                if "error" in outcome:
+                    raise outcome["error"]
+                mon = monitor.snapshot()
+                now = time.monotonic()
+                if now >= next_count:
+                    ids = list(sink.ingested)
+                    rows = count_rows(settings.postgres.dsn, ids)["prediction_logs"] if ids else 0
+                    next_count = now + 1.0
+                stats = outcome.get("stats") or progress.get("stats")
+                live.update(_progress_table(run_id, stats, total, mon, probe.lag(), rows, started))
+                done_producing = "stats" in outcome
+                published = len(sink.ingested)
+                if done_producing and mon.scored >= published and rows >= published:
+                    break
+                marker = (published, mon.scored, rows)
+                if marker != last_progress[1]:
+                    last_progress = (now, marker)  # type: ignore[assignment]
+                elif now - last_progress[0] > options.stall_timeout_s:
+                    raise MainJobError(
+                        f"no progress for {options.stall_timeout_s:.0f}s (published {published}, "
+                        f"scored {mon.scored}, rows {rows}); the worker log ({log_path}) ends "
+                        f"with:\n{worker.log_tail()}"
+                    )
+                time.sleep(0.25)
+        stats = outcome["stats"]
+        mon = monitor.snapshot()
+        ids = list(sink.ingested)
+        summary.published = stats.published
+        summary.bad_rows = len(stats.bad_rows)
+        summary.scored = mon.scored
+        summary.labels = {label: mon.labels.get(label, 0) for label in LABELS}
+        span = (mon.last_at or time.monotonic()) - started
+        summary.events_per_s = mon.scored / span if span > 0 else 0.0
+        summary.latency_p50_ms = percentile(mon.latencies_ms, 50)
+        summary.latency_p99_ms = percentile(mon.latencies_ms, 99)
+        summary.rows = count_rows(settings.postgres.dsn, ids) if ids else {}
+        summary.elapsed_s = time.monotonic() - started
+        if mon.model_versions:
+            summary.model = ", ".join(mon.model_versions)
+        print_summary(summary, settings, prefix, metrics_port, log_path, stats, console)
+        if on_summary is not None:
+            on_summary(summary)
+        if not options.once:
+            serve_until_interrupted(monitor, probe, worker, console)
+    finally:
+        if monitor is not None:
+            monitor.stop()
+        if probe is not None:
+            probe.close()
+        code = worker.stop()
+        console.print(f"worker: stopped (exit code {code})")
+    return summary
+
+
+def serve_until_interrupted(
+    monitor: SentimentMonitor, probe: LagProbe, worker: WorkerProcess, console: Console
+) -> None:
+    """Keep the worker serving and show what flows by, until Ctrl-C."""
+    console.print(
+        "serving: the worker keeps consuming reviews.raw.v1 (publish more with "
+        "`ulasan produce ...`); press Ctrl-C to stop"
+    )
+    try:
+        with Live(console=console, refresh_per_second=1) as live:
+            while True:
+                worker.check_alive()
+                mon = monitor.snapshot()
+                table = Table(show_header=False)
+                table.add_row("scored since the replay", str(mon.other_events))
+                table.add_row("consumer lag", str(probe.lag()))
+                live.update(table)
+                time.sleep(1.0)
+    except KeyboardInterrupt:
+        console.print("stopping")
+
+
+def print_summary(
+    summary: RunSummary,
+    settings: Settings,
+    prefix: str,
+    metrics_port: int,
+    log_path: Path,
+    stats: RunStats,
+    console: Console,
+) -> None:
+    """The summary: counts per label, throughput, latency, rows, and where to look."""
+    from producers.cli import report_bad_rows
+
+    console.print()
+    report_bad_rows(stats.bad_rows, show=10)
+    labels = Table(title="labels", title_justify="left")
+    labels.add_column("label")
+    labels.add_column("reviews", justify="right")
+    labels.add_column("share", justify="right")
+    for label, n in summary.labels.items():
+        share = n / summary.scored if summary.scored else 0.0
+        labels.add_row(label, str(n), f"{share:.1%}")
+    figures = Table(title="pipeline", title_justify="left", show_header=False)
+    figures.add_column("what", style="bold")
+    figures.add_column("value")
+    figures.add_row("run id", summary.run_id)
+    figures.add_row("model", summary.model)
+    figures.add_row("published", f"{summary.published} reviews ({summary.bad_rows} bad rows)")
+    figures.add_row("scored", f"{summary.scored}")
+    figures.add_row("throughput", f"{summary.events_per_s:.0f} reviews/s end to end")
+    lat = (
+        f"p50 {summary.latency_p50_ms:.0f} ms, p99 {summary.latency_p99_ms:.0f} ms "
+        "(ingested_at -> sentiment event produced)"
+        if summary.latency_p50_ms is not None and summary.latency_p99_ms is not None
+        else "n/a"
+    )
+    figures.add_row("latency", lat)
+    figures.add_row("rows", ", ".join(f"{t} {n}" for t, n in summary.rows.items()))
+    where = Table(title="where to look", title_justify="left", show_header=False)
+    where.add_column("what", style="bold")
+    where.add_column("where")
+    pg = settings.postgres
+    where.add_row(
+        "PostgreSQL",
+        f"psql postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.dbname}  "
+        "(tables reviews, text_features, prediction_logs)",
+    )
+    where.add_row(
+        "Kafka",
+        f"{settings.kafka.bootstrap_servers}  topics {prefix}{topics.REVIEWS_RAW} -> "
+        f"{prefix}{topics.REVIEWS_CLEAN} -> {prefix}{topics.SENTIMENT}; "
+        "`ulasan consume sentiment` tails the scores",
+    )
+    where.add_row("MLflow", f"{settings.mlflow.uri}  model {settings.mlflow.registered_model}")
+    where.add_row("Prometheus", settings.prometheus.url)
+    where.add_row("worker", f"http://127.0.0.1:{metrics_port}/metrics  log {log_path}")
+    console.print(Group(labels, figures, where))

@@ -1,0 +1,276 @@
+"""Running and watching a stream worker: the subprocess, consumer lag, the sentiment tail.
+
+Shared by the main job (``ulasan run``) and the pipeline benchmark (``ulasan bench pipeline``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from schemas import codec
+from schemas.events import SentimentScored
+from ulasan.errors import MainJobError
+
+ULASAN_BIN = Path(sys.executable).parent / "ulasan"
+#: faust's worker logs this once its agents run (consumer group joined, partitions assigned).
+READY_MARK = "Ready"
+
+
+def free_port(preferred: int | None = None) -> int:
+    """``preferred`` when nobody listens on it, else any free port on 127.0.0.1."""
+    if preferred:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", preferred))
+                return preferred
+            except OSError:
+                pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` (0..100) percentile by nearest rank; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class WorkerProcess:
+    """One ``ulasan worker`` subprocess in its own session, its output in ``log_path``."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        try:
+            self.proc = subprocess.Popen(
+                [str(ULASAN_BIN), "worker", *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self) -> None:
+        """Raise :class:`MainJobError` with the log's tail when the worker has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise MainJobError(
+                f"the stream worker exited with code {self.proc.returncode}; "
+                f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
+            )
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        """Wait until faust says the worker is ready; raise if it dies or takes too long."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if READY_MARK in self.log_tail(200_000):
+                return
+            time.sleep(0.25)
+        raise MainJobError(
+            f"the stream worker was not ready after {timeout_s:.0f}s; its log "
+            f"({self.log_path}) ends with:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout_s: float = 60.0) -> int | None:
+        """SIGTERM (a clean leave of the consumer group), SIGKILL after ``timeout_s``."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=30)
+        return self.proc.returncode
+
+
+def worker_env(overrides: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment with ``overrides`` (ULASAN_* settings) on top."""
+    env = dict(os.environ)
+    env.update(overrides)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class LagProbe:
+    """Consumer lag of a consumer group: end offsets minus committed offsets, summed."""
+
+    def __init__(self, bootstrap: str, group: str, topics: Sequence[str]) -> None:
+        self.topics = list(topics)
+        # a consumer that never subscribes never joins the group: it only reads its offsets
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "log_level": 2,
+            }
+        )
+        self._parts: list[TopicPartition] | None = None
+
+    def _partitions(self) -> list[TopicPartition]:
+        if self._parts is None:
+            meta = self._consumer.list_topics(timeout=5)
+            self._parts = [
+                TopicPartition(t, p)
+                for t in self.topics
+                if t in meta.topics
+                for p in meta.topics[t].partitions
+            ]
+        return self._parts
+
+    def lag(self) -> int | None:
+        """Messages not yet committed by the group over all partitions; None if unknown."""
+        try:
+            parts = self._partitions()
+            committed = self._consumer.committed(parts, timeout=5)
+            total = 0
+            for tp in committed:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=5, cached=False
+                )
+                low_mark = tp.offset if tp.offset >= 0 else 0
+                total += max(high - low_mark, 0)
+            return total
+        except KafkaException:
+            return None
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@dataclass
+class MonitorState:
+    """What the sentiment tail saw: labels and latencies of the expected reviews, and others."""
+
+    labels: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    scored: int = 0
+    other_events: int = 0
+    undecodable: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    model_versions: Counter[str] = field(default_factory=Counter)
+
+
+class SentimentMonitor(threading.Thread):
+    """Tails a sentiment topic from its current end in a background thread.
+
+    ``expected`` maps review ids to their ``ingested_at``; for each of them the first score is
+    counted, with the latency ingested_at -> the sentiment event's Kafka timestamp (set when the
+    worker produced it). Scores of other reviews are counted in ``other_events``.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, expected: Mapping[str, datetime]) -> None:
+        super().__init__(name="sentiment-monitor", daemon=True)
+        self.topic = topic
+        self.expected = expected
+        self.state = MonitorState()
+        self._seen: set[str] = set()
+        self._halt = threading.Event()
+        self._lock = threading.Lock()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"ulasan-run-monitor-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "log_level": 2,
+            }
+        )
+        meta = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            raise MainJobError(f"topic {topic} does not exist: is the worker running?")
+        start = []
+        for p in meta.partitions:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            start.append(TopicPartition(topic, p, high))
+        self._consumer.assign(start)
+
+    def run(self) -> None:
+        try:
+            while not self._halt.is_set():
+                msg = self._consumer.poll(0.2)
+                if msg is None or msg.error():
+                    continue
+                self._handle(msg.value(), msg.timestamp()[1])
+        finally:
+            self._consumer.close()
+
+    def _handle(self, value: Any, timestamp_ms: int) -> None:
+        try:
+            event = codec.decode(value, SentimentScored)
+        except codec.CodecError:
+            with self._lock:
+                self.state.undecodable += 1
+            return
+        rid = event.review_id
+        ingested = self.expected.get(rid) if rid is not None else None
+        with self._lock:
+            if ingested is None or rid in self._seen:
+                self.state.other_events += 1
+                return
+            self._seen.add(rid)  # type: ignore[arg-type]
+            now = time.monotonic()
+            self.state.first_at = self.state.first_at or now
+            self.state.last_at = now
+            self.state.scored += 1
+            self.state.labels[event.label] += 1
+            self.state.model_versions[f"{event.model_name} v{event.model_version}"] += 1
+            if timestamp_ms > 0:
+                self.state.latencies_ms.append(timestamp_ms - ingested.timestamp() * 1000.0)
+
+    def snapshot(self) -> MonitorState:
+        with self._lock:
+            return MonitorState(
+                labels=Counter(self.state.labels),
+                latencies_ms=list(self.state.latencies_ms),
+                scored=self.state.scored,
+                other_events=self.state.other_events,
+                undecodable=self.state.undecodable,
+                first_at=self.state.first_at,
+                last_at=self.state.last_at,
+                model_versions=Counter(self.state.model_versions),
+            )
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)

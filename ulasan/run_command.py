@@ -1,0 +1,65 @@
+"""``ulasan run``: the command line of the main job (:mod:`ulasan.main_job`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def run_command(
+    file: Path | None = typer.Option(
+        None, "--file", help="review file to replay [default: data/prdect_id/prdect_id.csv]"
+    ),
+    preset: str | None = typer.Option(
+        None, "--preset", help="file layout (prdect); default prdect for the default file"
+    ),
+    once: bool = typer.Option(False, "--once", help="exit after the replay (stops the worker)"),
+    train_config: Path | None = typer.Option(
+        None, "--train-config", help="training config when no champion exists (configs/*.yaml)"
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="serve this model (folder or models:/...) instead of the champion"
+    ),
+    rate: float | None = typer.Option(None, "--rate", help="replay at most N reviews/s"),
+    max_rows: int | None = typer.Option(None, "--max", min=1, help="replay at most N reviews"),
+    topic_prefix: str = typer.Option("", "--topic-prefix", help="isolated topics (tests)"),
+    app_id: str = typer.Option("ulasan-worker", "--app-id", help="the worker's consumer group"),
+    no_stack: bool = typer.Option(
+        False, "--no-stack", help="do not start the local stack (use the configured services)"
+    ),
+) -> None:
+    """The main job: stack up, champion (trained if missing), a worker, the review stream
+    replayed with live progress, then a summary; serves until Ctrl-C unless --once."""
+    from rich.console import Console
+
+    from producers.errors import ProducerError
+    from producers.replay import PRDECT_FILE
+    from ulasan.errors import UlasanError
+    from ulasan.main_job import RunOptions, run_main_job
+    from ulasan.settings import Settings
+
+    console = Console()
+    if file is None:
+        file = PRDECT_FILE
+        preset = preset or "prdect"
+    options = RunOptions(
+        file=file,
+        preset=preset,
+        once=once,
+        train_config=train_config,
+        model=model,
+        rate=rate,
+        max_rows=max_rows,
+        topic_prefix=topic_prefix,
+        app_id=app_id,
+        start_stack=not no_stack,
+    )
+    try:
+        run_main_job(options, Settings(), console)
+    except (UlasanError, ProducerError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        raise typer.Exit(130) from None
