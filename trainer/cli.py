@@ -85,7 +85,6 @@ def train(
     console.print(summary_table(result))
 
 
-DEFAULT_EVAL_DATA = Path(__file__).resolve().parent.parent / "data" / "smsa" / "test.tsv"
 #: exit status of ``ulasan promote`` when the gate refuses the candidate (1 is an error)
 EXIT_REFUSED = 3
 
@@ -154,8 +153,11 @@ def promote(
     alias: str | None = typer.Option(
         None, "--alias", help="gate the version holding this alias [default: candidate]"
     ),
-    eval_data: Path = typer.Option(
-        DEFAULT_EVAL_DATA, "--eval-data", help="the fixed evaluation set (tsv, csv or jsonl)"
+    eval_data: Path | None = typer.Option(
+        None,
+        "--eval-data",
+        help="labelled file (tsv, csv or jsonl) [default: the fixed evaluation set the training "
+        "pipeline gates on: SmSA valid minus texts in SmSA train, validated]",
     ),
     min_accuracy: float = typer.Option(0.75, "--min-accuracy", min=0.0, max=1.0),
     tolerance: float = typer.Option(
@@ -180,14 +182,22 @@ def promote(
         err.print("[red]give --version or --alias, not both[/red]")
         raise typer.Exit(2)
     try:
-        examples = read_examples(eval_data)
+        if eval_data is None:
+            from trainer.pipeline import EVAL_SET_NAME, fixed_eval_set
+            from trainer.validation import validate
+
+            eval_name = EVAL_SET_NAME
+            examples = [(e.text, str(e.label)) for e in validate(fixed_eval_set()).accepted]
+        else:
+            eval_name = eval_data.name
+            examples = read_examples(eval_data)
         decision = run_gate(
             Settings(),
             examples,
             version=version,
             alias=alias,
             config=GateConfig(min_accuracy=min_accuracy, tolerance=tolerance),
-            eval_name=eval_data.name,
+            eval_name=eval_name,
         )
     except (TrainerError, InferenceError) as exc:
         err.print(f"[red]promotion failed:[/red] {exc}")

@@ -9,6 +9,7 @@ its accuracy and macro-F1 on a named evaluation set (with that set's hash). Alia
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -158,7 +159,7 @@ def log_serving_folder(
     run_id: str,
     folder: str | Path,
     *,
-    reports: Mapping[str, Mapping[str, Any]] | None = None,
+    reports: Mapping[str, Any] | None = None,
 ) -> str:
     """Log ``folder`` as the run's ``serving/`` artifact, its ``profile.json`` (if any) at the
     artifact root, and each report as ``reports/<name>.json``. Returns the ``runs:/`` URI."""
@@ -175,11 +176,26 @@ def log_serving_folder(
             with tempfile.TemporaryDirectory() as tmp:
                 for name, report in reports.items():
                     path = Path(tmp) / f"{name}.json"
-                    path.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+                    path.write_text(json.dumps(_plain(report), indent=2), encoding="utf-8")
                 mc.log_artifacts(run_id, tmp, artifact_path="reports")
     except MlflowException as exc:
         raise RegistryError(f"cannot log {folder} to run {run_id}: {exc.message}") from exc
     return f"runs:/{run_id}/{SERVING_ARTIFACT}"
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready form of a report: dicts, lists, dataclasses, pydantic models, paths."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
 
 
 def register_candidate(

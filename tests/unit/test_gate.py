@@ -89,3 +89,30 @@ def test_dataset_hash() -> None:
     assert a != dataset_hash([("bagus", "neutral"), ("jelek", "negative")])
     with pytest.raises(Exception, match="empty"):
         dataset_hash([])
+
+
+def test_reports_become_plain_json() -> None:
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from trainer.registry import _plain
+
+    @dataclasses.dataclass
+    class Report:
+        n: int
+        path: Path
+
+    plain = _plain({"a": Report(3, Path("/x")), "b": (1, 2.5, None), "c": scores(0.8, 0.7)})
+    assert plain == {
+        "a": {"n": 3, "path": "/x"},
+        "b": [1, 2.5, None],
+        "c": {
+            "accuracy": 0.8,
+            "macro_f1": 0.7,
+            "n": 500,
+            "dataset_hash": "h1",
+            "dataset_name": "smsa-test",
+        },
+    }
+    json.dumps(plain)
