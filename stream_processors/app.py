@@ -236,21 +236,33 @@ def _register_lifecycle(app: faust.App, deps: Deps, outputs: Outputs) -> None:
 
 
 async def measure_lag(app: faust.App, metrics: WorkerMetrics) -> None:
-    """Set ``ulasan_consumer_lag`` for every assigned partition: log end minus committed."""
+    """Set ``ulasan_consumer_lag`` for every assigned partition: log end minus committed offset.
+
+    Never raises: the assignment can change under it (a rebalance), and a lost measurement
+    must not stop the worker. Partitions no longer assigned are dropped from the gauge.
+    """
     consumer = app.consumer
-    assigned = consumer.assignment()
-    if not assigned:
+    try:
+        assigned = set(consumer.assignment())
+        ends = await consumer.highwaters(*assigned) if assigned else {}
+    except Exception as exc:  # a rebalance or a broker hiccup; the next tick retries
+        log.debug("consumer lag not measured this time: %r", exc)
         return
-    ends = await consumer.highwaters(*assigned)
     committed = app.monitor.tp_committed_offsets
-    for tp in assigned:
+    metrics.consumer_lag.clear()
+    for tp in assigned & set(consumer.assignment()):
         end = ends.get(tp)
         if end is None:
             continue
         done = committed.get(tp)
-        if done is None:
-            position = await consumer.position(tp)
-            done = position if position is not None else 0
+        if done is None:  # nothing committed by this worker yet: where its consumer stands
+            try:
+                done = await consumer.position(tp)
+            except Exception as exc:  # revoked meanwhile
+                log.debug("no position for %s: %r", tp, exc)
+                continue
+            if done is None:
+                continue
         metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
 
 
