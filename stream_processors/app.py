@@ -272,7 +272,7 @@ def ensure_topics(settings: WorkerSettings, timeout_s: float = 30.0) -> list[str
     names created. Raises :class:`WorkerConfigError` when Kafka refuses or does not answer.
     """
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     names = TopicNames(settings.worker.topic_prefix).all()
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
