@@ -181,7 +181,7 @@ def load_prdect(*, root: str | Path | None = None) -> list[Example]:
 def load_file(
     path: str | Path,
     *,
-    format: FileFormat | None = None,  # noqa: A002 - the documented keyword
+    format: FileFormat | None = None,
     text_col: Column = "text",
     label_col: Column | None = None,
     rating_col: Column | None = None,
