@@ -171,6 +171,8 @@ def create_app(
         cfg.app_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         store="memory://",
+        # faust keeps a small per-app folder even with memory tables: keep it in state_dir
+        datadir=str(settings.state_dir / "faust" / cfg.app_id),
         topic_partitions=settings.kafka.partitions,
         topic_replication_factor=settings.kafka.replication_factor,
         topic_disable_leader=True,

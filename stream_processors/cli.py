@@ -80,6 +80,7 @@ def worker(
     if created:
         console.print(f"created topics: {', '.join(created)}")
     app = create_app(settings, deps)
+    app.conf.datadir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
     port = settings.effective_metrics_port
     if port:
         try:
