@@ -84,17 +84,36 @@ def unlabelled_corpus() -> list[str]:
     return texts
 
 
+def load_training_file(path: str | Path) -> list[Example]:
+    """A labelled file for ``data: file:PATH``: CSV or JSONL with ``text`` and ``label``
+    columns (keys), or a TSV with that header, or SmSA style without one (text, label)."""
+    from trainer.data import DATA_ROOT, load_file
+
+    resolved = Path(path)
+    if not resolved.exists() and not resolved.is_absolute():
+        resolved = DATA_ROOT / resolved
+    if resolved.suffix.lower() == ".tsv":
+        try:
+            with resolved.open(encoding="utf-8") as fh:
+                first = fh.readline().rstrip("\r\n").split("\t")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"cannot read {resolved}: {exc}") from exc
+        if "text" not in [c.strip().lower() for c in first]:
+            return load_file(resolved, text_col=0, label_col=1)
+    return load_file(resolved, text_col="text", label_col="label")
+
+
 def load_training_data(config: TrainConfig, settings: Settings) -> TrainingData:
     """Load ``config.data``, validate it (rejections are reported, never dropped silently)
     and assemble the evaluation set and the pre-training corpus.
 
     ``smsa``: SmSA train. ``smsa+prdect``: plus PRDECT-ID with rating-derived labels.
-    ``file:PATH``: the file's labelled rows (see :func:`trainer.data.load_file`).
+    ``file:PATH``: the file's labelled rows (see :func:`load_training_file`).
     ``postgres``: SmSA train plus every labelled review in PostgreSQL (a retrain keeps the
     base corpus). Validation is always the fixed evaluation set (SmSA valid, deduplicated).
     """
     from stream_processors.text import clean
-    from trainer.data import load_file, load_postgres, load_prdect, load_smsa
+    from trainer.data import load_postgres, load_prdect, load_smsa
     from trainer.validation import validate
 
     sources: dict[str, int] = {}
@@ -112,7 +131,7 @@ def load_training_data(config: TrainConfig, settings: Settings) -> TrainingData:
         add("postgres", load_postgres(settings.postgres.dsn))
     if config.data.startswith("file:"):
         path = config.data.removeprefix("file:")
-        add(f"file:{path}", load_file(path))
+        add(f"file:{path}", load_training_file(path))
 
     report = validate(rows)
     report.check(min_accepted=len(LABELS))

@@ -16,7 +16,7 @@ from trainer.errors import TrainingError
 from trainer.modeling import autocast, mini_bert_config
 from trainer.progress import add_task, advance, progress_bar
 
-LOG_EVERY = 50
+LOG_EVERY = 20
 
 
 @dataclass

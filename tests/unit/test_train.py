@@ -1,0 +1,185 @@
+"""Unit tests of the trainer's model side: batching, masking, tokenizer, fine-tuning."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.events import LABELS
+from trainer.batching import length_bucketed_batches, pad_batch
+from trainer.config import load_config
+from trainer.errors import TrainingError
+from trainer.pretrain import mask_batch
+from trainer.tokenizer import train_wordpiece, unknown_token_rate
+from trainer.train import fine_tune, predict_proba, texts_and_labels
+
+WORDS = {
+    "positive": ["bagus", "enak", "mantap", "puas", "ramah"],
+    "negative": ["jelek", "kecewa", "buruk", "mahal", "lambat"],
+    "neutral": ["kemarin", "alamat", "jadwal", "informasi", "pengumuman"],
+}
+FILLER = ["tempat", "makanan", "harga", "pelayanan", "nya", "ini", "dan", "sekali", "di", "kota"]
+
+
+def synthetic(n: int, seed: int) -> list[tuple[str, str]]:
+    """Texts whose label is given by which word list they draw a cue word from."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = LABELS[i % 3]
+        words = rng.sample(FILLER, 4) + [rng.choice(WORDS[label])]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(1, 200), min_size=1, max_size=300),
+    st.integers(1, 40),
+    st.booleans(),
+    st.booleans(),
+)
+def test_batches_cover_every_index_once(
+    lengths: list[int], batch_size: int, shuffled: bool, dynamic: bool
+) -> None:
+    rng = np.random.default_rng(0) if shuffled else None
+    batches = length_bucketed_batches(lengths, batch_size, rng=rng, dynamic=dynamic)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))
+    assert all(1 <= len(b) <= batch_size for b in batches)
+    if not shuffled and dynamic:
+        assert [lengths[i] for i in flat] == sorted(lengths)
+
+
+def test_dynamic_batches_pad_less_than_random_ones() -> None:
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(3, 128, size=4000).tolist()
+
+    def padding(batches: list[np.ndarray]) -> int:
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches) - sum(lengths)
+
+    dynamic = length_bucketed_batches(lengths, 32, rng=np.random.default_rng(2))
+    plain = length_bucketed_batches(lengths, 32, rng=np.random.default_rng(2), dynamic=False)
+    assert padding(dynamic) < padding(plain) / 5
+
+
+def test_pad_batch() -> None:
+    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    ids, mask = pad_batch([[5]], pad_id=0, pad_to=4)
+    assert ids.shape == (1, 4) and mask.tolist() == [[1, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("whole_word", [True, False])
+def test_mask_batch_masks_whole_words_and_never_specials(whole_word: bool) -> None:
+    rng = np.random.default_rng(3)
+    # Row: [CLS] w0 w0 w1 w2 w2 w2 [SEP] [PAD]; word ids -1 for specials and padding.
+    ids = np.tile(np.array([2, 10, 11, 12, 13, 14, 15, 3, 0]), (200, 1))
+    words = np.tile(np.array([-1, 0, 0, 1, 2, 2, 2, -1, -1]), (200, 1))
+    corrupted, rows, cols, targets = mask_batch(
+        ids,
+        words,
+        rng=rng,
+        probability=0.3,
+        mask_id=4,
+        vocab_size=50,
+        first_regular_id=5,
+        whole_word=whole_word,
+    )
+    assert set(np.unique(rows).tolist()) == set(range(200))  # at least one target per row
+    assert np.all(words[rows, cols] >= 0)
+    assert np.array_equal(targets, ids[rows, cols])
+    untouched = np.ones(ids.shape, dtype=bool)
+    untouched[rows, cols] = False
+    assert np.array_equal(corrupted[untouched], ids[untouched])
+    masked_share = float(np.mean(corrupted[rows, cols] == 4))
+    assert 0.7 < masked_share < 0.9
+    if whole_word:
+        for r in range(200):
+            chosen = set(cols[rows == r].tolist())
+            for word in range(3):
+                positions = set(np.nonzero(words[r] == word)[0].tolist())
+                assert positions <= chosen or not (positions & chosen)
+
+
+def test_tokenizer_round_trip_and_serving_file(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer
+
+    texts = [t for t, _ in synthetic(300, 0)]
+    tokenizer = train_wordpiece(texts, vocab_size=300, min_frequency=1, model_max_length=32)
+    encoded = tokenizer("Bagus SEKALI")
+    assert tokenizer.convert_ids_to_tokens(encoded["input_ids"]) == [
+        "[CLS]",
+        "bagus",
+        "sekali",
+        "[SEP]",
+    ]
+    assert unknown_token_rate(tokenizer, texts) == 0.0
+    assert unknown_token_rate(tokenizer, ["€€€ bagus"]) > 0.0
+    tokenizer.save_pretrained(tmp_path)
+    raw = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    assert raw.encode("bagus sekali").ids == encoded["input_ids"]
+
+
+def test_tokenizer_needs_text() -> None:
+    with pytest.raises(TrainingError, match="no text"):
+        train_wordpiece(["", "  "], vocab_size=100)
+
+
+def test_texts_and_labels_accepts_pairs_and_objects_and_rejects_bad_labels() -> None:
+    from trainer.data import Example
+
+    texts, labels = texts_and_labels([("a", "Positive"), Example(text="b", label="negative")])
+    assert texts == ["a", "b"] and labels == ["positive", "negative"]
+    with pytest.raises(TrainingError, match="example 1 has label 'good'"):
+        texts_and_labels([("a", "positive"), ("b", "good")])
+
+
+def test_fine_tune_learns_a_separable_task_and_saves_a_checkpoint(tmp_path: Path) -> None:
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    config = load_config("configs/tiny.yaml").with_overrides(
+        {"epochs": 6, "lr": 3e-3, "batch_size": 16, "pretrain.steps": 2, "average_last": 2}
+    )
+    seen: list[int] = []
+    result = fine_tune(
+        config,
+        synthetic(240, 1),
+        synthetic(60, 2),
+        progress=False,
+        output_dir=tmp_path,
+        on_epoch=lambda epoch, metrics: seen.append(epoch),
+    )
+    assert seen == list(range(1, len(result.history) + 1))
+    assert result.valid_report["macro_f1"] > 0.9
+    assert result.pretrain is not None and result.pretrain.steps == 2
+    assert result.class_weights == pytest.approx([1.0, 1.0, 1.0])
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [float(e) for e in seen]
+
+    saved = AutoConfig.from_pretrained(result.checkpoint_dir)
+    assert [saved.id2label[i] for i in range(3)] == list(LABELS)
+    assert (result.checkpoint_dir / "tokenizer.json").is_file()
+    model = AutoModelForSequenceClassification.from_pretrained(result.checkpoint_dir)
+    tokenizer = AutoTokenizer.from_pretrained(result.checkpoint_dir)
+    probs = predict_proba(
+        model, tokenizer, ["Tempatnya BAGUS dan ramah", "kecewa, jelek"], max_length=32
+    )
+    assert probs.shape == (2, 3)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert [LABELS[i] for i in probs.argmax(axis=1)] == ["positive", "negative"]
+
+
+def test_fine_tune_refuses_a_missing_class(tmp_path: Path) -> None:
+    config = load_config("configs/tiny.yaml").with_overrides({"pretrain.steps": 0})
+    rows = [r for r in synthetic(60, 3) if r[1] != "neutral"]
+    with pytest.raises(TrainingError, match="no training examples of class"):
+        fine_tune(config, rows, rows, progress=False, output_dir=tmp_path)
