@@ -52,8 +52,11 @@ def train(
         None, "--promote/--no-promote", help="run the gate after registering"
     ),
 ) -> None:
-    """Train a sentiment model end to end: data, tokenizer, pre-training, fine-tuning, evaluation,
-    ONNX export, registration as candidate and the promotion gate, all in one MLflow run."""
+    """Train a sentiment model end to end and register it (one MLflow run).
+
+    Data and validation, tokenizer and MLM pre-training (ulasan-mini), fine-tuning, evaluation,
+    ONNX export and int8 quantization, registration as candidate, the promotion gate.
+    """
     from trainer.config import load_config
     from trainer.errors import TrainerError
     from trainer.pipeline import run_training, summary_table
@@ -206,3 +209,43 @@ def promote(
     if not decision.promoted:
         err.print(f"[yellow]not promoted:[/yellow] {decision.reason}")
         raise typer.Exit(EXIT_REFUSED)
+
+
+@app.command("report")
+def report(
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="serving folder or models:/ulasan-sentiment@champion (omit: baseline only)",
+    ),
+    baseline: bool = typer.Option(
+        True,
+        "--baseline/--no-baseline",
+        help="also train and score the TF-IDF + LinearSVC baseline",
+    ),
+    out: Path | None = typer.Option(None, "--out", help="also write the JSON report here"),
+    markdown: bool = typer.Option(False, "--markdown", help="print a markdown table too"),
+) -> None:
+    """Score a model and the TF-IDF baseline on every held-out set; print one JSON object.
+
+    Sets: SmSA valid (deduplicated), SmSA test, NusaX test without SmSA train texts, PRDECT-ID
+    with rating-derived labels (out of domain).
+    """
+    import json
+
+    from trainer.errors import TrainerError
+    from trainer.report import markdown_table, run_report
+    from ulasan.settings import Settings
+
+    try:
+        result = run_report(model, Settings(), baseline=baseline)
+    except TrainerError as exc:
+        console.print(f"[red]report failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    text = json.dumps(result, indent=2, default=str)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text)
+    if markdown:
+        console.print(markdown_table(result), markup=False)
