@@ -195,6 +195,9 @@ class RetrainRequested(Event):
     statistics: dict[str, float] = Field(default_factory=dict)
     window_start: datetime | None = None
     window_end: datetime | None = None
+    model_version: Identifier | None = Field(
+        None, description="the champion version the trigger judged (older requests are stale)"
+    )
     requested_at: datetime = Field(default_factory=utcnow)
 
 

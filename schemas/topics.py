@@ -11,6 +11,10 @@ FEEDBACK = "feedback.v1"
 DRIFT_REPORTS = "drift.reports.v1"
 RETRAIN_REQUESTS = "retrain.requests.v1"
 MODEL_UPDATES = "model.updates.v1"
+#: Internal: shadow (challenger) scores, written to prediction_logs with shadow=true only.
+SENTIMENT_SHADOW = "sentiment.shadow.v1"
+#: Internal: compact drift observations, one partition, consumed by the drift window agent.
+DRIFT_OBSERVATIONS = "drift.observations.v1"
 
 DLQ_SUFFIX = ".dlq"
 
