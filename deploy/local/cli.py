@@ -41,7 +41,10 @@ def up() -> None:
         raise _fail(exc) from None
     for r in results:
         style = "green" if r.action == "started" else "default"
-        note = f"  [dim]{r.note}[/dim]" if r.note else ""
+        notes = [r.note] if r.note else []
+        if r.action == "started":
+            notes.append(f"{r.seconds:.1f}s")
+        note = f"  [dim]{'; '.join(notes)}[/dim]" if notes else ""
         console.print(
             f"{r.name:<11} [{style}]{r.action:<16}[/{style}] {r.address}{note}",
             highlight=False,

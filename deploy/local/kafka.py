@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from deploy.local.errors import (
     ConfigError,
@@ -28,11 +29,14 @@ from deploy.local.manager import Say, Service, require_program
 from schemas.topics import all_topics_with_dlq
 from ulasan.settings import Settings
 
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
+
 HERE = Path(__file__).resolve().parent / "kafka"
 POM = HERE / "pom.xml"
 LOG4J = HERE / "log4j.properties"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
-_QUIET = {"log_level": 0, "log.connection.close": False}
+_QUIET: dict[str, Any] = {"log_level": 0, "log.connection.close": False}
 
 
 def local_listener(settings: Settings) -> tuple[str, int]:
@@ -138,11 +142,12 @@ def server_properties(settings: Settings, data_dir: Path) -> str:
     return f"# written by `ulasan stack up` on every start; edit Settings, not this file\n{body}\n"
 
 
-def admin_client(bootstrap: str, **extra: object) -> object:
+def admin_client(bootstrap: str) -> AdminClient:
     """A confluent-kafka AdminClient that does not print connection errors to stderr."""
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient({"bootstrap.servers": bootstrap, **_QUIET, **extra})
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, **_QUIET}
+    return AdminClient(conf)
 
 
 def metadata_error(bootstrap: str, timeout_s: float = 2.0) -> str | None:
@@ -151,7 +156,7 @@ def metadata_error(bootstrap: str, timeout_s: float = 2.0) -> str | None:
 
     admin = admin_client(bootstrap)
     try:
-        meta = admin.list_topics(timeout=timeout_s)  # type: ignore[attr-defined]
+        meta = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         return f"no metadata from {bootstrap}: {exc.args[0].str() if exc.args else exc}"
     if not meta.brokers:
@@ -183,7 +188,7 @@ def ensure_topics(
     Raises :class:`ServiceUnavailable` when the broker refuses or does not answer in time.
     """
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import NewTopic
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
     admin = admin_client(bootstrap)
     deadline = time.monotonic() + timeout_s
@@ -194,7 +199,7 @@ def ensure_topics(
             NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
             for t in pending
         ]
-        futures = admin.create_topics(new, operation_timeout=timeout_s, request_timeout=timeout_s)  # type: ignore[attr-defined]
+        futures = admin.create_topics(new, operation_timeout=timeout_s, request_timeout=timeout_s)
         retry = []
         for topic, future in futures.items():
             try:
@@ -214,7 +219,7 @@ def ensure_topics(
         if pending:
             time.sleep(0.5)
     try:
-        meta = admin.list_topics(timeout=timeout_s)  # type: ignore[attr-defined]
+        meta = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         raise ServiceUnavailable(f"kafka at {bootstrap} did not answer: {exc}") from exc
     results = []

@@ -316,7 +316,7 @@ def service_problems(settings: Settings) -> dict[str, str]:
     from deploy.local.kafka import metadata_error
     from deploy.local.postgres import connect_error
 
-    checks = {
+    checks: dict[str, Callable[[], str | None]] = {
         "kafka": lambda: metadata_error(settings.kafka.bootstrap_servers),
         "postgres": lambda: connect_error(settings.postgres.dsn),
         "mlflow": lambda: http_error(f"{settings.mlflow.uri}/health"),

@@ -125,8 +125,9 @@ def read_back(
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
-            if msg.error():
-                raise ServiceUnavailable(f"kafka at {bootstrap}: {msg.error().str()}")
+            error = msg.error()
+            if error is not None:
+                raise ServiceUnavailable(f"kafka at {bootstrap}: {error.str()}")
             if (msg.partition(), msg.offset()) in wanted:
                 event = codec.decode(msg.value(), ReviewReceived)
                 found[event.review_id] = event
@@ -185,7 +186,7 @@ def log_run(tracking_uri: str, run: str, report: SmokeReport, events: int) -> st
             else client.create_experiment(SMOKE_EXPERIMENT)
         )
         mlrun = client.create_run(experiment_id, run_name=f"smoke-{run}", tags={"smoke": run})
-        run_id = mlrun.info.run_id
+        run_id = str(mlrun.info.run_id)
         client.log_param(run_id, "events", events)
         client.log_param(run_id, "topic", topics.REVIEWS_RAW)
         for name, ms, _ in report.steps:
