@@ -126,3 +126,63 @@ def text(
         f"{result['target_texts_per_s']:.0f} texts/s "
         + ("[green]met[/green]" if result["target_met"] else "[red]not met[/red]")
     )
+
+
+@app.command("pipeline")
+def pipeline(
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="models:/NAME@ALIAS | models:/NAME/N | a serving folder [default: the champion]",
+    ),
+    shape: str | None = typer.Option(
+        None, "--shape", help="indobert-base: a random BERT-base-shaped model, built offline"
+    ),
+    events: int = typer.Option(2000, "--events", min=100, help="reviews to push through"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Reviews in Kafka -> rows in PostgreSQL: events/s, latency p50/p99, and the ratio to the
+    bare engine on the same model, on fresh topics, consumer group and database."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from stream_processors.inference import InferenceError, resolve_model
+    from trainer.bench_engine import shape_model
+    from trainer.errors import TrainerError
+    from ulasan.bench_pipeline import run_pipeline_bench
+    from ulasan.errors import UlasanError
+    from ulasan.settings import Settings
+
+    err = Console(stderr=True)
+    if model is not None and shape is not None:
+        err.print("[red]give at most one of --model and --shape[/red]")
+        raise typer.Exit(2)
+    settings = Settings()
+    try:
+        if shape is not None:
+            _, folder = shape_model(shape, settings)
+        else:
+            ref = model or f"models:/{settings.mlflow.registered_model}@champion"
+            folder, _, _ = resolve_model(ref, settings)
+        result = run_pipeline_bench(
+            settings, folder=folder, events=events, say=lambda line: err.print(f"… {line}")
+        )
+    except (TrainerError, InferenceError, UlasanError) as exc:
+        err.print(f"[red]benchmark failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    table = Table(title=f"pipeline: {result['events']} reviews, {folder.name}")
+    for col in ("events/s", "p50 ms", "p99 ms", "engine texts/s", "ratio"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"{result['events_per_s']:.1f}",
+        f"{result['latency_p50_ms']:.1f}",
+        f"{result['latency_p99_ms']:.1f}",
+        f"{result['engine_texts_per_s']:.1f}",
+        f"{result['ratio']:.2f}",
+    )
+    Console().print(table)
