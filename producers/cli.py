@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -123,7 +124,7 @@ def replay_command(
     from producers.replay import ReplaySpec, replay
     from producers.replay import preset as get_preset
 
-    overrides = {
+    overrides: dict[str, Any] = {
         "fmt": fmt,
         "sep": sep,
         "header": False if no_header else None,
@@ -208,7 +209,7 @@ def feedback_command(
         with _checkpoints(settings, no_checkpoint) as store:
             stats = publish_feedback_file(
                 file,
-                fmt=fmt,
+                fmt=detect_format(file, fmt),
                 sep=sep,
                 publisher=publisher,
                 checkpoints=store,

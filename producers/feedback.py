@@ -76,8 +76,8 @@ def parse_feedback(
         event = LabelFeedback(
             feedback_id=f"fb-{hashlib.sha256(material.encode('utf-8')).hexdigest()[:32]}",
             review_id=rid,
-            label=label,  # type: ignore[arg-type]
-            source=source,  # type: ignore[arg-type]
+            label=label,
+            source=source,
             **extra,
         )
     except ValidationError as exc:

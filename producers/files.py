@@ -20,6 +20,7 @@ from producers.errors import InputFileError
 
 Format = Literal["csv", "tsv", "jsonl"]
 FORMATS: tuple[str, ...] = ("csv", "tsv", "jsonl")
+Quoting = Literal[0, 1, 2, 3]  # the csv module's QUOTE_* constants
 _EXTENSIONS: dict[str, Format] = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -122,12 +123,12 @@ def read_records(
             delimiter = sep if sep is not None else ("\t" if fmt == "tsv" else ",")
             if len(delimiter) != 1:
                 raise InputFileError(f"the separator must be one character, got {delimiter!r}")
-            quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+            quoting: Quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
             yield from _delimited_records(path, fh, delimiter, quoting, header)
 
 
 def _delimited_records(
-    path: Path, fh: Any, delimiter: str, quoting: int, header: bool
+    path: Path, fh: Any, delimiter: str, quoting: Quoting, header: bool
 ) -> Iterator[Record]:
     reader = csv.reader(fh, delimiter=delimiter, quoting=quoting, strict=False)
     columns: list[str] | None = None
@@ -185,7 +186,7 @@ def _jsonl_records(fh: Any) -> Iterator[Record]:
 def read_header(path: Path, fmt: Format, *, sep: str | None = None) -> list[str]:
     """The column names of a CSV/TSV file's first row."""
     delimiter = sep if sep is not None else ("\t" if fmt == "tsv" else ",")
-    quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+    quoting: Quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
     try:
         with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
             return [c.strip() for c in next(csv.reader(fh, delimiter=delimiter, quoting=quoting))]

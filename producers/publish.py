@@ -84,7 +84,8 @@ class Publisher:
             self._fatal = f"{err.name()}: {err.str()}"
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        key = msg.key().decode("utf-8", "replace") if msg.key() is not None else None
+        raw_key = msg.key()
+        key = raw_key.decode("utf-8", "replace") if raw_key is not None else None
         if err is not None:
             with self._lock:
                 self._failures.append((key, f"{err.name()}: {err.str()}"))

@@ -136,12 +136,10 @@ def run_pipeline_bench(
         try:
             admin = admin_client(settings.kafka.bootstrap_servers)
             doomed = [
-                t
-                for t in admin.list_topics(timeout=10).topics  # type: ignore[attr-defined]
-                if t.startswith((prefix, app_id))
+                t for t in admin.list_topics(timeout=10).topics if t.startswith((prefix, app_id))
             ]
             if doomed:
-                for fut in admin.delete_topics(doomed, operation_timeout=30).values():  # type: ignore[attr-defined]
+                for fut in admin.delete_topics(doomed, operation_timeout=30).values():
                     fut.result()
             with psycopg.connect(pg.dsn, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')

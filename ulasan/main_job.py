@@ -277,7 +277,8 @@ def run_main_job(
         started = time.monotonic()
         producer.start()
         rows = 0
-        last_progress = (time.monotonic(), -1)
+        last_marker: tuple[int, int, int] | None = None
+        last_change = time.monotonic()
         next_count = 0.0
         with Live(console=console, refresh_per_second=4, transient=False) as live:
             while True:
@@ -297,9 +298,9 @@ def run_main_job(
                 if done_producing and mon.scored >= published and rows >= published:
                     break
                 marker = (published, mon.scored, rows)
-                if marker != last_progress[1]:
-                    last_progress = (now, marker)  # type: ignore[assignment]
-                elif now - last_progress[0] > options.stall_timeout_s:
+                if marker != last_marker:
+                    last_marker, last_change = marker, now
+                elif now - last_change > options.stall_timeout_s:
                     raise MainJobError(
                         f"no progress for {options.stall_timeout_s:.0f}s (published {published}, "
                         f"scored {mon.scored}, rows {rows}); the worker log ({log_path}) ends "
