@@ -52,13 +52,42 @@ class TopicNames:
     def sentiment(self) -> str:
         return self.name(topics.SENTIMENT)
 
+    @property
+    def feedback(self) -> str:
+        return self.name(topics.FEEDBACK)
+
+    @property
+    def drift_reports(self) -> str:
+        return self.name(topics.DRIFT_REPORTS)
+
+    @property
+    def retrain_requests(self) -> str:
+        return self.name(topics.RETRAIN_REQUESTS)
+
+    @property
+    def model_updates(self) -> str:
+        return self.name(topics.MODEL_UPDATES)
+
+    @property
+    def shadow(self) -> str:
+        return self.name(topics.SENTIMENT_SHADOW)
+
+    @property
+    def drift_observations(self) -> str:
+        return self.name(topics.DRIFT_OBSERVATIONS)
+
+    def partitions(self, name: str, default: int) -> int:
+        """Partitions of topic ``name``: one for the drift observations (one window), else
+        ``default``."""
+        return 1 if name == self.drift_observations else default
+
     def dlq(self, source: str) -> str:
         """The dead-letter topic of the (already prefixed) ``source`` topic."""
         return topics.dlq(source)
 
     def all(self) -> tuple[str, ...]:
         """Every topic the worker reads or writes."""
-        return (self.raw, *self.outputs())
+        return (self.raw, self.feedback, self.model_updates, *self.outputs())
 
     def outputs(self) -> tuple[str, ...]:
         """Every topic the worker writes to."""
@@ -68,6 +97,12 @@ class TopicNames:
             self.dlq(self.raw),
             self.dlq(self.clean),
             self.dlq(self.sentiment),
+            # the closed loop (drift, feedback, triggers, shadow scoring)
+            self.dlq(self.feedback),
+            self.drift_reports,
+            self.retrain_requests,
+            self.shadow,
+            self.drift_observations,
         )
 
 
@@ -125,6 +160,10 @@ class Deps:
     metrics: WorkerMetrics
     predictor: PredictorHolder
     sink: Any  # PostgresSink in a worker; anything with ``async write(RowBatch) -> set[int]``
+    #: the challenger for shadow scoring (holds None when there is none); see inference.shadow
+    shadow: PredictorHolder | None = None
+    #: the closed loop's store, metrics and settings (None: no drift/feedback/trigger agents)
+    loop: Any = None
     scorer: BatchScorer = field(init=False)
     topics: TopicNames = field(init=False)
 
@@ -147,7 +186,24 @@ class Deps:
         log.info("loaded model %s version %s from %s", name, version, folder)
         metrics = WorkerMetrics()
         sink = PostgresSink(settings.postgres.dsn, settings.worker, metrics)
-        return cls(settings, metrics, PredictorHolder(predictor), sink)
+        deps = cls(settings, metrics, PredictorHolder(predictor), sink)
+        deps.shadow = PredictorHolder(None)  # type: ignore[arg-type]
+        if settings.drift.enabled:
+            from stream_processors.drift.agent import LoopDeps, LoopMetrics
+            from stream_processors.feedback.store import LoopStore
+
+            deps.loop = LoopDeps(
+                drift=settings.drift,
+                triggers=settings.triggers,
+                store=LoopStore(
+                    settings.postgres.dsn,
+                    connect_timeout_s=settings.worker.pg_connect_timeout_s,
+                    retry_initial_s=settings.worker.pg_retry_initial_s,
+                    retry_max_s=settings.worker.pg_retry_max_s,
+                ),
+                metrics=LoopMetrics(metrics.registry),
+            )
+        return deps
 
 
 def create_app(
@@ -190,23 +246,33 @@ def create_app(
     channels: dict[str, ChannelT[Any]] = {
         name: app.channel(key_type=bytes, value_type=bytes, maxsize=100_000)
         if memory_outputs
-        else topic(app, name)
+        else topic(app, name, partitions=names.partitions(name, settings.kafka.partitions))
         for name in names.outputs()
     }
     outputs = Outputs(channels, metrics=deps.metrics, dlq_enabled=cfg.dlq_enabled)
     app.ulasan_deps = deps  # type: ignore[attr-defined]
     app.ulasan_outputs = outputs  # type: ignore[attr-defined]
+    if deps.shadow is not None:
+        from stream_processors.inference import shadow as shadow_scoring
+
+        app.ulasan_shadow = shadow_scoring.Shadow(deps.shadow, deps.metrics.registry)  # type: ignore[attr-defined]
     app.ulasan_agents = {  # type: ignore[attr-defined]
         "clean": clean_agent.register(app, deps, outputs),
         "infer": infer_agent.register(app, deps, outputs),
         **sink_agent.register(app, deps, outputs),
     }
+    if deps.shadow is not None:
+        app.ulasan_agents["sink_shadow"] = shadow_scoring.register_sink(app, deps, outputs)  # type: ignore[attr-defined]
+    if deps.loop is not None:
+        from stream_processors.drift import agent as drift_agent
+
+        app.ulasan_agents.update(drift_agent.register(app, deps, outputs, deps.loop))  # type: ignore[attr-defined]
     if not memory_outputs:
         _register_lifecycle(app, deps, outputs)
     return app
 
 
-def topic(app: faust.App, name: str) -> faust.TopicT:
+def topic(app: faust.App, name: str, partitions: int | None = None) -> faust.TopicT:
     """A topic carrying raw bytes (the codec decodes; faust never does)."""
     return app.topic(
         name,
@@ -214,7 +280,7 @@ def topic(app: faust.App, name: str) -> faust.TopicT:
         value_type=bytes,
         key_serializer=RAW,
         value_serializer=RAW,
-        partitions=app.conf.topic_partitions,
+        partitions=partitions or app.conf.topic_partitions,
     )
 
 
@@ -225,6 +291,16 @@ def _register_lifecycle(app: faust.App, deps: Deps, outputs: Outputs) -> None:
     async def _open_sink() -> None:
         if hasattr(deps.sink, "open"):
             await deps.sink.open()
+        if deps.loop is not None and deps.loop.store is not None:
+            await deps.loop.store.open()
+        if deps.shadow is not None:
+            from stream_processors.inference.reload import ModelReloader
+
+            reloader = ModelReloader(
+                deps.settings, deps.predictor, shadow=deps.shadow, registry=deps.metrics.registry
+            )
+            app.ulasan_reloader = reloader  # type: ignore[attr-defined]
+            reloader.start(deps.topics.model_updates)
 
     @app.timer(interval=deps.settings.worker.lag_interval_s)  # type: ignore[untyped-decorator]
     async def _measure_lag() -> None:
@@ -233,6 +309,11 @@ def _register_lifecycle(app: faust.App, deps: Deps, outputs: Outputs) -> None:
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _close(sender: Any, *args: Any, **kwargs: Any) -> None:
         deps.scorer.close()
+        reloader = getattr(app, "ulasan_reloader", None)
+        if reloader is not None:
+            reloader.stop()
+        if deps.loop is not None and deps.loop.store is not None:
+            await deps.loop.store.close()
         if hasattr(deps.sink, "close"):
             await deps.sink.close()
 
@@ -291,7 +372,9 @@ def ensure_topics(settings: WorkerSettings, timeout_s: float = 30.0) -> list[str
     new = [
         NewTopic(
             n,
-            num_partitions=settings.kafka.partitions,
+            num_partitions=TopicNames(settings.worker.topic_prefix).partitions(
+                n, settings.kafka.partitions
+            ),
             replication_factor=settings.kafka.replication_factor,
         )
         for n in missing

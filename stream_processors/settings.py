@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, model_validator
 
+from stream_processors.drift.config import DriftConfig
+from stream_processors.triggers.logic import TriggerConfig
 from ulasan.settings import Settings
 
 DEFAULT_MODEL_REF = "models:/ulasan-sentiment@champion"
@@ -73,6 +75,8 @@ class WorkerSettings(Settings):
     """Everything a stream worker needs: peers (``Settings``) and its own ``worker`` knobs."""
 
     worker: WorkerConfig = WorkerConfig()
+    drift: DriftConfig = DriftConfig()  # ULASAN_DRIFT__*: windows and tests (docs/drift.md)
+    triggers: TriggerConfig = TriggerConfig()  # ULASAN_TRIGGERS__*: retraining thresholds
 
     @property
     def effective_metrics_port(self) -> int:

@@ -49,10 +49,18 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
             metrics.prediction_latency.observe(scored.timings.total_ms / 1000.0)
             await outputs.send(target, (scored.review_id or "").encode(), scored)
 
+    shadow = getattr(app, "ulasan_shadow", None)  # the challenger, scored beside (see shadow.py)
+
+    async def send_shadow(scored: Any) -> None:
+        await outputs.send(deps.topics.shadow, (scored.review_id or "").encode(), scored)
+
     async def score_or_dead_letter(good: list[Decoded[ReviewCleaned]]) -> None:
         items = [score_item(g) for g in good]
         try:
-            await publish(await scorer.score(items))
+            batch = await scorer.score(items)
+            await publish(batch)
+            if shadow is not None:
+                await shadow.after_batch(items, batch.events, send_shadow)
             return
         except Exception as exc:
             log.exception("scoring a batch of %d failed; scoring its texts one by one", len(items))

@@ -1,0 +1,393 @@
+"""The closed-loop agents of a worker: feedback join, drift observations, drift windows, triggers.
+
+Design (see docs/drift.md):
+- ``drift_observe`` reads sentiment.v1 (every partition, shared by the workers of the group),
+  recomputes each scored text's features with the clean agent's very function (no skew),
+  counts unknown tokens with the champion's tokenizer and forwards a compact observation to
+  ``drift.observations.v1`` (ONE partition, so one worker sees the whole stream).
+- ``feedback`` reads feedback.v1, stores it, joins it to the stored predictions in PostgreSQL
+  and forwards each champion outcome (right or wrong) to the same observations topic.
+- ``drift_windows`` reads the observations into a faust table (changelog-backed, so the open
+  windows survive a restart): tumbling windows of ``window_s``, a rolling error, the trigger
+  state. Ticks (a timer publishes them) close windows ``grace_s`` after their end: each closed
+  window with enough events gives a DriftReport (drift.reports.v1 + drift_reports) and the
+  triggers may publish a RetrainRequested (retrain.requests.v1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import faust
+from prometheus_client import Counter, Gauge
+
+from schemas.events import DriftReport, LabelFeedback, SentimentScored
+from stream_processors.drift.accumulator import (
+    DriftAccumulator,
+    FeedbackObservation,
+    ScoreObservation,
+    observation_from_json,
+    window_accuracy,
+)
+from stream_processors.drift.config import DriftConfig
+from stream_processors.drift.errors import DriftError
+from stream_processors.drift.reference import BOOLEAN_FEATURES, NUMERIC_FEATURES, Reference
+from stream_processors.feedback.logic import RollingError
+from stream_processors.records import decode_records, records_of
+from stream_processors.text import features
+from stream_processors.triggers.logic import TriggerConfig, TriggerInputs, evaluate, initial_state
+
+if TYPE_CHECKING:
+    from stream_processors.app import Deps, Outputs
+    from stream_processors.feedback.store import LoopStore
+
+log = logging.getLogger(__name__)
+STAGE = "drift"
+KEY = b"drift"
+WINDOW_PREFIX = "w:"
+
+
+class LoopMetrics:
+    """Metrics of the closed loop, on the worker's registry."""
+
+    def __init__(self, registry: Any) -> None:
+        self.windows = Counter(
+            "ulasan_drift_windows",
+            "Drift windows closed, by outcome (reported, too_few, no_reference).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.drift_score = Gauge(
+            "ulasan_drift_score", "Drift score of the last reported window.", registry=registry
+        )
+        self.late = Counter(
+            "ulasan_drift_late_events",
+            "Observations for a window already closed (counted, not judged).",
+            registry=registry,
+        )
+        self.feedback_error = Gauge(
+            "ulasan_feedback_error_rate",
+            "Rolling error rate of the champion over the last feedback outcomes.",
+            registry=registry,
+        )
+        self.outcomes = Counter(
+            "ulasan_feedback_outcomes",
+            "Predictions joined with their true label, by role and correctness.",
+            ["role", "correct"],
+            registry=registry,
+        )
+        self.retrain_requests = Counter(
+            "ulasan_retrain_requests",
+            "Retraining requests published, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+
+
+@dataclass
+class LoopDeps:
+    """What the loop agents share beyond ``Deps``: settings groups, the store, caches."""
+
+    drift: DriftConfig
+    triggers: TriggerConfig
+    store: LoopStore | None
+    metrics: LoopMetrics
+    references: dict[str, Reference | None] = field(default_factory=dict)
+    tokens: dict[str, Any] = field(default_factory=dict)
+
+
+def window_start(t: float, size: float) -> float:
+    """Start of the tumbling window of ``size`` seconds holding time ``t`` (epoch seconds)."""
+    return math.floor(t / size) * size
+
+
+def due(keys: list[str], now: float, size: float, grace: float) -> list[float]:
+    """Starts of the open windows (table keys ``w:<start>``) whose end + grace has passed."""
+    starts = sorted(float(k[len(WINDOW_PREFIX) :]) for k in keys if k.startswith(WINDOW_PREFIX))
+    return [s for s in starts if s + size + grace <= now]
+
+
+def report_id(app_id: str, start: float, size: float) -> str:
+    return hashlib.sha256(f"{app_id}:{start}:{size}".encode()).hexdigest()[:32]
+
+
+def score_observation(event: SentimentScored, tokens: tuple[int, int]) -> ScoreObservation:
+    """The drift observation of one scored review (features recomputed from its text)."""
+    if event.text is None:
+        raise DriftError(f"score {event.event_id} carries no text: its features are unknown")
+    f = features(event.text)
+    return ScoreObservation(
+        numeric={name: float(getattr(f, name)) for name in NUMERIC_FEATURES},
+        flags={name: bool(getattr(f, name)) for name in BOOLEAN_FEATURES},
+        label=event.label,
+        confidence=event.confidence,
+        tokens=tokens[0],
+        unknown_tokens=tokens[1],
+        model_version=event.model_version,
+    )
+
+
+def register(app: faust.App, deps: Deps, outputs: Outputs, loop: LoopDeps) -> dict[str, Any]:
+    """Attach the feedback, drift and trigger agents and their timers; return the agents."""
+    from stream_processors.app import topic
+
+    names = deps.topics
+    cfg = loop.drift
+    acc = DriftAccumulator(cfg)
+    rolling = RollingError(cfg.error_window)
+    observations = outputs.channels[names.drift_observations]
+    table = app.Table(
+        "drift",
+        default=None,
+        partitions=1,
+        key_serializer="json",
+        value_serializer="json",
+    )
+
+    async def observe(obs: dict[str, Any]) -> None:
+        await observations.send(key=KEY, value=json.dumps(obs).encode())
+
+    def unknown_counter() -> Any:
+        predictor = deps.predictor.current
+        version = predictor.model_version
+        if version not in loop.tokens:
+            folder = getattr(predictor, "folder", None)
+            if folder is None:
+                loop.tokens[version] = None
+            else:
+                from stream_processors.drift.tokens import UnknownTokens
+
+                loop.tokens[version] = UnknownTokens(folder)
+        return loop.tokens[version]
+
+    # -- sentiment.v1 -> observations -------------------------------------------------------
+    @app.agent(topic(app, names.sentiment), name=f"{app.conf.id}.drift_observe")
+    async def drift_observe(stream: Any) -> None:
+        async for events in stream.take_events(256, within=1.0):
+            records = records_of(events)
+            deps.metrics.events.labels("drift_observe").inc(len(records))
+            good, bad = decode_records(records, SentimentScored)
+            for rejected in bad:  # sentiment.v1 has no DLQ of its own: count and log
+                deps.metrics.stream_errors.labels(STAGE, rejected.rejection.reason).inc()
+                log.warning("drift: undecodable score %s", rejected.rejection.detail)
+            scored = [g.event for g in good if g.event.review_id is not None]
+            with_text = [e for e in scored if e.text is not None]
+            for e in scored:
+                if e.text is None:
+                    deps.metrics.stream_errors.labels(STAGE, "score_without_text").inc()
+            if not with_text:
+                continue
+            counter = unknown_counter()
+            counts = (
+                counter.count([e.text or "" for e in with_text])
+                if counter is not None
+                else [(0, 0)] * len(with_text)
+            )
+            for e, c in zip(with_text, counts, strict=True):
+                obs = score_observation(e, c).to_json()
+                obs["t"] = e.scored_at.timestamp()
+                await observe(obs)
+
+    # -- feedback.v1 -> feedback table, join, outcomes ---------------------------------------
+    async def forward_outcomes(outcomes: list[Any]) -> None:
+        for o in outcomes:
+            role = "shadow" if o.shadow else "champion"
+            loop.metrics.outcomes.labels(role, str(o.correct).lower()).inc()
+            if not o.shadow:
+                obs = FeedbackObservation(o.correct, o.model_version).to_json()
+                obs["t"] = time.time()
+                await observe(obs)
+
+    @app.agent(topic(app, names.feedback), name=f"{app.conf.id}.feedback")
+    async def feedback(stream: Any) -> None:
+        async for events in stream.take_events(500, within=0.5):
+            records = records_of(events)
+            deps.metrics.events.labels("feedback").inc(len(records))
+            good, bad = decode_records(records, LabelFeedback)
+            for rejected in bad:
+                await outputs.dead_letter(rejected, stage="feedback")
+            if good and loop.store is not None:
+                await forward_outcomes(await loop.store.record_feedback([g.event for g in good]))
+
+    # -- observations -> windows, reports, triggers (one partition) --------------------------
+    def get(key: str, make: Any) -> Any:
+        value = table.get(key)
+        return make() if value is None else value
+
+    async def close_window(start: float, now: float) -> None:
+        key = f"{WINDOW_PREFIX}{start}"
+        state = table[key]
+        del table[key]
+        n = int(state["n"])
+        if n < cfg.min_events:
+            loop.metrics.windows.labels("too_few").inc()
+            log.info(
+                "drift window %s: %d events < min_events %d, no verdict", start, n, cfg.min_events
+            )
+            return
+        reference = await current_reference()
+        if reference is None:
+            loop.metrics.windows.labels("no_reference").inc()
+            return
+        history = [tuple(h) for h in get("history", list)]
+        verdict = acc.result(state, reference, history)  # type: ignore[arg-type]
+        end = start + cfg.window_s
+        report = DriftReport(
+            report_id=report_id(app.conf.id, start, cfg.window_s),
+            window_start=datetime.fromtimestamp(start, UTC),
+            window_end=datetime.fromtimestamp(end, UTC),
+            n_events=n,
+            model_version=verdict.model_version,
+            signals=verdict.signals,
+            drift_score=verdict.drift_score,
+            drifted=verdict.drifted,
+        )
+        await outputs.send(names.drift_reports, report.report_id.encode(), report)
+        if loop.store is not None:
+            await loop.store.write_report(report)
+        loop.metrics.windows.labels("reported").inc()
+        loop.metrics.drift_score.set(verdict.drift_score)
+        log.info(
+            "drift window %s..%s: %d events, score %.2f, drifted %s: %s",
+            report.window_start,
+            report.window_end,
+            n,
+            verdict.drift_score,
+            verdict.drifted,
+            [s.name for s in verdict.signals if s.drifted],
+        )
+        accuracy = window_accuracy(state)
+        if accuracy is not None and state["feedback"]["n"] >= cfg.min_feedback:
+            horizon = end - cfg.trend_days * 86400.0
+            kept = [h for h in history if h[0] >= horizon] + [(end, accuracy)]
+            table["history"] = [list(h) for h in kept[-cfg.trend_max_points :]]
+        await fire_triggers(now, reference, drift_score=verdict.drift_score, start=start, end=end)
+
+    async def fire_triggers(
+        now: float,
+        reference: Reference,
+        *,
+        drift_score: float | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> None:
+        err, count = rolling.result(get("rolling", rolling.initialize))
+        labelled = get("labelled", dict)
+        inputs = TriggerInputs(
+            model_version=reference.model_version,
+            last_training_at=reference.created_at,
+            labelled_since=int(labelled.get("count", 0))
+            if labelled.get("version") == reference.model_version
+            else 0,
+            rolling_error=err,
+            rolling_n=count,
+            baseline_accuracy=reference.baseline_accuracy,
+            drift_score=drift_score,
+            window_start=start,
+            window_end=end,
+        )
+        state, request = evaluate(get("triggers", initial_state), inputs, loop.triggers, now)
+        if request is None:
+            return
+        table["triggers"] = state
+        await outputs.send(names.retrain_requests, request.dedupe_key.encode(), request)
+        for reason in request.reasons:
+            loop.metrics.retrain_requests.labels(reason).inc()
+        log.warning("retraining requested (%s): %s", ", ".join(request.reasons), request.statistics)
+
+    async def current_reference() -> Reference | None:
+        predictor = deps.predictor.current
+        version = predictor.model_version
+        if version not in loop.references:
+            folder = getattr(predictor, "folder", None)
+            try:
+                if folder is None:
+                    raise DriftError(f"model version {version} has no serving folder")
+                baseline = await asyncio.get_running_loop().run_in_executor(
+                    None, baseline_accuracy, deps.settings, predictor.model_name, version
+                )
+                loop.references[version] = Reference.from_folder(
+                    folder, model_version=version, baseline_accuracy=baseline
+                )
+            except DriftError as exc:
+                log.error("no drift reference for version %s: %s", version, exc)
+                loop.references[version] = None
+        return loop.references[version]
+
+    @app.agent(observations, name=f"{app.conf.id}.drift_windows")
+    async def drift_windows(stream: Any) -> None:
+        async for raw in stream:
+            data = json.loads(raw)
+            kind = data.get("kind")
+            now = float(data.get("t", time.time()))
+            if kind == "tick":
+                keys = [k for k in table if isinstance(k, str)]
+                for start in due(keys, now, cfg.window_s, cfg.grace_s):
+                    await close_window(start, now)
+                continue
+            obs = observation_from_json({k: v for k, v in data.items() if k != "t"})
+            if isinstance(obs, FeedbackObservation):
+                table["rolling"] = rolling.agg(get("rolling", rolling.initialize), obs.correct)
+                err, count = rolling.result(table["rolling"])
+                if err is not None:
+                    loop.metrics.feedback_error.set(err)
+                labelled = get("labelled", dict)
+                if labelled.get("version") != obs.model_version:
+                    labelled = {"version": obs.model_version, "count": 0}
+                labelled["count"] += 1
+                table["labelled"] = labelled
+            start = window_start(now, cfg.window_s)
+            if (
+                start + cfg.window_s + cfg.grace_s <= time.time()
+                and f"{WINDOW_PREFIX}{start}" not in table
+            ):
+                loop.metrics.late.inc()
+                continue
+            key = f"{WINDOW_PREFIX}{start}"
+            state = get(key, lambda s=start: acc.initialize(s, s + cfg.window_s))
+            table[key] = acc.agg(state, obs)
+
+    @app.timer(interval=cfg.effective_tick_s)  # type: ignore[untyped-decorator]
+    async def _tick() -> None:
+        await observe({"kind": "tick", "t": time.time()})
+
+    @app.timer(interval=cfg.feedback_reconcile_s)  # type: ignore[untyped-decorator]
+    async def _reconcile() -> None:
+        if loop.store is not None:
+            await forward_outcomes(await loop.store.reconcile())
+
+    return {"drift_observe": drift_observe, "feedback": feedback, "drift_windows": drift_windows}
+
+
+_BASELINES: dict[tuple[str, str], float | None] = {}
+
+
+def baseline_accuracy(settings: Any, model_name: str, version: str) -> float | None:
+    """The version's recorded accuracy on the fixed evaluation set (MLflow tag), None when
+    the model is a local folder or the registry does not know it."""
+    if not version.isdigit():
+        return None
+    key = (model_name, version)
+    if key not in _BASELINES:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        uri = settings.mlflow.uri
+        try:
+            mv = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(
+                model_name, version
+            )
+            value = mv.tags.get("ulasan.eval.accuracy")
+            _BASELINES[key] = float(value) if value is not None else None
+        except (MlflowException, OSError, ValueError) as exc:
+            log.warning("no baseline accuracy for %s/%s: %s", model_name, version, exc)
+            return None
+    return _BASELINES[key]

@@ -1,0 +1,40 @@
+"""The tokenizer's unknown-token count per text (Indonesian slang and new words show up here)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from stream_processors.inference.manifest import TOKENIZER_FILE, ModelManifest
+from stream_processors.text import clean
+
+
+class UnknownTokens:
+    """Counts (non-special tokens, unknown tokens) of texts with a serving folder's tokenizer,
+    cleaned as the model sees them; a tokenizer without an unknown token counts none."""
+
+    def __init__(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        path = folder / TOKENIZER_FILE
+        self.lowercase = ModelManifest.read(folder).lowercase
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        unk = (spec.get("model") or {}).get("unk_token")
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        self._unk_id = self._tok.token_to_id(unk) if unk else None
+
+    def count(self, texts: Sequence[str]) -> list[tuple[int, int]]:
+        encs = self._tok.encode_batch([clean(t, lowercase=self.lowercase) for t in texts])
+        out = []
+        for enc in encs:
+            total = unknown = 0
+            for token_id, special in zip(enc.ids, enc.special_tokens_mask, strict=True):
+                if not special:
+                    total += 1
+                    unknown += self._unk_id is not None and token_id == self._unk_id
+            out.append((total, unknown))
+        return out
