@@ -262,11 +262,3 @@ def smoke_command() -> None:
         console.print("is the stack up? `ulasan stack status` shows what runs")
         raise typer.Exit(1) from None
     _print(report, settings)
-
-
-def run_command() -> None:
-    """Bring the local stack up, then run the smoke flow (until the streaming job exists)."""
-    from deploy.local.cli import up
-
-    up()
-    smoke_command()
