@@ -49,8 +49,10 @@ def _register_subcommands() -> None:
     from producers.cli import app as produce_app
     from stream_processors.cli import consume_app, worker
     from trainer.cli import app as trainer_app
+    from trainer.consumer_cli import app as trainer_consumer_app
     from ulasan.bench import app as bench_app
     from ulasan.run_command import run_command as main_run_command
+    from ulasan.scenario import app as scenario_app
 
     app.add_typer(stack_app, name="stack")
     app.command("smoke")(smoke_command)
@@ -62,6 +64,9 @@ def _register_subcommands() -> None:
     app.command("worker")(worker)
     app.add_typer(consume_app, name="consume")
     app.add_typer(produce_app, name="produce")
+    # the closed loop: `ulasan trainer serve|runs`, `ulasan scenario domain-shift`
+    app.add_typer(trainer_consumer_app, name="trainer")
+    app.add_typer(scenario_app, name="scenario")
 
 
 _register_subcommands()

@@ -1,0 +1,387 @@
+"""``ulasan trainer``: consume retrain.requests.v1 and retrain, one run at a time.
+
+For each request: take the PostgreSQL advisory lock (one training at a time across every
+trainer process), claim the request's ``dedupe_key`` in ``retrain_runs`` (a key seen before is
+a duplicate and is skipped), skip it when it judged a champion that is no longer serving
+(stale), assemble the data (SmSA train + the labelled reviews in PostgreSQL minus a held-out
+share chosen by a hash of the review id, so the split is fixed), train/evaluate/gate/promote
+through :func:`trainer.pipeline.run_training`, score champion and candidate on the held-out
+reviews, publish ``ModelPromoted`` on model.updates.v1 when the gate promoted, and record the
+run in ``retrain_runs`` and ``logs/retraining/<run_id>/``. The request's offset is committed
+only after its run was recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from schemas import topics
+from schemas.codec import CodecError, decode, encode
+from schemas.events import ModelPromoted, RetrainRequested
+from trainer.errors import TrainerError
+from ulasan.settings import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    from trainer.data import Example
+
+log = logging.getLogger(__name__)
+
+#: pg_advisory_lock key of "a training is running" (any 64-bit constant works; this is 'ulasanTR').
+LOCK_KEY = 0x756C6173616E5452
+
+
+class RetrainConfig(BaseModel):
+    """How the trainer consumer trains (``ULASAN_RETRAIN__*``)."""
+
+    config: Path = Field(
+        PROJECT_ROOT / "configs" / "ulasan-mini.yaml", description="training config (YAML)"
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="dotted config keys to override, e.g. epochs"
+    )
+    holdout_share: float = Field(
+        0.2, gt=0, lt=1, description="labelled reviews held out (by review-id hash) for scoring"
+    )
+    max_labelled: int | None = Field(
+        None, ge=1, description="cap on labelled reviews used (newest first); None = all"
+    )
+    group_id: str = "ulasan-trainer"
+    topic_prefix: str = ""
+    logs_dir: Path = PROJECT_ROOT / "logs" / "retraining"
+    lock_timeout_s: float = Field(24 * 3600.0, gt=0, description="longest wait for the lock")
+
+
+class TrainerSettings(Settings):
+    """The trainer consumer's settings: the shared tree plus ``retrain``."""
+
+    retrain: RetrainConfig = RetrainConfig()
+
+
+@dataclass
+class RunRecord:
+    """One handled request, as stored in retrain_runs and run.json."""
+
+    run_id: str
+    request_id: str
+    dedupe_key: str
+    reasons: list[str]
+    status: str  # done | duplicate | stale | failed
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    data_sizes: dict[str, int] = field(default_factory=dict)
+    scores: dict[str, Any] = field(default_factory=dict)
+    decision: str | None = None
+    promoted_version: str | None = None
+    error: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
+
+def holdout(review_id: str, share: float) -> bool:
+    """Is this review held out? Fixed by a hash of its id: the same in every run."""
+    h = int.from_bytes(hashlib.sha256(review_id.encode()).digest()[:8], "big")
+    return h / 2**64 < share
+
+
+def split_labelled(
+    examples: Sequence[Example], share: float
+) -> tuple[list[Example], list[Example]]:
+    """``(train, held_out)`` by :func:`holdout` on each example's id."""
+    train, held = [], []
+    for e in examples:
+        (held if holdout(e.id or e.text, share) else train).append(e)
+    return train, held
+
+
+def write_jsonl(path: Path, examples: Sequence[Example]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for e in examples:
+            fh.write(json.dumps({"id": e.id, "text": e.text, "label": e.label}) + "\n")
+    return path
+
+
+# -- PostgreSQL: lock and runs --------------------------------------------------------------
+CLAIM_SQL = """
+INSERT INTO retrain_runs (run_id, request_id, dedupe_key, reasons, status)
+VALUES (%s, %s, %s, %s, 'running') ON CONFLICT (dedupe_key) DO NOTHING RETURNING run_id
+"""
+FINISH_SQL = """
+UPDATE retrain_runs SET status = %s, finished_at = now(), duration_s = %s, data_sizes = %s,
+    scores = %s, decision = %s, promoted_version = %s, error = %s
+WHERE run_id = %s
+"""
+
+
+class RunStore:
+    """retrain_runs and the advisory lock, over one dedicated connection."""
+
+    def __init__(self, dsn: str) -> None:
+        import psycopg
+
+        try:
+            self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise TrainerError(
+                f"cannot reach PostgreSQL for retrain_runs: {exc} (is the stack up? "
+                "`ulasan stack up`)"
+            ) from exc
+
+    def lock(self, timeout_s: float) -> None:
+        """Block until this process holds the training lock (or fail after ``timeout_s``)."""
+        self.conn.execute(f"SET lock_timeout = '{int(timeout_s * 1000)}ms'")
+        self.conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        self.conn.execute("SET lock_timeout = 0")
+
+    def try_lock(self) -> bool:
+        row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+        return bool(row and row[0])
+
+    def unlock(self) -> None:
+        self.conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+    def claim(self, record: RunRecord) -> bool:
+        """Insert the run; False when its dedupe key was claimed before (a duplicate)."""
+        row = self.conn.execute(
+            CLAIM_SQL, (record.run_id, record.request_id, record.dedupe_key, record.reasons)
+        ).fetchone()
+        return row is not None
+
+    def finish(self, record: RunRecord) -> None:
+        from psycopg.types.json import Jsonb
+
+        self.conn.execute(
+            FINISH_SQL,
+            (
+                record.status,
+                record.duration_s,
+                Jsonb(record.data_sizes),
+                Jsonb(record.scores),
+                record.decision,
+                record.promoted_version,
+                record.error,
+                record.run_id,
+            ),
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# -- one request --------------------------------------------------------------------------------
+Trainer = Callable[[Any, Settings, str], Any]  # (TrainConfig, settings, run_name) -> result
+
+
+def _default_train(config: Any, settings: Settings, run_name: str) -> Any:
+    from rich.console import Console
+
+    from trainer.pipeline import run_training
+
+    return run_training(
+        config, settings, console=Console(stderr=True), progress=False, run_name=run_name
+    )
+
+
+def handle(
+    request: RetrainRequested,
+    settings: TrainerSettings,
+    store: RunStore,
+    publish: Callable[[ModelPromoted], None],
+    *,
+    train: Trainer = _default_train,
+) -> RunRecord:
+    """Handle one request end to end (see the module docstring); never raises for a failed
+    training: the run is recorded as ``failed`` with the error."""
+    cfg = settings.retrain
+    record = RunRecord(
+        run_id=f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        request_id=request.request_id,
+        dedupe_key=request.dedupe_key,
+        reasons=list(request.reasons),
+        status="running",
+    )
+    store.lock(cfg.lock_timeout_s)
+    try:
+        if not store.claim(record):
+            record.status = "duplicate"
+            log.info(
+                "retrain request %s (key %s) is a duplicate: ignored",
+                request.request_id,
+                request.dedupe_key,
+            )
+            return record
+        run_dir = cfg.logs_dir / record.run_id
+        try:
+            _train_once(request, settings, record, run_dir, publish, train)
+        except Exception as exc:  # recorded, not swallowed: status failed + error + log
+            log.exception("retraining run %s failed", record.run_id)
+            record.status = "failed"
+            record.error = f"{type(exc).__name__}: {exc}"
+        record.finished_at = time.time()
+        store.finish(record)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "run.json").write_text(
+            json.dumps({**asdict(record), "duration_s": record.duration_s}, indent=2, default=str)
+            + "\n",
+            encoding="utf-8",
+        )
+        return record
+    finally:
+        store.unlock()
+
+
+def _train_once(
+    request: RetrainRequested,
+    settings: TrainerSettings,
+    record: RunRecord,
+    run_dir: Path,
+    publish: Callable[[ModelPromoted], None],
+    train: Trainer,
+) -> None:
+    from trainer.config import load_config
+    from trainer.data import load_postgres, load_smsa
+    from trainer.evaluate import evaluate_model
+    from trainer.registry import champion
+
+    cfg = settings.retrain
+    before = champion(settings)
+    if request.model_version and before is not None and before.version != request.model_version:
+        record.status = "stale"
+        record.decision = (
+            f"requested for version {request.model_version}, version {before.version} serves now"
+        )
+        return
+    labelled = [e for e in load_postgres(settings.postgres.dsn) if e.label is not None]
+    if cfg.max_labelled is not None:
+        labelled = labelled[-cfg.max_labelled :]
+    new_train, held = split_labelled(labelled, cfg.holdout_share)
+    base = load_smsa("train")
+    path = write_jsonl(run_dir / "train.jsonl", [*base, *new_train])
+    write_jsonl(run_dir / "holdout.jsonl", held)
+    record.data_sizes = {
+        "base": len(base),
+        "labelled": len(labelled),
+        "labelled_train": len(new_train),
+        "labelled_holdout": len(held),
+    }
+    config = load_config(cfg.config).with_overrides({**cfg.overrides, "data": f"file:{path}"})
+    held_pairs = [(e.text, str(e.label)) for e in held]
+    if before is not None and held_pairs:
+        report = evaluate_model(before.uri, held_pairs, settings)  # type: ignore[arg-type]
+        record.scores["holdout_before"] = _brief(report) | {"version": before.version}
+    result = train(config, settings, f"retrain-{record.run_id}")
+    record.scores["eval"] = {k: _brief(v) for k, v in (result.reports or {}).items()}
+    gate = result.gate or {}
+    record.decision = gate.get("reason", "not gated (promote is off in the config)")
+    if result.model_version and held_pairs:
+        name = settings.mlflow.registered_model
+        report = evaluate_model(f"models:/{name}/{result.model_version}", held_pairs, settings)  # type: ignore[arg-type]
+        record.scores["holdout_after"] = _brief(report) | {"version": result.model_version}
+    record.status = "done"
+    if gate.get("promoted"):
+        record.promoted_version = str(gate["candidate_version"])
+        event = ModelPromoted(
+            model_name=settings.mlflow.registered_model,
+            version=record.promoted_version,
+            alias="champion",
+            previous_version=gate.get("champion_version"),
+            model_uri=f"models:/{settings.mlflow.registered_model}@champion",
+            metrics={
+                "accuracy": float(gate["candidate"]["accuracy"]),
+                "macro_f1": float(gate["candidate"]["macro_f1"]),
+            },
+        )
+        publish(event)
+        log.warning("promoted version %s and announced it", record.promoted_version)
+
+
+def _brief(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: report.get(k) for k in ("n", "accuracy", "macro_f1")}
+
+
+# -- the consumer loop ------------------------------------------------------------------------
+def serve(
+    settings: TrainerSettings,
+    *,
+    max_requests: int | None = None,
+    idle_timeout_s: float | None = None,
+    train: Trainer = _default_train,
+    on_record: Callable[[RunRecord], None] | None = None,
+) -> list[RunRecord]:
+    """Consume retrain.requests.v1 until stopped, ``max_requests`` handled, or
+    ``idle_timeout_s`` without a request; the records of the handled requests."""
+    from confluent_kafka import Consumer, KafkaError, Producer
+
+    cfg = settings.retrain
+    source = cfg.topic_prefix + topics.RETRAIN_REQUESTS
+    target = cfg.topic_prefix + topics.MODEL_UPDATES
+    bootstrap = settings.kafka.bootstrap_servers
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": cfg.group_id,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            # a training can take far longer than the default 5 minutes between polls
+            "max.poll.interval.ms": 24 * 3600 * 1000,
+        }
+    )
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+
+    def publish(event: ModelPromoted) -> None:
+        producer.produce(target, key=event.model_name.encode(), value=encode(event))
+        if producer.flush(30) != 0:
+            raise TrainerError(
+                f"could not deliver the ModelPromoted of {event.version} to {target}"
+            )
+
+    store = RunStore(settings.postgres.dsn)
+    records: list[RunRecord] = []
+    consumer.subscribe([source])
+    idle_since = time.monotonic()
+    try:
+        while max_requests is None or len(records) < max_requests:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                if idle_timeout_s is not None and time.monotonic() - idle_since > idle_timeout_s:
+                    break
+                continue
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("retrain.requests consumer: %s", msg.error())
+                continue
+            try:
+                request = decode(msg.value(), RetrainRequested)
+            except CodecError as exc:
+                log.error(
+                    "undecodable retrain request at %s[%d]@%d skipped: %s",
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    exc,
+                )
+                consumer.commit(message=msg, asynchronous=False)
+                continue
+            record = handle(request, settings, store, publish, train=train)
+            consumer.commit(message=msg, asynchronous=False)
+            records.append(record)
+            if on_record is not None:
+                on_record(record)
+            idle_since = time.monotonic()
+    finally:
+        consumer.close()
+        store.close()
+    return records
