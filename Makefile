@@ -4,9 +4,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON_VERSION ?= 3.11
-# The virtual environment lives outside the clone, keyed by the lock file, so re-runs are cheap.
-LOCK_HASH := $(shell sha256sum uv.lock | cut -c1-16)
-VENV ?= $(HOME)/.cache/ulasan/venv-$(LOCK_HASH)
+# The virtual environment lives outside the clone, keyed by the lock file and the clone's path
+# (the project is installed editable, so two clones must not share one), so re-runs are cheap.
+LOCK_HASH := $(shell sha256sum uv.lock | cut -c1-12)
+PATH_HASH := $(shell pwd -P | sha256sum | cut -c1-8)
+VENV ?= $(HOME)/.cache/ulasan/venv-$(LOCK_HASH)-$(PATH_HASH)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 BIN := $(VENV)/bin
 ULASAN := $(BIN)/ulasan
