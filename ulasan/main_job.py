@@ -352,6 +352,10 @@ def serve_until_interrupted(
                 mon = monitor.snapshot()
                 table = Table(show_header=False)
                 table.add_row("scored since the replay", str(mon.other_events))
+                table.add_row(
+                    "labels",
+                    "  ".join(f"{label} {mon.other_labels.get(label, 0)}" for label in LABELS),
+                )
                 table.add_row("consumer lag", str(probe.lag()))
                 live.update(table)
                 time.sleep(1.0)

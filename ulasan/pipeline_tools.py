@@ -186,6 +186,7 @@ class MonitorState:
     latencies_ms: list[float] = field(default_factory=list)
     scored: int = 0
     other_events: int = 0
+    other_labels: Counter[str] = field(default_factory=Counter)
     undecodable: int = 0
     first_at: float | None = None
     last_at: float | None = None
@@ -247,6 +248,7 @@ class SentimentMonitor(threading.Thread):
         with self._lock:
             if ingested is None or rid in self._seen:
                 self.state.other_events += 1
+                self.state.other_labels[event.label] += 1
                 return
             self._seen.add(rid)  # type: ignore[arg-type]
             now = time.monotonic()
@@ -265,6 +267,7 @@ class SentimentMonitor(threading.Thread):
                 latencies_ms=list(self.state.latencies_ms),
                 scored=self.state.scored,
                 other_events=self.state.other_events,
+                other_labels=Counter(self.state.other_labels),
                 undecodable=self.state.undecodable,
                 first_at=self.state.first_at,
                 last_at=self.state.last_at,
