@@ -41,6 +41,7 @@ class PipelineResult:
     validation: dict[str, Any]
     reports: dict[str, dict[str, Any]]
     stage_seconds: dict[str, float]
+    stage_cpu_seconds: dict[str, float]
     train_summary: dict[str, Any]
     export: dict[str, Any] | None = None
     run_id: str | None = None
@@ -313,6 +314,9 @@ def run_training(
     run_dir = config.resolved_output_dir() / f"{stamp}-{config.model.replace('/', '_')}"
     run_dir.mkdir(parents=True, exist_ok=False)
     stages: dict[str, float] = {}
+    # CPU seconds of this process (all threads): on a shared machine, wall time includes
+    # waiting for other people's jobs, CPU time does not.
+    cpu: dict[str, float] = {}
     tracker = _Tracker(settings if config.register_model else None, config)
 
     @contextmanager
@@ -320,12 +324,15 @@ def run_training(
         if on_stage is not None:
             on_stage(name)
         console.rule(f"[bold]{name}")
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             stages[name] = time.perf_counter() - started
-            tracker.metrics({f"stage_seconds_{name}": stages[name]})
+            cpu[name] = time.process_time() - cpu_started
+            tracker.metrics(
+                {f"stage_seconds_{name}": stages[name], f"stage_cpu_seconds_{name}": cpu[name]}
+            )
 
     with tracker.run(run_name or f"train-{config.model}-{stamp}"):
         tracker.params(_flat("", config.model_dump(mode="json")))
@@ -466,6 +473,7 @@ def run_training(
             validation=data.validation,
             reports=reports,
             stage_seconds=stages,
+            stage_cpu_seconds=cpu,
             train_summary=summary,
             export=exported.as_dict(),
             run_id=tracker.run_id,
@@ -538,7 +546,9 @@ def _summary_dict(result: PipelineResult) -> dict[str, Any]:
         "model_version": result.model_version,
         "gate": result.gate,
         "stage_seconds": result.stage_seconds,
+        "stage_cpu_seconds": result.stage_cpu_seconds,
         "total_seconds": result.total_seconds,
+        "total_cpu_seconds": sum(result.stage_cpu_seconds.values()),
         "train": result.train_summary,
         "export": result.export,
         "scores": {
@@ -583,7 +593,8 @@ def summary_table(result: PipelineResult) -> Table:
     table.add_row(
         "stages",
         "  ".join(f"{k} {v:.0f}s" for k, v in result.stage_seconds.items())
-        + f"  (total {result.total_seconds:.0f}s)",
+        + f"  (total {result.total_seconds:.0f}s wall, "
+        f"{sum(result.stage_cpu_seconds.values()):.0f}s CPU over {result.config.threads} threads)",
     )
     table.add_row("serving folder", str(result.serving_dir))
     if result.run_id:
