@@ -76,6 +76,14 @@ class TopicNames:
     def drift_observations(self) -> str:
         return self.name(topics.DRIFT_OBSERVATIONS)
 
+    @property
+    def predict_requests(self) -> str:
+        return self.name(topics.PREDICT_REQUESTS)
+
+    @property
+    def predict_replies(self) -> str:
+        return self.name(topics.PREDICT_REPLIES)
+
     def partitions(self, name: str, default: int) -> int:
         """Partitions of topic ``name``: one for the drift observations (one window), else
         ``default``."""
@@ -87,7 +95,7 @@ class TopicNames:
 
     def all(self) -> tuple[str, ...]:
         """Every topic the worker reads or writes."""
-        return (self.raw, self.feedback, self.model_updates, *self.outputs())
+        return (self.raw, self.feedback, self.model_updates, self.predict_requests, *self.outputs())
 
     def outputs(self) -> tuple[str, ...]:
         """Every topic the worker writes to."""
@@ -103,6 +111,9 @@ class TopicNames:
             self.retrain_requests,
             self.shadow,
             self.drift_observations,
+            # the gateway's ad-hoc requests (stream_processors.requests)
+            self.predict_replies,
+            self.dlq(self.predict_requests),
         )
 
 
@@ -219,6 +230,7 @@ def create_app(
     """
     from stream_processors.cleaning import agent as clean_agent
     from stream_processors.inference import agent as infer_agent
+    from stream_processors.requests import agent as requests_agent
     from stream_processors.sink import agent as sink_agent
 
     deps = deps if deps is not None else Deps.for_worker(settings)
@@ -259,6 +271,7 @@ def create_app(
     app.ulasan_agents = {  # type: ignore[attr-defined]
         "clean": clean_agent.register(app, deps, outputs),
         "infer": infer_agent.register(app, deps, outputs),
+        "requests": requests_agent.register(app, deps, outputs),
         **sink_agent.register(app, deps, outputs),
     }
     if deps.shadow is not None:

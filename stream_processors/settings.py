@@ -32,6 +32,11 @@ class WorkerConfig(BaseModel):
     max_wait_ms: float = Field(
         20.0, gt=0, description="longest wait for a batch to fill before scoring what is there"
     )
+    request_max_wait_ms: float = Field(
+        2.0,
+        gt=0,
+        description="longest wait for a batch of gateway requests (predict.requests.v1) to fill",
+    )
     sink_batch_size: int = Field(500, ge=1, description="rows per PostgreSQL write")
     sink_flush_ms: float = Field(200.0, gt=0, description="longest wait before writing a batch")
     metrics_port: int | None = Field(

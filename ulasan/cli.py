@@ -47,6 +47,7 @@ def _register_subcommands() -> None:
     from deploy.local.cli import app as stack_app
     from deploy.local.smoke import smoke_command
     from producers.cli import app as produce_app
+    from producers.gateway.cli import app as gateway_app
     from stream_processors.cli import consume_app, worker
     from trainer.cli import app as trainer_app
     from trainer.consumer_cli import app as trainer_consumer_app
@@ -64,6 +65,7 @@ def _register_subcommands() -> None:
     app.command("worker")(worker)
     app.add_typer(consume_app, name="consume")
     app.add_typer(produce_app, name="produce")
+    app.add_typer(gateway_app, name="gateway")
     # the closed loop: `ulasan trainer serve|runs`, `ulasan scenario domain-shift`
     app.add_typer(trainer_consumer_app, name="trainer")
     app.add_typer(scenario_app, name="scenario")

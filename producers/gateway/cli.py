@@ -1,0 +1,130 @@
+"""``ulasan gateway``: serve HTTP and gRPC, hash API keys, regenerate the gRPC stubs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console()
+app = typer.Typer(
+    help="The HTTP/gRPC gateway: ad-hoc predictions through the stream.",
+    no_args_is_help=True,
+)
+
+
+@app.command("serve")
+def serve(
+    host: str | None = typer.Option(None, "--host", help="listen address [127.0.0.1]"),
+    http_port: int | None = typer.Option(None, "--http-port", help="HTTP port (0 = none) [8080]"),
+    grpc_port: int | None = typer.Option(None, "--grpc-port", help="gRPC port (0 = none) [50051]"),
+    deadline_s: float | None = typer.Option(None, "--deadline", help="reply deadline, s [2]"),
+    topic_prefix: str | None = typer.Option(None, "--topic-prefix", help="as the workers'"),
+    register: bool = typer.Option(
+        True, "--register/--no-register", help="register /metrics as a Prometheus file_sd target"
+    ),
+) -> None:
+    """Serve the gateway until SIGTERM or Ctrl-C (needs Kafka and running `ulasan worker`s)."""
+    from producers.gateway.errors import GatewayError
+    from producers.gateway.server import Gateway
+    from producers.gateway.settings import GatewaySettings
+
+    try:
+        settings = GatewaySettings()
+    except ValueError as exc:
+        console.print(f"[red]bad gateway settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    overrides = {
+        k: v
+        for k, v in {
+            "host": host,
+            "http_port": http_port,
+            "grpc_port": grpc_port,
+            "deadline_s": deadline_s,
+            "topic_prefix": topic_prefix,
+        }.items()
+        if v is not None
+    }
+    if overrides:
+        settings = settings.model_copy(
+            update={"gateway": settings.gateway.model_copy(update=overrides)}
+        )
+    cfg = settings.gateway
+    logging.basicConfig(
+        level=cfg.loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+    )
+    gateway = Gateway.build(settings)
+    scheme = "https" if cfg.tls_cert else "http"
+    target: list[str] = []
+
+    def ready(ports: dict[str, int]) -> None:
+        if "http" in ports:
+            console.print(
+                f"HTTP on {scheme}://{cfg.host}:{ports['http']} (docs at /docs, /metrics)"
+            )
+            if register:
+                name = _register(settings, ports["http"])
+                if name:
+                    target.append(name)
+        if "grpc" in ports:
+            console.print(f"gRPC on {cfg.host}:{ports['grpc']} (TLS: {bool(cfg.tls_cert)})")
+        console.print(
+            f"instance {gateway.core.instance_id} reads {gateway.core.replies_topic}"
+            f"[{gateway.core.partition}]; auth {'on' if cfg.auth_required else 'off'}"
+        )
+
+    try:
+        asyncio.run(gateway.serve(on_ready=ready))
+    except GatewayError as exc:
+        console.print(f"[red]gateway failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if target:
+            from deploy.local.prometheus import unregister_target
+
+            unregister_target(settings, target[0])
+
+
+def _register(settings: object, port: int) -> str | None:
+    from deploy.local.errors import StackError
+    from deploy.local.prometheus import register_target
+
+    name = f"gateway-{port}"
+    try:
+        register_target(
+            settings,  # type: ignore[arg-type]
+            name,
+            port,
+            host=settings.gateway.metrics_host,  # type: ignore[attr-defined]
+            labels={"role": "gateway"},
+        )
+    except (StackError, OSError) as exc:
+        logging.getLogger(__name__).warning("Prometheus will not scrape the gateway: %s", exc)
+        return None
+    return name
+
+
+@app.command("hash-key")
+def hash_key_command(
+    key: str = typer.Argument(..., help="the API key to store (its SHA-256 is printed)"),
+) -> None:
+    """Print the SHA-256 digest to put in ULASAN_GATEWAY__API_KEYS (never store the key)."""
+    from producers.gateway.security import hash_key
+
+    typer.echo(hash_key(key))
+
+
+@app.command("protos")
+def protos(
+    out: Path | None = typer.Option(None, "--out", help="root to write under [the repository]"),
+) -> None:
+    """Regenerate producers/gateway/grpc_gen from schemas/ulasan.proto (needs grpcio-tools)."""
+    from producers.gateway.protos import ROOT, generate
+
+    for path in generate(out or ROOT):
+        console.print(f"wrote {path}")

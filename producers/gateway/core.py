@@ -1,0 +1,394 @@
+"""The gateway core behind HTTP and gRPC: requests out as events, replies matched by request id.
+
+One :class:`GatewayCore` per process. It publishes :class:`PredictionRequested` to
+predict.requests.v1 (key ``request_id``) with ``reply_to`` = this instance's id and
+``reply_partition`` = the one partition of predict.replies.v1 this instance reads (a hash of
+its id); the worker sends every reply there, keyed by ``reply_to``. The instance reads only
+that partition (manually assigned, from its end, no consumer group) and keeps replies whose
+``reply_to`` is its own, so replicas never steal each other's replies. Each request waits on a
+future under ``asyncio.timeout``: a missing reply ends in :class:`DeadlineExceeded`, never a
+hang. Everything is asyncio (aiokafka); nothing blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from producers.gateway.errors import DeadlineExceeded, GatewayError, Unavailable
+from producers.gateway.metrics import GatewayMetrics, Stats
+from producers.gateway.settings import GatewaySettings
+from producers.gateway.validation import check_label, check_subject, check_text, check_texts
+from schemas import topics
+from schemas.codec import CodecError, decode, encode
+from schemas.events import LabelFeedback, ModelPromoted, PredictionRequested, SentimentScored
+
+log = logging.getLogger(__name__)
+
+
+def reply_partition(instance_id: str, partitions: int) -> int:
+    """The predict.replies.v1 partition an instance reads: a stable hash of its id."""
+    return zlib.crc32(instance_id.encode("utf-8")) % partitions
+
+
+def default_instance_id() -> str:
+    return f"gw-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Pending:
+    """One request awaiting ``n`` replies (one per text, by index)."""
+
+    n: int
+    future: asyncio.Future[list[SentimentScored]]
+    got: dict[int, SentimentScored] = field(default_factory=dict)
+
+    def add(self, scored: SentimentScored) -> None:
+        if scored.index >= self.n or self.future.done():
+            return
+        self.got[scored.index] = scored
+        if len(self.got) == self.n:
+            self.future.set_result([self.got[i] for i in range(self.n)])
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A request's answer: one scored event per text, and the round-trip time."""
+
+    request_id: str
+    results: list[SentimentScored]
+    latency_ms: float
+
+
+@dataclass
+class ServingModel:
+    """The model the workers answered with most recently."""
+
+    model_name: str
+    model_version: str
+    seen_at: datetime
+
+
+class GatewayCore:
+    """Kafka producer and reply reader of one gateway instance; shared by HTTP and gRPC."""
+
+    def __init__(self, settings: GatewaySettings, metrics: GatewayMetrics | None = None) -> None:
+        self.settings = settings
+        self.cfg = settings.gateway
+        self.metrics = metrics or GatewayMetrics()
+        self.stats = Stats()
+        self.instance_id = self.cfg.instance_id or default_instance_id()
+        prefix = self.cfg.topic_prefix
+        self.requests_topic = prefix + topics.PREDICT_REQUESTS
+        self.replies_topic = prefix + topics.PREDICT_REPLIES
+        self.feedback_topic = prefix + topics.FEEDBACK
+        self.updates_topic = prefix + topics.MODEL_UPDATES
+        self.partition: int | None = None
+        self.serving: ServingModel | None = None
+        self.last_reply_monotonic: float | None = None
+        self.started_at = datetime.now(UTC)
+        self._pending: dict[str, Pending] = {}
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._reader: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Ensure the topics, connect the producer, assign this instance's reply partition at
+        its end. Raises :class:`Unavailable` when Kafka does not answer."""
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+        from aiokafka.errors import KafkaError
+
+        bootstrap = self.settings.kafka.bootstrap_servers
+        await asyncio.to_thread(self._ensure_topics)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=f"{self.settings.kafka.client_id}-{self.instance_id}",
+            acks=1,
+            linger_ms=0,
+            enable_idempotence=False,
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id=f"{self.settings.kafka.client_id}-{self.instance_id}-replies",
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+            auto_offset_reset="latest",
+        )
+        try:
+            await self._producer.start()
+            await self._consumer.start()
+            parts = await self._producer.partitions_for(self.replies_topic)
+            self.partition = reply_partition(self.instance_id, len(parts))
+            tp = TopicPartition(self.replies_topic, self.partition)
+            self._consumer.assign([tp])
+            await self._consumer.seek_to_end(tp)
+            await self._consumer.position(tp)  # resolve the end now, before any request
+        except KafkaError as exc:
+            await self.stop()
+            raise Unavailable(
+                f"Kafka at {bootstrap} does not answer ({exc}); is it running "
+                "(`ulasan stack status`)?"
+            ) from exc
+        self._reader = asyncio.create_task(self._read_replies(), name="gateway-replies")
+        log.info("gateway %s reads %s[%d]", self.instance_id, self.replies_topic, self.partition)
+
+    def _ensure_topics(self) -> None:
+        from deploy.local.errors import StackError
+        from deploy.local.kafka import ensure_topics
+
+        names = [
+            self.requests_topic,
+            self.replies_topic,
+            topics.dlq(self.requests_topic),
+            self.feedback_topic,
+            self.updates_topic,
+        ]
+        kafka = self.settings.kafka
+        try:
+            ensure_topics(
+                kafka.bootstrap_servers, names, kafka.partitions, kafka.replication_factor
+            )
+        except StackError as exc:
+            raise Unavailable(f"cannot create the gateway's topics: {exc}") from exc
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
+                await self._reader
+            self._reader = None
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(Unavailable("the gateway is shutting down"))
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                try:
+                    await client.stop()
+                except Exception as exc:  # noqa: BLE001 - shutting down; say it and go on
+                    log.warning("closing a Kafka client failed: %r", exc)
+        self._consumer = self._producer = None
+
+    # -- replies -------------------------------------------------------------------------------
+    async def _read_replies(self) -> None:
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=500, max_records=1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broker hiccup: say so, keep reading
+                log.warning("reading replies failed, retrying: %r", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for records in batches.values():
+                for record in records:
+                    self.on_reply(record.value)
+
+    def on_reply(self, value: bytes) -> None:
+        """Match one predict.replies.v1 record to its waiting request."""
+        try:
+            scored = decode(value, SentimentScored)
+        except CodecError as exc:
+            self.metrics.replies.labels("undecodable").inc()
+            log.error("undecodable reply on %s: %s", self.replies_topic, exc)
+            return
+        if scored.reply_to != self.instance_id or scored.request_id is None:
+            self.metrics.replies.labels("foreign").inc()
+            return
+        self.last_reply_monotonic = time.monotonic()
+        self.serving = ServingModel(scored.model_name, scored.model_version, datetime.now(UTC))
+        pending = self._pending.get(scored.request_id)
+        if pending is None:
+            self.metrics.replies.labels("late").inc()
+            return
+        self.metrics.replies.labels("matched").inc()
+        pending.add(scored)
+
+    # -- operations ----------------------------------------------------------------------------
+    async def predict(
+        self, texts: list[str], *, deadline_s: float | None = None, record: bool = True
+    ) -> Prediction:
+        """Score ``texts`` (1-100, validated) through the workers; raises
+        :class:`InvalidInput`, :class:`DeadlineExceeded` or :class:`Unavailable`."""
+        texts = check_texts(texts)
+        budget = deadline_s if deadline_s is not None else self.cfg.deadline_s
+        if self._producer is None:
+            raise Unavailable("the gateway is not connected to Kafka")
+        request_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        request = PredictionRequested(
+            request_id=request_id,
+            texts=texts,
+            reply_to=self.instance_id,
+            reply_partition=self.partition,
+            deadline=datetime.now(UTC) + timedelta(seconds=budget),
+        )
+        future: asyncio.Future[list[SentimentScored]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = Pending(len(texts), future)
+        try:
+            async with asyncio.timeout(budget):
+                await self._send(self.requests_topic, request_id, encode(request))
+                results = await future
+        except TimeoutError:
+            if record:
+                self.stats.record("deadline", 0.0)
+            got = len(self._pending[request_id].got)
+            raise DeadlineExceeded(
+                f"no reply within the {budget:g} s deadline ({got} of {len(texts)} texts scored);"
+                " are stream workers running (`ulasan worker`) and keeping up?"
+            ) from None
+        except GatewayError:
+            if record:
+                self.stats.record("unavailable", 0.0)
+            raise
+        finally:
+            self._pending.pop(request_id, None)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        if record:
+            self.stats.record("ok", latency_ms, [r.label for r in results])
+        return Prediction(request_id, results, latency_ms)
+
+    async def predict_one(self, text: str, *, deadline_s: float | None = None) -> Prediction:
+        return await self.predict([check_text(text)], deadline_s=deadline_s)
+
+    async def _send(self, topic: str, key: str, value: bytes) -> None:
+        from aiokafka.errors import KafkaError
+
+        try:
+            await self._producer.send_and_wait(topic, value=value, key=key.encode("utf-8"))
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka refused the event on {topic}: {exc}") from exc
+
+    async def feedback(
+        self, *, label: str, review_id: str | None = None, request_id: str | None = None
+    ) -> LabelFeedback:
+        """Publish a human label for a review (or an ad-hoc request) to feedback.v1."""
+        _, subject = check_subject(review_id, request_id)
+        event = LabelFeedback(
+            feedback_id=uuid.uuid4().hex,
+            review_id=subject,
+            label=check_label(label),  # type: ignore[arg-type]
+            source="human",
+        )
+        if self._producer is None:
+            raise Unavailable("the gateway is not connected to Kafka")
+        await self._send(self.feedback_topic, subject, encode(event))
+        return event
+
+    async def kafka_ok(self, timeout_s: float = 2.0) -> str | None:
+        """None when Kafka answers a metadata request within ``timeout_s``, else why not."""
+        if self._producer is None:
+            return "not connected"
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._producer.client.fetch_all_metadata()
+        except TimeoutError:
+            return f"no metadata answer within {timeout_s:g} s"
+        except Exception as exc:  # any client error means "not reachable" here
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    async def readiness(self) -> dict[str, Any]:
+        """Kafka reachable, and workers answering with a model (a recent reply, or a probe)."""
+        checks: dict[str, Any] = {}
+        problem = await self.kafka_ok()
+        checks["kafka"] = {"ok": problem is None, **({"error": problem} if problem else {})}
+        recent = (
+            self.last_reply_monotonic is not None
+            and time.monotonic() - self.last_reply_monotonic < self.cfg.ready_window_s
+        )
+        if not recent and problem is None:
+            try:
+                await self.predict(
+                    ["siap melayani"], deadline_s=self.cfg.probe_deadline_s, record=False
+                )
+                recent = True
+            except GatewayError as exc:
+                checks["replies"] = {"ok": False, "error": str(exc)}
+        if "replies" not in checks:
+            checks["replies"] = {"ok": recent}
+        serving = self.serving
+        checks["model"] = {
+            "ok": recent and serving is not None,
+            **(
+                {"model_name": serving.model_name, "model_version": serving.model_version}
+                if serving
+                else {}
+            ),
+        }
+        return {"ready": all(c["ok"] for c in checks.values()), "checks": checks}
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "service": "ulasan-gateway",
+            "instance_id": self.instance_id,
+            "started_at": self.started_at.isoformat(),
+            "topics": {"requests": self.requests_topic, "replies": self.replies_topic},
+            "reply_partition": self.partition,
+            "deadline_s": self.cfg.deadline_s,
+        }
+
+    # -- model registry ------------------------------------------------------------------------
+    async def registry_champion(self) -> dict[str, Any]:
+        """The registered model's champion version from MLflow's REST API; raises
+        :class:`Unavailable` when MLflow does not answer or has no such alias."""
+        import httpx
+
+        name, alias = self.settings.mlflow.registered_model, self.cfg.champion_alias
+        url = f"{self.settings.mlflow.uri}/api/2.0/mlflow/registered-models/alias"
+        try:
+            async with httpx.AsyncClient(timeout=3.0) as client:
+                resp = await client.get(url, params={"name": name, "alias": alias})
+        except httpx.HTTPError as exc:
+            raise Unavailable(
+                f"MLflow at {self.settings.mlflow.uri} does not answer: {exc}"
+            ) from exc
+        if resp.status_code != 200:
+            raise Unavailable(
+                f"MLflow has no {name}@{alias} (HTTP {resp.status_code}); train and promote a "
+                "model (`ulasan train`, `ulasan promote`)"
+            )
+        version = resp.json().get("model_version", {})
+        return {"name": name, "alias": alias, "version": str(version.get("version", ""))}
+
+    async def model_info(self) -> dict[str, Any]:
+        serving = self.serving
+        out: dict[str, Any] = {
+            "serving": None
+            if serving is None
+            else {
+                "model_name": serving.model_name,
+                "model_version": serving.model_version,
+                "seen_at": serving.seen_at.isoformat(),
+            }
+        }
+        try:
+            out["registry"] = await self.registry_champion()
+        except Unavailable as exc:
+            out["registry"] = {"error": str(exc)}
+        return out
+
+    async def announce_reload(self) -> ModelPromoted:
+        """Forced reload: re-announce the registry's champion on model.updates.v1; every worker
+        serving ``@champion`` resolves it again and swaps between batches if it differs."""
+        champion = await self.registry_champion()
+        event = ModelPromoted(
+            model_name=champion["name"],
+            version=champion["version"],
+            alias=champion["alias"],
+            previous_version=self.serving.model_version if self.serving else None,
+            model_uri=f"models:/{champion['name']}/{champion['version']}",
+        )
+        if self._producer is None:
+            raise Unavailable("the gateway is not connected to Kafka")
+        await self._send(self.updates_topic, champion["name"], encode(event))
+        return event

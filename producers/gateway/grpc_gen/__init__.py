@@ -1,0 +1,1 @@
+"""Generated gRPC stubs of schemas/ulasan.proto (``ulasan gateway protos``); do not edit."""

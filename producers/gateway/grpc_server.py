@@ -1,0 +1,294 @@
+"""The gRPC face of the gateway (grpc.aio): Predict, PredictBatch, PredictStream, Feedback,
+ModelInfo, plus standard health checking and server reflection.
+
+Requests that protobuf cannot parse (a ``string`` that is not UTF-8) are answered with
+INVALID_ARGUMENT instead of grpc's generic INTERNAL: the deserialisers wrap parse errors in
+:class:`Unparsable`, which the handlers turn into a clear status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from producers.gateway.core import GatewayCore
+from producers.gateway.errors import GatewayError, InvalidInput
+from producers.gateway.grpc_gen import ulasan_pb2 as pb
+from producers.gateway.security import AuditLog, Guard, Principal
+from producers.gateway.validation import check_text, check_texts
+from schemas.events import SentimentScored
+
+PROTOCOL = "grpc"
+SERVICE = "ulasan.v1.Gateway"
+
+
+class Unparsable:
+    """A request message protobuf refused; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parser(message: Any) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return message.FromString(data)
+        except Exception as exc:  # protobuf's DecodeError and friends
+            return Unparsable(f"the request is not a valid {message.__name__}: {exc}")
+
+    return parse
+
+
+def prediction(event: SentimentScored) -> pb.Prediction:
+    return pb.Prediction(
+        index=event.index,
+        label=event.label,
+        confidence=event.confidence,
+        probabilities=dict(event.probabilities),
+        model_name=event.model_name,
+        model_version=event.model_version,
+        inference_ms=event.timings.inference_ms,
+        queue_ms=event.timings.queue_ms,
+    )
+
+
+class GatewayService:
+    """Handlers of ``ulasan.v1.Gateway``; each checks auth and rate limits, then calls the core."""
+
+    def __init__(self, core: GatewayCore, guard: Guard, audit: AuditLog) -> None:
+        self.core = core
+        self.guard = guard
+        self.audit = audit
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _caller(self, context: grpc.aio.ServicerContext) -> Principal:
+        metadata = dict(context.invocation_metadata() or ())
+        secret = metadata.get("x-api-key")
+        auth = str(metadata.get("authorization", ""))
+        if not secret and auth.lower().startswith("bearer "):
+            secret = auth[7:].strip()
+        who = self.guard.authenticate(str(secret) if secret else None, context.peer() or "")
+        self.guard.limit(who)
+        return who
+
+    async def _run(
+        self,
+        method: str,
+        request: Any,
+        context: grpc.aio.ServicerContext,
+        body: Callable[[Any, Principal], Awaitable[Any]],
+    ) -> Any:
+        metrics = self.core.metrics
+        route = f"/{SERVICE}/{method}"
+        gauge = metrics.in_flight.labels(PROTOCOL)
+        gauge.inc()
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            if isinstance(request, Unparsable):
+                raise InvalidInput("request", request.reason)
+            who = self._caller(context)
+            return await body(request, who)
+        except GatewayError as exc:
+            code = exc.grpc_code
+            metrics.errors.labels(route, exc.reason, PROTOCOL).inc()
+            retry = getattr(exc, "retry_after_s", None)
+            if retry is not None:
+                context.set_trailing_metadata((("retry-after", str(max(1, round(retry + 0.5)))),))
+            await context.abort(getattr(grpc.StatusCode, exc.grpc_code), str(exc))
+        finally:
+            gauge.dec()
+            metrics.observe(route, PROTOCOL, code, time.perf_counter() - started)
+
+    # -- operations ----------------------------------------------------------------------------
+    async def Predict(self, request: Any, context: grpc.aio.ServicerContext) -> pb.PredictResponse:  # noqa: N802
+        async def body(req: pb.PredictRequest, who: Principal) -> pb.PredictResponse:
+            result = await self.core.predict([check_text(req.text, "text")])
+            return pb.PredictResponse(
+                request_id=result.request_id,
+                prediction=prediction(result.results[0]),
+                latency_ms=result.latency_ms,
+                id=req.id,
+            )
+
+        return await self._run("Predict", request, context, body)  # type: ignore[no-any-return]
+
+    async def PredictBatch(  # noqa: N802
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> pb.PredictBatchResponse:
+        async def body(req: pb.PredictBatchRequest, who: Principal) -> pb.PredictBatchResponse:
+            result = await self.core.predict(check_texts(list(req.texts), "texts"))
+            return pb.PredictBatchResponse(
+                request_id=result.request_id,
+                predictions=[prediction(r) for r in result.results],
+                latency_ms=result.latency_ms,
+            )
+
+        return await self._run("PredictBatch", request, context, body)  # type: ignore[no-any-return]
+
+    async def PredictStream(  # noqa: N802
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.PredictResponse]:
+        """Each text is sent as its own request at once; answers are yielded as they come.
+        A bad text or a missed deadline ends the stream with its status (naming the item)."""
+        route = f"/{SERVICE}/PredictStream"
+        metrics = self.core.metrics
+        try:
+            self._caller(context)
+        except GatewayError as exc:
+            metrics.observe(route, PROTOCOL, exc.grpc_code, 0.0)
+            await context.abort(getattr(grpc.StatusCode, exc.grpc_code), str(exc))
+        out: asyncio.Queue[pb.PredictResponse | GatewayError | None] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def one(n: int, req: Any) -> None:
+            try:
+                if isinstance(req, Unparsable):
+                    raise InvalidInput(f"message {n}", req.reason)
+                text = check_text(req.text, f"message {n}: text")
+                result = await self.core.predict([text])
+                await out.put(
+                    pb.PredictResponse(
+                        request_id=result.request_id,
+                        prediction=prediction(result.results[0]),
+                        latency_ms=result.latency_ms,
+                        id=req.id,
+                    )
+                )
+            except GatewayError as exc:
+                await out.put(exc)
+
+        async def pump() -> None:
+            n = 0
+            async for req in requests:
+                task = asyncio.create_task(one(n, req))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                n += 1
+            while tasks:
+                await asyncio.gather(*list(tasks))
+            await out.put(None)
+
+        started = time.perf_counter()
+        feeder = asyncio.create_task(pump())
+        code = "OK"
+        try:
+            while True:
+                item = await out.get()
+                if item is None:
+                    break
+                if isinstance(item, GatewayError):
+                    code = item.grpc_code
+                    metrics.errors.labels(route, item.reason, PROTOCOL).inc()
+                    await context.abort(getattr(grpc.StatusCode, item.grpc_code), str(item))
+                yield item
+        finally:
+            feeder.cancel()
+            for task in list(tasks):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await feeder
+            metrics.observe(route, PROTOCOL, code, time.perf_counter() - started)
+
+    async def Feedback(  # noqa: N802
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> pb.FeedbackResponse:
+        async def body(req: pb.FeedbackRequest, who: Principal) -> pb.FeedbackResponse:
+            which = req.WhichOneof("subject")
+            event = await self.core.feedback(
+                label=req.label,
+                review_id=req.review_id if which == "review_id" else None,
+                request_id=req.request_id if which == "request_id" else None,
+            )
+            return pb.FeedbackResponse(
+                feedback_id=event.feedback_id, review_id=event.review_id, label=event.label
+            )
+
+        return await self._run("Feedback", request, context, body)  # type: ignore[no-any-return]
+
+    async def ModelInfo(  # noqa: N802
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInfoResponse:
+        async def body(req: pb.ModelInfoRequest, who: Principal) -> pb.ModelInfoResponse:
+            info = await self.core.model_info()
+            serving = info["serving"] or {}
+            registry = info["registry"]
+            return pb.ModelInfoResponse(
+                model_name=serving.get("model_name", ""),
+                model_version=serving.get("model_version", ""),
+                seen_at=serving.get("seen_at", ""),
+                registry_name=registry.get("name", ""),
+                registry_alias=registry.get("alias", ""),
+                registry_version=registry.get("version", ""),
+                registry_error=registry.get("error", ""),
+            )
+
+        return await self._run("ModelInfo", request, context, body)  # type: ignore[no-any-return]
+
+
+def _handlers(service: GatewayService) -> grpc.GenericRpcHandler:
+    def unary(fn: Any, req: Any, resp: Any) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(
+            fn, request_deserializer=_parser(req), response_serializer=resp.SerializeToString
+        )
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Predict": unary(service.Predict, pb.PredictRequest, pb.PredictResponse),
+            "PredictBatch": unary(
+                service.PredictBatch, pb.PredictBatchRequest, pb.PredictBatchResponse
+            ),
+            "PredictStream": grpc.stream_stream_rpc_method_handler(
+                service.PredictStream,
+                request_deserializer=_parser(pb.PredictRequest),
+                response_serializer=pb.PredictResponse.SerializeToString,
+            ),
+            "Feedback": unary(service.Feedback, pb.FeedbackRequest, pb.FeedbackResponse),
+            "ModelInfo": unary(service.ModelInfo, pb.ModelInfoRequest, pb.ModelInfoResponse),
+        },
+    )
+
+
+def build_grpc_server(
+    core: GatewayCore,
+    guard: Guard,
+    audit: AuditLog,
+    *,
+    address: str,
+    credentials: grpc.ServerCredentials | None = None,
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
+    """A grpc.aio server with the gateway, health and reflection services bound to ``address``
+    (not started); returns it, its health servicer and the bound port."""
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((_handlers(GatewayService(core, guard, audit)),))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (
+        SERVICE,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    if credentials is not None:
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
+    return server, health_servicer, port
+
+
+async def set_serving(health_servicer: Any, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", SERVICE):
+        await health_servicer.set(name, status)

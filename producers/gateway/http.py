@@ -1,0 +1,358 @@
+"""The HTTP face of the gateway (FastAPI): routes, input models, auth, metrics, error mapping.
+
+``build_http_app(core, guard, audit)`` returns the ASGI app; the runner (``server.py``) starts
+the core and serves it with uvicorn. Every error has the same body: ``{"error": {"code",
+"message"}}`` plus ``detail`` (the items, each naming the field) for 422.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+
+from producers.gateway.core import GatewayCore, Prediction
+from producers.gateway.errors import GatewayError, InvalidInput
+from producers.gateway.security import AuditLog, Guard, Principal
+from producers.gateway.validation import check_text
+from schemas.events import MAX_BATCH_TEXTS, MAX_TEXT_CHARS, SentimentScored
+
+PROTOCOL = "http"
+OPEN_ROUTES = frozenset({"/health", "/metrics"})
+Label = Literal["negative", "neutral", "positive"]
+TextField = Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+class PredictIn(BaseModel):
+    """One text to score."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: TextField = Field(description=f"1 to {MAX_TEXT_CHARS} characters, not only whitespace")
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _rule(value)
+
+
+class PredictBatchIn(BaseModel):
+    """Up to 100 texts scored in one request."""
+
+    model_config = ConfigDict(extra="forbid")
+    texts: list[TextField] = Field(min_length=1, max_length=MAX_BATCH_TEXTS)
+
+    @field_validator("texts")
+    @classmethod
+    def _texts(cls, values: list[str]) -> list[str]:
+        for i, value in enumerate(values):
+            try:
+                check_text(value, f"texts[{i}]")
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
+        return values
+
+
+class FeedbackIn(BaseModel):
+    """A human label for a review (``review_id``) or for a gateway request (``request_id``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    review_id: Annotated[StrictStr, Field(min_length=1, max_length=256)] | None = None
+    request_id: Annotated[StrictStr, Field(min_length=1, max_length=256)] | None = None
+    label: Label
+
+    @model_validator(mode="after")
+    def _one(self) -> FeedbackIn:
+        if (self.review_id is None) == (self.request_id is None):
+            raise ValueError("give exactly one of review_id and request_id")
+        return self
+
+
+class Scored(BaseModel):
+    index: int
+    label: Label
+    confidence: float
+    probabilities: dict[str, float]
+    model_name: str
+    model_version: str
+    inference_ms: float
+    queue_ms: float
+
+
+class PredictOut(BaseModel):
+    request_id: str
+    latency_ms: float
+    prediction: Scored
+
+
+class PredictBatchOut(BaseModel):
+    request_id: str
+    latency_ms: float
+    predictions: list[Scored]
+
+
+class FeedbackOut(BaseModel):
+    feedback_id: str
+    review_id: str
+    label: Label
+    source: str
+
+
+def _rule(value: str) -> str:
+    try:
+        return check_text(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.detail) from None
+
+
+def scored(event: SentimentScored) -> Scored:
+    return Scored(
+        index=event.index,
+        label=event.label,
+        confidence=event.confidence,
+        probabilities=dict(event.probabilities),
+        model_name=event.model_name,
+        model_version=event.model_version,
+        inference_ms=event.timings.inference_ms,
+        queue_ms=event.timings.queue_ms,
+    )
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    headers = extra.pop("headers", None)
+    return JSONResponse(
+        {"error": {"code": code, "message": message}, **extra}, status_code=status, headers=headers
+    )
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or "body"
+
+
+class _Metrics:
+    """Pure ASGI middleware: counts, latency per route template, requests in flight."""
+
+    def __init__(self, app: Any, core: GatewayCore) -> None:
+        self.app = app
+        self.metrics = core.metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        gauge = self.metrics.in_flight.labels(PROTOCOL)
+        gauge.inc()
+        started = time.perf_counter()
+        try:
+            if scope.get("method") == "POST":
+                body, bad = await _read_utf8(receive)
+                if bad is not None:
+                    await _error(422, "invalid_input", bad, detail=[{"field": "body", "msg": bad}])(
+                        scope, receive, capture
+                    )
+                    return
+                receive = _replay(body)
+            await self.app(scope, receive, capture)
+        finally:
+            gauge.dec()
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            code = status["code"]
+            self.metrics.observe(path, PROTOCOL, str(code), time.perf_counter() - started)
+            if code >= 400:
+                self.metrics.errors.labels(path, str(code), PROTOCOL).inc()
+
+
+async def _read_utf8(receive: Any) -> tuple[bytes, str | None]:
+    """The whole request body, and why it is not UTF-8 (None when it is): JSON bodies must be
+    UTF-8, and FastAPI would answer bad bytes with a bare 400."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return body, f"the body is not valid UTF-8 (byte {exc.start}); send UTF-8 encoded JSON"
+    return body, None
+
+
+def _replay(body: bytes) -> Any:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def build_http_app(core: GatewayCore, guard: Guard, audit: AuditLog) -> FastAPI:
+    """The FastAPI app of one gateway (the core is started and stopped by the caller)."""
+    app = FastAPI(
+        title="ulasan gateway",
+        version="1",
+        description="Indonesian review sentiment, scored through the ulasan stream.",
+    )
+
+    async def caller(request: Request) -> Principal:
+        secret = request.headers.get("x-api-key")
+        auth = request.headers.get("authorization", "")
+        if not secret and auth.lower().startswith("bearer "):
+            secret = auth[7:].strip()
+        client = request.client.host if request.client else ""
+        who = guard.authenticate(secret, client)
+        guard.limit(who)
+        return who
+
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+        headers = None
+        retry = getattr(exc, "retry_after_s", None)
+        if retry is not None:
+            headers = {"Retry-After": str(max(1, math.ceil(retry)))}
+        extra: dict[str, Any] = {}
+        if isinstance(exc, InvalidInput):
+            extra["detail"] = [{"field": exc.field, "msg": exc.detail}]
+        return _error(exc.http_status, exc.reason, str(exc), headers=headers, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        items = []
+        for err in exc.errors():
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            field = _field(tuple(err.get("loc", ())))
+            if err.get("type") == "json_invalid":
+                ctx = err.get("ctx") or {}
+                msg, field = f"the body is not valid JSON: {ctx.get('error', msg)}", "body"
+            items.append({"field": field, "msg": msg})
+        message = "; ".join(f"{i['field']}: {i['msg']}" for i in items[:5])
+        return _error(422, "invalid_input", message, detail=items)
+
+    @app.get("/", summary="Service information")
+    async def root() -> dict[str, Any]:
+        return {
+            **core.info(),
+            "auth_required": guard.auth_required,
+            "docs": "/docs",
+            "limits": {"max_text_chars": MAX_TEXT_CHARS, "max_batch_texts": MAX_BATCH_TEXTS},
+        }
+
+    @app.post("/predict", summary="Score one text", responses=_ERRORS)
+    async def predict(body: PredictIn, who: Principal = Depends(caller)) -> PredictOut:
+        result: Prediction = await core.predict([body.text])
+        return PredictOut(
+            request_id=result.request_id,
+            latency_ms=result.latency_ms,
+            prediction=scored(result.results[0]),
+        )
+
+    @app.post("/predict/batch", summary="Score up to 100 texts", responses=_ERRORS)
+    async def predict_batch(
+        body: PredictBatchIn, who: Principal = Depends(caller)
+    ) -> PredictBatchOut:
+        result = await core.predict(list(body.texts))
+        return PredictBatchOut(
+            request_id=result.request_id,
+            latency_ms=result.latency_ms,
+            predictions=[scored(r) for r in result.results],
+        )
+
+    @app.get("/health", summary="Liveness: the process answers")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Readiness: Kafka, workers and a served model")
+    async def ready(who: Principal = Depends(caller)) -> JSONResponse:
+        state = await core.readiness()
+        return JSONResponse(state, status_code=200 if state["ready"] else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(core.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/model/info", summary="The model workers serve and the registry's champion")
+    async def model_info(who: Principal = Depends(caller)) -> dict[str, Any]:
+        return await core.model_info()
+
+    @app.post("/model/reload", summary="Force workers to reload the champion (admin)")
+    async def model_reload(who: Principal = Depends(caller)) -> dict[str, Any]:
+        try:
+            guard.require_admin(who)
+            event = await core.announce_reload()
+        except GatewayError as exc:
+            await audit.record(who, "model.reload", "refused", error=str(exc))
+            raise
+        await audit.record(
+            who, "model.reload", "announced", model=event.model_name, version=event.version
+        )
+        return {
+            "announced": True,
+            "topic": core.updates_topic,
+            "model_name": event.model_name,
+            "version": event.version,
+            "alias": event.alias,
+            "previous_serving_version": event.previous_version,
+        }
+
+    @app.get("/stats", summary="Counts, latency percentiles and label distribution")
+    async def stats(who: Principal = Depends(caller)) -> dict[str, Any]:
+        return core.stats.snapshot()
+
+    @app.post("/feedback", summary="A human label (publishes LabelFeedback, source=human)")
+    async def feedback(body: FeedbackIn, who: Principal = Depends(caller)) -> FeedbackOut:
+        event = await core.feedback(
+            label=body.label, review_id=body.review_id, request_id=body.request_id
+        )
+        return FeedbackOut(
+            feedback_id=event.feedback_id,
+            review_id=event.review_id,
+            label=event.label,
+            source=event.source,
+        )
+
+    cors = core.cfg.cors_origins
+    if cors:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-api-key", "authorization"],
+        )
+    app.add_middleware(_Metrics, core=core)
+    return app
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "API key missing or not valid (when auth is on)"},
+    422: {"description": "bad input: the field and the limit are named"},
+    429: {"description": "rate limit exceeded; see Retry-After"},
+    503: {"description": "Kafka unavailable"},
+    504: {"description": "no reply before the deadline"},
+}

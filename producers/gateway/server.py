@@ -1,0 +1,101 @@
+"""Runs one gateway: the core, uvicorn (HTTP) and grpc.aio (gRPC) on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from producers.gateway.core import GatewayCore
+from producers.gateway.errors import GatewayConfigError
+from producers.gateway.metrics import GatewayMetrics
+from producers.gateway.security import AuditLog, Guard
+from producers.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    """The parts of one running gateway (for the CLI, tests and the benchmark)."""
+
+    settings: GatewaySettings
+    core: GatewayCore
+    guard: Guard
+    audit: AuditLog
+    http_app: Any
+
+    @classmethod
+    def build(cls, settings: GatewaySettings) -> Gateway:
+        from producers.gateway.http import build_http_app
+
+        core = GatewayCore(settings, GatewayMetrics())
+        guard = Guard(settings.gateway)
+        audit = AuditLog(settings.audit_log_path)
+        return cls(settings, core, guard, audit, build_http_app(core, guard, audit))
+
+    def grpc_credentials(self) -> Any:
+        cfg = self.settings.gateway
+        if cfg.tls_cert is None or cfg.tls_key is None:
+            return None
+        import grpc
+
+        try:
+            pair = (cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())
+        except OSError as exc:
+            raise GatewayConfigError(f"cannot read the TLS key or certificate: {exc}") from exc
+        return grpc.ssl_server_credentials([pair])
+
+    async def serve(self, *, on_ready: Callable[[dict[str, int]], None] | None = None) -> None:
+        """Start the core, then serve HTTP and gRPC until SIGINT/SIGTERM (uvicorn's handlers)
+        or until the task is cancelled; close everything on the way out."""
+        import uvicorn
+
+        from producers.gateway.grpc_server import build_grpc_server, set_serving
+
+        cfg = self.settings.gateway
+        await self.core.start()
+        grpc_server = health = None
+        ports: dict[str, int] = {}
+        try:
+            if cfg.grpc_port or cfg.http_port == 0:
+                grpc_server, health, port = build_grpc_server(
+                    self.core,
+                    self.guard,
+                    self.audit,
+                    address=f"{cfg.host}:{cfg.grpc_port}",
+                    credentials=self.grpc_credentials(),
+                )
+                await grpc_server.start()
+                await set_serving(health, True)
+                ports["grpc"] = port
+            http: Any = None
+            if cfg.http_port:
+                config = uvicorn.Config(
+                    self.http_app,
+                    host=cfg.host,
+                    port=cfg.http_port,
+                    log_level="warning",
+                    access_log=False,
+                    ssl_certfile=str(cfg.tls_cert) if cfg.tls_cert else None,
+                    ssl_keyfile=str(cfg.tls_key) if cfg.tls_key else None,
+                    lifespan="off",
+                )
+                http = uvicorn.Server(config)
+                ports["http"] = cfg.http_port
+            if on_ready is not None:
+                on_ready(ports)
+            if http is not None:
+                await http.serve()
+            else:
+                await asyncio.Event().wait()
+        finally:
+            if health is not None:
+                with contextlib.suppress(Exception):
+                    await set_serving(health, False)
+            if grpc_server is not None:
+                await grpc_server.stop(grace=2.0)
+            await self.core.stop()
