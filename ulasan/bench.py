@@ -53,7 +53,7 @@ def engine(
             checkpoint = checkpoint or ckpt
         else:
             assert model is not None
-            folder, _, _ = resolve_model(model, settings)
+            folder, _, _ = resolve_model(model, settings, include_fp32=True)
             source = ModelManifest.read(folder).source_checkpoint
             if checkpoint is None and source and (Path(source) / "config.json").is_file():
                 checkpoint = Path(source)

@@ -148,8 +148,7 @@ def register(app: faust.App, deps: Deps, outputs: Outputs, loop: LoopDeps) -> di
         "drift",
         default=None,
         partitions=1,
-        key_serializer="json",
-        value_serializer="json",
+        # faust derives a table's serializers from key_type/value_type; none given means JSON
     )
 
     async def observe(obs: dict[str, Any]) -> None:
