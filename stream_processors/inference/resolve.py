@@ -3,6 +3,7 @@
 ``models:/ulasan-sentiment@champion`` and ``models:/ulasan-sentiment/3`` are resolved to a version
 through the registry, and that version's serving-folder artifact is downloaded once into
 ``<state_dir>/models/<name>/<version>/`` (versions are immutable, so the cache never goes stale).
+The fp32 graph, which serving never loads, is fetched only when asked for.
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ def parse_models_uri(ref: str) -> ModelRef | None:
     return ModelRef(m["name"], alias=m["alias"], version=m["version"])
 
 
-def resolve_model(ref: str | Path, settings: Settings) -> tuple[Path, str, str]:
+def resolve_model(
+    ref: str | Path, settings: Settings, *, include_fp32: bool = False
+) -> tuple[Path, str, str]:
     """``(serving folder, model name, model version)`` for ``ref``.
+
+    ``include_fp32`` also downloads the unquantized graph (benchmarks, parity checks).
 
     A local folder gives its manifest's model name and version ``"local"``; a registry URI gives
     the registered name and the version number (aliases resolved now). Raises
@@ -66,10 +71,12 @@ def resolve_model(ref: str | Path, settings: Settings) -> tuple[Path, str, str]:
             )
         manifest = ModelManifest.read(folder)
         return folder, manifest.model_name, "local"
-    return _download_version(parsed, settings)
+    return _download_version(parsed, settings, include_fp32=include_fp32)
 
 
-def _download_version(ref: ModelRef, settings: Settings) -> tuple[Path, str, str]:
+def _download_version(
+    ref: ModelRef, settings: Settings, *, include_fp32: bool
+) -> tuple[Path, str, str]:
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -89,26 +96,32 @@ def _download_version(ref: ModelRef, settings: Settings) -> tuple[Path, str, str
     version = str(mv.version)
     target = Path(settings.state_dir) / "models" / ref.name / version
     if (target / MANIFEST_FILE).is_file():
+        fp32 = ModelManifest.read(target).fp32_model_file
+        if include_fp32 and fp32 and not (target / fp32).is_file():
+            # download beside the cache, then move: a broken download never looks complete
+            with tempfile.TemporaryDirectory(dir=target.parent) as part:
+                _fetch(mv.source, [fp32], Path(part), uri, what=f"{ref.name} version {version}")
+                (Path(part) / fp32).replace(target / fp32)
         return target, ref.name, version
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+    what = f"{ref.name} version {version} ({mv.source})"
     try:
+        local = tmp / "serving"
+        local.mkdir()
         try:
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=mv.source, dst_path=str(tmp), tracking_uri=uri
-                )
-            )
-        except (MlflowException, OSError) as exc:
-            raise ModelResolutionError(
-                f"cannot download {ref.name} version {version} from {mv.source}: {exc}"
-            ) from exc
-        if not (local / MANIFEST_FILE).is_file():
-            raise ModelFolderError(
-                f"{ref.name} version {version} ({mv.source}) is not a ulasan serving folder: "
-                f"no {MANIFEST_FILE}"
-            )
-        ModelManifest.read(local)
+            listed = mlflow.artifacts.list_artifacts(artifact_uri=mv.source, tracking_uri=uri)
+        except MlflowException as exc:
+            raise ModelResolutionError(f"cannot list {what}: {exc.message}") from exc
+        names = {Path(f.path).name for f in listed if not f.is_dir}
+        if MANIFEST_FILE not in names:
+            raise ModelFolderError(f"{what} is not a ulasan serving folder: no {MANIFEST_FILE}")
+        _fetch(mv.source, [MANIFEST_FILE], local, uri, what=what)
+        manifest = ModelManifest.read(local)
+        skip = (
+            {manifest.fp32_model_file} if manifest.fp32_model_file and not include_fp32 else set()
+        )
+        _fetch(mv.source, sorted(names - skip - {MANIFEST_FILE}), local, uri, what=what)
         try:
             local.rename(target)
         except OSError:
@@ -118,6 +131,22 @@ def _download_version(ref: ModelRef, settings: Settings) -> tuple[Path, str, str
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target, ref.name, version
+
+
+def _fetch(source: str, names: list[str], dst: Path, uri: str, *, what: str) -> None:
+    """Download the files ``names`` of the artifact folder ``source`` into ``dst``."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for name in names:
+        try:
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{source.rstrip('/')}/{name}", dst_path=str(dst), tracking_uri=uri
+            )
+        except (MlflowException, OSError) as exc:
+            raise ModelResolutionError(f"cannot download {name} of {what}: {exc}") from exc
+        if not (dst / name).is_file():
+            raise ModelResolutionError(f"downloading {name} of {what} wrote no file")
 
 
 def _uri(ref: ModelRef) -> str:

@@ -99,8 +99,11 @@ def test_register_resolve_gate_promote_and_refuse(
     folder, name, version = resolve_model(f"models:/{v1.name}@candidate", settings)
     assert (name, version) == (v1.name, "1")
     assert folder == settings.state_dir / "models" / v1.name / "1"
-    assert (folder / "profile.json").is_file()
+    assert (folder / "profile.json").is_file() and (folder / "model.onnx").is_file()
+    assert not (folder / "model_fp32.onnx").exists()  # serving never loads it: not fetched
     assert resolve_model(f"models:/{v1.name}/1", settings)[0] == folder
+    assert resolve_model(f"models:/{v1.name}/1", settings, include_fp32=True)[0] == folder
+    assert (folder / "model_fp32.onnx").stat().st_size == (good / "model_fp32.onnx").stat().st_size
     predictor = OnnxPredictor.from_folder(folder, model_version=version, model_name=name)
     assert predictor.predict(["pelayanan sangat memuaskan"])[0].label
 
