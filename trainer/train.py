@@ -76,11 +76,20 @@ def texts_and_labels(examples: Sequence[Any]) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def clean_texts(texts: Sequence[str]) -> list[str]:
+def clean_texts(texts: Sequence[str], *, lowercase: bool = True) -> list[str]:
     """The serving runtime's cleaning (``stream_processors.text.clean``), so no skew."""
     from stream_processors.text import clean
 
-    return [clean(t) for t in texts]
+    return [clean(t, lowercase=lowercase) for t in texts]
+
+
+def tokenizer_lowercases(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` is uncased, decided as the exporter decides it for serving
+    (``do_lower_case``, else a lowercasing normalizer in ``tokenizer.json``)."""
+    if "do_lower_case" in tokenizer.init_kwargs:
+        return bool(tokenizer.init_kwargs["do_lower_case"])
+    normalizer = json.loads(tokenizer.backend_tokenizer.to_str()).get("normalizer") or {}
+    return "lowercase" in json.dumps(normalizer).lower() and bool(normalizer.get("lowercase", True))
 
 
 def prepare_mini(
@@ -144,7 +153,9 @@ def predict_proba(
     """Class probabilities ``(n, len(LABELS))`` of a PyTorch classifier, length-sorted batches."""
     import torch
 
-    prepared = clean_texts(texts) if clean else list(texts)
+    prepared = (
+        clean_texts(texts, lowercase=tokenizer_lowercases(tokenizer)) if clean else list(texts)
+    )
     ids = tokenizer(prepared, truncation=True, max_length=max_length)["input_ids"]
     out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
     model.eval()
@@ -238,15 +249,19 @@ def fine_tune(
         raise TrainingError(
             f"need training and validation examples, got {len(raw_train)} and {len(raw_valid)}"
         )
-    train_texts, valid_texts = clean_texts(raw_train), clean_texts(raw_valid)
-
     if prepared is None:
         if config.is_mini:
-            prepared = prepare_mini(config, train_texts, progress=progress, console=console)
+            prepared = prepare_mini(
+                config, clean_texts(raw_train), progress=progress, console=console
+            )
         else:
             tokenizer, model = load_classifier(config.model)
             prepared = PreparedModel(tokenizer, model)
     tokenizer, model = prepared.tokenizer, prepared.model
+    # Clean as serving will: cased checkpoints keep their case.
+    lowercase = tokenizer_lowercases(tokenizer)
+    train_texts = clean_texts(raw_train, lowercase=lowercase)
+    valid_texts = clean_texts(raw_valid, lowercase=lowercase)
     max_positions = getattr(model.config, "max_position_embeddings", config.max_length)
     max_length = min(config.max_length, max_positions)
 

@@ -183,3 +183,51 @@ def test_fine_tune_refuses_a_missing_class(tmp_path: Path) -> None:
     rows = [r for r in synthetic(60, 3) if r[1] != "neutral"]
     with pytest.raises(TrainingError, match="no training examples of class"):
         fine_tune(config, rows, rows, progress=False, output_dir=tmp_path)
+
+
+def test_fine_tune_a_local_checkpoint_folder(tmp_path: Path) -> None:
+    from tests.helpers.tiny_model import build_tiny_checkpoint
+
+    folder = build_tiny_checkpoint(
+        tmp_path / "base", texts=[t for t, _ in synthetic(200, 4)], seed=1
+    )
+    config = load_config("configs/tiny.yaml").with_overrides(
+        {"model": str(folder), "epochs": 1, "lr": 3e-3, "batch_size": 16}
+    )
+    result = fine_tune(
+        config, synthetic(96, 5), synthetic(30, 6), progress=False, output_dir=tmp_path / "out"
+    )
+    assert result.pretrain is None
+    assert result.model_name == str(folder)
+    assert len(result.history) == 1
+    assert (result.checkpoint_dir / "model.safetensors").is_file()
+
+
+def test_a_checkpoint_with_other_labels_gets_a_fresh_head(tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from tests.helpers.tiny_model import build_tiny_checkpoint
+    from trainer.modeling import load_classifier
+
+    folder = build_tiny_checkpoint(tmp_path / "base", texts=[t for t, _ in synthetic(100, 7)])
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    model.config.id2label = {0: "positive", 1: "neutral", 2: "negative"}
+    model.config.label2id = {v: k for k, v in model.config.id2label.items()}
+    model.save_pretrained(folder)
+    _, loaded = load_classifier(folder)
+    assert [loaded.config.id2label[i] for i in range(3)] == list(LABELS)
+    # The head of another label order is not reused; the encoder is.
+    assert not np.allclose(
+        loaded.classifier.weight.detach().numpy(), model.classifier.weight.detach().numpy()
+    )
+    assert np.allclose(
+        loaded.bert.embeddings.word_embeddings.weight.detach().numpy(),
+        model.bert.embeddings.word_embeddings.weight.detach().numpy(),
+    )
+
+
+def test_an_unloadable_model_is_a_clear_error(tmp_path: Path) -> None:
+    from trainer.modeling import load_classifier
+
+    with pytest.raises(TrainingError, match="--model ulasan-mini"):
+        load_classifier(tmp_path / "no-such-checkpoint")
