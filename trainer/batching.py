@@ -37,7 +37,7 @@ def length_bucketed_batches(
         chunks = [order[i : i + window] for i in range(0, n, window)]
         order = np.concatenate([c[np.argsort(lens[c], kind="stable")] for c in chunks])
     batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
-    rng.shuffle(batches)  # type: ignore[arg-type]
+    rng.shuffle(batches)
     return batches
 
 

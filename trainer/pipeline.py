@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -238,7 +238,7 @@ class _Tracker:
         for start in range(0, len(items), 100):
             self._client.log_batch(self.run_id, params=items[start : start + 100])
 
-    def metrics(self, metrics: dict[str, float | None], step: int | None = None) -> None:
+    def metrics(self, metrics: Mapping[str, float | None], step: int | None = None) -> None:
         if self.run_id is None:
             return
         from mlflow.entities import Metric
@@ -417,8 +417,8 @@ def run_training(
             from trainer.evaluate import evaluate_predictor
 
             predictor = OnnxPredictor.from_folder(exported.folder, intra_op_threads=config.threads)
-            eval_pairs = [(e.text, e.label) for e in data.valid]
-            test_pairs = [(e.text, e.label) for e in smsa_test]
+            eval_pairs = [(e.text, str(e.label)) for e in data.valid]
+            test_pairs = [(e.text, str(e.label)) for e in smsa_test]
             reports[EVAL_SET_NAME] = evaluate_predictor(predictor, eval_pairs)
             reports["smsa-test"] = evaluate_predictor(predictor, test_pairs)
             # The PyTorch checkpoint too: the gap is what quantization cost.

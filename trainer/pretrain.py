@@ -187,7 +187,10 @@ def pretrain_mlm(
                 running += value
                 running_n += 1
                 if step % LOG_EVERY == 0 or step == cfg.steps:
-                    entry = {"mlm_loss": running / running_n, "lr": scheduler.get_last_lr()[0]}
+                    entry = {
+                        "mlm_loss": running / running_n,
+                        "lr": float(scheduler.get_last_lr()[0]),
+                    }
                     history.append({"step": float(step), **entry})
                     if on_log is not None:
                         on_log(step, entry)
