@@ -94,34 +94,37 @@ def _download_version(
             "(ulasan stack status) and does the model/alias exist?"
         ) from exc
     version = str(mv.version)
+    if not mv.source:
+        raise ModelResolutionError(f"{_uri(ref)} (version {version}) records no artifact source")
+    source: str = mv.source
     target = Path(settings.state_dir) / "models" / ref.name / version
     if (target / MANIFEST_FILE).is_file():
         fp32 = ModelManifest.read(target).fp32_model_file
         if include_fp32 and fp32 and not (target / fp32).is_file():
             # download beside the cache, then move: a broken download never looks complete
             with tempfile.TemporaryDirectory(dir=target.parent) as part:
-                _fetch(mv.source, [fp32], Path(part), uri, what=f"{ref.name} version {version}")
+                _fetch(source, [fp32], Path(part), uri, what=f"{ref.name} version {version}")
                 (Path(part) / fp32).replace(target / fp32)
         return target, ref.name, version
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
-    what = f"{ref.name} version {version} ({mv.source})"
+    what = f"{ref.name} version {version} ({source})"
     try:
         local = tmp / "serving"
         local.mkdir()
         try:
-            listed = mlflow.artifacts.list_artifacts(artifact_uri=mv.source, tracking_uri=uri)
+            listed = mlflow.artifacts.list_artifacts(artifact_uri=source, tracking_uri=uri)
         except MlflowException as exc:
             raise ModelResolutionError(f"cannot list {what}: {exc.message}") from exc
         names = {Path(f.path).name for f in listed if not f.is_dir}
         if MANIFEST_FILE not in names:
             raise ModelFolderError(f"{what} is not a ulasan serving folder: no {MANIFEST_FILE}")
-        _fetch(mv.source, [MANIFEST_FILE], local, uri, what=what)
+        _fetch(source, [MANIFEST_FILE], local, uri, what=what)
         manifest = ModelManifest.read(local)
         skip = (
             {manifest.fp32_model_file} if manifest.fp32_model_file and not include_fp32 else set()
         )
-        _fetch(mv.source, sorted(names - skip - {MANIFEST_FILE}), local, uri, what=what)
+        _fetch(source, sorted(names - skip - {MANIFEST_FILE}), local, uri, what=what)
         try:
             local.rename(target)
         except OSError:
