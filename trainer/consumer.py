@@ -100,7 +100,8 @@ def split_labelled(
     examples: Sequence[Example], share: float
 ) -> tuple[list[Example], list[Example]]:
     """``(train, held_out)`` by :func:`holdout` on each example's id."""
-    train, held = [], []
+    train: list[Example] = []
+    held: list[Example] = []
     for e in examples:
         (held if holdout(e.id or e.text, share) else train).append(e)
     return train, held
@@ -254,6 +255,7 @@ def _train_once(
     from trainer.config import load_config
     from trainer.data import load_postgres, load_smsa
     from trainer.evaluate import evaluate_model
+    from trainer.gate import GateConfig, run_gate
     from trainer.registry import champion
 
     cfg = settings.retrain
@@ -268,7 +270,8 @@ def _train_once(
     if cfg.max_labelled is not None:
         labelled = labelled[-cfg.max_labelled :]
     new_train, held = split_labelled(labelled, cfg.holdout_share)
-    base = load_smsa("train")
+    config = load_config(cfg.config).with_overrides(cfg.overrides)
+    base = base_share(load_smsa("train"), len(new_train), config.max_examples, config.seed)
     path = write_jsonl(run_dir / "train.jsonl", [*base, *new_train])
     write_jsonl(run_dir / "holdout.jsonl", held)
     record.data_sizes = {
@@ -277,35 +280,93 @@ def _train_once(
         "labelled_train": len(new_train),
         "labelled_holdout": len(held),
     }
-    config = load_config(cfg.config).with_overrides({**cfg.overrides, "data": f"file:{path}"})
+    # the pipeline registers the candidate; the gate runs here, on base set + stream hold-out
+    train_config = config.with_overrides({"data": f"file:{path}", "promote": False})
     held_pairs = [(e.text, str(e.label)) for e in held]
     if before is not None and held_pairs:
-        report = evaluate_model(before.uri, held_pairs, settings)  # type: ignore[arg-type]
+        report = evaluate_model(before.uri, held_pairs, settings)
         record.scores["holdout_before"] = _brief(report) | {"version": before.version}
-    result = train(config, settings, f"retrain-{record.run_id}")
+    result = train(train_config, settings, f"retrain-{record.run_id}")
     record.scores["eval"] = {k: _brief(v) for k, v in (result.reports or {}).items()}
-    gate = result.gate or {}
-    record.decision = gate.get("reason", "not gated (promote is off in the config)")
-    if result.model_version and held_pairs:
-        name = settings.mlflow.registered_model
-        report = evaluate_model(f"models:/{name}/{result.model_version}", held_pairs, settings)  # type: ignore[arg-type]
+    if not result.model_version:
+        record.status = "done"
+        record.decision = "not registered (register_model is off in the config): nothing to gate"
+        return
+    name = settings.mlflow.registered_model
+    if held_pairs:
+        report = evaluate_model(f"models:/{name}/{result.model_version}", held_pairs, settings)
         record.scores["holdout_after"] = _brief(report) | {"version": result.model_version}
+    if not config.promote:
+        record.status = "done"
+        record.decision = "not gated (promote is off in the config)"
+        return
+    gate_set = gate_examples(config, held_pairs)
+    decision = run_gate(
+        settings,
+        gate_set,
+        version=result.model_version,
+        config=GateConfig(min_accuracy=config.gate.min_accuracy, tolerance=config.gate.tolerance),
+        eval_name=GATE_SET_NAME,
+    )
+    gate = decision.as_dict()
+    record.scores["gate"] = {
+        "set": GATE_SET_NAME,
+        "n": len(gate_set),
+        "stream_holdout": len(held_pairs),
+        "candidate": gate["candidate"],
+        "champion": gate["champion"],
+    }
+    record.decision = decision.reason
     record.status = "done"
-    if gate.get("promoted"):
-        record.promoted_version = str(gate["candidate_version"])
+    if decision.promoted:
+        record.promoted_version = str(decision.candidate_version)
         event = ModelPromoted(
-            model_name=settings.mlflow.registered_model,
+            model_name=name,
             version=record.promoted_version,
             alias="champion",
-            previous_version=gate.get("champion_version"),
-            model_uri=f"models:/{settings.mlflow.registered_model}@champion",
+            previous_version=decision.champion_version,
+            model_uri=f"models:/{name}@champion",
             metrics={
-                "accuracy": float(gate["candidate"]["accuracy"]),
-                "macro_f1": float(gate["candidate"]["macro_f1"]),
+                "accuracy": float(decision.candidate.accuracy),
+                "macro_f1": float(decision.candidate.macro_f1),
             },
         )
         publish(event)
         log.warning("promoted version %s and announced it", record.promoted_version)
+
+
+#: The retrain gate's set: the fixed base set (SmSA valid, deduplicated) + the stream hold-out.
+GATE_SET_NAME = "smsa-valid-dedup+stream-holdout"
+
+
+def base_share(base: Sequence[Example], labelled: int, cap: int | None, seed: int) -> list[Example]:
+    """The base corpus rows to train on beside ``labelled`` new reviews: all of them, or, when
+    the config caps the examples at ``cap``, a seeded sample of ``cap - labelled`` (at least a
+    tenth of the cap, so the old domain is never forgotten outright). The new labelled reviews
+    are what a retrain is for: a cap never samples them away."""
+    if cap is None or len(base) + labelled <= cap:
+        return list(base)
+    import random
+
+    keep = min(len(base), max(cap - labelled, cap // 10))
+    return random.Random(seed).sample(list(base), keep)  # noqa: S311 - sampling, not security
+
+
+def gate_examples(config: Any, held_pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """What a retrain's candidate and champion are compared on: the pipeline's fixed evaluation
+    set (SmSA valid without train texts, sampled as the pipeline samples it) plus the labelled
+    stream reviews held out of training (fixed by review-id hash). A model for the new domain
+    must beat the champion where the stream now is, without giving up the base domain: both
+    halves are in one set, so macro-F1 weighs every class over old and new reviews alike."""
+    import random
+
+    from trainer.pipeline import fixed_eval_set
+    from trainer.validation import validate
+
+    valid = list(validate(fixed_eval_set()).accepted)
+    if config.max_valid_examples is not None and len(valid) > config.max_valid_examples:
+        valid = random.Random(config.seed + 1).sample(valid, config.max_valid_examples)  # noqa: S311
+    return [(e.text, str(e.label)) for e in valid] + list(held_pairs)
 
 
 def _brief(report: dict[str, Any]) -> dict[str, Any]:
@@ -359,9 +420,10 @@ def serve(
                 if idle_timeout_s is not None and time.monotonic() - idle_since > idle_timeout_s:
                     break
                 continue
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("retrain.requests consumer: %s", msg.error())
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("retrain.requests consumer: %s", error)
                 continue
             try:
                 request = decode(msg.value(), RetrainRequested)

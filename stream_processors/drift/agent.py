@@ -237,7 +237,7 @@ def register(app: faust.App, deps: Deps, outputs: Outputs, loop: LoopDeps) -> di
             loop.metrics.windows.labels("no_reference").inc()
             return
         history = [tuple(h) for h in get("history", list)]
-        verdict = acc.result(state, reference, history)  # type: ignore[arg-type]
+        verdict = acc.result(state, reference, history)
         end = start + cfg.window_s
         report = DriftReport(
             report_id=report_id(app.conf.id, start, cfg.window_s),

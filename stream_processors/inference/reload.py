@@ -74,6 +74,8 @@ class ModelReloader:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: set once the listener holds its partitions and has checked the registry
+        self.assigned = threading.Event()
         self._loader = loader or self._load
         self.reloads = Counter(
             "ulasan_model_reloads",
@@ -112,7 +114,9 @@ class ModelReloader:
             except InferenceError:
                 self.reloads.labels("champion", "failed").inc()
                 raise
-            if new.model_version == old.model_version and new.model_name == old.model_name:
+            # versions only: the startup predictor may carry the folder's manifest name, not
+            # the registered one, and every version compared here is of the worker's model
+            if new.model_version == old.model_version:
                 return ReloadResult(
                     "champion",
                     old.model_version,
@@ -153,8 +157,7 @@ class ModelReloader:
                     self.shadow.swap(None)  # type: ignore[arg-type]
                     return ReloadResult("challenger", old_version, None, True, str(exc))
                 return ReloadResult("challenger", None, None, False, "no challenger alias")
-            if old is not None and new.model_version == old_version:
-                return ReloadResult("challenger", old_version, old_version, False, "unchanged")
+            # a promoted challenger is the champion: shadowing it would score twice
             if new.model_version == self.holder.current.model_version:
                 self.shadow.swap(None)  # type: ignore[arg-type]
                 return ReloadResult(
@@ -164,6 +167,8 @@ class ModelReloader:
                     old is not None,
                     "the challenger is the champion",
                 )
+            if old is not None and new.model_version == old_version:
+                return ReloadResult("challenger", old_version, old_version, False, "unchanged")
             self.shadow.swap(new)
             self.reloads.labels("challenger", "swapped").inc()
             log.warning("shadow scoring with challenger version %s", new.model_version)
@@ -214,11 +219,20 @@ class ModelReloader:
         checked = False
 
         def on_assign(c: Any, partitions: Any) -> None:
+            # Start at the log end as fetched *now*, then check the registry: an update
+            # published before this fetch is seen by the check (its alias moved first), one
+            # published after it is consumed. "latest" alone resolves the end later, so an
+            # update landing between the check and that resolution would be lost.
             nonlocal checked
+            for p in partitions:
+                _, high = c.get_watermark_offsets(p, timeout=10)
+                p.offset = high
+            c.assign(partitions)
             if not checked:  # an update published while the worker was starting
                 checked = True
                 self._safe(self.reload)
                 self._safe(self.reload_shadow)
+            self.assigned.set()
 
         consumer.subscribe([topic], on_assign=on_assign)
         try:
