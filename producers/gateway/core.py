@@ -94,6 +94,7 @@ class GatewayCore:
         self.partition: int | None = None
         self.serving: ServingModel | None = None
         self.last_reply_monotonic: float | None = None
+        self.last_miss_monotonic: float | None = None  # the last request that missed its deadline
         self.started_at = datetime.now(UTC)
         self._pending: dict[str, Pending] = {}
         self._producer: Any = None
@@ -239,6 +240,7 @@ class GatewayCore:
                 await self._send(self.requests_topic, request_id, encode(request))
                 results = await future
         except TimeoutError:
+            self.last_miss_monotonic = time.monotonic()
             if record:
                 self.stats.record("deadline", 0.0)
             got = len(self._pending[request_id].got)
@@ -302,9 +304,12 @@ class GatewayCore:
         checks: dict[str, Any] = {}
         problem = await self.kafka_ok()
         checks["kafka"] = {"ok": problem is None, **({"error": problem} if problem else {})}
+        last, miss = self.last_reply_monotonic, self.last_miss_monotonic
+        # a recent reply proves workers answer, unless a request has missed its deadline since
         recent = (
-            self.last_reply_monotonic is not None
-            and time.monotonic() - self.last_reply_monotonic < self.cfg.ready_window_s
+            last is not None
+            and time.monotonic() - last < self.cfg.ready_window_s
+            and (miss is None or miss < last)
         )
         if not recent and problem is None:
             try:

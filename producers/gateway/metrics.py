@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter as Tally
 from collections import deque
@@ -59,7 +60,7 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     """Nearest-rank percentile ``q`` (0-100) of an ascending list; None when empty."""
     if not sorted_values:
         return None
-    rank = max(1, min(len(sorted_values), round(q / 100.0 * len(sorted_values) + 0.5)))
+    rank = max(1, min(len(sorted_values), math.ceil(q / 100.0 * len(sorted_values))))
     return sorted_values[rank - 1]
 
 

@@ -1,0 +1,99 @@
+"""A live gateway for tests: `ulasan gateway serve` subprocesses beside a StreamEnv's workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.helpers.stream_env import ULASAN, StreamEnv, free_port, wait_until
+
+
+@dataclass
+class GatewayProcess:
+    """One `ulasan gateway serve` subprocess and where it listens."""
+
+    proc: subprocess.Popen[bytes]
+    http_port: int
+    grpc_port: int
+    log_path: Path
+    audit_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_up(self, timeout_s: float = 60.0) -> None:
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the gateway exited:\n{self.log()[-4000:]}")
+            try:
+                return httpx.get(self.url + "/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, timeout_s, "the gateway to answer /health")
+
+    def wait_ready(self, timeout_s: float = 90.0, headers: dict[str, str] | None = None) -> None:
+        def ready() -> bool:
+            try:
+                resp = httpx.get(self.url + "/ready", timeout=5, headers=headers)
+            except httpx.HTTPError:
+                return False
+            return resp.status_code == 200
+
+        wait_until(ready, timeout_s, "the gateway to be ready (a worker answering)", 1.0)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def start_gateway(env: StreamEnv, name: str, **extra_env: str) -> GatewayProcess:
+    """Start a gateway on free ports reading ``env``'s prefixed topics."""
+    http_port, grpc_port = free_port(), free_port()
+    log_path = env.workdir / f"gateway-{name}.log"
+    audit = env.workdir / f"audit-{name}.jsonl"
+    variables = env.env(
+        ULASAN_GATEWAY__TOPIC_PREFIX=env.prefix,
+        ULASAN_GATEWAY__AUDIT_LOG=str(audit),
+        ULASAN_GATEWAY__INSTANCE_ID=f"gw-{name}-{env.prefix.strip('.')}",
+        **extra_env,
+    )
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                str(ULASAN),
+                "gateway",
+                "serve",
+                "--http-port",
+                str(http_port),
+                "--grpc-port",
+                str(grpc_port),
+                "--no-register",
+            ],
+            env=variables,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=env.workdir,
+        )
+    gw = GatewayProcess(proc, http_port, grpc_port, log_path, audit)
+    gw.wait_up()
+    return gw
