@@ -106,13 +106,6 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
     migrate(dsn)
     procs: list[Any] = []
     try:
-        console.rule("champion: trained on SmSA only")
-        base = load_config(cfg.train_config).with_overrides({**cfg.train_overrides, "data": "smsa"})
-        champion = run_training(base, scoped, console=console, progress=False)
-        if not (champion.gate or {}).get("promoted"):
-            raise RuntimeError(f"the SmSA champion was not promoted: {champion.gate}")
-        v1 = str(champion.model_version)
-
         rows = [e for e in load_prdect() if e.label is not None and e.text.strip()]
         if cfg.reviews is not None:
             rows = rows[: cfg.reviews]
@@ -168,16 +161,25 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
             1,
             settings.kafka.replication_factor,
         )
-        for name, cmd, penv in (
-            ("worker", [str(ULASAN), "worker", "--metrics-port", "0"], worker_env),
-            ("trainer", [str(ULASAN), "trainer", "serve"], trainer_env),
-        ):
+
+        def start(name: str, cmd: list[str], penv: dict[str, str]) -> None:
             log = workdir / f"{name}.log"
             with log.open("wb") as fh:
                 proc = subprocess.Popen(  # noqa: S603 - our own entry point
                     cmd, env=penv, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
                 )
             procs.append((name, proc, log))
+
+        # the trainer only waits for requests: it starts (and imports) while the champion trains
+        start("trainer", [str(ULASAN), "trainer", "serve"], trainer_env)
+
+        console.rule("champion: trained on SmSA only")
+        base = load_config(cfg.train_config).with_overrides({**cfg.train_overrides, "data": "smsa"})
+        champion = run_training(base, scoped, console=console, progress=False)
+        if not (champion.gate or {}).get("promoted"):
+            raise RuntimeError(f"the SmSA champion was not promoted: {champion.gate}")
+        v1 = str(champion.model_version)
+        start("worker", [str(ULASAN), "worker", "--metrics-port", "0"], worker_env)
 
         def query(sql: str, *args: Any) -> Any:
             with psycopg.connect(dsn, connect_timeout=5) as conn:

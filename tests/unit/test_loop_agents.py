@@ -1,0 +1,278 @@
+"""The closed-loop agents (drift observe, feedback, drift windows + triggers) via test_context()."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from schemas import topics
+from schemas.codec import decode, encode
+from schemas.events import DeadLetter, DriftReport, LabelFeedback, RetrainRequested, SentimentScored
+from stream_processors.app import Deps, create_app
+from stream_processors.drift.agent import LoopDeps, LoopMetrics
+from stream_processors.drift.config import DriftConfig
+from stream_processors.drift.reference import BOOLEAN_FEATURES, NUMERIC_FEATURES, Reference
+from stream_processors.feedback.logic import Outcome
+from stream_processors.inference import OnnxPredictor
+from stream_processors.inference.batching import PredictorHolder
+from stream_processors.metrics import WorkerMetrics
+from stream_processors.settings import WorkerConfig, WorkerSettings
+from stream_processors.text import features
+from stream_processors.triggers.logic import TriggerConfig
+from tests.helpers.tiny_model import smsa_rows
+from tests.helpers.tiny_serving import tiny_serving_folder
+from tests.unit.test_agents import RecordingSink, take
+
+VERSION = "7"
+WINDOW_S = 60.0
+T0 = 1_800_000_000.0  # a window start (a multiple of WINDOW_S)
+
+
+class MemoryLoopStore:
+    """The loop store's contract in memory: feedback joins predictions by review id (the real
+    store does this in PostgreSQL and is tested there); reports are kept."""
+
+    def __init__(self, predictions: dict[str, str]) -> None:
+        self.predictions = predictions
+        self.feedback: list[LabelFeedback] = []
+        self.reports: list[DriftReport] = []
+
+    async def record_feedback(self, events: Sequence[LabelFeedback]) -> list[Outcome]:
+        self.feedback.extend(events)
+        return [
+            Outcome(e.review_id, self.predictions[e.review_id], e.label, VERSION, False)
+            for e in events
+            if e.review_id in self.predictions
+        ]
+
+    async def reconcile(self, lookback_s: float = 3600.0) -> list[Outcome]:
+        return []
+
+    async def write_report(self, report: DriftReport) -> None:
+        self.reports.append(report)
+
+
+@pytest.fixture(scope="module")
+def predictor() -> OnnxPredictor:
+    return OnnxPredictor.from_folder(tiny_serving_folder(), model_version=VERSION)
+
+
+def reference_texts() -> list[tuple[str, str]]:
+    return smsa_rows("train", 400)
+
+
+def make_reference(rows: list[tuple[str, str]]) -> Reference:
+    feats = [features(t) for t, _ in rows]
+    labels = [y for _, y in rows]
+    return Reference(
+        model_version=VERSION,
+        numeric={n: [float(getattr(f, n)) for f in feats] for n in NUMERIC_FEATURES},
+        categorical={
+            n: {
+                "true": sum(bool(getattr(f, n)) for f in feats),
+                "false": sum(not getattr(f, n) for f in feats),
+            }
+            for n in BOOLEAN_FEATURES
+        },
+        predicted={lab: labels.count(lab) for lab in ("positive", "neutral", "negative")},
+        confidence=[0.6 + 0.3 * random.Random(i).random() for i in range(len(rows))],
+        unknown_token_rate=0.0,
+        created_at=T0 - 86400.0,
+        baseline_accuracy=0.8,
+    )
+
+
+def make_app(predictor: Any, store: Any, **drift: Any) -> Any:
+    settings = WorkerSettings(worker=WorkerConfig(max_batch=8, max_wait_ms=5))
+    deps = Deps(settings, WorkerMetrics(), PredictorHolder(predictor), RecordingSink())
+    deps.loop = LoopDeps(
+        drift=DriftConfig(window_s=WINDOW_S, grace_s=1.0, min_events=50, **drift),
+        triggers=TriggerConfig(feedback_min=10, cooldown_s=0.0),
+        store=store,
+        metrics=LoopMetrics(deps.metrics.registry),
+    )
+    deps.loop.references[VERSION] = make_reference(reference_texts())
+    return create_app(settings, deps, memory_outputs=True)
+
+
+def run(app: Any, agent: str, scenario: Callable[[Any, dict[str, Any]], Awaitable[None]]) -> None:
+    async def main() -> None:
+        subs = {name: ch.__aiter__() for name, ch in app.ulasan_outputs.channels.items()}
+        async with app.ulasan_agents[agent].test_context() as running:
+            await scenario(running, subs)
+
+    asyncio.run(main())
+
+
+def scored(rid: str, text: str | None, label: str = "positive", conf: float = 0.8) -> bytes:
+    rest = (1.0 - conf) / 2
+    probs = {lab: (conf if lab == label else rest) for lab in ("positive", "neutral", "negative")}
+    return encode(
+        SentimentScored(
+            event_id=f"e-{rid}",
+            review_id=rid,
+            label=label,
+            confidence=conf,
+            probabilities=probs,
+            model_name="tiny",
+            model_version=VERSION,
+            text=text,
+            scored_at=datetime.fromtimestamp(T0 + 5.0, UTC),
+        )
+    )
+
+
+def test_drift_observe_turns_scores_into_observations_with_the_clean_agents_features(
+    predictor: OnnxPredictor,
+) -> None:
+    app = make_app(predictor, MemoryLoopStore({}))
+    text = "Barangnya BAGUS banget!!! cek https://contoh.id 😍"
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        await agent.put(scored("r1", text, "positive", 0.9), key=b"r1")
+        await agent.put(scored("r2", None), key=b"r2")  # no text: counted, not observed
+        await agent.put(b"{not json", key=b"bad")  # undecodable: counted, not observed
+        await agent.put(scored("r3", "jelek", "negative", 0.7), key=b"r3")
+        out = await take(subs[topics.DRIFT_OBSERVATIONS], 2)
+        obs = [json.loads(o.value) for o in out]
+        assert [o["label"] for o in obs] == ["positive", "negative"]
+        f = features(text)
+        assert obs[0]["kind"] == "score" and obs[0]["t"] == T0 + 5.0
+        assert obs[0]["numeric"] == {n: float(getattr(f, n)) for n in NUMERIC_FEATURES}
+        assert obs[0]["flags"] == {"has_url": True, "has_emoji": True}
+        assert obs[0]["confidence"] == 0.9 and obs[0]["model_version"] == VERSION
+        assert obs[0]["tokens"] > 0 and 0 <= obs[0]["unknown_tokens"] <= obs[0]["tokens"]
+        assert subs[topics.DRIFT_OBSERVATIONS].empty()
+
+    run(app, "drift_observe", scenario)
+    metrics = app.ulasan_deps.metrics.registry
+    assert metrics.get_sample_value(
+        "ulasan_stream_errors_total", {"stage": "drift", "reason": "score_without_text"}
+    )
+
+
+def test_feedback_is_stored_joined_and_forwarded_and_bad_feedback_is_dead_lettered(
+    predictor: OnnxPredictor,
+) -> None:
+    store = MemoryLoopStore({"r1": "positive", "r2": "negative"})
+    app = make_app(predictor, store)
+
+    def fb(rid: str, label: str) -> bytes:
+        return encode(
+            LabelFeedback(feedback_id=f"f-{rid}", review_id=rid, label=label, source="rating")
+        )
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        await agent.put(fb("r1", "positive"), key=b"r1")
+        await agent.put(fb("r2", "positive"), key=b"r2")
+        await agent.put(fb("r9", "neutral"), key=b"r9")  # no prediction yet: stored only
+        await agent.put(b'{"review_id": "x"}', key=b"x")
+        out = [json.loads(o.value) for o in await take(subs[topics.DRIFT_OBSERVATIONS], 2)]
+        assert [(o["kind"], o["correct"]) for o in out] == [("feedback", True), ("feedback", False)]
+        (letter,) = await take(subs[topics.dlq(topics.FEEDBACK)], 1)
+        assert decode(letter.value, DeadLetter).reason.startswith("missing_field")
+
+    run(app, "feedback", scenario)
+    assert [e.review_id for e in store.feedback] == ["r1", "r2", "r9"]
+
+
+def _window_observations(texts: Sequence[str], label: str = "positive") -> list[bytes]:
+    out = []
+    for i, text in enumerate(texts):
+        f = features(text)
+        obs = {
+            "kind": "score",
+            "numeric": {n: float(getattr(f, n)) for n in NUMERIC_FEATURES},
+            "flags": {n: bool(getattr(f, n)) for n in BOOLEAN_FEATURES},
+            "label": label if i % 4 else "negative",
+            "confidence": 0.6 + 0.3 * random.Random(1000 + i).random(),
+            "tokens": 10,
+            "unknown_tokens": 0,
+            "model_version": VERSION,
+            "t": T0 + 1.0 + i * 0.01,
+        }
+        out.append(json.dumps(obs).encode())
+    return out
+
+
+def _tick(t: float) -> bytes:
+    return json.dumps({"kind": "tick", "t": t}).encode()
+
+
+def test_a_shifted_window_is_reported_as_drift_and_fires_a_retrain_request(
+    predictor: OnnxPredictor,
+) -> None:
+    store = MemoryLoopStore({})
+    app = make_app(predictor, store)
+    shifted = [
+        "PRODUK INI SANGAT MENGECEWAKAN!!! pengiriman lama sekali, barang rusak, "
+        f"kemasan penyok, penjual tidak responsif, nomor pesanan {i} https://toko.id/{i} 😡😡"
+        for i in range(120)
+    ]
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        for value in _window_observations(shifted, "negative"):
+            await agent.put(value, key=b"drift")
+        await agent.put(_tick(T0 + WINDOW_S - 1.0), key=b"drift")  # not due: nothing yet
+        await agent.put(_tick(T0 + WINDOW_S + 2.0), key=b"drift")  # end + grace passed
+        (out,) = await take(subs[topics.DRIFT_REPORTS], 1)
+        report = decode(out.value, DriftReport)
+        assert report.n_events == len(shifted) and report.drifted
+        assert report.window_start == datetime.fromtimestamp(T0, UTC)
+        assert report.drift_score > 0.3
+        assert {"feature.char_count", "feature.has_url"} <= {
+            s.name for s in report.signals if s.drifted
+        }
+        (req,) = await take(subs[topics.RETRAIN_REQUESTS], 1)
+        request = decode(req.value, RetrainRequested)
+        assert "drift" in request.reasons and request.model_version == VERSION
+        assert request.dedupe_key == f"{VERSION}:{int(T0 + WINDOW_S)}"
+        assert subs[topics.DRIFT_REPORTS].empty()
+
+    run(app, "drift_windows", scenario)
+    assert [r.report_id for r in store.reports] and store.reports[0].drifted
+
+
+def test_an_unshifted_window_gives_a_report_without_drift_and_no_request(
+    predictor: OnnxPredictor,
+) -> None:
+    store = MemoryLoopStore({})
+    app = make_app(predictor, store)
+    texts = [t for t, _ in reference_texts()][:200]
+    random.Random(3).shuffle(texts)
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        for value in _window_observations(texts):
+            await agent.put(value, key=b"drift")
+        await agent.put(_tick(T0 + WINDOW_S + 2.0), key=b"drift")
+        (out,) = await take(subs[topics.DRIFT_REPORTS], 1)
+        report = decode(out.value, DriftReport)
+        assert report.n_events == len(texts)
+        assert not [s.name for s in report.signals if s.drifted and s.name.startswith("feature")]
+        await asyncio.sleep(0.2)
+        assert subs[topics.RETRAIN_REQUESTS].empty()
+
+    run(app, "drift_windows", scenario)
+
+
+def test_a_window_under_min_events_gives_no_verdict(predictor: OnnxPredictor) -> None:
+    store = MemoryLoopStore({})
+    app = make_app(predictor, store)
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        for value in _window_observations(["bagus"] * 10):
+            await agent.put(value, key=b"drift")
+        await agent.put(_tick(T0 + WINDOW_S + 2.0), key=b"drift")
+        await asyncio.sleep(0.3)
+        assert subs[topics.DRIFT_REPORTS].empty()
+
+    run(app, "drift_windows", scenario)
+    assert store.reports == []
+    registry = app.ulasan_deps.metrics.registry
+    assert registry.get_sample_value("ulasan_drift_windows_total", {"outcome": "too_few"}) == 1.0
