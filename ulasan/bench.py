@@ -186,3 +186,80 @@ def pipeline(
         f"{result['ratio']:.2f}",
     )
     Console().print(table)
+
+
+@app.command("gateway")
+def gateway(
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="models:/NAME@ALIAS | models:/NAME/N | a serving folder [default: the champion]",
+    ),
+    shape: str | None = typer.Option(
+        None, "--shape", help="indobert-base: a random BERT-base-shaped model, built offline"
+    ),
+    concurrency: int = typer.Option(10, "--concurrency", min=1, help="concurrent clients"),
+    duration: float = typer.Option(20.0, "--duration", min=1, help="seconds per protocol"),
+    threads: int | None = typer.Option(
+        None, "--threads", help="ONNX Runtime intra-op threads of the worker [its default]"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """HTTP /predict and gRPC Predict through gateway, Kafka and a worker: requests/s and
+    p50/p95/p99 at C concurrent clients, beside the bare engine's batch-1 latency."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from stream_processors.inference import InferenceError, resolve_model
+    from trainer.bench_engine import shape_model
+    from trainer.errors import TrainerError
+    from ulasan.bench_gateway import run_gateway_bench
+    from ulasan.errors import UlasanError
+    from ulasan.settings import Settings
+
+    err = Console(stderr=True)
+    if model is not None and shape is not None:
+        err.print("[red]give at most one of --model and --shape[/red]")
+        raise typer.Exit(2)
+    settings = Settings()
+    try:
+        if shape is not None:
+            _, folder = shape_model(shape, settings)
+        else:
+            ref = model or f"models:/{settings.mlflow.registered_model}@champion"
+            folder, _, _ = resolve_model(ref, settings)
+        result = run_gateway_bench(
+            settings,
+            folder=folder,
+            concurrency=concurrency,
+            duration_s=duration,
+            threads=threads,
+            say=lambda line: err.print(f"… {line}"),
+        )
+    except (TrainerError, InferenceError, UlasanError) as exc:
+        err.print(f"[red]benchmark failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    engine = result["engine_batch1_p50_ms"]
+    table = Table(title=f"gateway: {concurrency} clients, {folder.name}")
+    for col in ("protocol", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
+        table.add_column(col, justify="right")
+    for proto in ("http", "grpc"):
+        r = result[proto]
+        table.add_row(
+            proto,
+            f"{r['rps']:.1f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p95_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            str(sum(r["errors"].values())),
+        )
+    Console().print(table)
+    Console().print(
+        f"bare engine batch-1 p50: {engine:.1f} ms; targets: >= 100 req/s, "
+        f"p50 <= {engine + 10:.1f} ms, p99 <= 100 ms"
+    )
