@@ -23,6 +23,9 @@ def serve(
     grpc_port: int | None = typer.Option(None, "--grpc-port", help="gRPC port (0 = none) [50051]"),
     deadline_s: float | None = typer.Option(None, "--deadline", help="reply deadline, s [2]"),
     topic_prefix: str | None = typer.Option(None, "--topic-prefix", help="as the workers'"),
+    metrics_host: str | None = typer.Option(
+        None, "--metrics-host", help="address Prometheus reaches /metrics at [127.0.0.1]"
+    ),
     register: bool = typer.Option(
         True, "--register/--no-register", help="register /metrics as a Prometheus file_sd target"
     ),
@@ -45,6 +48,7 @@ def serve(
             "grpc_port": grpc_port,
             "deadline_s": deadline_s,
             "topic_prefix": topic_prefix,
+            "metrics_host": metrics_host,
         }.items()
         if v is not None
     }
