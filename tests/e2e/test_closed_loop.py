@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ulasan.scenario import ScenarioConfig, run
 from ulasan.settings import PROJECT_ROOT, Settings
 
@@ -27,6 +29,7 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
         timeout_s=600.0,
     )
     result = run(Settings(), cfg)
+    print(json.dumps(result, default=str))  # the numbers of docs/benchmarks.md (with -s)
     assert int(result["promoted_version"]) > int(result["champion_version"])
     assert result["drift_reports"] >= 1 and result["first_drift_report_at"] is not None
     run_ = result["retrain_run"]

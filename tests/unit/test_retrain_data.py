@@ -1,0 +1,43 @@
+"""What a retrain trains on and what its gate compares on (trainer.consumer, pure parts)."""
+
+from __future__ import annotations
+
+from trainer.config import load_config
+from trainer.consumer import base_share, gate_examples
+from trainer.data import Example
+from trainer.pipeline import fixed_eval_set
+from ulasan.settings import PROJECT_ROOT
+
+
+def rows(n: int, prefix: str = "base") -> list[Example]:
+    return [Example(text=f"{prefix} {i}", label="positive", id=f"{prefix}-{i}") for i in range(n)]
+
+
+def test_without_a_cap_the_whole_base_corpus_is_kept() -> None:
+    base = rows(50)
+    assert base_share(base, 500, None, seed=1) == base
+
+
+def test_a_cap_never_samples_away_the_new_labelled_reviews() -> None:
+    base = rows(1000)
+    kept = base_share(base, 150, 200, seed=1)
+    assert len(kept) == 50  # 200 - 150 new reviews
+    assert len({e.id for e in kept}) == 50 and set(kept) <= set(base)
+    assert base_share(base, 150, 200, seed=1) == kept  # seeded: the same every run
+
+
+def test_the_base_domain_keeps_a_tenth_of_the_cap_even_when_new_reviews_exceed_it() -> None:
+    assert len(base_share(rows(1000), 500, 200, seed=1)) == 20
+
+
+def test_the_gate_set_is_the_fixed_set_plus_the_stream_holdout() -> None:
+    config = load_config(PROJECT_ROOT / "configs" / "ulasan-mini.yaml")
+    held = [("barangnya cepat sampai", "positive"), ("kemasan rusak", "negative")]
+    gate = gate_examples(config, held)
+    assert gate[-2:] == held
+    fixed = gate[:-2]
+    assert len(fixed) > 1000 and set(fixed) <= {(e.text, str(e.label)) for e in fixed_eval_set()}
+    capped = gate_examples(config.with_overrides({"max_valid_examples": 60}), held)
+    assert len(capped) == 62 and capped == gate_examples(
+        config.with_overrides({"max_valid_examples": 60}), held
+    )
