@@ -248,6 +248,12 @@ def create_app(
         broker_session_timeout=cfg.session_timeout_s,
         broker_heartbeat_interval=cfg.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
+        # On a rebalance faust would wait for every fetched record to be acked; records parked
+        # in take_events() buffers can hold that wait until the broker's rebalance timeout
+        # (60 s, seen in the two-worker test). Every write here is idempotent, so let revoked
+        # partitions go at once: in-flight records are replayed by the new owner, commits for
+        # revoked partitions are discarded, nothing is lost (faust's documented trade-off).
+        stream_wait_empty=False,
         producer_acks=-1,
         web_enabled=False,
         autodiscover=False,
