@@ -75,11 +75,8 @@ def test_every_dashboard_query_runs_over_a_scraped_worker(
     name = f"worker-{env.app_id}-{worker.metrics_port}"
     try:
         # the worker registers itself like any worker would; the test only shortens the interval
-        target = wait_until(
-            lambda: (folder / f"{name}.json").exists() and folder / f"{name}.json",
-            60,
-            "the worker's scrape target file",
-        )
+        target = folder / f"{name}.json"
+        wait_until(target.exists, 60, "the worker's scrape target file")
         (entry,) = json.loads(target.read_text())
         assert entry["targets"] == [f"127.0.0.1:{worker.metrics_port}"]
         labels = {k: v for k, v in entry["labels"].items() if k != "process"}
