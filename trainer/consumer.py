@@ -281,7 +281,10 @@ def _train_once(
         "labelled_holdout": len(held),
     }
     # the pipeline registers the candidate; the gate runs here, on base set + stream hold-out
-    train_config = config.with_overrides({"data": f"file:{path}", "promote": False})
+    # the cap is applied above (every new review kept): the pipeline must not sample again
+    train_config = config.with_overrides(
+        {"data": f"file:{path}", "promote": False, "max_examples": len(base) + len(new_train)}
+    )
     held_pairs = [(e.text, str(e.label)) for e in held]
     if before is not None and held_pairs:
         report = evaluate_model(before.uri, held_pairs, settings)
