@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,12 @@ class GatewayProcess:
     grpc_port: int
     log_path: Path
     audit_path: Path
+    scheme: str = "http"
+    verify: ssl.SSLContext | bool = True
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def grpc_target(self) -> str:
@@ -39,7 +42,8 @@ class GatewayProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the gateway exited:\n{self.log()[-4000:]}")
             try:
-                return httpx.get(self.url + "/health", timeout=1).status_code == 200
+                resp = httpx.get(self.url + "/health", timeout=1, verify=self.verify)
+                return resp.status_code == 200
             except httpx.HTTPError:
                 return False
 
@@ -65,7 +69,14 @@ class GatewayProcess:
                 self.proc.wait(timeout=10)
 
 
-def start_gateway(env: StreamEnv, name: str, **extra_env: str) -> GatewayProcess:
+def start_gateway(
+    env: StreamEnv,
+    name: str,
+    *,
+    scheme: str = "http",
+    verify: ssl.SSLContext | bool = True,
+    **extra_env: str,
+) -> GatewayProcess:
     """Start a gateway on free ports reading ``env``'s prefixed topics."""
     http_port, grpc_port = free_port(), free_port()
     log_path = env.workdir / f"gateway-{name}.log"
@@ -94,6 +105,6 @@ def start_gateway(env: StreamEnv, name: str, **extra_env: str) -> GatewayProcess
             start_new_session=True,
             cwd=env.workdir,
         )
-    gw = GatewayProcess(proc, http_port, grpc_port, log_path, audit)
+    gw = GatewayProcess(proc, http_port, grpc_port, log_path, audit, scheme, verify)
     gw.wait_up()
     return gw

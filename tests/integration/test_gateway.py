@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
@@ -288,6 +289,48 @@ def test_schemathesis_finds_no_server_error(live: Live) -> None:
         check()
         checked.append(f"{op.method.upper()} {op.path}")
     assert "POST /predict" in checked and "POST /feedback" in checked
+
+
+def test_tls_for_http_and_grpc(live: Live) -> None:
+    from tests.helpers.tls import self_signed
+
+    cert, key = self_signed(live.env.workdir / "tls")
+    trust = ssl.create_default_context(cafile=str(cert))
+    gw = start_gateway(
+        live.env,
+        "tls",
+        ULASAN_GATEWAY__TLS_CERT=str(cert),
+        ULASAN_GATEWAY__TLS_KEY=str(key),
+        scheme="https",
+        verify=trust,
+    )
+    try:
+        url = f"https://127.0.0.1:{gw.http_port}"
+        resp = httpx.post(url + "/predict", json={"text": "aman"}, verify=trust, timeout=10)
+        assert resp.status_code == 200, resp.text
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{gw.http_port}/health", timeout=5)
+
+        async def calls() -> tuple[str, grpc.StatusCode]:
+            creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+            async with grpc.aio.secure_channel(gw.grpc_target, creds) as channel:
+                ok = await pb_grpc.GatewayStub(channel).Predict(
+                    pb.PredictRequest(text="aman juga"), timeout=10
+                )
+            async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
+                try:
+                    await pb_grpc.GatewayStub(channel).Predict(
+                        pb.PredictRequest(text="tanpa TLS"), timeout=5
+                    )
+                    plain = grpc.StatusCode.OK
+                except grpc.aio.AioRpcError as exc:
+                    plain = exc.code()
+            return ok.prediction.model_name, plain
+
+        model, plain = asyncio.run(calls())
+        assert model == MODEL_NAME and plain == grpc.StatusCode.UNAVAILABLE
+    finally:
+        gw.stop()
 
 
 def test_deadline_when_the_worker_is_stopped(live: Live) -> None:
