@@ -107,7 +107,7 @@ async def _run_clients(
         httpx.AsyncClient(base_url=http_url, timeout=10, limits=limits) as client,
         grpc.aio.insecure_channel(grpc_target) as channel,
     ):
-        stub = pb_grpc.GatewayStub(channel)
+        stub = pb_grpc.GatewayStub(channel)  # type: ignore[no-untyped-call]
         parts: dict[str, list[float]] = {"queue_ms": [], "inference_ms": []}
 
         async def http_call(text: str) -> None:

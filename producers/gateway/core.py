@@ -278,7 +278,7 @@ class GatewayCore:
         event = LabelFeedback(
             feedback_id=uuid.uuid4().hex,
             review_id=subject,
-            label=check_label(label),  # type: ignore[arg-type]
+            label=check_label(label),
             source="human",
         )
         if self._producer is None:

@@ -51,7 +51,7 @@ def prediction(event: SentimentScored) -> pb.Prediction:
         index=event.index,
         label=event.label,
         confidence=event.confidence,
-        probabilities=dict(event.probabilities),
+        probabilities={str(k): v for k, v in event.probabilities.items()},
         model_name=event.model_name,
         model_version=event.model_version,
         inference_ms=event.timings.inference_ms,
@@ -188,7 +188,8 @@ class GatewayService:
                     code = item.grpc_code
                     metrics.errors.labels(route, item.reason, PROTOCOL).inc()
                     await context.abort(getattr(grpc.StatusCode, item.grpc_code), str(item))
-                yield item
+                else:
+                    yield item
         finally:
             feeder.cancel()
             for task in list(tasks):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import MutableMapping
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
@@ -151,7 +152,7 @@ class _Metrics:
             return
         status = {"code": 500}
 
-        async def capture(message: dict[str, Any]) -> None:
+        async def capture(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
             await send(message)
