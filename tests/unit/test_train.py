@@ -170,12 +170,14 @@ def test_fine_tune_learns_a_separable_task_and_saves_a_checkpoint(tmp_path: Path
     assert (result.checkpoint_dir / "tokenizer.json").is_file()
     model = AutoModelForSequenceClassification.from_pretrained(result.checkpoint_dir)
     tokenizer = AutoTokenizer.from_pretrained(result.checkpoint_dir)
-    probs = predict_proba(
-        model, tokenizer, ["Tempatnya BAGUS dan ramah", "kecewa, jelek"], max_length=32
-    )
-    assert probs.shape == (2, 3)
+    # Held-out texts, upper-cased: predict_proba cleans (lower-cases) them as serving does.
+    held_out = synthetic(60, 9)
+    probs = predict_proba(model, tokenizer, [t.upper() for t, _ in held_out], max_length=32)
+    assert probs.shape == (60, 3)
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    assert [LABELS[i] for i in probs.argmax(axis=1)] == ["positive", "negative"]
+    predicted = [LABELS[i] for i in probs.argmax(axis=1)]
+    accuracy = np.mean([p == y for p, (_, y) in zip(predicted, held_out, strict=True)])
+    assert accuracy > 0.9
 
 
 def test_fine_tune_refuses_a_missing_class(tmp_path: Path) -> None:
