@@ -240,9 +240,10 @@ class ModelReloader:
                 msg = consumer.poll(0.5)
                 if msg is None:
                     continue
-                if msg.error():
-                    if msg.error().code() != KafkaError._PARTITION_EOF:
-                        log.warning("model.updates consumer: %s", msg.error())
+                error = msg.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("model.updates consumer: %s", error)
                     continue
                 try:
                     event = decode(msg.value(), ModelPromoted)
