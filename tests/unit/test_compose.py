@@ -12,7 +12,14 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from ulasan.settings import PROJECT_ROOT, Settings
+from ulasan.settings import (
+    PROJECT_ROOT,
+    KafkaSettings,
+    MLflowSettings,
+    PostgresSettings,
+    PrometheusSettings,
+    Settings,
+)
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 PORT = re.compile(r"^(?:(?P<ip>[\d.]+):)?(?P<host>\d+):(?P<container>\d+)(?:/(?:tcp|udp))?$")
@@ -134,12 +141,12 @@ def test_ports_are_well_formed_and_host_ports_unique(compose: dict[str, Any]) ->
 
 def test_host_ports_match_the_local_stack_defaults(compose: dict[str, Any]) -> None:
     """A `ulasan` command on the host reaches compose with the default settings."""
-    defaults = Settings()
+    # the nested models' own defaults: the environment (ULASAN_*) must not change what is checked
     expected = {
-        "kafka": int(defaults.kafka.bootstrap_servers.rsplit(":", 1)[1]),
-        "postgres": defaults.postgres.port,
-        "mlflow": defaults.mlflow.port,
-        "prometheus": defaults.prometheus.port,
+        "kafka": int(KafkaSettings().bootstrap_servers.rsplit(":", 1)[1]),
+        "postgres": PostgresSettings().port,
+        "mlflow": MLflowSettings().port,
+        "prometheus": PrometheusSettings().port,
     }
     for name, port in expected.items():
         hosts = [int(PORT.match(str(p))["host"]) for p in services(compose)[name]["ports"]]

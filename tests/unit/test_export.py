@@ -27,13 +27,16 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_serving_folder_holds_every_file(serving: Path) -> None:
     names = {p.name for p in serving.iterdir()}
-    assert names == {
+    required = {
         "model.onnx",
         "model_fp32.onnx",
         "tokenizer.json",
         "lexicon.json",
         "ulasan_model.json",
     }
+    # the folder is shared per test process: the profile tests add profile.json beside the model
+    assert required <= names
+    assert names - required <= {"profile.json"}
     assert (serving / "model.onnx").stat().st_size < (serving / "model_fp32.onnx").stat().st_size
 
 
