@@ -191,6 +191,7 @@ class Deps:
         predictor = OnnxPredictor.from_folder(
             folder,
             model_version=version,
+            model_name=name,
             intra_op_threads=settings.worker.intra_op_threads,
             batch_size=settings.worker.max_batch,
         )
