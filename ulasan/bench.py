@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from ulasan.settings import Settings
+
+
+def _serving_folder(model: str | None, shape: str | None, settings: Settings) -> Path:
+    """The serving folder a pipeline-level benchmark runs: a built shape, ``model``, or the
+    registered champion."""
+    from stream_processors.inference import resolve_model
+    from trainer.bench_engine import shape_model
+
+    if shape is not None:
+        return shape_model(shape, settings)[1]
+    ref = model or f"models:/{settings.mlflow.registered_model}@champion"
+    return resolve_model(ref, settings)[0]
+
 
 app = typer.Typer(help="Benchmarks (results go to docs/benchmarks.md).", no_args_is_help=True)
 
@@ -148,8 +165,7 @@ def pipeline(
     from rich.console import Console
     from rich.table import Table
 
-    from stream_processors.inference import InferenceError, resolve_model
-    from trainer.bench_engine import shape_model
+    from stream_processors.inference import InferenceError
     from trainer.errors import TrainerError
     from ulasan.bench_pipeline import run_pipeline_bench
     from ulasan.errors import UlasanError
@@ -161,11 +177,7 @@ def pipeline(
         raise typer.Exit(2)
     settings = Settings()
     try:
-        if shape is not None:
-            _, folder = shape_model(shape, settings)
-        else:
-            ref = model or f"models:/{settings.mlflow.registered_model}@champion"
-            folder, _, _ = resolve_model(ref, settings)
+        folder = _serving_folder(model, shape, settings)
         result = run_pipeline_bench(
             settings, folder=folder, events=events, say=lambda line: err.print(f"… {line}")
         )
@@ -212,8 +224,7 @@ def gateway(
     from rich.console import Console
     from rich.table import Table
 
-    from stream_processors.inference import InferenceError, resolve_model
-    from trainer.bench_engine import shape_model
+    from stream_processors.inference import InferenceError
     from trainer.errors import TrainerError
     from ulasan.bench_gateway import run_gateway_bench
     from ulasan.errors import UlasanError
@@ -225,11 +236,7 @@ def gateway(
         raise typer.Exit(2)
     settings = Settings()
     try:
-        if shape is not None:
-            _, folder = shape_model(shape, settings)
-        else:
-            ref = model or f"models:/{settings.mlflow.registered_model}@champion"
-            folder, _, _ = resolve_model(ref, settings)
+        folder = _serving_folder(model, shape, settings)
         result = run_gateway_bench(
             settings,
             folder=folder,

@@ -247,14 +247,6 @@ class KafkaService(Service):
     name = "kafka"
 
     @property
-    def dir(self) -> Path:
-        return self.paths.service_dir(self.name)
-
-    @property
-    def data_dir(self) -> Path:
-        return self.dir / "data"
-
-    @property
     def config_path(self) -> Path:
         return self.dir / "server.properties"
 

@@ -114,6 +114,16 @@ class Service(abc.ABC):
         self.paths = StatePaths(settings.state_dir)
         self.say = say
 
+    @property
+    def dir(self) -> Path:
+        """The service's folder under the state dir."""
+        return self.paths.service_dir(self.name)
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the service keeps its data."""
+        return self.dir / "data"
+
     # -- what each service defines ------------------------------------------------------------
     @abc.abstractmethod
     def address(self) -> str:

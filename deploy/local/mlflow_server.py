@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from deploy.local.errors import ConfigError
 from deploy.local.manager import Service, http_error
@@ -21,10 +20,6 @@ class MLflowService(Service):
     """``mlflow server`` with one worker on 127.0.0.1."""
 
     name = "mlflow"
-
-    @property
-    def dir(self) -> Path:
-        return self.paths.service_dir(self.name)
 
     def _host(self) -> str:
         host = self.settings.mlflow.host

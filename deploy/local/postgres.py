@@ -125,14 +125,6 @@ class PostgresService(Service):
     name = "postgres"
 
     @property
-    def dir(self) -> Path:
-        return self.paths.service_dir(self.name)
-
-    @property
-    def data_dir(self) -> Path:
-        return self.dir / "data"
-
-    @property
     def socket_dir(self) -> Path:
         return self.dir / "run"
 

@@ -90,10 +90,6 @@ class PrometheusService(Service):
     name = "prometheus"
 
     @property
-    def dir(self) -> Path:
-        return self.paths.service_dir(self.name)
-
-    @property
     def config_path(self) -> Path:
         return self.dir / "prometheus.yml"
 
