@@ -7,25 +7,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schemas.events import LABELS
+from schemas.events import LABELS, TextFeatures
 from stream_processors.drift.errors import ReferenceUnavailable
 from stream_processors.inference.manifest import PROFILE_FILE
 
 #: The text features compared with two-sample KS (every numeric field of ``TextFeatures``).
-NUMERIC_FEATURES = (
-    "word_count",
-    "char_count",
-    "avg_word_length",
-    "sentiment_words_positive",
-    "sentiment_words_negative",
-    "exclamation_marks",
-    "question_marks",
-    "uppercase_ratio",
-    "special_chars_count",
-    "number_count",
+NUMERIC_FEATURES = tuple(
+    name for name, field in TextFeatures.model_fields.items() if field.annotation is not bool
 )
 #: The boolean features compared with chi-square.
-BOOLEAN_FEATURES = ("has_url", "has_emoji")
+BOOLEAN_FEATURES = tuple(
+    name for name, field in TextFeatures.model_fields.items() if field.annotation is bool
+)
 
 
 @dataclass(frozen=True)

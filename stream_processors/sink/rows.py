@@ -7,27 +7,15 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from schemas.events import ReviewCleaned, SentimentScored
+from schemas.events import ReviewCleaned, SentimentScored, TextFeatures
 
 REVIEWS = "reviews"
 TEXT_FEATURES = "text_features"
 PREDICTION_LOGS = "prediction_logs"
 
 REVIEW_COLUMNS = ("review_id", "source", "app_id", "text", "rating", "review_time", "ingested_at")
-FEATURE_NAMES = (
-    "word_count",
-    "char_count",
-    "avg_word_length",
-    "sentiment_words_positive",
-    "sentiment_words_negative",
-    "exclamation_marks",
-    "question_marks",
-    "uppercase_ratio",
-    "special_chars_count",
-    "number_count",
-    "has_url",
-    "has_emoji",
-)
+#: The feature columns of text_features, in the order of ``TextFeatures``.
+FEATURE_NAMES = tuple(TextFeatures.model_fields)
 TEXT_FEATURE_COLUMNS = ("review_id", "cleaned_text", *FEATURE_NAMES, "feature_version")
 PREDICTION_COLUMNS = (
     "event_id",
