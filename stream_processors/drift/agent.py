@@ -38,7 +38,7 @@ from stream_processors.drift.accumulator import (
     window_accuracy,
 )
 from stream_processors.drift.config import DriftConfig
-from stream_processors.drift.errors import DriftError
+from stream_processors.drift.errors import DriftError, StateError
 from stream_processors.drift.reference import BOOLEAN_FEATURES, NUMERIC_FEATURES, Reference
 from stream_processors.feedback.logic import RollingError
 from stream_processors.records import decode_records, records_of
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 STAGE = "drift"
 KEY = b"drift"
 WINDOW_PREFIX = "w:"
+BATCH = "batch"
+#: observations per message on drift.observations.v1 (and per drift_windows batch)
+OBSERVATION_BATCH = 500
 
 
 class LoopMetrics:
@@ -154,6 +157,13 @@ def register(app: faust.App, deps: Deps, outputs: Outputs, loop: LoopDeps) -> di
     async def observe(obs: dict[str, Any]) -> None:
         await observations.send(key=KEY, value=json.dumps(obs).encode())
 
+    async def observe_many(items: list[dict[str, Any]]) -> None:
+        """One message for a batch of observations: one produce and one consume per batch,
+        not per review (the observations topic is a single partition every worker feeds)."""
+        for i in range(0, len(items), OBSERVATION_BATCH):
+            chunk = items[i : i + OBSERVATION_BATCH]
+            await observe(chunk[0] if len(chunk) == 1 else {"kind": BATCH, "items": chunk})
+
     def unknown_counter() -> Any:
         predictor = deps.predictor.current
         version = predictor.model_version
@@ -190,20 +200,25 @@ def register(app: faust.App, deps: Deps, outputs: Outputs, loop: LoopDeps) -> di
                 if counter is not None
                 else [(0, 0)] * len(with_text)
             )
+            items = []
             for e, c in zip(with_text, counts, strict=True):
                 obs = score_observation(e, c).to_json()
                 obs["t"] = e.scored_at.timestamp()
-                await observe(obs)
+                items.append(obs)
+            await observe_many(items)
 
     # -- feedback.v1 -> feedback table, join, outcomes ---------------------------------------
     async def forward_outcomes(outcomes: list[Any]) -> None:
+        items = []
         for o in outcomes:
             role = "shadow" if o.shadow else "champion"
             loop.metrics.outcomes.labels(role, str(o.correct).lower()).inc()
             if not o.shadow:
                 obs = FeedbackObservation(o.correct, o.model_version).to_json()
                 obs["t"] = time.time()
-                await observe(obs)
+                items.append(obs)
+        if items:
+            await observe_many(items)
 
     @app.agent(topic(app, names.feedback), name=f"{app.conf.id}.feedback")
     async def feedback(stream: Any) -> None:
@@ -321,38 +336,75 @@ def register(app: faust.App, deps: Deps, outputs: Outputs, loop: LoopDeps) -> di
                 loop.references[version] = None
         return loop.references[version]
 
+    # Window and loop state touched by the current batch of observation messages: the table
+    # (and its changelog) gets each touched key once per batch, not once per observation (a
+    # window's state, reservoirs included, is tens of kilobytes of JSON).
+    pending: dict[str, Any] = {}
+
+    def state_of(key: str, make: Any) -> Any:
+        if key not in pending:
+            pending[key] = get(key, make)
+        return pending[key]
+
+    def flush(stream: Any, event: Any) -> None:
+        # faust sends a table change to the changelog partition of the *current* event, which
+        # take_events() does not set: make the batch's last event current while writing.
+        stream._set_current_event(event)
+        for key, value in pending.items():
+            table[key] = value
+        pending.clear()
+
+    def apply(data: Any) -> None:
+        """Fold one observation (JSON with its time ``t``) into the window and loop state."""
+        if not isinstance(data, dict):
+            raise StateError(f"an observation must be an object, got {type(data).__name__}")
+        now = float(data.get("t", time.time()))
+        obs = observation_from_json({k: v for k, v in data.items() if k != "t"})
+        if isinstance(obs, FeedbackObservation):
+            state = rolling.agg(state_of("rolling", rolling.initialize), obs.correct)
+            err, _count = rolling.result(state)
+            if err is not None:
+                loop.metrics.feedback_error.set(err)
+            labelled = state_of("labelled", dict)
+            if labelled.get("version") != obs.model_version:
+                labelled.clear()
+                labelled.update(version=obs.model_version, count=0)
+            labelled["count"] += 1
+        start = window_start(now, cfg.window_s)
+        key = f"{WINDOW_PREFIX}{start}"
+        known = key in pending or table.get(key) is not None
+        if not known and start + cfg.window_s + cfg.grace_s <= time.time():
+            loop.metrics.late.inc()
+            return
+        acc.agg(state_of(key, lambda s=start: acc.initialize(s, s + cfg.window_s)), obs)
+
     @app.agent(observations, name=f"{app.conf.id}.drift_windows")
     async def drift_windows(stream: Any) -> None:
-        async for raw in stream:
-            data = json.loads(raw)
-            kind = data.get("kind")
-            now = float(data.get("t", time.time()))
-            if kind == "tick":
-                keys = [k for k in table if isinstance(k, str)]
-                for start in due(keys, now, cfg.window_s, cfg.grace_s):
-                    await close_window(start, now)
-                continue
-            obs = observation_from_json({k: v for k, v in data.items() if k != "t"})
-            if isinstance(obs, FeedbackObservation):
-                table["rolling"] = rolling.agg(get("rolling", rolling.initialize), obs.correct)
-                err, count = rolling.result(table["rolling"])
-                if err is not None:
-                    loop.metrics.feedback_error.set(err)
-                labelled = get("labelled", dict)
-                if labelled.get("version") != obs.model_version:
-                    labelled = {"version": obs.model_version, "count": 0}
-                labelled["count"] += 1
-                table["labelled"] = labelled
-            start = window_start(now, cfg.window_s)
-            if (
-                start + cfg.window_s + cfg.grace_s <= time.time()
-                and f"{WINDOW_PREFIX}{start}" not in table
-            ):
-                loop.metrics.late.inc()
-                continue
-            key = f"{WINDOW_PREFIX}{start}"
-            state = get(key, lambda s=start: acc.initialize(s, s + cfg.window_s))
-            table[key] = acc.agg(state, obs)
+        async for events in stream.take_events(OBSERVATION_BATCH, within=0.5):
+            for event, record in zip(events, records_of(events), strict=True):
+                try:
+                    data = json.loads(record.value)
+                    if not isinstance(data, dict):
+                        raise ValueError(f"not an object: {type(data).__name__}")
+                except ValueError as exc:
+                    deps.metrics.stream_errors.labels(STAGE, "bad_observation").inc()
+                    log.warning("drift: undecodable observation: %s", exc)
+                    continue
+                if data.get("kind") == "tick":
+                    flush(stream, event)
+                    now = float(data.get("t", time.time()))
+                    keys = [k for k in table if isinstance(k, str)]
+                    for start in due(keys, now, cfg.window_s, cfg.grace_s):
+                        await close_window(start, now)
+                    continue
+                items = data.get("items") if data.get("kind") == BATCH else [data]
+                for item in items if isinstance(items, list) else [items]:
+                    try:
+                        apply(item)
+                    except (StateError, TypeError, ValueError) as exc:
+                        deps.metrics.stream_errors.labels(STAGE, "bad_observation").inc()
+                        log.warning("drift: bad observation: %s", exc)
+            flush(stream, events[-1])
 
     @app.timer(interval=cfg.effective_tick_s)  # type: ignore[untyped-decorator]
     async def _tick() -> None:

@@ -139,8 +139,11 @@ def test_drift_observe_turns_scores_into_observations_with_the_clean_agents_feat
         await agent.put(scored("r2", None), key=b"r2")  # no text: counted, not observed
         await agent.put(b"{not json", key=b"bad")  # undecodable: counted, not observed
         await agent.put(scored("r3", "jelek", "negative", 0.7), key=b"r3")
-        out = await take(subs[topics.DRIFT_OBSERVATIONS], 2)
-        obs = [json.loads(o.value) for o in out]
+        # one message per batch of scores: one produce and one consume, not one per review
+        (out,) = await take(subs[topics.DRIFT_OBSERVATIONS], 1)
+        message = json.loads(out.value)
+        assert message["kind"] == "batch"
+        obs = message["items"]
         assert [o["label"] for o in obs] == ["positive", "negative"]
         f = features(text)
         assert obs[0]["kind"] == "score" and obs[0]["t"] == T0 + 5.0
@@ -173,7 +176,8 @@ def test_feedback_is_stored_joined_and_forwarded_and_bad_feedback_is_dead_letter
         await agent.put(fb("r2", "positive"), key=b"r2")
         await agent.put(fb("r9", "neutral"), key=b"r9")  # no prediction yet: stored only
         await agent.put(b'{"review_id": "x"}', key=b"x")
-        out = [json.loads(o.value) for o in await take(subs[topics.DRIFT_OBSERVATIONS], 2)]
+        (message,) = [json.loads(o.value) for o in await take(subs[topics.DRIFT_OBSERVATIONS], 1)]
+        out = message["items"]
         assert [(o["kind"], o["correct"]) for o in out] == [("feedback", True), ("feedback", False)]
         (letter,) = await take(subs[topics.dlq(topics.FEEDBACK)], 1)
         assert decode(letter.value, DeadLetter).reason.startswith("missing_field")
@@ -276,3 +280,33 @@ def test_a_window_under_min_events_gives_no_verdict(predictor: OnnxPredictor) ->
     assert store.reports == []
     registry = app.ulasan_deps.metrics.registry
     assert registry.get_sample_value("ulasan_drift_windows_total", {"outcome": "too_few"}) == 1.0
+
+
+def test_batched_observations_fill_the_window_like_single_ones_and_bad_ones_are_counted(
+    predictor: OnnxPredictor,
+) -> None:
+    store = MemoryLoopStore({})
+    app = make_app(predictor, store)
+    texts = [t for t, _ in reference_texts()][:150]
+    items = [json.loads(v) for v in _window_observations(texts)]
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        await agent.put(json.dumps({"kind": "batch", "items": items[:100]}).encode(), key=b"drift")
+        await agent.put(b"{not json", key=b"drift")  # undecodable: counted, the stream goes on
+        await agent.put(
+            json.dumps({"kind": "batch", "items": [{"kind": "?"}]}).encode(), key=b"drift"
+        )
+        for item in items[100:]:
+            await agent.put(json.dumps(item).encode(), key=b"drift")
+        await agent.put(_tick(T0 + WINDOW_S + 2.0), key=b"drift")
+        (out,) = await take(subs[topics.DRIFT_REPORTS], 1)
+        assert decode(out.value, DriftReport).n_events == len(texts)
+
+    run(app, "drift_windows", scenario)
+    registry = app.ulasan_deps.metrics.registry
+    assert (
+        registry.get_sample_value(
+            "ulasan_stream_errors_total", {"stage": "drift", "reason": "bad_observation"}
+        )
+        == 2.0
+    )
