@@ -1,24 +1,33 @@
-"""``ulasan bench gateway``: HTTP /predict and gRPC Predict latency and requests/s under C
-concurrent clients, beside the bare engine's batch-1 latency on the same model and texts.
+"""``ulasan bench gateway``: HTTP /predict and gRPC Predict latency and requests/s from C
+clients, beside the bare engine's batch-1 latency on the same model and texts.
+
+Two load modes. *Closed loop* (no ``rate``): each client sends its next request when the
+previous answer is in, so throughput = C / mean latency (Little's law) and the run finds the
+saturation throughput. *Open loop* (``rate`` R): the C clients together offer R requests/s on
+a fixed schedule (each every C/R s from a random phase, however many are still in flight) and
+latency runs from the scheduled send time (no coordinated omission, as wrk2 and k6's
+constant-arrival-rate); achieved requests/s falls below R when the system cannot keep up.
 
 Each run gets its own topics (a unique prefix) and consumer group; one ``ulasan worker`` and one
 ``ulasan gateway serve`` run as subprocesses, the clients (asyncio: httpx and grpc.aio, one
-connection each) run in this process. Latency is measured at the client: request sent to answer
-parsed. A warm-up (not measured) loads the model and fills the caches first. The bare engine
-figure is ``OnnxPredictor.predict([text])`` on the same short reviews, one at a time, with the
-worker's thread setting: tokenisation, the ONNX graph and the softmax, nothing else.
+connection each) run in this process. A warm-up (not measured) loads the model and fills the
+caches first. The bare engine figure is ``OnnxPredictor.predict([text])`` on the same short
+reviews, one at a time, with the worker's thread setting: tokenisation, the ONNX graph and the
+softmax, nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import random
 import signal
 import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +68,31 @@ def engine_batch1_ms(folder: Path, threads: int | None, n: int = 200) -> float:
     return statistics.median(times)
 
 
-async def _load(
-    call: Callable[[str], Awaitable[None]], concurrency: int, duration_s: float
-) -> dict[str, Any]:
-    """``concurrency`` closed-loop clients calling for ``duration_s``; latencies of successes."""
+Call = Callable[[str], Awaitable[None]]
+
+
+def _summary(latencies: list[float], errors: dict[str, int], elapsed_s: float) -> dict[str, Any]:
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": round(len(latencies) / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+        "p50_ms": round(percentile(latencies, 50) or 0.0, 2),
+        "p95_ms": round(percentile(latencies, 95) or 0.0, 2),
+        "p99_ms": round(percentile(latencies, 99) or 0.0, 2),
+    }
+
+
+def _count(errors: dict[str, int], exc: BaseException) -> None:
+    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+
+
+async def _load(calls: Sequence[Call], duration_s: float) -> dict[str, Any]:
+    """Closed loop: client ``k`` calls ``calls[k]`` back to back for ``duration_s`` (the next
+    request leaves when the previous answer is in); latencies of the successes."""
     latencies: list[float] = []
     errors: dict[str, int] = {}
     stop_at = time.perf_counter() + duration_s
+    concurrency = len(calls)
 
     async def client(k: int) -> None:
         i = k
@@ -74,64 +101,144 @@ async def _load(
             i += concurrency
             started = time.perf_counter()
             try:
-                await call(text)
+                await calls[k](text)
             except Exception as exc:  # counted and reported: the run goes on
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                _count(errors, exc)
                 continue
             latencies.append((time.perf_counter() - started) * 1000.0)
 
     began = time.perf_counter()
     await asyncio.gather(*(client(k) for k in range(concurrency)))
+    return {"mode": "closed", **_summary(latencies, errors, time.perf_counter() - began)}
+
+
+async def _open_loop(
+    calls: Sequence[Call], rate: float, duration_s: float, *, seed: int = 0
+) -> dict[str, Any]:
+    """Open loop at ``rate`` requests/s in total over the clients (``calls[k]`` is client k's
+    connection): each client sends every ``len(calls) / rate`` s from a random phase, whether
+    or not its earlier requests have been answered (they stay in flight beside the new one).
+    Latency runs from a request's *scheduled* send time to its answer, so a client that falls
+    behind, or a server that queues, shows in the latency (no coordinated omission). Achieved
+    requests/s = answers / (first scheduled send -> last answer): below ``rate`` when the
+    system cannot keep up."""
+    if rate <= 0:
+        raise BenchError(f"--rate must be > 0 requests/s, got {rate:g}")
+    period = len(calls) / rate
+    rng = random.Random(seed)  # noqa: S311 - send phases, not secrets
+    phases = [rng.uniform(0.0, period) for _ in calls]
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    inflight: set[asyncio.Task[None]] = set()
+    sent = 0
+    lateness: list[float] = []  # how late the client itself sent (its own event loop's delay)
+
+    async def fire(call: Call, text: str, scheduled: float) -> None:
+        try:
+            await call(text)
+        except Exception as exc:  # counted and reported: the run goes on
+            _count(errors, exc)
+            return
+        latencies.append((time.perf_counter() - scheduled) * 1000.0)
+
+    async def client(k: int, began: float, end: float) -> None:
+        nonlocal sent
+        n = 0
+        while (at := began + phases[k] + n * period) < end:
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            lateness.append(max(0.0, time.perf_counter() - at) * 1000.0)
+            text = SHORT_REVIEWS[(k + n * len(calls)) % len(SHORT_REVIEWS)]
+            task = asyncio.create_task(fire(calls[k], text, at))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+            sent += 1
+            n += 1
+
+    began = time.perf_counter() + 0.01
+    end = began + duration_s
+    await asyncio.gather(*(client(k, began, end) for k in range(len(calls))))
+    while inflight:
+        await asyncio.gather(*list(inflight))
     elapsed = time.perf_counter() - began
     return {
-        "requests": len(latencies),
-        "errors": errors,
-        "rps": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(percentile(latencies, 50) or 0.0, 2),
-        "p95_ms": round(percentile(latencies, 95) or 0.0, 2),
-        "p99_ms": round(percentile(latencies, 99) or 0.0, 2),
+        "mode": "open",
+        "offered_rps": round(sent / duration_s, 1),
+        "sent": sent,
+        **_summary(latencies, errors, elapsed),
+        "client_send_lateness_p99_ms": round(percentile(lateness, 99) or 0.0, 2),
     }
 
 
 async def _run_clients(
-    http_url: str, grpc_target: str, concurrency: int, duration_s: float
+    http_url: str,
+    grpc_target: str,
+    concurrency: int,
+    duration_s: float,
+    rate: float | None = None,
 ) -> dict[str, Any]:
+    """Both protocols, one after the other; each client has its own connection (an httpx
+    client, which opens a second connection only while an open-loop request is still in
+    flight, or a grpc.aio channel, which multiplexes in-flight requests)."""
     import grpc
     import httpx
 
     from producers.gateway.grpc_gen import ulasan_pb2 as pb
     from producers.gateway.grpc_gen import ulasan_pb2_grpc as pb_grpc
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with (
-        httpx.AsyncClient(base_url=http_url, timeout=10, limits=limits) as client,
-        grpc.aio.insecure_channel(grpc_target) as channel,
-    ):
-        stub = pb_grpc.GatewayStub(channel)  # type: ignore[no-untyped-call]
+    async with contextlib.AsyncExitStack() as stack:
+        https = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=http_url, timeout=10, limits=httpx.Limits())
+            )
+            for _ in range(concurrency)
+        ]
+        channels = [
+            await stack.enter_async_context(grpc.aio.insecure_channel(grpc_target))
+            for _ in range(concurrency)
+        ]
+        stubs = [pb_grpc.GatewayStub(c) for c in channels]  # type: ignore[no-untyped-call]
         parts: dict[str, list[float]] = {"queue_ms": [], "inference_ms": []}
 
-        async def http_call(text: str) -> None:
-            resp = await client.post("/predict", json={"text": text})
-            if resp.status_code != 200:
-                raise BenchError(f"HTTP {resp.status_code}: {resp.text[:200]}")
-            prediction = resp.json()["prediction"]
-            for key, values in parts.items():
-                values.append(float(prediction[key]))
+        def http_call(client: httpx.AsyncClient) -> Call:
+            async def call(text: str) -> None:
+                resp = await client.post("/predict", json={"text": text})
+                if resp.status_code != 200:
+                    raise BenchError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                prediction = resp.json()["prediction"]
+                parts["queue_ms"].append(float(prediction["queue_ms"]))
+                parts["inference_ms"].append(float(prediction["inference_ms"]))
 
-        async def grpc_call(text: str) -> None:
-            await stub.Predict(pb.PredictRequest(text=text), timeout=10)
+            return call
 
-        for i in range(WARMUP_REQUESTS):
-            await http_call(SHORT_REVIEWS[i % len(SHORT_REVIEWS)])
-            await grpc_call(SHORT_REVIEWS[i % len(SHORT_REVIEWS)])
-        for values in parts.values():
-            values.clear()
-        http = await _load(http_call, concurrency, duration_s)
-        # where the time went (medians, from the replies): Kafka record time -> batch start
-        # in the worker, and the batch's inference (shared by the requests batched together)
-        http["worker_queue_p50_ms"] = round(percentile(parts["queue_ms"], 50) or 0.0, 2)
-        http["worker_inference_p50_ms"] = round(percentile(parts["inference_ms"], 50) or 0.0, 2)
-        grpc_result = await _load(grpc_call, concurrency, duration_s)
+        def grpc_call(stub: Any) -> Call:
+            async def call(text: str) -> None:
+                resp = await stub.Predict(pb.PredictRequest(text=text), timeout=10)
+                parts["queue_ms"].append(resp.prediction.queue_ms)
+                parts["inference_ms"].append(resp.prediction.inference_ms)
+
+            return call
+
+        async def measure(calls: list[Call]) -> dict[str, Any]:
+            for i in range(WARMUP_REQUESTS):
+                await calls[i % len(calls)](SHORT_REVIEWS[i % len(SHORT_REVIEWS)])
+            for values in parts.values():
+                values.clear()
+            if rate is None:
+                result = await _load(calls, duration_s)
+            else:
+                result = await _open_loop(calls, rate, duration_s)
+            # where the time went (medians, from the replies): Kafka record time of the request
+            # -> start of its batch in the worker, and the batch's inference time
+            result["worker_queue_p50_ms"] = round(percentile(parts["queue_ms"], 50) or 0.0, 2)
+            result["worker_inference_p50_ms"] = round(
+                percentile(parts["inference_ms"], 50) or 0.0, 2
+            )
+            return result
+
+        http = await measure([http_call(c) for c in https])
+        grpc_result = await measure([grpc_call(s) for s in stubs])
     return {"http": http, "grpc": grpc_result}
 
 
@@ -141,6 +248,7 @@ def run_gateway_bench(
     folder: Path,
     concurrency: int,
     duration_s: float,
+    rate: float | None = None,
     threads: int | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
@@ -206,8 +314,11 @@ def run_gateway_bench(
             if time.monotonic() > deadline:
                 raise BenchError(f"the gateway was not ready in 120 s; see {gateway_log}")
             time.sleep(1)
-        say(f"{concurrency} clients, {duration_s:g} s each for HTTP and gRPC")
-        result = asyncio.run(_run_clients(url, f"127.0.0.1:{grpc_port}", concurrency, duration_s))
+        how = "closed loop" if rate is None else f"open loop at {rate:g} req/s"
+        say(f"{concurrency} clients, {how}, {duration_s:g} s each for HTTP and gRPC")
+        result = asyncio.run(
+            _run_clients(url, f"127.0.0.1:{grpc_port}", concurrency, duration_s, rate)
+        )
     finally:
         if gateway is not None and gateway.poll() is None:
             os.killpg(gateway.pid, signal.SIGTERM)
@@ -229,6 +340,8 @@ def run_gateway_bench(
     say("bare engine, batch 1, same texts")
     result["engine_batch1_p50_ms"] = round(engine_batch1_ms(folder, threads), 2)
     result["concurrency"] = concurrency
+    result["mode"] = "closed" if rate is None else "open"
+    result["rate"] = rate
     result["duration_s"] = duration_s
     result["model"] = folder.name
     return result
