@@ -212,13 +212,21 @@ def gateway(
     ),
     concurrency: int = typer.Option(10, "--concurrency", min=1, help="concurrent clients"),
     duration: float = typer.Option(20.0, "--duration", min=1, help="seconds per protocol"),
+    rate: float | None = typer.Option(
+        None,
+        "--rate",
+        min=0.1,
+        help="open loop: requests/s offered in total over the C clients, latency from the "
+        "scheduled send time [default: closed loop, each client waits for its answer]",
+    ),
     threads: int | None = typer.Option(
         None, "--threads", help="ONNX Runtime intra-op threads of the worker [its default]"
     ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """HTTP /predict and gRPC Predict through gateway, Kafka and a worker: requests/s and
-    p50/p95/p99 at C concurrent clients, beside the bare engine's batch-1 latency."""
+    p50/p95/p99 from C clients (closed loop, or open loop at --rate), beside the bare engine's
+    batch-1 latency."""
     import json
 
     from rich.console import Console
@@ -242,6 +250,7 @@ def gateway(
             folder=folder,
             concurrency=concurrency,
             duration_s=duration,
+            rate=rate,
             threads=threads,
             say=lambda line: err.print(f"… {line}"),
         )
@@ -252,7 +261,8 @@ def gateway(
         typer.echo(json.dumps(result))
         return
     engine = result["engine_batch1_p50_ms"]
-    table = Table(title=f"gateway: {concurrency} clients, {folder.name}")
+    how = "closed loop" if rate is None else f"open loop, {rate:g} req/s offered"
+    table = Table(title=f"gateway: {concurrency} clients, {how}, {folder.name}")
     for col in ("protocol", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
         table.add_column(col, justify="right")
     for proto in ("http", "grpc"):
