@@ -4,7 +4,10 @@ For each request: take the PostgreSQL advisory lock (one training at a time acro
 trainer process), claim the request's ``dedupe_key`` in ``retrain_runs`` (a key seen before is
 a duplicate and is skipped), skip it when it judged a champion that is no longer serving
 (stale), assemble the data (SmSA train + the labelled reviews in PostgreSQL minus a held-out
-share chosen by a hash of the review id, so the split is fixed), train/evaluate/gate/promote
+share chosen by a hash of the review id, so the split is fixed), continue training the
+champion's own checkpoint (warm start: its weights and tokenizer, from the ``checkpoint/``
+artifact of its MLflow run; from scratch, with the reason recorded, when it has none), with
+the new reviews up-weighted per epoch, train/evaluate/gate/promote
 through :func:`trainer.pipeline.run_training`, score champion and candidate on the held-out
 reviews, publish ``ModelPromoted`` on model.updates.v1 when the gate promoted, and record the
 run in ``retrain_runs`` and ``logs/retraining/<run_id>/``. The request's offset is committed
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -34,8 +38,17 @@ from ulasan.settings import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
     from trainer.data import Example
+    from trainer.registry import ModelVersionInfo
 
 log = logging.getLogger(__name__)
+
+#: Continued fine-tuning of the champion: a lower learning rate than training from scratch
+#: (the weights are already good), no MLM, no tokenizer training (the checkpoint's own).
+WARM_START_OVERRIDES: dict[str, Any] = {"lr": 1e-4, "epochs": 2, "patience": 0}
+#: The new domain's reviews count this much more per epoch than ...
+LABELLED_WEIGHT = 2.0
+#: ... a base-corpus row, of which a fresh share is drawn each epoch.
+BASE_WEIGHT = 0.25
 
 #: pg_advisory_lock key of "a training is running" (any 64-bit constant works; this is 'ulasanTR').
 LOCK_KEY = 0x756C6173616E5452
@@ -55,6 +68,27 @@ class RetrainConfig(BaseModel):
     )
     max_labelled: int | None = Field(
         None, ge=1, description="cap on labelled reviews used (newest first); None = all"
+    )
+    warm_start: bool = Field(
+        True,
+        description="continue from the champion's checkpoint (weights + tokenizer) instead of "
+        "training a new model; falls back to from-scratch (reason recorded) when it has none",
+    )
+    warm_start_overrides: dict[str, Any] = Field(
+        default_factory=lambda: dict(WARM_START_OVERRIDES),
+        description="config keys for a warm-started retrain (before ``overrides``)",
+    )
+    labelled_weight: float = Field(
+        LABELLED_WEIGHT,
+        ge=0,
+        description="per-epoch sampling weight of each new labelled review (2 = twice an epoch)",
+    )
+    base_weight: float = Field(
+        BASE_WEIGHT,
+        gt=0,
+        le=1,
+        description="per-epoch sampling weight of each base-corpus row (0.25 = a fresh quarter "
+        "of the base corpus each epoch)",
     )
     group_id: str = "ulasan-trainer"
     topic_prefix: str = ""
@@ -113,6 +147,91 @@ def write_jsonl(path: Path, examples: Sequence[Example]) -> Path:
         for e in examples:
             fh.write(json.dumps({"id": e.id, "text": e.text, "label": e.label}) + "\n")
     return path
+
+
+def sample_weight(
+    new_train: Sequence[Example], *, labelled: float, base: float
+) -> Callable[[Example], float]:
+    """Per-epoch sampling weight of a training example: ``labelled`` for the new labelled
+    reviews (matched by text: what the retrain's data file keeps), ``base`` for the rest."""
+    new_texts = {e.text for e in new_train}
+
+    def weight(example: Example) -> float:
+        return labelled if example.text in new_texts else base
+
+    return weight
+
+
+def warm_start_source(
+    settings: Settings, champion: ModelVersionInfo | None, dest: Path
+) -> tuple[Path | None, dict[str, Any]]:
+    """The champion's checkpoint folder to continue from, and what to record about it.
+
+    ``(None, {"used": False, "reason": ...})`` when there is no champion, it has no checkpoint
+    (neither the ``checkpoint/`` artifact of its run nor the run's local folder), or the
+    checkpoint's labels are not ``LABELS`` in order (its head would be re-initialised: not a
+    continuation). The caller then trains from scratch; the reason is logged as a warning.
+    The serving folder of a warm-started candidate carries the current feature and lexicon
+    versions (the weights read tokens only); the champion's are recorded beside them.
+    """
+    from schemas.events import LABELS
+    from stream_processors.text import FEATURE_VERSION, default_lexicon
+    from trainer.registry import download_checkpoint
+
+    def refuse(reason: str) -> tuple[None, dict[str, Any]]:
+        log.warning("retraining from scratch, not from the champion: %s", reason)
+        return None, {"used": False, "reason": reason}
+
+    if champion is None:
+        return refuse("there is no champion to continue from")
+    try:
+        found = download_checkpoint(settings, champion, dest)
+    except TrainerError as exc:
+        return refuse(str(exc))
+    head = json.loads((found.folder / "config.json").read_text(encoding="utf-8")).get("id2label")
+    labels = [str(head[k]).lower() for k in sorted(head, key=int)] if head else []
+    if labels != list(LABELS):
+        return refuse(f"the checkpoint's labels {labels} are not {list(LABELS)}")
+    meta = dict(found.meta)
+    if not meta.get("model_name"):
+        # a run from before checkpoints carried their metadata: complete it from the version
+        meta = complete_checkpoint_meta(found.folder, champion)
+    info: dict[str, Any] = {
+        "used": True,
+        "from_version": champion.version,
+        "origin": found.origin,
+        "checkpoint_max_length": meta.get("max_length"),
+        "feature_version": {"champion": meta.get("feature_version"), "now": FEATURE_VERSION},
+        "lexicon_version": {
+            "champion": meta.get("lexicon_version"),
+            "now": default_lexicon().version,
+        },
+    }
+    log.info("warm start from version %s (%s)", champion.version, found.origin)
+    return found.folder, info
+
+
+def complete_checkpoint_meta(folder: Path, version: ModelVersionInfo) -> dict[str, Any]:
+    """Write ``ulasan_checkpoint.json`` into a checkpoint copy that has none, from the
+    version's registry tags (model name, feature and lexicon versions) and the tokenizer's
+    ``model_max_length``; the metadata written."""
+    from trainer.pipeline import write_checkpoint_meta
+    from trainer.registry import (
+        TAG_FEATURE_VERSION,
+        TAG_LEXICON_VERSION,
+        TAG_MODEL_NAME,
+        read_checkpoint_meta,
+    )
+
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    write_checkpoint_meta(
+        folder,
+        model_name=version.tags.get(TAG_MODEL_NAME) or folder.name,
+        max_length=int(tokenizer_config.get("model_max_length", 0)),
+        feature_version=version.tags.get(TAG_FEATURE_VERSION, "unknown"),
+        lexicon_version=version.tags.get(TAG_LEXICON_VERSION, "unknown"),
+    )
+    return read_checkpoint_meta(folder)
 
 
 # -- PostgreSQL: lock and runs --------------------------------------------------------------
@@ -183,16 +302,24 @@ class RunStore:
 
 
 # -- one request --------------------------------------------------------------------------------
-Trainer = Callable[[Any, Settings, str], Any]  # (TrainConfig, settings, run_name) -> result
+#: (TrainConfig, settings, run_name, sample_weight) -> PipelineResult
+Trainer = Callable[[Any, Settings, str, Callable[["Example"], float] | None], Any]
 
 
-def _default_train(config: Any, settings: Settings, run_name: str) -> Any:
+def _default_train(
+    config: Any, settings: Settings, run_name: str, weight: Callable[[Example], float] | None
+) -> Any:
     from rich.console import Console
 
     from trainer.pipeline import run_training
 
     return run_training(
-        config, settings, console=Console(stderr=True), progress=False, run_name=run_name
+        config,
+        settings,
+        console=Console(stderr=True),
+        progress=False,
+        run_name=run_name,
+        sample_weight=weight,
     )
 
 
@@ -279,17 +406,43 @@ def _train_once(
         "labelled": len(labelled),
         "labelled_train": len(new_train),
         "labelled_holdout": len(held),
+        "sampled_per_epoch": round(
+            len(base) * cfg.base_weight + len(new_train) * cfg.labelled_weight
+        ),
+    }
+    record.scores["sampling"] = {
+        "labelled_weight": cfg.labelled_weight,
+        "base_weight": cfg.base_weight,
     }
     # the pipeline registers the candidate; the gate runs here, on base set + stream hold-out
     # the cap is applied above (every new review kept): the pipeline must not sample again
-    train_config = config.with_overrides(
-        {"data": f"file:{path}", "promote": False, "max_examples": len(base) + len(new_train)}
-    )
+    data_overrides = {
+        "data": f"file:{path}",
+        "promote": False,
+        "max_examples": len(base) + len(new_train),
+    }
     held_pairs = [(e.text, str(e.label)) for e in held]
     if before is not None and held_pairs:
         report = evaluate_model(before.uri, held_pairs, settings)
         record.scores["holdout_before"] = _brief(report) | {"version": before.version}
-    result = train(train_config, settings, f"retrain-{record.run_id}")
+    weight = sample_weight(new_train, labelled=cfg.labelled_weight, base=cfg.base_weight)
+    with tempfile.TemporaryDirectory(prefix="ulasan-warm-") as tmp:
+        source = None
+        record.scores["warm_start"] = {"used": False, "reason": "warm_start is off"}
+        if cfg.warm_start:
+            source, record.scores["warm_start"] = warm_start_source(settings, before, Path(tmp))
+        if source is not None:
+            train_config = load_config(cfg.config).with_overrides(
+                {
+                    **cfg.warm_start_overrides,
+                    **cfg.overrides,
+                    **data_overrides,
+                    "model": str(source),
+                }
+            )
+        else:
+            train_config = config.with_overrides(data_overrides)
+        result = train(train_config, settings, f"retrain-{record.run_id}", weight)
     record.scores["eval"] = {k: _brief(v) for k, v in (result.reports or {}).items()}
     if not result.model_version:
         record.status = "done"

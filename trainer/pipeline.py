@@ -291,6 +291,7 @@ def run_training(
     progress: bool = True,
     run_name: str | None = None,
     on_stage: Callable[[str], None] | None = None,
+    sample_weight: Callable[[Example], float] | None = None,
 ) -> PipelineResult:
     """Train, evaluate, export, register and gate one model; see the module docstring.
 
@@ -299,7 +300,10 @@ def run_training(
     evaluation set (SmSA valid, deduplicated: what the gate compares) and on SmSA test
     (reported only, never used to select) -> profile -> MLflow: artifacts, registration as
     ``candidate`` and the gate (``champion`` moves only when it passes). With
-    ``config.register_model`` false, nothing touches MLflow.
+    ``config.register_model`` false, nothing touches MLflow. ``sample_weight(example)`` gives
+    each validated training example its per-epoch sampling weight (see
+    :func:`trainer.train.epoch_sample`; the trainer consumer up-weights the new domain).
+    The run logs the PyTorch checkpoint as its ``checkpoint/`` artifact beside ``serving/``.
     """
     import torch
 
@@ -311,7 +315,8 @@ def run_training(
     console = console or Console()
     torch.set_num_threads(config.threads)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = config.resolved_output_dir() / f"{stamp}-{config.model.replace('/', '_')}"
+    model_name = serving_model_name(config)
+    run_dir = config.resolved_output_dir() / f"{stamp}-{model_name.replace('/', '_')}"
     run_dir.mkdir(parents=True, exist_ok=False)
     stages: dict[str, float] = {}
     # CPU seconds of this process (all threads): on a shared machine, wall time includes
@@ -376,6 +381,13 @@ def run_training(
                     }
                 )
 
+        weights = None
+        if sample_weight is not None:
+            weights = [sample_weight(e) for e in data.train]
+            tracker.params({"sampled_epoch_size": round(sum(weights))})
+            console.print(
+                f"sampling weights: {len(weights)} examples -> about {sum(weights):.0f} per epoch"
+            )
         with stage("fine_tune"):
             result = fine_tune(
                 config,
@@ -386,6 +398,7 @@ def run_training(
                 prepared=prepared,
                 console=console,
                 on_epoch=lambda epoch, m: tracker.metrics(m, step=epoch),
+                sample_weights=weights,
             )
             tracker.artifact(run_dir / "history.json")
 
@@ -395,13 +408,22 @@ def run_training(
         with stage("export"):
             seen = {e.text for e in data.train}
             parity = [e.text for e in data.valid if e.text not in seen][:PARITY_TEXTS]
+            lexicon = default_lexicon()
             exported = export_serving_folder(
                 result.checkpoint_dir,
                 run_dir / "serving",
-                model_name=config.model if config.is_mini else config.model.split("/")[-1],
-                lexicon=default_lexicon(),
+                model_name=model_name,
+                lexicon=lexicon,
                 parity_texts=parity,
                 quantize=config.quantize,
+            )
+            write_checkpoint_meta(
+                result.checkpoint_dir,
+                model_name=model_name,
+                max_length=exported.manifest.max_length,
+                feature_version=exported.manifest.feature_version,
+                lexicon_version=exported.manifest.lexicon_version,
+                warm_start_from=config.model if not config.is_mini else None,
             )
             tracker.metrics(
                 {
@@ -484,6 +506,7 @@ def run_training(
 
         with stage("register"):
             from trainer.registry import (
+                CHECKPOINT_ARTIFACT,
                 EvalScores,
                 dataset_hash,
                 log_serving_folder,
@@ -491,6 +514,8 @@ def run_training(
             )
 
             eval_hash = dataset_hash(eval_pairs)
+            # the PyTorch checkpoint too: a retrain continues from it (continued fine-tuning)
+            tracker.artifact(result.checkpoint_dir, CHECKPOINT_ARTIFACT)
             log_serving_folder(
                 settings,
                 str(tracker.run_id),
@@ -521,6 +546,50 @@ def run_training(
         _write_json(run_dir / "summary.json", _summary_dict(pipeline))
         tracker.artifact(run_dir / "summary.json")
     return pipeline
+
+
+def serving_model_name(config: TrainConfig) -> str:
+    """The model name a run's serving folder carries: ``ulasan-mini``, a hub id's last part,
+    or, for a local checkpoint folder (a warm-started retrain), the name recorded in its
+    ``ulasan_checkpoint.json`` (so a continued ulasan-mini stays ``ulasan-mini``)."""
+    from trainer.registry import read_checkpoint_meta
+
+    if config.is_mini:
+        return config.model
+    folder = Path(config.model)
+    if folder.is_dir():
+        recorded = read_checkpoint_meta(folder).get("model_name")
+        if isinstance(recorded, str) and recorded:
+            return recorded
+        return folder.name
+    return config.model.split("/")[-1]
+
+
+def write_checkpoint_meta(
+    checkpoint_dir: Path,
+    *,
+    model_name: str,
+    max_length: int,
+    feature_version: str,
+    lexicon_version: str,
+    warm_start_from: str | None = None,
+) -> Path:
+    """``ulasan_checkpoint.json`` beside the weights: what a retrain that continues from this
+    checkpoint must keep consistent (labels in head order, tokenizer length, feature and
+    lexicon versions of the serving folder exported from it)."""
+    from trainer.registry import CHECKPOINT_META_FILE
+
+    return _write_json(
+        checkpoint_dir / CHECKPOINT_META_FILE,
+        {
+            "model_name": model_name,
+            "labels": list(LABELS),
+            "max_length": max_length,
+            "feature_version": feature_version,
+            "lexicon_version": lexicon_version,
+            "warm_start_from": warm_start_from,
+        },
+    )
 
 
 def gate_and_promote(

@@ -5,6 +5,9 @@ at a run's ``serving/`` artifact folder (what ``resolve_model`` downloads) and c
 the training dataset hash, the git commit, the feature and lexicon versions, and, once scored,
 its accuracy and macro-F1 on a named evaluation set (with that set's hash). Aliases:
 ``candidate`` (newest registered) and ``champion`` (what serves; moved only by the gate).
+The same run also keeps the PyTorch ``checkpoint/`` the serving folder was exported from
+(weights, tokenizer, ``ulasan_checkpoint.json``): what a retrain continues from
+(:func:`download_checkpoint`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -29,6 +33,12 @@ if TYPE_CHECKING:
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVING_ARTIFACT = "serving"
+#: The run's PyTorch checkpoint folder (Hugging Face ``save_pretrained`` + tokenizer).
+CHECKPOINT_ARTIFACT = "checkpoint"
+#: What a checkpoint was trained as: model name, labels, max_length, feature/lexicon versions.
+CHECKPOINT_META_FILE = "ulasan_checkpoint.json"
+#: The run tag holding the local run folder (``<run_dir>/checkpoint`` is the local copy).
+TAG_RUN_DIR = "ulasan.run_dir"
 CANDIDATE = "candidate"
 CHAMPION = "champion"
 
@@ -337,3 +347,77 @@ def set_alias(settings: Settings, alias: str, version: str) -> None:
         client(settings).set_registered_model_alias(name, alias, str(version))
     except MlflowException as exc:
         raise RegistryError(f"cannot set {name}@{alias} -> {version}: {exc.message}") from exc
+
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    """Where a version's PyTorch checkpoint was found: the local folder and how it got there."""
+
+    folder: Path
+    origin: str  # "mlflow:runs:/<run>/checkpoint" or "local:<path>"
+    meta: dict[str, Any]
+
+
+def read_checkpoint_meta(folder: Path) -> dict[str, Any]:
+    """The checkpoint's ``ulasan_checkpoint.json`` ({} when it has none: older runs)."""
+    path = folder / CHECKPOINT_META_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RegistryError(f"unreadable {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RegistryError(f"{path} is not a JSON object")
+    return data
+
+
+def _is_checkpoint(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
+
+
+def download_checkpoint(
+    settings: Settings, version: ModelVersionInfo, dest: str | Path
+) -> CheckpointSource:
+    """The PyTorch checkpoint ``version`` was exported from, as a local folder.
+
+    First the ``checkpoint/`` artifact of the version's run (downloaded into ``dest``), then,
+    for runs that did not log one, the run's local folder (tag ``ulasan.run_dir``) when it is
+    on this machine (copied into ``dest``). Raises :class:`RegistryError` naming both places
+    when neither has it.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if version.run_id is None:
+        raise RegistryError(f"{version.uri} has no run: no checkpoint to continue from")
+    mc = client(settings)
+    tried: list[str] = []
+    try:
+        listed = {Path(f.path).name for f in mc.list_artifacts(version.run_id, CHECKPOINT_ARTIFACT)}
+        if {"config.json", "tokenizer.json"} <= listed:
+            target = Path(dest)
+            target.mkdir(parents=True, exist_ok=True)
+            folder = Path(mc.download_artifacts(version.run_id, CHECKPOINT_ARTIFACT, str(target)))
+            if _is_checkpoint(folder):
+                return CheckpointSource(
+                    folder,
+                    f"mlflow:runs:/{version.run_id}/{CHECKPOINT_ARTIFACT}",
+                    read_checkpoint_meta(folder),
+                )
+        tried.append(f"run {version.run_id} has no {CHECKPOINT_ARTIFACT}/ artifact")
+        run_dir = mc.get_run(version.run_id).data.tags.get(TAG_RUN_DIR)
+    except MlflowException as exc:
+        raise RegistryError(
+            f"cannot read the checkpoint of {version.uri} (run {version.run_id}): {exc.message}"
+        ) from exc
+    if run_dir:
+        local = Path(run_dir) / CHECKPOINT_ARTIFACT
+        if _is_checkpoint(local):
+            # a copy: the caller may complete its metadata; the run's own folder stays as it is
+            folder = Path(dest) / CHECKPOINT_ARTIFACT
+            shutil.copytree(local, folder, dirs_exist_ok=True)
+            return CheckpointSource(folder, f"local:{local}", read_checkpoint_meta(folder))
+        tried.append(f"no checkpoint at the run's local folder {local}")
+    else:
+        tried.append(f"run {version.run_id} has no {TAG_RUN_DIR} tag")
+    raise RegistryError(f"no checkpoint for {version.uri}: " + "; ".join(tried))

@@ -204,6 +204,41 @@ def _evaluate(
     return classification_report(labels, pred, probs), float(loss)
 
 
+def epoch_sample(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's example indices under per-example sampling ``weights``: example ``i`` comes
+    ``floor(w_i)`` times plus once more with probability ``w_i - floor(w_i)``, drawn afresh
+    each epoch. Weight 1 everywhere is the plain epoch; 3 triples an example; 0.25 shows a
+    different quarter of a group each epoch. Expected epoch size: ``weights.sum()``."""
+    whole = np.floor(weights).astype(np.int64)
+    extra = rng.random(len(weights)) < (weights - whole)
+    return np.repeat(np.arange(len(weights)), whole + extra.astype(np.int64))
+
+
+def check_sample_weights(weights: Sequence[float], n: int) -> np.ndarray:
+    """``weights`` as an array for ``n`` examples; :class:`TrainingError` when the length is
+    wrong, a weight is negative or not finite, or they sum to less than one example."""
+    array = np.asarray(weights, dtype=np.float64)
+    if array.shape != (n,):
+        raise TrainingError(f"{len(array)} sample weights for {n} training examples")
+    if not np.all(np.isfinite(array)) or np.any(array < 0):
+        raise TrainingError("sample weights must be finite and >= 0")
+    if array.sum() < 1:
+        raise TrainingError(f"sample weights sum to {array.sum():.3f}: not one example per epoch")
+    return array
+
+
+def _weighted_inverse_frequency(labels: Sequence[str], weights: np.ndarray) -> list[float]:
+    """Inverse class frequency of the *sampled* epoch (expected counts under ``weights``)."""
+    counts = {label: 0.0 for label in LABELS}
+    for label, w in zip(labels, weights, strict=True):
+        counts[label] += float(w)
+    missing = [label for label in LABELS if counts[label] <= 0]
+    if missing:
+        raise TrainingError(f"no (weighted) training examples of class {missing}")
+    n = sum(counts.values())
+    return [n / (len(LABELS) * counts[label]) for label in LABELS]
+
+
 def _average_state(states: list[dict[str, Any]]) -> dict[str, Any]:
     averaged = {}
     for key, value in states[0].items():
@@ -224,6 +259,7 @@ def fine_tune(
     prepared: PreparedModel | None = None,
     console: Any = None,
     on_epoch: EpochCallback | None = None,
+    sample_weights: Sequence[float] | None = None,
 ) -> TrainResult:
     """Fine-tune ``config.model`` on ``train_examples``, select on ``valid_examples``.
 
@@ -235,6 +271,9 @@ def fine_tune(
     average of the best ``config.average_last`` epochs, when that scores higher on valid) is
     saved with ``save_pretrained`` to ``<output_dir>/checkpoint`` with its fast tokenizer.
     ``on_epoch(epoch, metrics)`` is called after each epoch (the pipeline logs to MLflow).
+    ``sample_weights`` (one per training example, >= 0) resamples every epoch with
+    :func:`epoch_sample` (a retrain up-weights the new domain's reviews this way); class
+    weights then follow the sampled class frequencies.
     """
     import torch
 
@@ -267,7 +306,16 @@ def fine_tune(
 
     train_ids = tokenizer(train_texts, truncation=True, max_length=max_length)["input_ids"]
     y = np.asarray([LABELS.index(label) for label in train_labels], dtype=np.int64)
-    class_weights = _inverse_frequency(train_labels) if config.class_weighting else None
+    weights = (
+        check_sample_weights(sample_weights, len(train_ids)) if sample_weights is not None else None
+    )
+    class_weights = None
+    if config.class_weighting:
+        class_weights = (
+            _inverse_frequency(train_labels)
+            if weights is None
+            else _weighted_inverse_frequency(train_labels, weights)
+        )
     weight_tensor = (
         torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
     )
@@ -275,7 +323,8 @@ def fine_tune(
         weight=weight_tensor, label_smoothing=config.label_smoothing
     )
 
-    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
+    epoch_size = len(train_ids) if weights is None else max(1, round(float(weights.sum())))
+    steps_per_epoch = math.ceil(epoch_size / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     warmup = max(1, int(total_steps * config.warmup_ratio))
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
@@ -303,9 +352,14 @@ def fine_tune(
             model.train()
             epoch_started = time.perf_counter()
             loss_sum, seen = 0.0, 0
-            for batch in length_bucketed_batches(
-                lengths, config.batch_size, rng=rng, dynamic=config.dynamic_padding
+            picked = np.arange(len(train_ids)) if weights is None else epoch_sample(weights, rng)
+            for positions in length_bucketed_batches(
+                [lengths[i] for i in picked],
+                config.batch_size,
+                rng=rng,
+                dynamic=config.dynamic_padding,
             ):
+                batch = picked[positions]
                 input_ids, mask = pad_batch(
                     [train_ids[i] for i in batch],
                     tokenizer.pad_token_id,
@@ -397,5 +451,9 @@ def fine_tune(
         label_counts=dict(Counter(train_labels)),
         class_weights=class_weights,
         pretrain=prepared.pretrain,
-        extra={"tokenizer_seconds": prepared.tokenizer_seconds, "max_length": max_length},
+        extra={
+            "tokenizer_seconds": prepared.tokenizer_seconds,
+            "max_length": max_length,
+            "epoch_size": epoch_size,
+        },
     )

@@ -49,6 +49,9 @@ class ScenarioConfig:
     timeout_s: float = 1800.0
     rate: float = 300.0  # reviews per second
     keep: bool = False  # keep the database, topics and registered model afterwards
+    #: reuse the SmSA champion of an earlier MLflow run (its ``serving/`` artifact, trained
+    #: with ``train_config`` + ``train_overrides`` on SmSA) instead of training one now
+    champion_run: str | None = None
 
 
 def _wait(check: Callable[[], Any], timeout_s: float, what: str, procs: list[Any]) -> Any:
@@ -173,12 +176,19 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
         # the trainer only waits for requests: it starts (and imports) while the champion trains
         start("trainer", [str(ULASAN), "trainer", "serve"], trainer_env)
 
-        console.rule("champion: trained on SmSA only")
         base = load_config(cfg.train_config).with_overrides({**cfg.train_overrides, "data": "smsa"})
-        champion = run_training(base, scoped, console=console, progress=False)
-        if not (champion.gate or {}).get("promoted"):
-            raise RuntimeError(f"the SmSA champion was not promoted: {champion.gate}")
-        v1 = str(champion.model_version)
+        if cfg.champion_run:
+            console.rule(f"champion: the SmSA model of run {cfg.champion_run}")
+            v1 = register_champion_run(scoped, cfg.champion_run, base, workdir / "champion")
+            champion_run = cfg.champion_run
+        else:
+            console.rule("champion: trained on SmSA only")
+            champion = run_training(base, scoped, console=console, progress=False)
+            if not (champion.gate or {}).get("promoted"):
+                raise RuntimeError(f"the SmSA champion was not promoted: {champion.gate}")
+            v1 = str(champion.model_version)
+            champion_run = str(champion.run_id)
+        console.print(f"champion: version {v1} of run {champion_run} (reuse: --champion-run)")
         start("worker", [str(ULASAN), "worker", "--metrics-port", "0"], worker_env)
 
         def query(sql: str, *args: Any) -> Any:
@@ -263,6 +273,7 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
             "loop_seconds": loop_seconds,
             "promoted_version": v2,
             "champion_version": v1,
+            "champion_run": champion_run,
             "holdout_reviews": len(held),
             "streamed_reviews": len(rows),
             "drift_reports": int(any_report[1]),
@@ -290,6 +301,48 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
                     proc.kill()
         if not cfg.keep:
             _cleanup(settings, admin, dbname, prefix, model)
+
+
+def register_champion_run(settings: Settings, run_id: str, config: Any, dest: Path) -> str:
+    """Register an earlier run's ``serving/`` artifact as the scenario model's champion (no
+    training): its scores on the fixed set come from the run's ``reports/``, its training-data
+    hash is recomputed from ``config`` (the SmSA data it was trained on). The version."""
+    from trainer.pipeline import EVAL_SET_NAME, load_training_data
+    from trainer.registry import (
+        CHAMPION,
+        SERVING_ARTIFACT,
+        EvalScores,
+        client,
+        dataset_hash,
+        register_candidate,
+        set_alias,
+    )
+
+    mc = client(settings)
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        serving = Path(mc.download_artifacts(run_id, SERVING_ARTIFACT, str(dest)))
+        report_path = Path(
+            mc.download_artifacts(run_id, f"reports/{EVAL_SET_NAME}.json", str(dest))
+        )
+    except Exception as exc:
+        raise RuntimeError(
+            f"run {run_id} has no {SERVING_ARTIFACT}/ or reports/{EVAL_SET_NAME}.json artifact "
+            f"at {settings.mlflow.uri}: {exc} (give the run id of an `ulasan train` run)"
+        ) from exc
+    data = load_training_data(config, settings)
+    eval_hash = dataset_hash([(e.text, str(e.label)) for e in data.valid])
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    version = register_candidate(
+        settings,
+        run_id,
+        serving,
+        train_dataset_hash=dataset_hash(data.train),
+        scores=EvalScores.from_report(report, dataset_hash=eval_hash, name=EVAL_SET_NAME),
+        extra_tags={"ulasan.scenario.reused_run": run_id},
+    )
+    set_alias(settings, CHAMPION, version.version)
+    return version.version
 
 
 def _cleanup(settings: Settings, admin: str, dbname: str, prefix: str, model: str) -> None:
@@ -333,6 +386,12 @@ def domain_shift(
         "{}", "--retrain-overrides", help="JSON of config keys for the retrain only"
     ),
     keep: bool = typer.Option(False, "--keep", help="keep the database, topics and model"),
+    champion_run: str | None = typer.Option(
+        None,
+        "--champion-run",
+        help="MLflow run id of an earlier SmSA champion (`champion_run` of a previous result) "
+        "to reuse instead of training one",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """SmSA champion -> PRDECT-ID stream -> drift -> retrain -> promote -> hot reload."""
@@ -346,6 +405,7 @@ def domain_shift(
         gate_tolerance=gate_tolerance,
         timeout_s=timeout_s,
         keep=keep,
+        champion_run=champion_run,
     )
     result = run(Settings(), cfg)
     if as_json:
