@@ -114,6 +114,7 @@ class TopicNames:
             # the gateway's ad-hoc requests (stream_processors.requests)
             self.predict_replies,
             self.dlq(self.predict_requests),
+            self.dlq(self.predict_replies),
         )
 
 
@@ -279,6 +280,7 @@ def create_app(
         "clean": clean_agent.register(app, deps, outputs),
         "infer": infer_agent.register(app, deps, outputs),
         "requests": requests_agent.register(app, deps, outputs),
+        "request_logs": requests_agent.register_log(app, deps, outputs),
         **sink_agent.register(app, deps, outputs),
     }
     if deps.shadow is not None:

@@ -33,9 +33,11 @@ class WorkerConfig(BaseModel):
         20.0, gt=0, description="longest wait for a batch to fill before scoring what is there"
     )
     request_max_wait_ms: float = Field(
-        2.0,
-        gt=0,
-        description="longest wait for a batch of gateway requests (predict.requests.v1) to fill",
+        0.0,
+        ge=0,
+        description="gateway requests (predict.requests.v1): 0 scores what is ready at once "
+        "(batches form only from requests that arrive during a batch); > 0 waits up to this "
+        "long for a batch to fill",
     )
     sink_batch_size: int = Field(500, ge=1, description="rows per PostgreSQL write")
     sink_flush_ms: float = Field(200.0, gt=0, description="longest wait before writing a batch")

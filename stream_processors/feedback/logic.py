@@ -4,6 +4,10 @@ A review's true label is its latest ``human`` feedback, else its latest ``rating
 (the same rule as ``trainer.data.load_postgres``). The join runs in PostgreSQL, where the sink
 has stored the predictions: it sets ``prediction_logs.actual_label`` on every prediction of the
 review (champion and shadow) and returns the rows it changed: those are the outcomes.
+
+Feedback on a gateway request (``POST /feedback {request_id, label}``) carries the request id
+in ``review_id`` (the subject of the label); it joins the request's stored predictions
+(``prediction_logs.request_id``, written by the request-logs agent), every text of the request.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ _UPDATE = """
 WITH chosen AS ({chosen})
 UPDATE prediction_logs AS p SET actual_label = c.label
 FROM chosen AS c
-WHERE p.review_id = c.review_id AND p.actual_label IS DISTINCT FROM c.label
-RETURNING p.review_id, p.label, p.actual_label, p.model_version, p.shadow
+WHERE (p.review_id = c.review_id OR p.request_id = c.review_id)
+    AND p.actual_label IS DISTINCT FROM c.label
+RETURNING coalesce(p.review_id, p.request_id), p.label, p.actual_label, p.model_version, p.shadow
 """
 #: Join the feedback of the given review ids (``%(ids)s``) to their predictions.
 JOIN_BY_IDS = _UPDATE.format(chosen=_CHOSEN.format(where="f.review_id = ANY(%(ids)s)"))
@@ -37,7 +42,8 @@ JOIN_BY_IDS = _UPDATE.format(chosen=_CHOSEN.format(where="f.review_id = ANY(%(id
 RECONCILE = _UPDATE.format(
     chosen=_CHOSEN.format(
         where="f.created_at >= now() - make_interval(secs => %(lookback_s)s) AND EXISTS ("
-        "SELECT 1 FROM prediction_logs AS q WHERE q.review_id = f.review_id "
+        "SELECT 1 FROM prediction_logs AS q "
+        "WHERE (q.review_id = f.review_id OR q.request_id = f.review_id) "
         "AND q.actual_label IS NULL)"
     )
 )
@@ -45,7 +51,8 @@ RECONCILE = _UPDATE.format(
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One prediction whose true label is now known."""
+    """One prediction whose true label is now known (``review_id``: the review's id, or the
+    gateway request's id for an ad-hoc prediction)."""
 
     review_id: str
     label: str

@@ -1,13 +1,22 @@
-"""The predict-requests agent: predict.requests.v1 -> the shared ``BatchScorer`` -> replies.
+"""The predict-requests agents: predict.requests.v1 -> the shared ``BatchScorer`` -> replies, and
+predict.replies.v1 -> prediction_logs.
 
 Each :class:`PredictionRequested` becomes one :class:`ScoreItem` per text; the texts of all the
 requests taken in one micro-batch are scored together by the SAME ``BatchScorer`` (one thread,
-one model, hot reload between batches) as the infer agent. Every text gets one
+one model, hot reload between batches) as the infer agent. Requests are taken as soon as they
+are ready (:func:`~stream_processors.requests.take.take_ready`: a lone request is scored at
+once; requests that arrive while a batch is scored form the next batch), or, with
+``request_max_wait_ms`` > 0, in windows of that length. Every text gets one
 ``SentimentScored`` on predict.replies.v1 with ``request_id``, ``index`` and ``reply_to``, keyed
 by ``reply_to`` and sent to ``reply_partition`` when the request names one, so it reaches the
 gateway instance that asked. Requests whose deadline has passed are not scored (the gateway
 has already answered 504); they are counted, not dead-lettered. Bad records go to
 predict.requests.v1.dlq.
+
+The request-logs agent stores every reply in prediction_logs (``request_id`` and ``index``
+set, ``review_id`` NULL) off the request path, so feedback given by ``request_id`` joins the
+stored prediction like feedback on a review; replies it cannot store go to
+predict.replies.v1.dlq.
 """
 
 from __future__ import annotations
@@ -20,9 +29,11 @@ from typing import TYPE_CHECKING, Any
 import faust
 
 from schemas.events import PredictionRequested, SentimentScored
-from stream_processors.dlq import INFERENCE_FAILED, Rejection
+from stream_processors.dlq import INFERENCE_FAILED, SCHEMA_VIOLATION, SINK_REJECTED, Rejection
 from stream_processors.inference.batching import ScoreItem
 from stream_processors.records import Decoded, Rejected, decode_records, records_of
+from stream_processors.requests.take import take_ready
+from stream_processors.sink.rows import prediction_batch
 
 if TYPE_CHECKING:
     from stream_processors.app import Deps, Outputs
@@ -30,6 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STAGE = "requests"
+LOG_STAGE = "request_logs"
+#: Replies stored per PostgreSQL write, and the longest wait for a batch of them (seconds).
+LOG_BATCH, LOG_WAIT_S = 500, 0.5
 
 
 def score_items(request: PredictionRequested, arrived_at: float) -> list[ScoreItem]:
@@ -120,9 +134,14 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
                 rejection = Rejection(INFERENCE_FAILED, f"{type(exc).__name__}: {exc}")
                 await outputs.dead_letter(Rejected(g.record, rejection), stage=STAGE)
 
+    def batches(stream: Any) -> Any:
+        if wait_s > 0:
+            return stream.take_events(cfg.max_batch, within=wait_s)
+        return take_ready(stream, cfg.max_batch)
+
     @app.agent(source, name=f"{app.conf.id}.requests")
     async def requests(stream: Any) -> None:
-        async for events in stream.take_events(cfg.max_batch, within=wait_s):
+        async for events in batches(stream):
             records = records_of(events)
             metrics.events.labels(STAGE).inc(len(records))
             good, bad = decode_records(records, PredictionRequested)
@@ -132,3 +151,34 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
                 await score(good)
 
     return requests
+
+
+def register_log(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
+    """Attach the request-logs agent (predict.replies.v1 -> prediction_logs) to ``app``."""
+    from stream_processors.app import topic
+
+    source = topic(app, deps.topics.predict_replies)
+    metrics = deps.metrics
+
+    @app.agent(source, name=f"{app.conf.id}.request_logs")
+    async def request_logs(stream: Any) -> None:
+        async for events in stream.take_events(LOG_BATCH, within=LOG_WAIT_S):
+            records = records_of(events)
+            metrics.events.labels(LOG_STAGE).inc(len(records))
+            good, bad = decode_records(records, SentimentScored)
+            for rejected in bad:
+                await outputs.dead_letter(rejected, stage=LOG_STAGE)
+            stored = [g for g in good if g.event.request_id is not None]
+            for g in good:
+                if g.event.request_id is None:  # a review's score has no business here
+                    why = Rejection(SCHEMA_VIOLATION, "a reply without a request_id")
+                    await outputs.dead_letter(Rejected(g.record, why), stage=LOG_STAGE)
+            if not stored:
+                continue
+            refused = await deps.sink.write(prediction_batch([g.event for g in stored]))
+            for index in sorted(refused):
+                rejection = Rejection(SINK_REJECTED, "PostgreSQL refused the row (see log)")
+                refusal = Rejected(stored[index].record, rejection)
+                await outputs.dead_letter(refusal, stage=LOG_STAGE)
+
+    return request_logs

@@ -1,8 +1,9 @@
 """HTTP and gRPC round trips through the real stack: gateway -> predict.requests.v1 -> a live
 `ulasan worker` (tiny model) -> predict.replies.v1 -> the gateway that asked. Also: two
 instances never see each other's replies, auth and rate limits on a live gateway, the forced
-reload announcement, schemathesis against the OpenAPI schema, and deadlines once the worker is
-stopped (the last test of this module)."""
+reload announcement, schemathesis against the OpenAPI schema, feedback by request_id joining the
+stored prediction (HTTP and gRPC), and deadlines once the worker is stopped (the last test of
+this module)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from schemas import topics
 from schemas.codec import decode
 from schemas.events import LabelFeedback, ModelPromoted
 from tests.helpers.gateway_env import GatewayProcess, start_gateway
-from tests.helpers.stream_env import StreamEnv, Worker
+from tests.helpers.stream_env import StreamEnv, Worker, wait_until
 from tests.helpers.tiny_serving import MODEL_NAME, copy_serving_folder
 from tests.integration.conftest import delete_topics
 from ulasan.settings import Settings
@@ -56,9 +57,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     registered = f"it-gw-{uuid.uuid4().hex[:8]}"
     gateways: list[GatewayProcess] = []
     try:
-        worker = env.start_worker(
-            "w1", ULASAN_DRIFT__ENABLED="false", ULASAN_WORKER__REQUEST_MAX_WAIT_MS="2"
-        )
+        # the closed loop is on: its feedback agent joins labels to stored predictions
+        worker = env.start_worker("w1")
         env.wait_assigned(worker)
         common = {"ULASAN_MLFLOW__REGISTERED_MODEL": registered}
         gateways.append(start_gateway(env, "open", **common))
@@ -158,6 +158,53 @@ def test_grpc_round_trip(live: Live) -> None:
     assert r["fb"].review_id == "rev-9" and r["fb"].label == "negative"
     assert r["info"].model_name == MODEL_NAME and "has no" in r["info"].registry_error
     assert r["health"].status == health_pb2.HealthCheckResponse.SERVING
+
+
+def actual_labels(live: Live, request_id: str, texts: int, timeout_s: float = 60.0) -> list[str]:
+    """The ``actual_label`` of each stored prediction of ``request_id`` once all ``texts`` are
+    stored and labelled (the request-logs agent stores them; the feedback agent joins)."""
+    import psycopg
+
+    def joined() -> list[str] | None:
+        with psycopg.connect(live.env.dsn) as conn:
+            rows = conn.execute(
+                "SELECT actual_label, review_id FROM prediction_logs WHERE request_id = %s "
+                "ORDER BY event_id",
+                (request_id,),
+            ).fetchall()
+        if len(rows) != texts or any(r[0] is None for r in rows):
+            return None
+        assert all(r[1] is None for r in rows)  # a request's prediction, not a review's
+        return [str(r[0]) for r in rows]
+
+    return wait_until(joined, timeout_s, f"feedback on {request_id} joined to its predictions")
+
+
+def test_feedback_by_request_id_joins_the_stored_prediction(live: Live) -> None:
+    url = live.open.url
+    one = httpx.post(url + "/predict", json={"text": "Pengiriman lambat sekali"}, timeout=10)
+    assert one.status_code == 200, one.text
+    rid = one.json()["request_id"]
+    fb = httpx.post(url + "/feedback", json={"request_id": rid, "label": "negative"}, timeout=10)
+    assert fb.status_code == 200, fb.text
+    assert actual_labels(live, rid, 1) == ["negative"]
+
+    async def grpc_flow() -> str:
+        async with grpc.aio.insecure_channel(live.open.grpc_target) as channel:
+            stub = pb_grpc.GatewayStub(channel)
+            batch = await stub.PredictBatch(pb.PredictBatchRequest(texts=["bagus", "mantap"]))
+            await stub.Feedback(
+                pb.FeedbackRequest(request_id=batch.request_id, label="positive"), timeout=10
+            )
+            return str(batch.request_id)
+
+    batch_id = asyncio.run(grpc_flow())
+    # a label given to a request applies to each of its texts
+    assert actual_labels(live, batch_id, 2) == ["positive", "positive"]
+    # a corrected label replaces the earlier one (the latest human label wins)
+    again = httpx.post(url + "/feedback", json={"request_id": rid, "label": "neutral"}, timeout=10)
+    assert again.status_code == 200, again.text
+    wait_until(lambda: actual_labels(live, rid, 1) == ["neutral"], 60, "the corrected label joined")
 
 
 def test_two_instances_get_only_their_own_replies(live: Live) -> None:

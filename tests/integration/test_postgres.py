@@ -37,11 +37,14 @@ def tables(dsn: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+MIGRATIONS = ["0001_initial", "0002_prediction_logs_request_id"]
+
+
 def test_migrations_from_empty_then_reapply_is_a_noop(fresh_dsn: str) -> None:
     assert not set(database.TABLES) & tables(fresh_dsn)
-    assert database.pending(fresh_dsn) == ["0001_initial"]
+    assert database.pending(fresh_dsn) == MIGRATIONS
 
-    assert database.migrate(fresh_dsn) == ["0001_initial"]
+    assert database.migrate(fresh_dsn) == MIGRATIONS
     assert set(database.TABLES) <= tables(fresh_dsn)
     assert database.pending(fresh_dsn) == []
     assert database.migrate(fresh_dsn) == []
@@ -99,4 +102,4 @@ def test_rollback_removes_every_table(fresh_dsn: str) -> None:
         backend.rollback_migrations(backend.to_rollback(migrations))
     backend.connection.close()
     assert not set(database.TABLES) & tables(fresh_dsn)
-    assert database.pending(fresh_dsn) == ["0001_initial"]
+    assert database.pending(fresh_dsn) == MIGRATIONS

@@ -1,9 +1,14 @@
-"""The worker's predict-requests agent through faust's ``test_context()`` with a real predictor:
-one reply per text (index, reply_to, key, partition), the shared scorer, deadlines, dead letters."""
+"""The worker's predict-requests agents through faust's ``test_context()`` with a real predictor:
+one reply per text (index, reply_to, key, partition), the shared scorer, deadlines, dead letters,
+batches of what is ready (no window wait), and the request-logs agent that stores replies in
+prediction_logs (so feedback by request_id has a prediction to join)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,8 +18,11 @@ from schemas import topics
 from schemas.codec import decode, encode
 from schemas.events import DeadLetter, PredictionRequested, SentimentScored
 from stream_processors.inference import OnnxPredictor
+from stream_processors.inference.batching import event_id
+from stream_processors.inference.predictor import Prediction
+from stream_processors.sink.rows import PREDICTION_COLUMNS, PREDICTION_LOGS
 from tests.helpers.tiny_serving import MODEL_NAME, tiny_serving_folder
-from tests.unit.test_agents import make_app, run, take
+from tests.unit.test_agents import RecordingSink, make_app, run, take
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +98,94 @@ def test_requests_and_reviews_share_one_scorer(predictor: OnnxPredictor) -> None
     assert set(app.ulasan_agents) >= {"infer", "requests"}
     assert deps.topics.predict_requests in deps.topics.all()
     assert deps.topics.predict_replies in deps.topics.outputs()
+
+
+class GatedPredictor:
+    """The real predictor, recording each batch's size; the first batch waits for ``gate``."""
+
+    def __init__(self, inner: OnnxPredictor) -> None:
+        self.inner = inner
+        self.model_name, self.model_version = inner.model_name, inner.model_version
+        self.sizes: list[int] = []
+        self.started, self.gate = threading.Event(), threading.Event()
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        self.sizes.append(len(texts))
+        self.started.set()
+        if len(self.sizes) == 1 and not self.gate.wait(10):
+            raise AssertionError("the test never opened the gate")
+        return self.inner.predict(texts)
+
+
+def test_a_lone_request_is_scored_alone_and_arrivals_meanwhile_form_the_next_batch(
+    predictor: OnnxPredictor,
+) -> None:
+    gated = GatedPredictor(predictor)
+    app = make_app(gated, max_batch=8)  # request_max_wait_ms 0: no batch window
+    assert app.ulasan_deps.settings.worker.request_max_wait_ms == 0
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        await agent.put(request("first", ["pertama"]), key=b"first")
+        # the first request is being scored (alone) before any other arrives
+        assert await asyncio.to_thread(gated.started.wait, 10)
+        for i in range(3):
+            await agent.put(request(f"q{i}", [f"teks {i}"]), key=b"q")
+        gated.gate.set()
+        replies = [decode(r.value, SentimentScored) for r in await take(subs[REPLIES], 4)]
+        assert [e.request_id for e in replies] == ["first", "q0", "q1", "q2"]
+
+    run(app, "requests", scenario)
+    assert gated.sizes == [1, 3]
+
+
+REPLIES = topics.PREDICT_REPLIES
+
+
+def reply(rid: str, index: int = 0, **extra: Any) -> bytes:
+    scored = {
+        "event_id": event_id(MODEL_NAME, "7", request_id=rid, index=index),
+        "request_id": rid,
+        "index": index,
+        "reply_to": "gw-test",
+        "label": "positive",
+        "confidence": 0.9,
+        "probabilities": {"negative": 0.05, "neutral": 0.05, "positive": 0.9},
+        "model_name": MODEL_NAME,
+        "model_version": "7",
+        "text": f"teks {rid} {index}",
+        **extra,
+    }
+    return encode(SentimentScored.model_validate(scored))
+
+
+def test_request_logs_agent_stores_replies_and_dead_letters_the_rest(
+    predictor: OnnxPredictor,
+) -> None:
+    refused = event_id(MODEL_NAME, "7", request_id="q-refused", index=0)
+    sink = RecordingSink(refuse=frozenset({refused}))
+    app = make_app(predictor, sink=sink)
+    review_score = reply("x", review_id="rev-1", request_id=None)
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        for payload in (reply("q1", 0), reply("q1", 1), reply("q-refused"), reply("q2")):
+            await agent.put(payload, key=b"gw-test")
+        await agent.put(b"not json", key=b"gw-test")
+        await agent.put(review_score, key=b"gw-test")
+        letters = await take(subs[topics.dlq(REPLIES)], 3)
+        reasons = sorted(decode(x.value, DeadLetter).error_type for x in letters)
+        assert reasons == ["invalid_json", "schema_violation", "sink_rejected"]
+        assert {decode(x.value, DeadLetter).stage for x in letters} == {"request_logs"}
+
+    run(app, "request_logs", scenario)
+    rows = [dict(zip(PREDICTION_COLUMNS, r, strict=True)) for r in sink.rows(PREDICTION_LOGS)]
+    assert [(r["request_id"], r["review_id"]) for r in rows] == [
+        ("q1", None),
+        ("q1", None),
+        ("q2", None),
+    ]
+    assert [r["event_id"] for r in rows] == [
+        event_id(MODEL_NAME, "7", request_id="q1", index=0),
+        event_id(MODEL_NAME, "7", request_id="q1", index=1),
+        event_id(MODEL_NAME, "7", request_id="q2", index=0),
+    ]
+    assert {r["input"] for r in rows} == {"teks q1 0", "teks q1 1", "teks q2 0"}
