@@ -7,6 +7,7 @@ the core and serves it with uvicorn. Every error has the same body: ``{"error": 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import MutableMapping
@@ -111,16 +112,24 @@ def _rule(value: str) -> str:
         raise ValueError(exc.detail) from None
 
 
-def scored(event: SentimentScored) -> Scored:
-    return Scored(
-        index=event.index,
-        label=event.label,
-        confidence=event.confidence,
-        probabilities=dict(event.probabilities),
-        model_name=event.model_name,
-        model_version=event.model_version,
-        inference_ms=event.timings.inference_ms,
-        queue_ms=event.timings.queue_ms,
+def scored_json(event: SentimentScored) -> dict[str, Any]:
+    """The ``Scored`` body of one reply as plain JSON values (no model instance)."""
+    return {
+        "index": event.index,
+        "label": event.label,
+        "confidence": event.confidence,
+        "probabilities": dict(event.probabilities),
+        "model_name": event.model_name,
+        "model_version": event.model_version,
+        "inference_ms": event.timings.inference_ms,
+        "queue_ms": event.timings.queue_ms,
+    }
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        media_type="application/json",
     )
 
 
@@ -263,24 +272,33 @@ def build_http_app(core: GatewayCore, guard: Guard, audit: AuditLog) -> FastAPI:
             "limits": {"max_text_chars": MAX_TEXT_CHARS, "max_batch_texts": MAX_BATCH_TEXTS},
         }
 
-    @app.post("/predict", summary="Score one text", responses=_ERRORS)
-    async def predict(body: PredictIn, who: Principal = Depends(caller)) -> PredictOut:
+    # The prediction routes answer with JSON bytes built straight from the replies: the
+    # response models document the body (OpenAPI) without a validation pass per request.
+    @app.post("/predict", summary="Score one text", responses=_ERRORS, response_model=PredictOut)
+    async def predict(body: PredictIn, who: Principal = Depends(caller)) -> Response:
         result: Prediction = await core.predict([body.text])
-        return PredictOut(
-            request_id=result.request_id,
-            latency_ms=result.latency_ms,
-            prediction=scored(result.results[0]),
+        return _json(
+            {
+                "request_id": result.request_id,
+                "latency_ms": result.latency_ms,
+                "prediction": scored_json(result.results[0]),
+            }
         )
 
-    @app.post("/predict/batch", summary="Score up to 100 texts", responses=_ERRORS)
-    async def predict_batch(
-        body: PredictBatchIn, who: Principal = Depends(caller)
-    ) -> PredictBatchOut:
+    @app.post(
+        "/predict/batch",
+        summary="Score up to 100 texts",
+        responses=_ERRORS,
+        response_model=PredictBatchOut,
+    )
+    async def predict_batch(body: PredictBatchIn, who: Principal = Depends(caller)) -> Response:
         result = await core.predict(list(body.texts))
-        return PredictBatchOut(
-            request_id=result.request_id,
-            latency_ms=result.latency_ms,
-            predictions=[scored(r) for r in result.results],
+        return _json(
+            {
+                "request_id": result.request_id,
+                "latency_ms": result.latency_ms,
+                "predictions": [scored_json(r) for r in result.results],
+            }
         )
 
     @app.get("/health", summary="Liveness: the process answers")

@@ -1,7 +1,8 @@
 """One worker serves both flows at once: reviews stream from reviews.raw.v1 into PostgreSQL
 while the gateway's HTTP and gRPC requests are answered through predict.requests.v1 by the same
-worker and model; ad-hoc texts never become review rows, and a human label given through the
-gateway arrives on feedback.v1 for that review."""
+worker and model; ad-hoc texts never become review rows (their predictions are stored with their
+request id), and a human label given through the gateway arrives on feedback.v1 for that
+review."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import psycopg
 import pytest
 
 from producers.gateway.grpc_gen import ulasan_pb2 as pb
@@ -20,7 +22,7 @@ from schemas import topics
 from schemas.codec import decode
 from schemas.events import LabelFeedback
 from tests.helpers.gateway_env import GatewayProcess, start_gateway
-from tests.helpers.stream_env import BackgroundProducer, StreamEnv
+from tests.helpers.stream_env import BackgroundProducer, StreamEnv, wait_until
 from tests.helpers.tiny_serving import copy_serving_folder
 from tests.integration.conftest import delete_topics
 from ulasan.settings import Settings
@@ -52,19 +54,20 @@ def test_reviews_and_gateway_requests_share_one_worker(env: StreamEnv) -> None:
         gw.wait_ready()
         with BackgroundProducer(env, 0, REVIEWS, seconds=4):
 
-            def http_call(i: int) -> int:
+            def http_call(i: int) -> tuple[str, int]:
                 resp = httpx.post(
                     gw.url + "/predict/batch",
                     json={"texts": [f"permintaan {i} bagus", f"permintaan {i} jelek"]},
                     timeout=15,
                 )
                 assert resp.status_code == 200, resp.text
-                return len(resp.json()["predictions"])
+                return resp.json()["request_id"], len(resp.json()["predictions"])
 
             with ThreadPoolExecutor(4) as pool:
-                answered = sum(pool.map(http_call, range(20)))
+                batches = list(pool.map(http_call, range(20)))
+            answered = sum(n for _, n in batches)
 
-            async def grpc_calls() -> int:
+            async def grpc_calls() -> list[str]:
                 async with grpc.aio.insecure_channel(gw.grpc_target) as channel:
                     stub = pb_grpc.GatewayStub(channel)
 
@@ -72,13 +75,32 @@ def test_reviews_and_gateway_requests_share_one_worker(env: StreamEnv) -> None:
                         for i in range(20):
                             yield pb.PredictRequest(text=f"stream {i} mantap", id=str(i))
 
-                    return len([r async for r in stub.PredictStream(many(), timeout=30)])
+                    return [r.request_id async for r in stub.PredictStream(many(), timeout=30)]
 
-            streamed = asyncio.run(grpc_calls())
+            stream_ids = asyncio.run(grpc_calls())
+            streamed = len(stream_ids)
         assert answered == 40 and streamed == 20
 
-        counts = env.wait_rows(REVIEWS, timeout_s=120)
-        assert counts == {"reviews": REVIEWS, "text_features": REVIEWS, "prediction_logs": REVIEWS}
+        env.wait_rows(REVIEWS, timeout_s=120)
+        request_ids = [rid for rid, _ in batches] + stream_ids
+
+        def stored() -> tuple[int, int] | None:
+            with psycopg.connect(env.dsn) as conn:
+                row = conn.execute(
+                    "SELECT count(*), count(DISTINCT request_id) FROM prediction_logs "
+                    "WHERE request_id = ANY(%s) AND review_id IS NULL",
+                    (request_ids,),
+                ).fetchone()
+            assert row is not None
+            return (row[0], row[1]) if row[0] >= answered + streamed else None
+
+        # every answered text's prediction is stored under its request id (the /ready probe's
+        # own request is stored too, so the test counts only the requests it made)
+        assert wait_until(stored, 60, "the gateway's predictions in prediction_logs") == (60, 40)
+        with psycopg.connect(env.dsn) as conn:
+            row = conn.execute("SELECT count(review_id) FROM prediction_logs").fetchone()
+        assert row == (REVIEWS,)
+        assert env.count("reviews") == env.count("text_features") == REVIEWS
         assert env.duplicates() == {"reviews": 0, "text_features": 0, "prediction_logs": 0}
 
         fb = httpx.post(

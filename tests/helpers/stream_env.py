@@ -317,7 +317,8 @@ class StreamEnv:
         return [decode(v, DeadLetter) for v in values]
 
     def duplicates(self) -> dict[str, int]:
-        """Rows per table beyond one per key (must be zero: writes are idempotent)."""
+        """Rows per table beyond one per key (must be zero: writes are idempotent); for
+        prediction_logs, per review (a gateway request's rows have no review_id)."""
         import psycopg
 
         keys = {
@@ -329,7 +330,7 @@ class StreamEnv:
         with psycopg.connect(self.dsn, connect_timeout=5) as conn:
             for table, key in keys.items():
                 row = conn.execute(
-                    f"SELECT count(*) - count(DISTINCT {key}) FROM {table}"  # noqa: S608
+                    f"SELECT count({key}) - count(DISTINCT {key}) FROM {table}"  # noqa: S608
                 ).fetchone()
                 out[table] = int(row[0]) if row else 0
         return out
