@@ -233,7 +233,6 @@ def create_app(
     from stream_processors.cleaning import agent as clean_agent
     from stream_processors.inference import agent as infer_agent
     from stream_processors.requests import agent as requests_agent
-    from stream_processors.sink import agent as sink_agent
 
     deps = deps if deps is not None else Deps.for_worker(settings)
     cfg = settings.worker
@@ -281,7 +280,6 @@ def create_app(
         "infer": infer_agent.register(app, deps, outputs),
         "requests": requests_agent.register(app, deps, outputs),
         "request_logs": requests_agent.register_log(app, deps, outputs),
-        **sink_agent.register(app, deps, outputs),
     }
     if deps.shadow is not None:
         app.ulasan_agents["sink_shadow"] = shadow_scoring.register_sink(app, deps, outputs)  # type: ignore[attr-defined]

@@ -1,10 +1,10 @@
 """The closed-loop agents of a worker: feedback join, drift observations, drift windows, triggers.
 
 Design (see docs/drift.md):
-- ``drift_observe`` reads sentiment.v1 (every partition, shared by the workers of the group),
-  recomputes each scored text's features with the clean agent's very function (no skew),
-  counts unknown tokens with the champion's tokenizer and forwards a compact observation to
-  ``drift.observations.v1`` (ONE partition, so one worker sees the whole stream).
+- ``observe_scores`` is called by the infer agent with each stored batch (cleaned reviews and
+  their scores): the clean agent's features, label, confidence and the champion tokenizer's
+  unknown-token counts become one message of observations on ``drift.observations.v1`` (ONE
+  partition, so one worker sees the whole stream).
 - ``feedback`` reads feedback.v1, stores it, joins it to the stored predictions in PostgreSQL
   and forwards each champion outcome (right or wrong) to the same observations topic.
 - ``drift_windows`` reads the observations into a faust table (changelog-backed, so the open
@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 from prometheus_client import Counter, Gauge
 
-from schemas.events import DriftReport, LabelFeedback, SentimentScored
+from schemas.events import DriftReport, LabelFeedback, ReviewCleaned, SentimentScored, TextFeatures
 from stream_processors.drift.accumulator import (
     DriftAccumulator,
     FeedbackObservation,
@@ -42,7 +43,6 @@ from stream_processors.drift.errors import DriftError, StateError
 from stream_processors.drift.reference import BOOLEAN_FEATURES, NUMERIC_FEATURES, Reference
 from stream_processors.feedback.logic import RollingError
 from stream_processors.records import decode_records, records_of
-from stream_processors.text import features
 from stream_processors.triggers.logic import TriggerConfig, TriggerInputs, evaluate, initial_state
 
 if TYPE_CHECKING:
@@ -105,6 +105,10 @@ class LoopDeps:
     metrics: LoopMetrics
     references: dict[str, Reference | None] = field(default_factory=dict)
     tokens: dict[str, Any] = field(default_factory=dict)
+    #: set by :func:`register`: the infer agent hands each stored batch's scores to it
+    observe_scores: (
+        Callable[[list[tuple[ReviewCleaned, SentimentScored]]], Awaitable[None]] | None
+    ) = None
 
 
 def window_start(t: float, size: float) -> float:
@@ -122,11 +126,10 @@ def report_id(app_id: str, start: float, size: float) -> str:
     return hashlib.sha256(f"{app_id}:{start}:{size}".encode()).hexdigest()[:32]
 
 
-def score_observation(event: SentimentScored, tokens: tuple[int, int]) -> ScoreObservation:
-    """The drift observation of one scored review (features recomputed from its text)."""
-    if event.text is None:
-        raise DriftError(f"score {event.event_id} carries no text: its features are unknown")
-    f = features(event.text)
+def score_observation(
+    f: TextFeatures, event: SentimentScored, tokens: tuple[int, int]
+) -> ScoreObservation:
+    """The drift observation of one scored review with its features ``f``."""
     return ScoreObservation(
         numeric={name: float(getattr(f, name)) for name in NUMERIC_FEATURES},
         flags={name: bool(getattr(f, name)) for name in BOOLEAN_FEATURES},
@@ -177,35 +180,24 @@ def register(app: faust.App, deps: Deps, outputs: Outputs, loop: LoopDeps) -> di
                 loop.tokens[version] = UnknownTokens(folder)
         return loop.tokens[version]
 
-    # -- sentiment.v1 -> observations -------------------------------------------------------
-    @app.agent(topic(app, names.sentiment), name=f"{app.conf.id}.drift_observe")
-    async def drift_observe(stream: Any) -> None:
-        async for events in stream.take_events(256, within=1.0):
-            records = records_of(events)
-            deps.metrics.events.labels("drift_observe").inc(len(records))
-            good, bad = decode_records(records, SentimentScored)
-            for rejected in bad:  # sentiment.v1 has no DLQ of its own: count and log
-                deps.metrics.stream_errors.labels(STAGE, rejected.rejection.reason).inc()
-                log.warning("drift: undecodable score %s", rejected.rejection.detail)
-            scored = [g.event for g in good if g.event.review_id is not None]
-            with_text = [e for e in scored if e.text is not None]
-            for e in scored:
-                if e.text is None:
-                    deps.metrics.stream_errors.labels(STAGE, "score_without_text").inc()
-            if not with_text:
-                continue
-            counter = unknown_counter()
-            counts = (
-                counter.count([e.text or "" for e in with_text])
-                if counter is not None
-                else [(0, 0)] * len(with_text)
-            )
-            items = []
-            for e, c in zip(with_text, counts, strict=True):
-                obs = score_observation(e, c).to_json()
-                obs["t"] = e.scored_at.timestamp()
-                items.append(obs)
-            await observe_many(items)
+    # -- scored reviews (from the infer agent) -> observations --------------------------------
+    async def observe_scores(pairs: list[tuple[ReviewCleaned, SentimentScored]]) -> None:
+        """Observations of one scored batch: the clean agent's features (carried by the
+        cleaned review: the reference profile used the same function), the label and
+        confidence, and the champion tokenizer's unknown-token counts."""
+        if not pairs:
+            return
+        counter = unknown_counter()
+        texts = [scored.text or cleaned.text for cleaned, scored in pairs]
+        counts = counter.count(texts) if counter is not None else [(0, 0)] * len(pairs)
+        items = []
+        for (cleaned, scored), c in zip(pairs, counts, strict=True):
+            obs = score_observation(cleaned.features, scored, c).to_json()
+            obs["t"] = scored.scored_at.timestamp()
+            items.append(obs)
+        await observe_many(items)
+
+    loop.observe_scores = observe_scores
 
     # -- feedback.v1 -> feedback table, join, outcomes ---------------------------------------
     async def forward_outcomes(outcomes: list[Any]) -> None:
@@ -415,7 +407,7 @@ def register(app: faust.App, deps: Deps, outputs: Outputs, loop: LoopDeps) -> di
         if loop.store is not None:
             await forward_outcomes(await loop.store.reconcile())
 
-    return {"drift_observe": drift_observe, "feedback": feedback, "drift_windows": drift_windows}
+    return {"feedback": feedback, "drift_windows": drift_windows}
 
 
 _BASELINES: dict[tuple[str, str], float | None] = {}

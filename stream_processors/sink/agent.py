@@ -1,60 +1,43 @@
-"""The sink agents: reviews.clean.v1 -> reviews + text_features, sentiment.v1 -> prediction_logs."""
+"""The sink stage: reviews, text_features and prediction_logs of a scored batch, in one write."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import faust
-
-from schemas.events import Event, ReviewCleaned, SentimentScored
+from schemas.events import ReviewCleaned, SentimentScored
 from stream_processors.dlq import SINK_REJECTED, Rejection
-from stream_processors.records import Rejected, decode_records, records_of
-from stream_processors.sink.rows import RowBatch, prediction_batch, review_batch
+from stream_processors.records import Decoded, Rejected
+from stream_processors.sink.rows import PREDICTION_LOGS, prediction_row, review_batch
 
 if TYPE_CHECKING:
     from stream_processors.app import Deps, Outputs
 
-E = TypeVar("E", bound=Event)
 STAGE = "sink"
 
 
-def register(app: faust.App, deps: Deps, outputs: Outputs) -> dict[str, Any]:
-    """Attach both sink agents to ``app``; return them by name."""
-    from stream_processors.app import topic
+class SinkStage:
+    """Writes what the infer agent produced for one batch; called before the batch is acked."""
 
-    cfg = deps.settings.worker
-    metrics = deps.metrics
-    sink = deps.sink
+    def __init__(self, deps: Deps, outputs: Outputs) -> None:
+        self._deps = deps
+        self._outputs = outputs
 
-    def sink_agent(
-        source_name: str, model: type[E], to_rows: Callable[[list[E]], RowBatch], name: str
-    ) -> Any:
-        @app.agent(topic(app, source_name), name=f"{app.conf.id}.{name}")
-        async def write(stream: Any) -> None:
-            # The batch is acked (and its offsets become committable) only when this body
-            # returns, and sink.write returns only after PostgreSQL committed the rows: it
-            # retries for as long as PostgreSQL is away, so consuming pauses meanwhile.
-            async for events in stream.take_events(
-                cfg.sink_batch_size, within=cfg.sink_flush_ms / 1000.0
-            ):
-                records = records_of(events)
-                metrics.events.labels(name).inc(len(records))
-                good, bad = decode_records(records, model)
-                for rejected in bad:
-                    await outputs.dead_letter(rejected, stage=STAGE)
-                if not good:
-                    continue
-                refused = await sink.write(to_rows([g.event for g in good]))
-                for index in sorted(refused):
-                    rejection = Rejection(SINK_REJECTED, "PostgreSQL refused the row (see log)")
-                    await outputs.dead_letter(Rejected(good[index].record, rejection), stage=STAGE)
-
-        return write
-
-    return {
-        "sink_reviews": sink_agent(deps.topics.clean, ReviewCleaned, review_batch, "sink_reviews"),
-        "sink_predictions": sink_agent(
-            deps.topics.sentiment, SentimentScored, prediction_batch, "sink_predictions"
-        ),
-    }
+    async def write(
+        self, good: Sequence[Decoded[ReviewCleaned]], scored: Sequence[SentimentScored | None]
+    ) -> list[SentimentScored | None]:
+        """Write every review with its features, and its score where it has one, in one
+        transaction (``sink.write`` returns only once PostgreSQL committed; it retries while
+        PostgreSQL is away). A record whose rows PostgreSQL refuses for their content is
+        dead-lettered with reason ``sink_rejected``; its score comes back as None (the other
+        scores come back unchanged, in order)."""
+        batch = review_batch([g.event for g in good])
+        for i, s in enumerate(scored):
+            if s is not None:
+                batch.add(PREDICTION_LOGS, prediction_row(s), i)
+        self._deps.metrics.events.labels(STAGE).inc(len(good))
+        refused = await self._deps.sink.write(batch)
+        for index in sorted(refused):
+            rejection = Rejection(SINK_REJECTED, "PostgreSQL refused the row (see log)")
+            await self._outputs.dead_letter(Rejected(good[index].record, rejection), stage=STAGE)
+        return [None if i in refused else s for i, s in enumerate(scored)]

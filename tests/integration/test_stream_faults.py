@@ -90,8 +90,8 @@ def test_every_bad_input_kind_is_dead_lettered_while_good_events_flow(
     env.wait_rows(good, timeout_s=120)
     refused = env.dead_letters(topics.REVIEWS_CLEAN, 1)
     assert [(d.error_type, d.stage) for d in refused] == [("sink_rejected", "sink")]
-    refused_scores = env.dead_letters(topics.SENTIMENT, 1)
-    assert [d.error_type for d in refused_scores] == ["sink_rejected"]
+    # one write per batch holds the review, its features and its score: one dead letter,
+    # and the refused review's score is not published
     assert env.counts() == {"reviews": good, "text_features": good, "prediction_logs": good}
 
     text = env.metrics(worker)
@@ -104,12 +104,15 @@ def test_two_workers_share_partitions_and_take_over_without_loss(stream_env: Str
     env = stream_env
     first = env.start_worker("first")
     env.wait_assigned(first)
-    with BackgroundProducer(env, 0, N, seconds=10):
+    half = N // 2
+    with BackgroundProducer(env, 0, half, seconds=5):
         wait_until(
             lambda: env.count("prediction_logs") >= 200, 120, "200 predictions by the first worker"
         )
-        second = env.start_worker("second")
-        env.wait_assigned(second)  # the group rebalanced: the second worker holds partitions
+    second = env.start_worker("second")
+    env.wait_assigned(second)  # the group rebalanced: the second worker holds partitions
+    # the rest arrives while both hold partitions (the first may have caught up by now)
+    with BackgroundProducer(env, half, N, seconds=10):
         wait_until(
             lambda: "ulasan_stream_events_total{" in env.metrics(second),
             60,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from deploy.local.postgres import PostgresService
+from schemas import topics
 from tests.helpers.stream_env import StreamEnv, free_port, wait_until
 from tests.helpers.tiny_serving import copy_serving_folder
 from ulasan.settings import Settings
@@ -59,8 +60,9 @@ def test_postgres_outage_pauses_the_sink_and_the_backlog_drains(
             120,
             "the sink to report PostgreSQL unavailable and retry",
         )
-        # meanwhile clean and infer go on: the scores of the new reviews reach Kafka
-        env.sentiment(1500)
+        # meanwhile clean goes on (every new review reaches reviews.clean.v1) and the infer
+        # agent, whose batches are stored before they are acked, waits: back-pressure
+        env.read_topic(env.topic(topics.REVIEWS_CLEAN), 1500)
         assert worker.alive(), worker.log()[-3000:]
         metrics = env.metrics(worker)
         assert 'ulasan_stream_errors_total{reason="postgres_unavailable",stage="sink"}' in metrics
@@ -68,6 +70,7 @@ def test_postgres_outage_pauses_the_sink_and_the_backlog_drains(
         pg.start()
         pg.wait_healthy(pg.settings.stack.startup_timeout_s)
         env.wait_rows(1500, timeout_s=180)
+        env.sentiment(1500)  # and every score is published once it is stored
         counts = env.counts()
         assert counts == {t: 1500 for t in counts}, counts
         assert env.duplicates() == {t: 0 for t in counts}

@@ -209,45 +209,34 @@ def test_event_ids_are_deterministic_and_distinct() -> None:
         event_id("m", "1")
 
 
-def test_sink_agents_write_rows_and_dead_letter_refusals(predictor: OnnxPredictor) -> None:
+def test_infer_agent_stores_each_batch_before_publishing_and_dead_letters_refusals(
+    predictor: OnnxPredictor,
+) -> None:
     sink = RecordingSink(refuse=frozenset({"bad-row"}))
-    app = make_app(predictor, sink=sink, sink_batch_size=3, sink_flush_ms=5)
+    app = make_app(predictor, sink=sink, max_batch=3)
+    ids = ["r1", "r2", "bad-row", "r3"]
 
-    async def reviews(agent: Any, subs: dict[str, Any]) -> None:
-        for rid in ("r1", "r2", "bad-row", "r3"):
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        for rid in ids:
             await agent.put(cleaned_bytes(rid), key=rid.encode())
+        await agent.put(cleaned_bytes("r1"), key=b"r1")  # a replay: the same rows again
         await agent.put(b"not json", key=b"x")
+        out = await take(subs[topics.SENTIMENT], 4)
         letters = await take(subs[topics.dlq(topics.REVIEWS_CLEAN)], 2)
         reasons = sorted(decode(e.value, DeadLetter).error_type for e in letters)
         assert reasons == ["invalid_json", "sink_rejected"]
-        for _ in range(100):  # the last batch is written after its flush interval
-            if len(sink.rows(REVIEWS)) == 3:
-                break
-            await asyncio.sleep(0.05)
+        scored = [decode(e.value, SentimentScored) for e in out]
+        # the refused review is dead-lettered, not published; the replay is scored again
+        assert [s.review_id for s in scored] == ["r1", "r2", "r3", "r1"]
+        assert scored[0].event_id == scored[3].event_id  # PostgreSQL drops the replayed row
+        assert subs[topics.SENTIMENT].empty()
 
-    run(app, "sink_reviews", reviews)
-    assert sorted(r[0] for r in sink.rows(REVIEWS)) == ["r1", "r2", "r3"]
-    assert sorted(r[0] for r in sink.rows(TEXT_FEATURES)) == ["r1", "r2", "r3"]
-    assert all(len(b) <= 6 for b in sink.batches)  # 3 records -> 3 reviews + 3 features rows
-
-    scored = SentimentScored(
-        event_id="e1",
-        review_id="r1",
-        label="neutral",
-        confidence=0.5,
-        probabilities={"negative": 0.25, "neutral": 0.5, "positive": 0.25},
-        model_name="m",
-        model_version="1",
-        text="t",
-    )
-
-    async def predictions(agent: Any, subs: dict[str, Any]) -> None:
-        await agent.put(encode(scored), key=b"r1")
-        await agent.put(encode(scored), key=b"r1")  # a replay: same event id
-        for _ in range(100):
-            if len(sink.rows(PREDICTION_LOGS)) == 2:
-                break
-            await asyncio.sleep(0.05)
-
-    run(app, "sink_predictions", predictions)
-    assert [r[0] for r in sink.rows(PREDICTION_LOGS)] == ["e1", "e1"]  # PostgreSQL dedupes
+    run(app, "infer", scenario)
+    assert [r[0] for r in sink.rows(REVIEWS)] == ["r1", "r2", "r3", "r1"]
+    assert [r[0] for r in sink.rows(TEXT_FEATURES)] == ["r1", "r2", "r3", "r1"]
+    assert [r[1] for r in sink.rows(PREDICTION_LOGS)] == ["r1", "r2", "r3", "r1"]
+    # one write (one transaction) per batch: reviews, features and scores of the same records
+    for batch in sink.batches:
+        reviews = [r[0] for r in batch.rows.get(REVIEWS, [])]
+        assert reviews == [r[1] for r in batch.rows.get(PREDICTION_LOGS, [])]
+        assert len(reviews) <= 3

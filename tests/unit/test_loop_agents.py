@@ -27,7 +27,7 @@ from stream_processors.text import features
 from stream_processors.triggers.logic import TriggerConfig
 from tests.helpers.tiny_model import smsa_rows
 from tests.helpers.tiny_serving import tiny_serving_folder
-from tests.unit.test_agents import RecordingSink, take
+from tests.unit.test_agents import RecordingSink, cleaned_bytes, take
 
 VERSION = "7"
 WINDOW_S = 60.0
@@ -110,54 +110,33 @@ def run(app: Any, agent: str, scenario: Callable[[Any, dict[str, Any]], Awaitabl
     asyncio.run(main())
 
 
-def scored(rid: str, text: str | None, label: str = "positive", conf: float = 0.8) -> bytes:
-    rest = (1.0 - conf) / 2
-    probs = {lab: (conf if lab == label else rest) for lab in ("positive", "neutral", "negative")}
-    return encode(
-        SentimentScored(
-            event_id=f"e-{rid}",
-            review_id=rid,
-            label=label,
-            confidence=conf,
-            probabilities=probs,
-            model_name="tiny",
-            model_version=VERSION,
-            text=text,
-            scored_at=datetime.fromtimestamp(T0 + 5.0, UTC),
-        )
-    )
-
-
-def test_drift_observe_turns_scores_into_observations_with_the_clean_agents_features(
+def test_the_infer_agent_hands_each_stored_batch_to_the_drift_windows_as_one_message(
     predictor: OnnxPredictor,
 ) -> None:
     app = make_app(predictor, MemoryLoopStore({}))
     text = "Barangnya BAGUS banget!!! cek https://contoh.id 😍"
 
     async def scenario(agent: Any, subs: dict[str, Any]) -> None:
-        await agent.put(scored("r1", text, "positive", 0.9), key=b"r1")
-        await agent.put(scored("r2", None), key=b"r2")  # no text: counted, not observed
-        await agent.put(b"{not json", key=b"bad")  # undecodable: counted, not observed
-        await agent.put(scored("r3", "jelek", "negative", 0.7), key=b"r3")
+        await agent.put(cleaned_bytes("r1", text), key=b"r1")
+        await agent.put(b"{not json", key=b"bad")  # undecodable: dead-lettered, not observed
+        await agent.put(cleaned_bytes("r3", "jelek"), key=b"r3")
+        scores = [decode(o.value, SentimentScored) for o in await take(subs[topics.SENTIMENT], 2)]
         # one message per batch of scores: one produce and one consume, not one per review
         (out,) = await take(subs[topics.DRIFT_OBSERVATIONS], 1)
         message = json.loads(out.value)
         assert message["kind"] == "batch"
         obs = message["items"]
-        assert [o["label"] for o in obs] == ["positive", "negative"]
-        f = features(text)
-        assert obs[0]["kind"] == "score" and obs[0]["t"] == T0 + 5.0
+        assert [o["label"] for o in obs] == [s.label for s in scores]
+        f = features(text)  # the clean agent's features, carried by the cleaned review
+        assert obs[0]["kind"] == "score" and obs[0]["t"] == scores[0].scored_at.timestamp()
         assert obs[0]["numeric"] == {n: float(getattr(f, n)) for n in NUMERIC_FEATURES}
         assert obs[0]["flags"] == {"has_url": True, "has_emoji": True}
-        assert obs[0]["confidence"] == 0.9 and obs[0]["model_version"] == VERSION
+        assert obs[0]["confidence"] == scores[0].confidence
+        assert obs[0]["model_version"] == VERSION
         assert obs[0]["tokens"] > 0 and 0 <= obs[0]["unknown_tokens"] <= obs[0]["tokens"]
         assert subs[topics.DRIFT_OBSERVATIONS].empty()
 
-    run(app, "drift_observe", scenario)
-    metrics = app.ulasan_deps.metrics.registry
-    assert metrics.get_sample_value(
-        "ulasan_stream_errors_total", {"stage": "drift", "reason": "score_without_text"}
-    )
+    run(app, "infer", scenario)
 
 
 def test_feedback_is_stored_joined_and_forwarded_and_bad_feedback_is_dead_lettered(
