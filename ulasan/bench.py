@@ -156,6 +156,12 @@ def pipeline(
         None, "--shape", help="indobert-base: a random BERT-base-shaped model, built offline"
     ),
     events: int = typer.Option(2000, "--events", min=100, help="reviews to push through"),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="worker processes in the consumer group (one per core)"
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="ONNX Runtime threads per worker [its default]"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Reviews in Kafka -> rows in PostgreSQL: events/s, latency p50/p99, and the ratio to the
@@ -179,7 +185,12 @@ def pipeline(
     try:
         folder = _serving_folder(model, shape, settings)
         result = run_pipeline_bench(
-            settings, folder=folder, events=events, say=lambda line: err.print(f"… {line}")
+            settings,
+            folder=folder,
+            events=events,
+            workers=workers,
+            threads=threads,
+            say=lambda line: err.print(f"… {line}"),
         )
     except (TrainerError, InferenceError, UlasanError) as exc:
         err.print(f"[red]benchmark failed:[/red] {exc}")
@@ -187,7 +198,7 @@ def pipeline(
     if as_json:
         typer.echo(json.dumps(result))
         return
-    table = Table(title=f"pipeline: {result['events']} reviews, {folder.name}")
+    table = Table(title=f"pipeline: {result['events']} reviews, {folder.name}, {workers} worker(s)")
     for col in ("events/s", "p50 ms", "p99 ms", "engine texts/s", "ratio"):
         table.add_column(col, justify="right")
     table.add_row(

@@ -36,8 +36,38 @@ def _count(dsn: str, like: str) -> int:
     return int(row[0]) if row else 0
 
 
+class _Group:
+    """Several worker processes handled as one (start, readiness, liveness, stop)."""
+
+    def __init__(self, workers: list[WorkerProcess]) -> None:
+        self.workers = workers
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def wait_ready(self) -> None:
+        for w in self.workers:
+            w.wait_ready()
+
+    def check_alive(self) -> None:
+        for w in self.workers:
+            w.check_alive()
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+    @property
+    def log_path(self) -> str:
+        return ", ".join(str(w.log_path) for w in self.workers)
+
+    def log_tail(self) -> str:
+        return "\n".join(w.log_tail(1500) for w in self.workers)
+
+
 def _wait_rows(
-    dsn: str, like: str, n: int, worker: WorkerProcess, stall_s: float, poll_s: float = 0.2
+    dsn: str, like: str, n: int, worker: _Group, stall_s: float, poll_s: float = 0.2
 ) -> None:
     last, since = -1, time.monotonic()
     while True:
@@ -63,8 +93,14 @@ def run_pipeline_bench(
     say: Callable[[str], None] = lambda _: None,
     stall_s: float = 120.0,
     engine_texts: int = 256,
+    workers: int = 1,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """Measure the pipeline on ``folder`` (a serving folder) with ``events`` reviews."""
+    """Measure the pipeline on ``folder`` (a serving folder) with ``events`` reviews through
+    ``workers`` worker processes in one consumer group (``threads``: ONNX Runtime threads per
+    worker, None = its default)."""
+    if workers < 1:
+        raise BenchError(f"workers must be >= 1, got {workers}")
     import psycopg
 
     from deploy.local.database import migrate
@@ -80,11 +116,18 @@ def run_pipeline_bench(
     batch = WorkerConfig().max_batch
     pool = bench_texts(1260)
     texts = [pool[i % len(pool)] for i in range(events)]
-    worker = WorkerProcess(
-        ["--model", str(folder), "--metrics-port", "0", "--app-id", app_id],
-        worker_env({"ULASAN_WORKER__TOPIC_PREFIX": prefix, "ULASAN_POSTGRES__DBNAME": dbname}),
-        settings.state_dir / "logs" / f"bench-pipeline-{suffix}-worker.log",
-    )
+    env = {"ULASAN_WORKER__TOPIC_PREFIX": prefix, "ULASAN_POSTGRES__DBNAME": dbname}
+    if threads is not None:
+        env["ULASAN_WORKER__INTRA_OP_THREADS"] = str(threads)
+    group = [
+        WorkerProcess(
+            ["--model", str(folder), "--metrics-port", "0", "--app-id", app_id],
+            worker_env(env),
+            settings.state_dir / "logs" / f"bench-pipeline-{suffix}-worker-{n}.log",
+        )
+        for n in range(workers)
+    ]
+    worker = _Group(group)
     names = [prefix + t for t in topics.all_topics_with_dlq()]
     try:
         say(f"database {dbname}, topics {prefix}*")
@@ -102,7 +145,7 @@ def run_pipeline_bench(
             settings.kafka.partitions,
             settings.kafka.replication_factor,
         )
-        say("starting a worker")
+        say(f"starting {workers} worker(s) in one consumer group")
         worker.start()
         worker.wait_ready()
         # log_level 4: no notice when the topics are deleted at the end under a live producer
@@ -164,4 +207,5 @@ def run_pipeline_bench(
         "latency_p99_ms": round(percentile(latencies, 99) or 0.0, 1),
         "engine_texts_per_s": round(engine_tps, 1),
         "ratio": round(events_per_s / engine_tps, 3) if engine_tps else None,
+        "workers": workers,
     }

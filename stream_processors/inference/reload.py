@@ -95,6 +95,7 @@ class ModelReloader:
             model_version=version,
             model_name=name,
             intra_op_threads=cfg.intra_op_threads,
+            spinning=cfg.intra_op_spinning,
             batch_size=cfg.max_batch,
         )
 

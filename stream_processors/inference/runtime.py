@@ -81,13 +81,16 @@ class OnnxPredictor:
         model_file: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         model_name: str | None = None,
+        spinning: bool = True,
     ) -> OnnxPredictor:
         """Load a serving folder (``ulasan_model.json``, ``model.onnx``, ``tokenizer.json``).
 
         ``model_name`` overrides the manifest's (pass the registered name that
         :func:`resolve_model` returns); ``model_file`` picks another graph in the folder
         (e.g. ``model_fp32.onnx``);
-        ``intra_op_threads`` bounds ONNX Runtime's threads per call (None = its default).
+        ``intra_op_threads`` bounds ONNX Runtime's threads per call (None = its default);
+        ``spinning=False`` stops its idle threads from spin-waiting for the next call (they
+        would take CPU from the rest of a stream worker between batches).
         Raises :class:`ModelFolderError` when a file is missing or unreadable.
         """
         folder = Path(path)
@@ -102,6 +105,9 @@ class OnnxPredictor:
         if intra_op_threads is not None:
             options.intra_op_num_threads = intra_op_threads
             options.inter_op_num_threads = 1
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(
                 str(graph), sess_options=options, providers=["CPUExecutionProvider"]
