@@ -22,6 +22,7 @@ import logging
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +50,8 @@ WARM_START_OVERRIDES: dict[str, Any] = {"lr": 1e-4, "epochs": 2, "patience": 0}
 LABELLED_WEIGHT = 2.0
 #: ... a base-corpus row, of which a fresh share is drawn each epoch.
 BASE_WEIGHT = 0.25
+#: How far the new reviews' weights lean towards their rare classes (see sample_weight).
+CLASS_BALANCE = 0.0
 
 #: pg_advisory_lock key of "a training is running" (any 64-bit constant works; this is 'ulasanTR').
 LOCK_KEY = 0x756C6173616E5452
@@ -82,6 +85,13 @@ class RetrainConfig(BaseModel):
         LABELLED_WEIGHT,
         ge=0,
         description="per-epoch sampling weight of each new labelled review (2 = twice an epoch)",
+    )
+    labelled_class_balance: float = Field(
+        CLASS_BALANCE,
+        ge=0,
+        le=1,
+        description="tilt of the new reviews' weights towards their rare classes (0 none, 1 "
+        "every class equally often); see trainer.consumer.sample_weight",
     )
     base_weight: float = Field(
         BASE_WEIGHT,
@@ -150,14 +160,25 @@ def write_jsonl(path: Path, examples: Sequence[Example]) -> Path:
 
 
 def sample_weight(
-    new_train: Sequence[Example], *, labelled: float, base: float
+    new_train: Sequence[Example], *, labelled: float, base: float, class_balance: float = 0.0
 ) -> Callable[[Example], float]:
     """Per-epoch sampling weight of a training example: ``labelled`` for the new labelled
-    reviews (matched by text: what the retrain's data file keeps), ``base`` for the rest."""
-    new_texts = {e.text for e in new_train}
+    reviews (matched by text: what the retrain's data file keeps), ``base`` for the rest.
+
+    ``class_balance`` (0..1) tilts the new reviews' weight towards their rare classes: a new
+    review of class ``c`` gets ``labelled * (mean_count / count_c) ** class_balance``,
+    renormalised so the new reviews still sum to ``labelled`` each (0: no tilt; 1: every class
+    of the new domain equally often per epoch). Rating-derived labels make the new domain's
+    neutral class rare (rating 3), and macro-F1 weighs it like the others.
+    """
+    counts = Counter(str(e.label) for e in new_train)
+    mean = len(new_train) / len(counts) if counts else 0.0
+    tilt = {c: (mean / n) ** class_balance for c, n in counts.items()}
+    norm = sum(tilt[str(e.label)] for e in new_train) / len(new_train) if new_train else 1.0
+    by_text = {e.text: labelled * tilt[str(e.label)] / norm for e in new_train}
 
     def weight(example: Example) -> float:
-        return labelled if example.text in new_texts else base
+        return by_text.get(example.text, base)
 
     return weight
 
@@ -412,6 +433,7 @@ def _train_once(
     }
     record.scores["sampling"] = {
         "labelled_weight": cfg.labelled_weight,
+        "labelled_class_balance": cfg.labelled_class_balance,
         "base_weight": cfg.base_weight,
     }
     # the pipeline registers the candidate; the gate runs here, on base set + stream hold-out
@@ -425,7 +447,12 @@ def _train_once(
     if before is not None and held_pairs:
         report = evaluate_model(before.uri, held_pairs, settings)
         record.scores["holdout_before"] = _brief(report) | {"version": before.version}
-    weight = sample_weight(new_train, labelled=cfg.labelled_weight, base=cfg.base_weight)
+    weight = sample_weight(
+        new_train,
+        labelled=cfg.labelled_weight,
+        base=cfg.base_weight,
+        class_balance=cfg.labelled_class_balance,
+    )
     with tempfile.TemporaryDirectory(prefix="ulasan-warm-") as tmp:
         source = None
         record.scores["warm_start"] = {"used": False, "reason": "warm_start is off"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,24 @@ def test_new_labelled_reviews_get_their_weight_and_the_base_corpus_its_own() -> 
     weight = sample_weight(new, labelled=2.0, base=0.25)
     assert weight(Example(text="barang cepat sampai", label="positive")) == 2.0
     assert weight(Example(text="makanan enak sekali", label="positive", id="smsa-1")) == 0.25
+
+
+def test_class_balance_tilts_the_new_reviews_towards_their_rare_classes() -> None:
+    new = [Example(text=f"bagus {i}", label="positive") for i in range(80)]
+    new += [Example(text=f"rusak {i}", label="negative") for i in range(80)]
+    new += [Example(text=f"biasa {i}", label="neutral") for i in range(5)]
+    flat = sample_weight(new, labelled=2.0, base=0.25, class_balance=0.0)
+    assert {flat(e) for e in new} == {2.0}
+    for balance in (0.5, 1.0):
+        weight = sample_weight(new, labelled=2.0, base=0.25, class_balance=balance)
+        assert sum(weight(e) for e in new) == pytest.approx(2.0 * len(new))  # same total
+        assert weight(new[-1]) / weight(new[0]) == pytest.approx(16.0**balance)
+        assert weight(Example(text="tidak ada", label="neutral")) == 0.25  # base row
+    full = sample_weight(new, labelled=2.0, base=0.25, class_balance=1.0)
+    per_class = Counter()
+    for e in new:
+        per_class[e.label] += full(e)
+    assert max(per_class.values()) == pytest.approx(min(per_class.values()))
 
 
 def test_the_retrain_defaults_up_weight_the_new_domain_and_continue_gently() -> None:
