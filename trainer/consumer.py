@@ -173,9 +173,9 @@ def sample_weight(
     """
     counts = Counter(str(e.label) for e in new_train)
     mean = len(new_train) / len(counts) if counts else 0.0
-    tilt = {c: (mean / n) ** class_balance for c, n in counts.items()}
+    tilt: dict[str, float] = {c: float((mean / n) ** class_balance) for c, n in counts.items()}
     norm = sum(tilt[str(e.label)] for e in new_train) / len(new_train) if new_train else 1.0
-    by_text = {e.text: labelled * tilt[str(e.label)] / norm for e in new_train}
+    by_text: dict[str, float] = {e.text: labelled * tilt[str(e.label)] / norm for e in new_train}
 
     def weight(example: Example) -> float:
         return by_text.get(example.text, base)
