@@ -195,7 +195,7 @@ class Deps:
             model_name=name,
             intra_op_threads=settings.worker.intra_op_threads,
             spinning=settings.worker.intra_op_spinning,
-            batch_size=settings.worker.max_batch,
+            batch_size=settings.worker.inference_batch,
         )
         log.info("loaded model %s version %s from %s", name, version, folder)
         metrics = WorkerMetrics()

@@ -29,6 +29,13 @@ class WorkerConfig(BaseModel):
         description="prepended to every topic name (isolates tests and tenants), e.g. 't1.'",
     )
     max_batch: int = Field(64, ge=1, le=4096, description="texts per inference batch")
+    inference_batch: int = Field(
+        8,
+        ge=1,
+        le=4096,
+        description="texts per ONNX Runtime call: a micro-batch is sorted by token length and "
+        "run in runs of this many, so short reviews are not padded to the longest of 64",
+    )
     max_wait_ms: float = Field(
         20.0, gt=0, description="longest wait for a batch to fill before scoring what is there"
     )

@@ -156,11 +156,14 @@ def pipeline(
         None, "--shape", help="indobert-base: a random BERT-base-shaped model, built offline"
     ),
     events: int = typer.Option(2000, "--events", min=100, help="reviews to push through"),
-    workers: int = typer.Option(
-        1, "--workers", min=1, help="worker processes in the consumer group (one per core)"
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="worker processes in the consumer group [one per core, at most the partitions]",
     ),
     threads: int | None = typer.Option(
-        None, "--threads", min=1, help="ONNX Runtime threads per worker [its default]"
+        None, "--threads", min=1, help="ONNX Runtime threads per worker [cores / workers]"
     ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
@@ -175,6 +178,7 @@ def pipeline(
     from trainer.errors import TrainerError
     from ulasan.bench_pipeline import run_pipeline_bench
     from ulasan.errors import UlasanError
+    from ulasan.pipeline_tools import default_workers, worker_threads
     from ulasan.settings import Settings
 
     err = Console(stderr=True)
@@ -182,6 +186,8 @@ def pipeline(
         err.print("[red]give at most one of --model and --shape[/red]")
         raise typer.Exit(2)
     settings = Settings()
+    workers = workers or default_workers(settings.kafka.partitions)
+    threads = threads or worker_threads(workers)
     try:
         folder = _serving_folder(model, shape, settings)
         result = run_pipeline_bench(

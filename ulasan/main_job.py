@@ -30,10 +30,13 @@ from ulasan.pipeline_tools import (
     LagProbe,
     MonitorState,
     SentimentMonitor,
+    WorkerGroup,
     WorkerProcess,
+    default_workers,
     free_port,
     percentile,
     worker_env,
+    worker_threads,
 )
 from ulasan.settings import Settings
 
@@ -56,6 +59,8 @@ class RunOptions:
     app_id: str = "ulasan-worker"
     start_stack: bool = True
     stall_timeout_s: float = STALL_TIMEOUT_S
+    #: worker processes in the consumer group (None: one per core, at most the partitions)
+    workers: int | None = None
 
 
 @dataclass
@@ -215,22 +220,35 @@ def run_main_job(
         settings.kafka.partitions,
         settings.kafka.replication_factor,
     )
-    metrics_port = free_port(settings.metrics_port)
-    log_path = settings.state_dir / "logs" / f"{run_id}-worker.log"
-    worker = WorkerProcess(
-        ["--model", model, "--metrics-port", str(metrics_port), "--app-id", options.app_id],
-        worker_env({"ULASAN_WORKER__TOPIC_PREFIX": prefix}),
-        log_path,
-    )
-    console.print(f"worker: starting (log {log_path})")
+    n_workers = options.workers or default_workers(settings.kafka.partitions)
+    env = {
+        "ULASAN_WORKER__TOPIC_PREFIX": prefix,
+        "ULASAN_WORKER__INTRA_OP_THREADS": str(worker_threads(n_workers)),
+    }
+    metrics_ports: list[int] = []
+    group = []
+    for n in range(n_workers):
+        port = free_port(settings.metrics_port + n)
+        metrics_ports.append(port)
+        group.append(
+            WorkerProcess(
+                ["--model", model, "--metrics-port", str(port), "--app-id", options.app_id],
+                worker_env(env),
+                settings.state_dir / "logs" / f"{run_id}-worker-{n}.log",
+            )
+        )
+    worker = WorkerGroup(group)
+    log_path = worker.log_path
+    console.print(f"workers: starting {n_workers} (logs {log_path})")
     worker.start()
     summary = RunSummary(run_id=run_id, model=model)
     monitor: SentimentMonitor | None = None
     probe: LagProbe | None = None
     try:
-        with console.status("waiting for the worker to join its consumer group"):
+        with console.status("waiting for the workers to join their consumer group"):
             worker.wait_ready()
-        console.print(f"worker: ready, metrics on http://127.0.0.1:{metrics_port}/metrics")
+        addresses = ", ".join(f"http://127.0.0.1:{p}/metrics" for p in metrics_ports)
+        console.print(f"workers: ready, metrics on {addresses}")
 
         spec = (
             replay_preset(options.preset, run_id=run_id)
@@ -322,7 +340,7 @@ def run_main_job(
         summary.elapsed_s = time.monotonic() - started
         if mon.model_versions:
             summary.model = ", ".join(mon.model_versions)
-        print_summary(summary, settings, prefix, metrics_port, log_path, stats, console)
+        print_summary(summary, settings, prefix, metrics_ports, log_path, stats, console)
         if on_summary is not None:
             on_summary(summary)
         if not options.once:
@@ -338,7 +356,7 @@ def run_main_job(
 
 
 def serve_until_interrupted(
-    monitor: SentimentMonitor, probe: LagProbe, worker: WorkerProcess, console: Console
+    monitor: SentimentMonitor, probe: LagProbe, worker: WorkerGroup, console: Console
 ) -> None:
     """Keep the worker serving and show what flows by, until Ctrl-C."""
     console.print(
@@ -367,8 +385,8 @@ def print_summary(
     summary: RunSummary,
     settings: Settings,
     prefix: str,
-    metrics_port: int,
-    log_path: Path,
+    metrics_ports: list[int],
+    log_path: str,
     stats: RunStats,
     console: Console,
 ) -> None:
@@ -417,5 +435,7 @@ def print_summary(
     )
     where.add_row("MLflow", f"{settings.mlflow.uri}  model {settings.mlflow.registered_model}")
     where.add_row("Prometheus", settings.prometheus.url)
-    where.add_row("worker", f"http://127.0.0.1:{metrics_port}/metrics  log {log_path}")
+    for port in metrics_ports:
+        where.add_row("worker", f"http://127.0.0.1:{port}/metrics")
+    where.add_row("worker logs", log_path)
     console.print(Group(labels, figures, where))

@@ -277,3 +277,49 @@ class SentimentMonitor(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join(timeout=10)
+
+
+def default_workers(partitions: int) -> int:
+    """Worker processes for this machine: one per core (each worker's event loop is one
+    Python thread), never more than the partitions they share."""
+    return max(1, min(os.cpu_count() or 1, partitions))
+
+
+def worker_threads(workers: int) -> int:
+    """ONNX Runtime threads per worker when ``workers`` share the machine's cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+class WorkerGroup:
+    """Several ``ulasan worker`` processes in one consumer group, handled as one."""
+
+    def __init__(self, workers: list[WorkerProcess]) -> None:
+        if not workers:
+            raise MainJobError("a worker group needs at least one worker")
+        self.workers = workers
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        for w in self.workers:
+            w.wait_ready(timeout_s)
+
+    def check_alive(self) -> None:
+        for w in self.workers:
+            w.check_alive()
+
+    def alive(self) -> bool:
+        return all(w.alive() for w in self.workers)
+
+    def stop(self, timeout_s: float = 60.0) -> list[int | None]:
+        return [w.stop(timeout_s) for w in self.workers]
+
+    @property
+    def log_path(self) -> str:
+        return ", ".join(str(w.log_path) for w in self.workers)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        per = max(500, chars // len(self.workers))
+        return "\n".join(f"[{w.log_path.name}]\n{w.log_tail(per)}" for w in self.workers)

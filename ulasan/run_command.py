@@ -25,11 +25,17 @@ def run_command(
     max_rows: int | None = typer.Option(None, "--max", min=1, help="replay at most N reviews"),
     topic_prefix: str = typer.Option("", "--topic-prefix", help="isolated topics (tests)"),
     app_id: str = typer.Option("ulasan-worker", "--app-id", help="the worker's consumer group"),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="worker processes in the group [one per core, at most the partitions]",
+    ),
     no_stack: bool = typer.Option(
         False, "--no-stack", help="do not start the local stack (use the configured services)"
     ),
 ) -> None:
-    """The main job: stack up, champion (trained if missing), a worker, the review stream
+    """The main job: stack up, champion (trained if missing), the workers, the review stream
     replayed with live progress, then a summary; serves until Ctrl-C unless --once."""
     from rich.console import Console
 
@@ -54,6 +60,7 @@ def run_command(
         topic_prefix=topic_prefix,
         app_id=app_id,
         start_stack=not no_stack,
+        workers=workers,
     )
     try:
         run_main_job(options, Settings(), console)

@@ -96,7 +96,7 @@ class ModelReloader:
             model_name=name,
             intra_op_threads=cfg.intra_op_threads,
             spinning=cfg.intra_op_spinning,
-            batch_size=cfg.max_batch,
+            batch_size=cfg.inference_batch,
         )
 
     def _challenger_ref(self) -> str | None:
