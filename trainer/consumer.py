@@ -45,11 +45,11 @@ log = logging.getLogger(__name__)
 
 #: Continued fine-tuning of the champion: a lower learning rate than training from scratch
 #: (the weights are already good), no MLM, no tokenizer training (the checkpoint's own).
-WARM_START_OVERRIDES: dict[str, Any] = {"lr": 1e-4, "epochs": 2, "patience": 0}
+WARM_START_OVERRIDES: dict[str, Any] = {"lr": 1e-4, "epochs": 2, "patience": 0, "max_length": 64}
 #: The new domain's reviews count this much more per epoch than ...
 LABELLED_WEIGHT = 2.0
 #: ... a base-corpus row, of which a fresh share is drawn each epoch.
-BASE_WEIGHT = 0.25
+BASE_WEIGHT = 0.15
 #: How far the new reviews' weights lean towards their rare classes (see sample_weight).
 CLASS_BALANCE = 0.0
 
