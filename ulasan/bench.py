@@ -237,7 +237,13 @@ def gateway(
         "scheduled send time [default: closed loop, each client waits for its answer]",
     ),
     threads: int | None = typer.Option(
-        None, "--threads", help="ONNX Runtime intra-op threads of the worker [its default]"
+        None, "--threads", help="ONNX Runtime intra-op threads per worker [cores / workers]"
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="worker processes in the group [one per core, at most the partitions]",
     ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
@@ -253,6 +259,7 @@ def gateway(
     from trainer.errors import TrainerError
     from ulasan.bench_gateway import run_gateway_bench
     from ulasan.errors import UlasanError
+    from ulasan.pipeline_tools import default_workers, worker_threads
     from ulasan.settings import Settings
 
     err = Console(stderr=True)
@@ -260,6 +267,7 @@ def gateway(
         err.print("[red]give at most one of --model and --shape[/red]")
         raise typer.Exit(2)
     settings = Settings()
+    n_workers = workers or default_workers(settings.kafka.partitions)
     try:
         folder = _serving_folder(model, shape, settings)
         result = run_gateway_bench(
@@ -268,7 +276,8 @@ def gateway(
             concurrency=concurrency,
             duration_s=duration,
             rate=rate,
-            threads=threads,
+            threads=threads or worker_threads(n_workers),
+            workers=n_workers,
             say=lambda line: err.print(f"… {line}"),
         )
     except (TrainerError, InferenceError, UlasanError) as exc:
