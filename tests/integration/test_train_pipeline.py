@@ -76,6 +76,11 @@ def test_train_register_promote_then_refuse_a_worse_model(
     assert len(history) == 3
     artifacts = {f.path for f in mc.list_artifacts(first.run_id)}
     assert {"serving", "plots", "reports", "profile.json", "validation_report.json"} <= artifacts
+    # the PyTorch checkpoint a retrain continues from, with what it was trained as
+    checkpoint = {Path(f.path).name for f in mc.list_artifacts(first.run_id, "checkpoint")}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "ulasan_checkpoint.json"} <= (
+        checkpoint
+    )
     serving = {f.path for f in mc.list_artifacts(first.run_id, "serving")}
     assert {"serving/model.onnx", "serving/tokenizer.json", "serving/ulasan_model.json"} <= serving
     plots = {f.path for f in mc.list_artifacts(first.run_id, "plots")}
