@@ -169,12 +169,17 @@ def predict_proba(
     return out
 
 
-def _inverse_frequency(labels: Sequence[str]) -> list[float]:
-    counts = Counter(labels)
-    missing = [label for label in LABELS if counts[label] == 0]
+def _inverse_frequency(labels: Sequence[str], weights: np.ndarray | None = None) -> list[float]:
+    """Inverse class frequency of an epoch: plain counts, or the expected counts of the
+    sampled epoch under per-example ``weights``."""
+    counts = {label: 0.0 for label in LABELS}
+    for i, label in enumerate(labels):
+        counts[label] += 1.0 if weights is None else float(weights[i])
+    missing = [label for label in LABELS if counts[label] <= 0]
     if missing:
-        raise TrainingError(f"no training examples of class {missing}; cannot train 3 classes")
-    n = len(labels)
+        why = "(weighted) " if weights is not None else ""
+        raise TrainingError(f"no {why}training examples of class {missing}; cannot train 3 classes")
+    n = sum(counts.values())
     return [n / (len(LABELS) * counts[label]) for label in LABELS]
 
 
@@ -225,18 +230,6 @@ def check_sample_weights(weights: Sequence[float], n: int) -> np.ndarray:
     if array.sum() < 1:
         raise TrainingError(f"sample weights sum to {array.sum():.3f}: not one example per epoch")
     return array
-
-
-def _weighted_inverse_frequency(labels: Sequence[str], weights: np.ndarray) -> list[float]:
-    """Inverse class frequency of the *sampled* epoch (expected counts under ``weights``)."""
-    counts = {label: 0.0 for label in LABELS}
-    for label, w in zip(labels, weights, strict=True):
-        counts[label] += float(w)
-    missing = [label for label in LABELS if counts[label] <= 0]
-    if missing:
-        raise TrainingError(f"no (weighted) training examples of class {missing}")
-    n = sum(counts.values())
-    return [n / (len(LABELS) * counts[label]) for label in LABELS]
 
 
 def _average_state(states: list[dict[str, Any]]) -> dict[str, Any]:
@@ -311,11 +304,7 @@ def fine_tune(
     )
     class_weights = None
     if config.class_weighting:
-        class_weights = (
-            _inverse_frequency(train_labels)
-            if weights is None
-            else _weighted_inverse_frequency(train_labels, weights)
-        )
+        class_weights = _inverse_frequency(train_labels, weights)
     weight_tensor = (
         torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
     )

@@ -164,8 +164,7 @@ def register(app: faust.App, deps: Deps, outputs: Outputs, loop: LoopDeps) -> di
         """One message for a batch of observations: one produce and one consume per batch,
         not per review (the observations topic is a single partition every worker feeds)."""
         for i in range(0, len(items), OBSERVATION_BATCH):
-            chunk = items[i : i + OBSERVATION_BATCH]
-            await observe(chunk[0] if len(chunk) == 1 else {"kind": BATCH, "items": chunk})
+            await observe({"kind": BATCH, "items": items[i : i + OBSERVATION_BATCH]})
 
     def unknown_counter() -> Any:
         predictor = deps.predictor.current

@@ -18,7 +18,7 @@ from prometheus_client import Counter
 
 from schemas.events import SentimentScored
 from stream_processors.inference.batching import BatchScorer, PredictorHolder, ScoreItem
-from stream_processors.records import Rejected, decode_records, records_of
+from stream_processors.records import decode_records, records_of
 from stream_processors.sink.rows import PREDICTION_LOGS, RowBatch, prediction_row
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def shadow_batch(events: list[SentimentScored]) -> RowBatch:
 def register_sink(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
     """The sink agent of sentiment.shadow.v1 (prediction_logs, shadow = true)."""
     from stream_processors.app import topic
-    from stream_processors.dlq import SINK_REJECTED, Rejection
+    from stream_processors.sink.agent import store
 
     cfg = deps.settings.worker
 
@@ -93,12 +93,8 @@ def register_sink(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
             for rejected in bad:
                 await outputs.dead_letter(rejected, stage="sink_shadow")
             if good:
-                refused = await deps.sink.write(shadow_batch([g.event for g in good]))
-                for index in sorted(refused):
-                    why = Rejection(SINK_REJECTED, "PostgreSQL refused the shadow row")
-                    await outputs.dead_letter(
-                        Rejected(good[index].record, why), stage="sink_shadow"
-                    )
+                batch = shadow_batch([g.event for g in good])
+                await store(deps, outputs, batch, good, stage="sink_shadow", what="the shadow row")
 
     return sink_shadow
 

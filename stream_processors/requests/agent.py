@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Any
 import faust
 
 from schemas.events import PredictionRequested, SentimentScored
-from stream_processors.dlq import INFERENCE_FAILED, SCHEMA_VIOLATION, SINK_REJECTED, Rejection
+from stream_processors.dlq import INFERENCE_FAILED, SCHEMA_VIOLATION, Rejection
 from stream_processors.inference.batching import ScoreItem
 from stream_processors.records import Decoded, Rejected, decode_records, records_of
 from stream_processors.requests.take import take_ready
+from stream_processors.sink.agent import store
 from stream_processors.sink.rows import prediction_batch
 
 if TYPE_CHECKING:
@@ -175,10 +176,7 @@ def register_log(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
                     await outputs.dead_letter(Rejected(g.record, why), stage=LOG_STAGE)
             if not stored:
                 continue
-            refused = await deps.sink.write(prediction_batch([g.event for g in stored]))
-            for index in sorted(refused):
-                rejection = Rejection(SINK_REJECTED, "PostgreSQL refused the row (see log)")
-                refusal = Rejected(stored[index].record, rejection)
-                await outputs.dead_letter(refusal, stage=LOG_STAGE)
+            batch = prediction_batch([g.event for g in stored])
+            await store(deps, outputs, batch, stored, stage=LOG_STAGE)
 
     return request_logs

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from schemas.events import ReviewCleaned, SentimentScored
 from stream_processors.dlq import SINK_REJECTED, Rejection
 from stream_processors.records import Decoded, Rejected
-from stream_processors.sink.rows import PREDICTION_LOGS, prediction_row, review_batch
+from stream_processors.sink.rows import PREDICTION_LOGS, RowBatch, prediction_row, review_batch
 
 if TYPE_CHECKING:
     from stream_processors.app import Deps, Outputs
 
 STAGE = "sink"
+
+
+async def store(
+    deps: Deps,
+    outputs: Outputs,
+    batch: RowBatch,
+    sources: Sequence[Decoded[Any]],
+    *,
+    stage: str,
+    what: str = "the row",
+) -> set[int]:
+    """Write ``batch`` (row sources index ``sources``) in one transaction, retrying while
+    PostgreSQL is away; dead-letter each source whose rows PostgreSQL refused for their content
+    (reason ``sink_rejected``) and return their indexes."""
+    refused: set[int] = await deps.sink.write(batch)
+    for index in sorted(refused):
+        rejection = Rejection(SINK_REJECTED, f"PostgreSQL refused {what} (see log)")
+        await outputs.dead_letter(Rejected(sources[index].record, rejection), stage=stage)
+    return refused
 
 
 class SinkStage:
@@ -36,8 +55,5 @@ class SinkStage:
             if s is not None:
                 batch.add(PREDICTION_LOGS, prediction_row(s), i)
         self._deps.metrics.events.labels(STAGE).inc(len(good))
-        refused = await self._deps.sink.write(batch)
-        for index in sorted(refused):
-            rejection = Rejection(SINK_REJECTED, "PostgreSQL refused the row (see log)")
-            await self._outputs.dead_letter(Rejected(good[index].record, rejection), stage=STAGE)
+        refused = await store(self._deps, self._outputs, batch, good, stage=STAGE)
         return [None if i in refused else s for i, s in enumerate(scored)]
