@@ -54,6 +54,17 @@ def train_wordpiece(
         continuing_subword_prefix="##",
     )
     tok.train_from_iterator(corpus, trainer=trainer, length=len(corpus))
+    # The trainer numbers its alphabet in hash-map order, so the same corpus gives different
+    # ids from run to run (and a differently initialised model from the same seed). Renumber:
+    # special tokens first, then the learned vocabulary sorted, so a seed reproduces a run.
+    learned = sorted(t for t in tok.get_vocab() if t not in SPECIAL_TOKENS)
+    vocab = {token: i for i, token in enumerate((*SPECIAL_TOKENS, *learned))}
+    tok.model = models.WordPiece(
+        vocab=vocab,
+        unk_token=_SPECIAL_KWARGS["unk_token"],
+        max_input_chars_per_word=100,
+        continuing_subword_prefix="##",
+    )
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
