@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -9,6 +10,7 @@ import faust
 from schemas.events import ReviewReceived
 from stream_processors.cleaning.logic import clean
 from stream_processors.dlq import Rejection
+from stream_processors.guard import BatchGuard
 from stream_processors.records import Rejected, decode_records, records_of
 
 if TYPE_CHECKING:
@@ -28,23 +30,28 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
     target = deps.topics.clean
     metrics = deps.metrics
 
+    guard = BatchGuard(STAGE, outputs, metrics)
+
+    async def process(events: Sequence[Any]) -> None:
+        good, bad = decode_records(records_of(events), ReviewReceived)
+        for rejected in bad:
+            await outputs.dead_letter(rejected, stage=STAGE)
+        for item in good:
+            try:
+                cleaned = clean(item.event)
+            except Exception as exc:  # process() must not raise; if it does, keep the record
+                rejection = Rejection("clean_failed", f"{type(exc).__name__}: {exc}")
+                await outputs.dead_letter(Rejected(item.record, rejection), stage=STAGE)
+                continue
+            await outputs.send(target, item.record.key, cleaned)
+
     @app.agent(source, name=f"{app.conf.id}.clean")
     async def clean_reviews(stream: Any) -> None:
-        # take_events acks a batch only after this body finished it, i.e. after every output
-        # was handed to the producer (faust flushes the producer before committing offsets).
+        # take_events acks a batch once this body moves on, i.e. after every output was handed
+        # to the producer (faust flushes the producer before committing offsets); the guard
+        # makes sure that is never before the batch was processed (see stream_processors.guard).
         async for events in stream.take_events(BATCH, within=WITHIN_S):
-            records = records_of(events)
-            metrics.events.labels(STAGE).inc(len(records))
-            good, bad = decode_records(records, ReviewReceived)
-            for rejected in bad:
-                await outputs.dead_letter(rejected, stage=STAGE)
-            for item in good:
-                try:
-                    cleaned = clean(item.event)
-                except Exception as exc:  # process() must not raise; if it does, keep the record
-                    rejection = Rejection("clean_failed", f"{type(exc).__name__}: {exc}")
-                    await outputs.dead_letter(Rejected(item.record, rejection), stage=STAGE)
-                    continue
-                await outputs.send(target, item.record.key, cleaned)
+            metrics.events.labels(STAGE).inc(len(events))
+            await guard.run(events, process)
 
     return clean_reviews

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import faust
 
 from schemas.events import ReviewCleaned, SentimentScored
 from stream_processors.dlq import INFERENCE_FAILED, Rejection
+from stream_processors.guard import BatchGuard
 from stream_processors.inference.batching import ScoreItem
 from stream_processors.records import Decoded, Rejected, decode_records, records_of
 from stream_processors.sink.agent import SinkStage
@@ -84,26 +86,31 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
             metrics.prediction_latency.observe(s.timings.total_ms / 1000.0)
             await outputs.send(target, (s.review_id or "").encode(), s)
 
+    guard = BatchGuard(STAGE, outputs, metrics)
+
+    async def process(events: Sequence[Any]) -> None:
+        good, bad = decode_records(records_of(events), ReviewCleaned)
+        for rejected in bad:
+            await outputs.dead_letter(rejected, stage=STAGE)
+        if not good:
+            return
+        scored = await score(good)
+        stored = await sink.write(good, scored)
+        await publish([s for s in stored if s is not None])
+        observe = deps.loop.observe_scores if deps.loop is not None else None
+        if observe is not None:
+            await observe(
+                [(g.event, s) for g, s in zip(good, stored, strict=True) if s is not None]
+            )
+
     @app.agent(source, name=f"{app.conf.id}.infer")
     async def infer(stream: Any) -> None:
-        # The batch is acked (its offsets become committable) only when this body returns:
+        # The batch is acked (its offsets become committable) only when the guard returns:
         # after the rows are in PostgreSQL (the sink retries while it is away, so consuming
-        # pauses) and the scores are sent.
+        # pauses) and the scores are sent, or after a record that fails on its own was
+        # dead-lettered; never for a batch cut short (see stream_processors.guard).
         async for events in stream.take_events(cfg.max_batch, within=cfg.max_wait_ms / 1000.0):
-            records = records_of(events)
-            metrics.events.labels(STAGE).inc(len(records))
-            good, bad = decode_records(records, ReviewCleaned)
-            for rejected in bad:
-                await outputs.dead_letter(rejected, stage=STAGE)
-            if not good:
-                continue
-            scored = await score(good)
-            stored = await sink.write(good, scored)
-            await publish([s for s in stored if s is not None])
-            observe = deps.loop.observe_scores if deps.loop is not None else None
-            if observe is not None:
-                await observe(
-                    [(g.event, s) for g, s in zip(good, stored, strict=True) if s is not None]
-                )
+            metrics.events.labels(STAGE).inc(len(events))
+            await guard.run(events, process)
 
     return infer

@@ -272,8 +272,46 @@ class StreamEnv:
         try:
             return wait_until(done, timeout_s, f"{n} rows in each of {TABLES}", interval_s=0.5)
         except AssertionError as exc:
-            logs = "\n".join(f"--- {w.name}\n{w.log()[-3000:]}" for w in self.workers)
-            raise AssertionError(f"{exc}; counts {self.counts()}\n{logs}") from None
+            raise AssertionError(
+                f"{exc}; counts {self.counts()}\n{self.offsets_report()}\n{self.log_report()}"
+            ) from None
+
+    def offsets_report(self) -> str:
+        """Per partition of the review topics: the group's committed offset and the log end.
+
+        Committed == end with rows missing means records were lost; committed < end with an
+        idle worker means a stalled partition (records fetched but never processed).
+        """
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.app_id})
+        lines = ["offsets (partition: committed/end):"]
+        try:
+            for canonical in (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN):
+                name = self.topic(canonical)
+                tps = [TopicPartition(name, p) for p in range(self.partitions)]
+                committed = consumer.committed(tps, timeout=10)
+                cells = []
+                for tp in committed:
+                    _, end = consumer.get_watermark_offsets(tp, timeout=10)
+                    cells.append(f"{tp.partition}: {tp.offset}/{end}")
+                lines.append(f"  {name}: " + ", ".join(cells))
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must not hide the real failure
+            lines.append(f"  (not available: {exc!r})")
+        finally:
+            consumer.close()
+        return "\n".join(lines)
+
+    def log_report(self) -> str:
+        """The workers' notable log lines (errors, crashes, rebalances), then each log's tail."""
+        notable = ("ERROR", "Traceback", "rash", "Skipping", "Discarded", "dead letter", "Joined")
+        parts = []
+        for w in self.workers:
+            lines = w.log().splitlines()
+            picked = [ln for ln in lines if any(k in ln for k in notable)][:40]
+            parts.append(f"--- {w.name}: notable\n" + "\n".join(picked))
+            parts.append(f"--- {w.name}: tail\n" + "\n".join(lines[-15:]))
+        return "\n".join(parts)
 
     def read_topic(self, topic: str, expect: int, timeout_s: float = 60.0) -> list[bytes]:
         """Every record value of ``topic`` from the beginning: at least ``expect`` of them."""
