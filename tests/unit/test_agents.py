@@ -240,3 +240,36 @@ def test_infer_agent_stores_each_batch_before_publishing_and_dead_letters_refusa
         reviews = [r[0] for r in batch.rows.get(REVIEWS, [])]
         assert reviews == [r[1] for r in batch.rows.get(PREDICTION_LOGS, [])]
         assert len(reviews) <= 3
+
+
+class FlakySink(RecordingSink):
+    """Fails its first write with an error the sink does not classify (a bug, a driver crash)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def write(self, batch: RowBatch) -> set[int]:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("driver crashed")
+        return await super().write(batch)
+
+
+def test_infer_agent_retries_a_batch_whose_write_raised_instead_of_acking_it(
+    predictor: OnnxPredictor,
+) -> None:
+    sink = FlakySink()
+    app = make_app(predictor, sink=sink, max_batch=4)
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        for rid in ("a", "b"):
+            await agent.put(cleaned_bytes(rid), key=rid.encode())
+        out = await take(subs[topics.SENTIMENT], 2)
+        assert sorted(decode(e.value, SentimentScored).review_id for e in out) == ["a", "b"]
+        assert subs[topics.dlq(topics.REVIEWS_CLEAN)].empty()
+
+    run(app, "infer", scenario)
+    assert sink.failed and sorted(r[0] for r in sink.rows(REVIEWS)) == ["a", "b"]
+    errors = app.ulasan_deps.metrics.stream_errors.labels("infer", "RuntimeError")
+    assert errors._value.get() == 1
