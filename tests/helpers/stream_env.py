@@ -273,7 +273,8 @@ class StreamEnv:
             return wait_until(done, timeout_s, f"{n} rows in each of {TABLES}", interval_s=0.5)
         except AssertionError as exc:
             raise AssertionError(
-                f"{exc}; counts {self.counts()}\n{self.offsets_report()}\n{self.log_report()}"
+                f"{exc}; counts {self.counts()}\n{self.offsets_report()}\n"
+                f"{self.missing_report()}\n{self.log_report()}"
             ) from None
 
     def offsets_report(self) -> str:
@@ -302,9 +303,58 @@ class StreamEnv:
             consumer.close()
         return "\n".join(lines)
 
+    def missing_report(self) -> str:
+        """Where the reviews missing from PostgreSQL are: raw, clean and sentiment records
+        (partition@offset) holding each review id, so a failure says which stage lost them."""
+        import psycopg
+        from confluent_kafka import Consumer, TopicPartition
+
+        def located(canonical: str) -> dict[str, list[str]]:
+            name = self.topic(canonical)
+            found: dict[str, list[str]] = {}
+            consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "diag"})
+            try:
+                for p in range(self.partitions):
+                    low, high = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)
+                    consumer.assign([TopicPartition(name, p, low)])
+                    seen = low
+                    deadline = time.monotonic() + 20
+                    while seen < high and time.monotonic() < deadline:
+                        for m in consumer.consume(1000, timeout=1):
+                            if m.error():
+                                continue
+                            seen = m.offset() + 1
+                            try:
+                                rid = json.loads(m.value()).get("review_id")
+                            except ValueError:
+                                continue
+                            found.setdefault(str(rid), []).append(f"{p}@{m.offset()}")
+            finally:
+                consumer.close()
+            return found
+
+        try:
+            with psycopg.connect(self.dsn, connect_timeout=5) as conn:
+                stored = {r[0] for r in conn.execute("SELECT review_id FROM reviews")}
+            raw = located(topics.REVIEWS_RAW)
+            clean = located(topics.REVIEWS_CLEAN)
+            scored = located(topics.SENTIMENT)
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must not hide the real failure
+            return f"missing reviews: not available ({exc!r})"
+        missing = sorted(set(raw) - stored)
+        lines = [f"missing reviews ({len(missing)} of {len(raw)} in the raw topic):"]
+        for rid in missing[:20]:
+            lines.append(
+                f"  {rid}: raw {raw.get(rid)}, clean {clean.get(rid)}, sentiment {scored.get(rid)}"
+            )
+        return "\n".join(lines)
+
     def log_report(self) -> str:
         """The workers' notable log lines (errors, crashes, rebalances), then each log's tail."""
-        notable = ("ERROR", "Traceback", "rash", "Skipping", "Discarded", "dead letter", "Joined")
+        notable = (
+            *("ERROR", "Traceback", "rash", "Skipping", "Discarded", "dead letter", "Joined"),
+            *("Heartbeat failed", "Revoking", "WAITING", "failed (attempt"),
+        )
         parts = []
         for w in self.workers:
             lines = w.log().splitlines()
