@@ -18,6 +18,7 @@ from faust.types import ChannelT
 from schemas import topics
 from schemas.codec import encode
 from schemas.events import Event
+from stream_processors import transport
 from stream_processors.dlq import dead_letter
 from stream_processors.errors import WorkerConfigError
 from stream_processors.inference.batching import BatchScorer, PredictorHolder
@@ -262,6 +263,9 @@ def create_app(
         key_serializer=RAW,
         value_serializer=RAW,
     )
+    if not memory_outputs:
+        # acks that cannot commit a record skipped during a rebalance (see transport.py)
+        transport.install(app)
     names = deps.topics
     channels: dict[str, ChannelT[Any]] = {
         name: app.channel(key_type=bytes, value_type=bytes, maxsize=100_000)
