@@ -327,9 +327,11 @@ def _register_lifecycle(app: faust.App, deps: Deps, outputs: Outputs) -> None:
             app.ulasan_reloader = reloader  # type: ignore[attr-defined]
             reloader.start(deps.topics.model_updates)
 
+    watch = transport.StallWatch(after_s=deps.settings.worker.stall_seek_s)
+
     @app.timer(interval=deps.settings.worker.lag_interval_s)  # type: ignore[untyped-decorator]
     async def _measure_lag() -> None:
-        await measure_lag(app, deps.metrics)
+        await measure_lag(app, deps.metrics, watch)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _close(sender: Any, *args: Any, **kwargs: Any) -> None:
@@ -343,11 +345,15 @@ def _register_lifecycle(app: faust.App, deps: Deps, outputs: Outputs) -> None:
             await deps.sink.close()
 
 
-async def measure_lag(app: faust.App, metrics: WorkerMetrics) -> None:
+async def measure_lag(
+    app: faust.App, metrics: WorkerMetrics, watch: transport.StallWatch | None = None
+) -> None:
     """Set ``ulasan_consumer_lag`` for every assigned partition: log end minus committed offset.
 
-    Never raises: the assignment can change under it (a rebalance), and a lost measurement
-    must not stop the worker. Partitions no longer assigned are dropped from the gauge.
+    With ``watch``, also seek a stalled partition (committed offset below the end, nothing in
+    flight, see ``transport.StallWatch``) back to its committed offset. Never raises: the
+    assignment can change under it (a rebalance), and a lost measurement must not stop the
+    worker. Partitions no longer assigned are dropped from the gauge.
     """
     consumer = app.consumer
     try:
@@ -358,7 +364,8 @@ async def measure_lag(app: faust.App, metrics: WorkerMetrics) -> None:
         return
     committed = app.monitor.tp_committed_offsets
     metrics.consumer_lag.clear()
-    for tp in assigned & set(consumer.assignment()):
+    current = assigned & set(consumer.assignment())
+    for tp in current:
         end = ends.get(tp)
         if end is None:
             continue
@@ -372,6 +379,43 @@ async def measure_lag(app: faust.App, metrics: WorkerMetrics) -> None:
             if done is None:
                 continue
         metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
+    if watch is not None and not getattr(app, "rebalancing", False):
+        await _seek_stalled(app, metrics, watch, current, ends)
+
+
+async def _seek_stalled(
+    app: faust.App,
+    metrics: WorkerMetrics,
+    watch: transport.StallWatch,
+    assigned: set[Any],
+    ends: Mapping[Any, int],
+) -> None:
+    consumer = app.consumer
+    # faust's own view of the group's committed offsets (read at the seek, moved by commits)
+    committed = getattr(consumer, "_committed_offset", {})
+    idle = not getattr(consumer, "_unacked_messages", ())
+    watch.forget(assigned)
+    for tp in assigned:
+        end = ends.get(tp)
+        if end is None or tp.topic.endswith("-changelog"):  # tables' own; faust restores them
+            continue
+        offset = committed.get(tp)
+        if offset is None or not watch.stalled(tp, committed=offset, end=end, idle=idle):
+            continue
+        log.warning(
+            "%s[%d]: committed offset %s is below the end (%d) and nothing has arrived for "
+            "%.0fs with nothing in flight; seeking back to the committed offset",
+            tp.topic,
+            tp.partition,
+            offset,
+            end,
+            watch.after_s,
+        )
+        metrics.stream_errors.labels("consumer", "stalled_partition").inc()
+        try:
+            await consumer.seek(tp, offset)
+        except Exception as exc:  # revoked meanwhile: the new owner seeks anyway
+            log.debug("seeking %s failed: %r", tp, exc)
 
 
 def ensure_topics(settings: WorkerSettings, timeout_s: float = 30.0) -> list[str]:

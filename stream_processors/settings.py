@@ -79,6 +79,12 @@ class WorkerConfig(BaseModel):
     )
     heartbeat_interval_s: float = Field(3.0, gt=0, description="< session_timeout_s / 3")
     lag_interval_s: float = Field(5.0, gt=0, description="how often consumer lag is measured")
+    stall_seek_s: float = Field(
+        20.0,
+        gt=0,
+        description="seek a partition back to its committed offset when it stayed below the "
+        "log end this long with nothing in flight (see stream_processors/transport.py)",
+    )
     loglevel: str = "info"
 
     @model_validator(mode="after")

@@ -9,26 +9,33 @@ import pytest
 
 from stream_processors.app import create_app
 from stream_processors.settings import WorkerConfig, WorkerSettings
-from stream_processors.transport import Consumer, Transport, ack_is_safe
+from stream_processors.transport import Consumer, StallWatch, Transport, ack_is_safe
 
 
 @pytest.mark.parametrize(
-    ("flow_active", "message_generation", "consumer_generation", "safe"),
+    ("flow_active", "message_generation", "consumer_generation", "sought", "safe"),
     [
-        (True, 3, 3, True),  # normal operation
-        (False, 3, 3, False),  # a rebalance or shutdown suspended the flow: faust skips records
-        (True, 2, 3, False),  # fetched before the last rebalance: read again from the commit
-        (False, 2, 3, False),
+        (True, 3, 3, 3, True),  # normal operation
+        (False, 3, 3, 3, False),  # a rebalance or shutdown suspended the flow: faust skips
+        (True, 2, 3, 3, False),  # fetched before the last rebalance: read again from the commit
+        (True, 3, 3, None, False),  # assigned, not yet sought to the committed offsets
+        (True, 3, 3, 2, False),  # the seek done is the previous generation's
+        (False, 2, 3, None, False),
     ],
 )
 def test_ack_is_safe(
-    flow_active: bool, message_generation: int, consumer_generation: int, safe: bool
+    flow_active: bool,
+    message_generation: int,
+    consumer_generation: int,
+    sought: int | None,
+    safe: bool,
 ) -> None:
     assert (
         ack_is_safe(
             flow_active=flow_active,
             message_generation=message_generation,
             consumer_generation=consumer_generation,
+            sought_generation=sought,
         )
         is safe
     )
@@ -58,6 +65,7 @@ class Message:
 class FakeConsumer:
     app: App
     _unacked_messages: set[Any] = field(default_factory=set)
+    sought_generation: int | None = 3
 
 
 def test_a_refused_ack_marks_the_record_done_but_never_committable() -> None:
@@ -73,6 +81,52 @@ def test_a_refused_ack_marks_the_record_done_but_never_committable() -> None:
     suspended._unacked_messages.add(skipped)
     assert Consumer.ack(suspended, skipped) is False  # type: ignore[arg-type]
     assert skipped.acked and suspended._unacked_messages == set()
+
+    early = Message(generation_id=3)
+    unsought = FakeConsumer(App(Flow(active=True)), sought_generation=None)
+    assert Consumer.ack(unsought, early) is False  # type: ignore[arg-type]
+    assert early.acked
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_stall_watch_fires_after_a_quiet_period_below_the_end_and_then_waits_again() -> None:
+    clock = Clock()
+    watch = StallWatch(after_s=20, clock=clock)
+    assert not watch.stalled("p3", committed=243, end=341, idle=True)  # first sight
+    clock.now = 19
+    assert not watch.stalled("p3", committed=243, end=341, idle=True)
+    clock.now = 20
+    assert watch.stalled("p3", committed=243, end=341, idle=True)
+    clock.now = 30  # the seek gets a full period before another
+    assert not watch.stalled("p3", committed=243, end=341, idle=True)
+    clock.now = 40
+    assert watch.stalled("p3", committed=243, end=341, idle=True)
+
+
+def test_stall_watch_restarts_on_progress_work_in_flight_or_caught_up() -> None:
+    clock = Clock()
+    watch = StallWatch(after_s=20, clock=clock)
+    watch.stalled("p", committed=10, end=50, idle=True)
+    clock.now = 15
+    assert not watch.stalled("p", committed=12, end=50, idle=True)  # progress: start over
+    clock.now = 30
+    assert not watch.stalled("p", committed=12, end=50, idle=True)
+    assert not watch.stalled("p", committed=12, end=50, idle=False)  # busy: start over
+    clock.now = 45
+    assert not watch.stalled("p", committed=12, end=50, idle=True)
+    clock.now = 70
+    assert not watch.stalled("p", committed=50, end=50, idle=True)  # caught up
+    assert not watch.stalled("p", committed=None, end=50, idle=True)  # nothing committed yet
+    watch.stalled("q", committed=1, end=5, idle=True)
+    watch.forget({"p"})
+    assert set(watch._since) == set()
 
 
 def test_workers_consume_through_the_safe_transport() -> None:
