@@ -149,9 +149,13 @@ def test_a_killed_workers_open_window_is_recovered_and_reported_whole(
     row = wait_until(report, 120, "the drift report of the recovered window")
     assert second.alive(), second.log()[-3000:]
     n_events, window_start, score, signals = row
-    # nothing the first life counted was lost (at-least-once may replay a few, never drop)
+    # nothing the first life counted was lost (at-least-once may replay, never drop). A review
+    # of the first life can be counted up to three times: in the window state the changelog
+    # restored, again when its observations message is replayed (its offset was not committed
+    # before the kill), and once more if its clean record is re-scored (same offsets reason)
+    # and a new observations message is sent for it.
     assert n_events >= N_BEFORE + N_AFTER
-    assert n_events <= 2 * N_BEFORE + N_AFTER
+    assert n_events <= 3 * N_BEFORE + N_AFTER
     assert float(window_start) == start
     assert 0.0 <= score <= 1.0 and signals
     # the closed window left the table (its tombstone reaches the changelog)
