@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stream_processors.dlq import PROCESSING_FAILED, Rejection
@@ -33,6 +33,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Body = Callable[[Sequence[Any]], Awaitable[None]]
+
+
+def backoff(initial_s: float, max_s: float) -> Iterator[float]:
+    """Exponential backoff delays: ``initial_s``, doubling, capped at ``max_s``."""
+    delay = initial_s
+    while True:
+        yield delay
+        delay = min(delay * 2, max_s)
 
 
 def withhold(events: Sequence[Any]) -> None:
@@ -109,7 +117,7 @@ class BatchGuard:
 
     async def _attempt(self, events: Sequence[Any], body: Body) -> str | None:
         """None once ``body(events)`` succeeded; the last failure after ``attempts`` tries."""
-        delay = self._initial_s
+        delays = backoff(self._initial_s, self._max_s)
         failure = ""
         for attempt in range(1, self._attempts + 1):
             try:
@@ -128,14 +136,12 @@ class BatchGuard:
                     exc_info=attempt == self._attempts,
                 )
             if attempt < self._attempts:
-                await self._sleep(delay)
-                delay = min(delay * 2, self._max_s)
+                await self._sleep(next(delays))
         return failure
 
     async def _dead_letter(self, event: Any, failure: str) -> None:
         rejected = Rejected(Record.from_event(event), Rejection(PROCESSING_FAILED, failure))
-        delay = self._initial_s
-        while True:
+        for delay in backoff(self._initial_s, self._max_s):
             try:
                 await self._outputs.dead_letter(rejected, stage=self.stage)
                 return
@@ -150,4 +156,3 @@ class BatchGuard:
                     delay,
                 )
                 await self._sleep(delay)
-                delay = min(delay * 2, self._max_s)

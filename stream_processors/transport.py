@@ -76,19 +76,20 @@ class Consumer(driver.Consumer):
         # Hold the stream partitions until faust's recovery resumes them, right before it seeks
         # them to their committed offsets: otherwise the fetcher (started early to restore the
         # tables) delivers them from wherever it stands and the same records flow twice.
-        self.pause_partitions(
-            {tp for tp in assigned if tp.topic not in self.app.tables.changelog_topics}
-        )
+        self._changelogs = frozenset(self.app.tables.changelog_topics)
+        self.pause_partitions({tp for tp in assigned if tp.topic not in self._changelogs})
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def perform_seek(self) -> None:
         self.sought_generation = None
         await super().perform_seek()
         # From here each stream partition must be delivered in order from its committed offset.
+        # faust's changelog_topics builds a new set per call: keep one for the per-record check
+        self._changelogs = frozenset(self.app.tables.changelog_topics)
         self._expected = {
             tp: offset
             for tp, offset in self._committed_offset.items()
-            if offset is not None and not self._is_changelog_tp(tp)
+            if offset is not None and tp.topic not in self._changelogs
         }
         self._rewinds: dict[Any, tuple[int, int, float]] = {}
         self.sought_generation = self.app.consumer_generation_id
@@ -102,6 +103,7 @@ class Consumer(driver.Consumer):
         a seek and is passed on (duplicates are harmless here, holes are not).
         """
         expected: dict[Any, int] = getattr(self, "_expected", {})
+        changelogs: frozenset[str] = getattr(self, "_changelogs", frozenset())
         rewinds: dict[Any, tuple[int, int, float]] = getattr(self, "_rewinds", {})
         async for tp, message in super().getmany(timeout):
             want = expected.get(tp)
@@ -134,7 +136,7 @@ class Consumer(driver.Consumer):
                     message.offset,
                 )
             rewinds.pop(tp, None)
-            if not self._is_changelog_tp(tp):
+            if tp.topic not in changelogs:
                 expected[tp] = message.offset + 1
             yield tp, message
 

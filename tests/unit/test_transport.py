@@ -174,7 +174,7 @@ def test_getmany_delivers_each_partition_contiguously_and_seeks_back_over_a_hole
     consumer = object.__new__(Consumer)
     consumer._expected = {raw: 10}  # type: ignore[attr-defined]
     consumer._rewinds = {}  # type: ignore[attr-defined]
-    consumer._is_changelog_tp = lambda tp: False  # type: ignore[method-assign]
+    consumer._changelogs = frozenset()  # type: ignore[attr-defined]
     seeks: list[tuple[TP, int]] = []
 
     async def seek(tp: TP, offset: int) -> None:
