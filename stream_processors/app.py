@@ -264,8 +264,13 @@ def create_app(
         value_serializer=RAW,
     )
     if not memory_outputs:
-        # acks that cannot commit a record skipped during a rebalance (see transport.py)
-        transport.install(app)
+        # acks that cannot commit a record skipped during a rebalance, and a watch on table
+        # recovery (see transport.py)
+        stalled = deps.metrics.stream_errors.labels("recovery", "stalled_changelog")
+        transport.install(
+            app,
+            transport.RecoveryWatch(after_s=cfg.stall_seek_s, on_stuck=stalled.inc),
+        )
     names = deps.topics
     channels: dict[str, ChannelT[Any]] = {
         name: app.channel(key_type=bytes, value_type=bytes, maxsize=100_000)

@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
 from faust.types.tuples import ack_lock
+from mode import Service
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,26 @@ class Consumer(driver.Consumer):
 
     #: the consumer generation whose seek to the committed offsets has completed
     sought_generation: int | None = None
+
+    @Service.task
+    async def _watch_recovery(self) -> None:
+        """Run :class:`RecoveryWatch` (from :func:`install`) from the consumer's start: the
+        app's own timers only start after the first recovery, which can stall too."""
+        watch: RecoveryWatch | None = getattr(self.transport, "recovery_watch", None)
+        if watch is None:
+            return
+        while not self.should_stop:
+            await self.sleep(min(5.0, watch.after_s / 2))
+            try:
+                stuck = await unstick_recovery(self.app, watch)
+            except RecoveryStalled as exc:
+                log.error("%s", exc)
+                raise  # mode crashes the service: the worker exits non-zero
+            except Exception as exc:  # faust's internals moved under it: the next turn retries
+                log.warning("recovery watch failed: %r", exc)
+                continue
+            if stuck and watch.on_stuck is not None:
+                watch.on_stuck(len(stuck))
 
     async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
         # Hold the stream partitions until faust's recovery resumes them, right before it seeks
@@ -188,12 +209,135 @@ class StallWatch:
             del self._since[tp]
 
 
+class RecoveryStalled(RuntimeError):
+    """Table recovery waits for changelog records that seeking again did not bring."""
+
+
+@dataclass
+class RecoveryWatch:
+    """Which active changelog partitions faust's table recovery waits on in vain.
+
+    Recovery reads each active changelog partition up to its high-water mark and only then
+    resumes the streams. Once (in CI, the two-worker test) a worker that took over the drift
+    table's changelog partition got no changelog record at all after the rebalance: recovery
+    waited, and with it every stream partition, for minutes. A partition is stuck when it still
+    has records to read and none has arrived for ``after_s`` seconds since recovery started or
+    since its last record; it is then sought again (see :func:`unstick_recovery`), at most once
+    per ``after_s``. After ``max_attempts`` seeks with no record in between, :meth:`stuck`
+    raises :class:`RecoveryStalled`: the consumer's task crashes the worker, so that its
+    supervisor restarts it, rather than hold every partition paused for good.
+    """
+
+    after_s: float = 20.0
+    clock: Callable[[], float] = time.monotonic
+    #: called with the number of partitions sought again (the worker counts them)
+    on_stuck: Callable[[int], None] | None = None
+    max_attempts: int = 3
+    _nudged: dict[Any, float] = field(default_factory=dict)
+    _attempts: dict[Any, int] = field(default_factory=dict)
+    _started: float | None = None
+
+    def stuck(
+        self,
+        *,
+        remaining: Mapping[Any, int],
+        last_event: Mapping[Any, float],
+        started_at: float | None,
+    ) -> list[Any]:
+        """The partitions to seek again now (``remaining``: records left per partition)."""
+        if started_at != self._started:  # recovery ended, or a new one began: start over
+            self._started = started_at
+            self._nudged.clear()
+            self._attempts.clear()
+        if started_at is None:
+            return []
+        now = self.clock()
+        out = []
+        for tp, left in remaining.items():
+            if left <= 0:
+                continue
+            event = last_event.get(tp, started_at)
+            nudged = self._nudged.get(tp)
+            if nudged is None or event > nudged:
+                self._attempts.pop(tp, None)  # records came after the last seek
+            if now - max(event, nudged or started_at) < self.after_s:
+                continue
+            attempts = self._attempts.get(tp, 0)
+            if attempts >= self.max_attempts:
+                raise RecoveryStalled(
+                    f"{tp}: table recovery got no record after {attempts} seeks "
+                    f"{self.after_s:.0f}s apart; restart the worker"
+                )
+            self._attempts[tp] = attempts + 1
+            self._nudged[tp] = now
+            out.append(tp)
+        return out
+
+
+async def unstick_recovery(app: Any, watch: RecoveryWatch) -> list[Any]:
+    """Seek and resume the active changelog partitions recovery waits on in vain.
+
+    Logs what the consumer knew about each (its fetch position, faust's read offset, paused or
+    active) so the cause can be told apart, seeks it to the last offset recovery applied (faust
+    re-reads that one and skips it; -1 means from the start), resumes it and the flow. Returns
+    the partitions sought. Never raises: a rebalance can pull the partitions away meanwhile.
+    """
+    recovery = app.tables.recovery
+    if not recovery.in_recovery:
+        watch.stuck(remaining={}, last_event={}, started_at=None)
+        return []
+    stuck = watch.stuck(
+        remaining=recovery.active_remaining(),
+        last_event=dict(recovery._active_events_received_at),
+        started_at=recovery._recovery_started_at,
+    )
+    if not stuck:
+        return []
+    consumer = app.consumer
+    offsets = {}
+    for tp in stuck:
+        seen = recovery.active_offsets.get(tp)
+        offsets[tp] = 0 if seen is None or seen < 0 else seen
+        try:
+            position = await consumer.position(tp)
+        except Exception as exc:  # revoked meanwhile
+            position = repr(exc)
+        log.warning(
+            "%s[%d]: table recovery has had no record for %.0fs (applied up to %s, high-water "
+            "%s; fetch position %s, read offset %s, paused %s, active %s, consumer flow %s, "
+            "app flow %s, changelog queue %s); seeking it to %d and resuming it",
+            tp.topic,
+            tp.partition,
+            watch.after_s,
+            recovery.active_offsets.get(tp),
+            recovery.active_highwaters.get(tp),
+            position,
+            consumer._read_offset.get(tp),
+            tp in consumer._paused_partitions,
+            tp in (consumer._active_partitions or ()),
+            consumer.flow_active,
+            app.flow_control.is_active(),
+            app.tables.changelog_queue.qsize(),
+            offsets[tp],
+        )
+    try:
+        await consumer.seek_wait(offsets)
+        consumer.resume_partitions(stuck)
+        app.flow_control.resume()
+        consumer.resume_flow()
+    except Exception as exc:  # a rebalance took the partitions: the next recovery seeks anyway
+        log.warning("seeking the changelog partitions again failed: %r", exc)
+    return stuck
+
+
 class Transport(driver.Transport):
     """faust's aiokafka transport with :class:`Consumer`."""
 
     Consumer = Consumer
 
 
-def install(app: Any) -> None:
-    """Make ``app`` consume through :class:`Transport` (call before the app starts)."""
+def install(app: Any, recovery_watch: RecoveryWatch | None = None) -> None:
+    """Make ``app`` consume through :class:`Transport` (call before the app starts), with
+    ``recovery_watch`` run by its consumer."""
     app.transport = Transport(app.conf.broker_consumer, app)
+    app.transport.recovery_watch = recovery_watch

@@ -9,7 +9,15 @@ import pytest
 
 from stream_processors.app import create_app
 from stream_processors.settings import WorkerConfig, WorkerSettings
-from stream_processors.transport import Consumer, StallWatch, Transport, ack_is_safe
+from stream_processors.transport import (
+    Consumer,
+    RecoveryStalled,
+    RecoveryWatch,
+    StallWatch,
+    Transport,
+    ack_is_safe,
+    unstick_recovery,
+)
 
 
 @pytest.mark.parametrize(
@@ -189,3 +197,117 @@ def test_getmany_delivers_each_partition_contiguously_and_seeks_back_over_a_hole
     # re-delivery below the expected offset passes too (duplicates, never holes)
     assert asyncio.run(collect()) == [10, 11, 12, 12]
     assert seeks == [(raw, 12)]
+
+
+def test_recovery_watch_seeks_a_changelog_partition_that_gets_no_records() -> None:
+    clock = Clock()
+    watch = RecoveryWatch(after_s=20, clock=clock)
+    remaining = {"drift-changelog/0": 10, "other-changelog/0": 0}
+    clock.now = 100
+    assert watch.stuck(remaining=remaining, last_event={}, started_at=90) == []
+    clock.now = 110  # 20 s since recovery started and nothing arrived: seek it again
+    assert watch.stuck(remaining=remaining, last_event={}, started_at=90) == ["drift-changelog/0"]
+    clock.now = 125  # a full period before the next seek
+    assert watch.stuck(remaining=remaining, last_event={}, started_at=90) == []
+    clock.now = 130
+    assert watch.stuck(remaining=remaining, last_event={}, started_at=90) == ["drift-changelog/0"]
+    # records arriving hold it off; a partition with nothing left is never sought
+    clock.now = 160
+    assert (
+        watch.stuck(remaining=remaining, last_event={"drift-changelog/0": 150}, started_at=90) == []
+    )
+    # seeks that bring nothing: after max_attempts (3) in a row the worker gives up loudly
+    clock.now = 180
+    assert watch.stuck(remaining=remaining, last_event={"drift-changelog/0": 150}, started_at=90)
+    clock.now = 200
+    assert watch.stuck(remaining=remaining, last_event={"drift-changelog/0": 150}, started_at=90)
+    clock.now = 220
+    assert watch.stuck(remaining=remaining, last_event={"drift-changelog/0": 150}, started_at=90)
+    clock.now = 240
+    with pytest.raises(RecoveryStalled, match="no record after 3 seeks"):
+        watch.stuck(remaining=remaining, last_event={"drift-changelog/0": 150}, started_at=90)
+    # a new recovery starts the count again
+    assert watch.stuck(remaining=remaining, last_event={}, started_at=200) == ["drift-changelog/0"]
+    # recovery over: everything forgotten
+    assert watch.stuck(remaining=remaining, last_event={}, started_at=None) == []
+    assert watch._nudged == {}
+
+
+@dataclass
+class FakeRecovery:
+    in_recovery: bool
+    active_offsets: dict[Any, int | None]
+    active_highwaters: dict[Any, int]
+    _recovery_started_at: float | None
+    _active_events_received_at: dict[Any, float] = field(default_factory=dict)
+
+    def active_remaining(self) -> dict[Any, int]:
+        return {
+            tp: hw - (self.active_offsets.get(tp) or -1)
+            for tp, hw in self.active_highwaters.items()
+        }
+
+
+@dataclass
+class RecoveringConsumer:
+    calls: list[Any] = field(default_factory=list)
+    _read_offset: dict[Any, int] = field(default_factory=dict)
+    _paused_partitions: set[Any] = field(default_factory=set)
+    _active_partitions: set[Any] = field(default_factory=set)
+    flow_active: bool = True
+
+    async def position(self, tp: Any) -> int:
+        return 10
+
+    async def seek_wait(self, offsets: dict[Any, int]) -> None:
+        self.calls.append(("seek_wait", dict(offsets)))
+
+    def resume_partitions(self, tps: Any) -> None:
+        self.calls.append(("resume_partitions", list(tps)))
+
+    def resume_flow(self) -> None:
+        self.calls.append(("resume_flow",))
+
+
+def test_unstick_recovery_seeks_to_the_last_applied_offset_and_resumes() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    clock = Clock()
+    clock.now = 50
+    fresh, resumed = TP("drift-changelog", 0), TP("x-changelog", 1)
+    recovery = FakeRecovery(
+        in_recovery=True,
+        active_offsets={fresh: -1, resumed: 4},
+        active_highwaters={fresh: 10, resumed: 9},
+        _recovery_started_at=10,
+    )
+    consumer = RecoveringConsumer()
+    resumed_flow: list[bool] = []
+    app = SimpleNamespace(
+        tables=SimpleNamespace(recovery=recovery, changelog_queue=asyncio.Queue()),
+        consumer=consumer,
+        flow_control=SimpleNamespace(
+            resume=lambda: resumed_flow.append(True), is_active=lambda: True
+        ),
+    )
+    watch = RecoveryWatch(after_s=20, clock=clock)
+    stuck = asyncio.run(unstick_recovery(app, watch))
+    assert set(stuck) == {fresh, resumed}
+    # -1 (nothing applied) reads from the start; otherwise the last applied record is re-read
+    # (faust skips it) so nothing after it can be missed
+    assert consumer.calls[0] == ("seek_wait", {fresh: 0, resumed: 4})
+    assert set(consumer.calls[1][1]) == {fresh, resumed}
+    assert consumer.calls[2] == ("resume_flow",)
+    assert resumed_flow == [True]
+    # not in recovery: nothing happens
+    recovery.in_recovery = False
+    assert asyncio.run(unstick_recovery(app, watch)) == []
+    assert len(consumer.calls) == 3
+
+
+def test_the_consumer_runs_the_recovery_watch_installed_with_the_app() -> None:
+    app = create_app(WorkerSettings(worker=WorkerConfig(stall_seek_s=7)), _deps())
+    watch = app.transport.recovery_watch
+    assert isinstance(watch, RecoveryWatch) and watch.after_s == 7
+    assert "_watch_recovery" in Consumer._tasks[f"{Consumer.__module__}.Consumer"]
