@@ -20,6 +20,7 @@ from stream_processors.feedback.logic import (
     feedback_row,
     outcomes,
 )
+from stream_processors.guard import backoff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,8 +63,7 @@ class LoopStore:
         await self.pool.close()
 
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        delay = self.retry_initial_s
-        while True:
+        for delay in backoff(self.retry_initial_s, self.retry_max_s):
             try:
                 return await attempt()
             except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as exc:
@@ -76,7 +76,7 @@ class LoopStore:
                 else:
                     raise
             await asyncio.sleep(delay)
-            delay = min(self.retry_max_s, delay * 2)
+        raise AssertionError("backoff() never ends")
 
     async def record_feedback(self, events: Sequence[LabelFeedback]) -> list[Outcome]:
         """Store ``events`` (idempotent) and join them to their predictions; the outcomes."""

@@ -11,6 +11,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from stream_processors.errors import SinkRejected, SinkUnavailable
+from stream_processors.guard import backoff
 from stream_processors.metrics import WorkerMetrics
 from stream_processors.settings import WorkerConfig
 from stream_processors.sink.rows import INSERT_SQL, RowBatch
@@ -90,13 +91,14 @@ class PostgresSink:
         return rejected
 
     async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
-        delay = self._config.pg_retry_initial_s
+        delays = backoff(self._config.pg_retry_initial_s, self._config.pg_retry_max_s)
         failures = 0
         while True:
             try:
                 await attempt()
             except SinkUnavailable as exc:
                 failures += 1
+                delay = next(delays)
                 self._metrics.stream_errors.labels("sink", "postgres_unavailable").inc()
                 log.warning(
                     "PostgreSQL is unavailable (attempt %d: %s); consuming is paused, "
@@ -106,7 +108,6 @@ class PostgresSink:
                     delay,
                 )
                 await self._sleep(delay)
-                delay = min(delay * 2, self._config.pg_retry_max_s)
             else:
                 if failures:
                     log.info("PostgreSQL is back after %d failed attempts", failures)
