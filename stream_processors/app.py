@@ -398,23 +398,31 @@ async def _seek_stalled(
     consumer = app.consumer
     # faust's own view of the group's committed offsets (read at the seek, moved by commits)
     committed = getattr(consumer, "_committed_offset", {})
-    idle = not getattr(consumer, "_unacked_messages", ())
+    in_flight: dict[Any, set[int]] = {}
+    for message in list(getattr(consumer, "_unacked_messages", ())):
+        in_flight.setdefault(message.tp, set()).add(message.offset)
     watch.forget(assigned)
     for tp in assigned:
         end = ends.get(tp)
         if end is None or tp.topic.endswith("-changelog"):  # tables' own; faust restores them
             continue
         offset = committed.get(tp)
-        if offset is None or not watch.stalled(tp, committed=offset, end=end, idle=idle):
+        if offset is None:
+            continue
+        # "idle": the record the commit waits for is not being processed (a slow batch holding
+        # it is not a stall; a record never delivered, or delivered and dropped, is)
+        flying = in_flight.get(tp, set())
+        if not watch.stalled(tp, committed=offset, end=end, idle=offset not in flying):
             continue
         log.warning(
-            "%s[%d]: committed offset %s is below the end (%d) and nothing has arrived for "
-            "%.0fs with nothing in flight; seeking back to the committed offset",
+            "%s[%d]: committed offset %s is below the end (%d), has not moved for %.0fs and "
+            "its record is not in flight (%d later records are); seeking back to it",
             tp.topic,
             tp.partition,
             offset,
             end,
             watch.after_s,
+            len(flying),
         )
         metrics.stream_errors.labels("consumer", "stalled_partition").inc()
         try:

@@ -28,7 +28,14 @@ Two more holes of the same family, both seen in the two-worker test:
 - A partition can be left with its committed offset below the log end and nothing coming:
   records fetched, dropped by faust's rebalance handling, never delivered, never re-read.
   :class:`StallWatch` (run by the lag timer) seeks such a partition back to its committed offset
-  once the worker has had nothing in flight for a while: duplicates at worst, never a hole.
+  once the record that offset names has not been in flight for a while: duplicates at worst,
+  never a hole.
+- faust counts offsets it skipped in delivery as done (``_add_gap``, meant for compacted topics
+  and transaction markers). A CI run of the SIGKILL test lost one review that way: its raw
+  record was never cleaned, yet the raw partition was committed past it. On stream partitions
+  a gap is now only logged; the commit stops before it and the stall watch reads it again.
+  faust also commits past a single missing record right at the committed offset (it allows
+  the lowest acked offset to be one past it): :meth:`Consumer._new_offset` does not.
 """
 
 from __future__ import annotations
@@ -161,6 +168,42 @@ class Consumer(driver.Consumer):
                 expected[tp] = message.offset + 1
             yield tp, message
 
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        """faust counts offsets it never delivered as done (meant for compacted topics and
+        transaction markers): on a stream partition that commits past a record nobody
+        processed. There a gap is logged and left open: the commit stops before it, and the
+        stall watch reads the partition again from there once nothing of it is in flight."""
+        if tp.topic in getattr(self, "_changelogs", frozenset()):
+            await super()._add_gap(tp, offset_from, offset_to)
+            return
+        log.warning(
+            "%s[%d]: offsets %d-%d were not delivered before %d; the commit waits for them",
+            tp.topic,
+            tp.partition,
+            offset_from,
+            offset_to - 1,
+            offset_to,
+        )
+
+    def _new_offset(self, tp: Any) -> int | None:
+        """The offset to commit for ``tp``, never past the committed offset's own record.
+
+        faust keeps the committed offset as the *next* offset to read but only refuses to
+        commit when the lowest acked offset is more than one past it: with 41 committed and
+        42, 43 acked it commits 44, skipping record 41 (refused ack, or never delivered). On a
+        stream partition the commit waits until the committed offset's record is acked.
+        """
+        acked = self._acked[tp]
+        committed = self._committed_offset[tp]
+        if (
+            acked
+            and committed is not None
+            and min(acked) > committed
+            and tp.topic not in getattr(self, "_changelogs", frozenset())
+        ):
+            return None
+        return super()._new_offset(tp)
+
     def ack(self, message: Any) -> bool:
         app = self.app
         safe = ack_is_safe(
@@ -182,7 +225,8 @@ class Consumer(driver.Consumer):
 @dataclass
 class StallWatch:
     """Which partitions to seek back: committed offset below the log end, unchanged for
-    ``after_s`` seconds while the worker had nothing in flight (``idle``) the whole time."""
+    ``after_s`` seconds while the record it waits for was not in flight (``idle``: not being
+    processed; never delivered, or delivered and dropped) the whole time."""
 
     after_s: float = 20.0
     clock: Callable[[], float] = time.monotonic

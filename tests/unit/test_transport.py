@@ -311,3 +311,68 @@ def test_the_consumer_runs_the_recovery_watch_installed_with_the_app() -> None:
     watch = app.transport.recovery_watch
     assert isinstance(watch, RecoveryWatch) and watch.after_s == 7
     assert "_watch_recovery" in Consumer._tasks[f"{Consumer.__module__}.Consumer"]
+
+
+def test_a_gap_in_a_stream_partition_is_never_counted_as_done() -> None:
+    import asyncio
+    from collections import defaultdict
+
+    from intervaltree import IntervalTree
+
+    consumer = object.__new__(Consumer)
+    consumer._changelogs = frozenset({"app-drift-changelog"})  # type: ignore[attr-defined]
+    consumer._gap = defaultdict(IntervalTree)  # type: ignore[attr-defined]
+    consumer._committed_offset = defaultdict(lambda: None)  # type: ignore[attr-defined]
+    consumer._acked = defaultdict(list)  # type: ignore[attr-defined]
+    consumer._acked_index = defaultdict(set)  # type: ignore[attr-defined]
+    raw, changelog = TP("t.reviews.raw.v1", 2), TP("app-drift-changelog", 0)
+    asyncio.run(consumer._add_gap(raw, 42, 43))
+    asyncio.run(consumer._add_gap(changelog, 5, 7))  # faust's gap handling for compaction
+    assert not consumer._gap[raw]
+    assert sorted((i.begin, i.end) for i in consumer._gap[changelog]) == [(5, 8)]
+    # so the commit stops before the record that was not delivered
+    consumer._acked[raw] = [40, 41, 43, 44]
+    consumer._committed_offset[raw] = 40
+    assert consumer._new_offset(raw) == 42
+    # faust alone would commit 44 here, past record 41 (the next one to read, never acked)
+    consumer._acked[raw] = [42, 43]
+    consumer._committed_offset[raw] = 41
+    assert consumer._new_offset(raw) is None
+    consumer._acked[raw] = [41, 42, 43]
+    assert consumer._new_offset(raw) == 44
+
+
+@dataclass(frozen=True)
+class InFlight:
+    tp: TP
+    offset: int
+
+
+def test_the_stall_watch_seeks_back_when_the_committed_record_is_not_in_flight() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from stream_processors.app import _seek_stalled
+    from stream_processors.metrics import WorkerMetrics
+
+    held, hole = TP("t.reviews.clean.v1", 1), TP("t.reviews.clean.v1", 2)
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    consumer = SimpleNamespace(
+        _committed_offset={held: 10, hole: 41},
+        # held: its committed record is being processed; hole: later records are, 41 is not
+        _unacked_messages={InFlight(held, 10), InFlight(hole, 45), InFlight(hole, 46)},
+        seek=seek,
+    )
+    app = SimpleNamespace(consumer=consumer)
+    clock = Clock()
+    watch = StallWatch(after_s=20, clock=clock)
+    metrics = WorkerMetrics()
+    ends = {held: 50, hole: 351}
+    asyncio.run(_seek_stalled(app, metrics, watch, {held, hole}, ends))
+    clock.now = 25
+    asyncio.run(_seek_stalled(app, metrics, watch, {held, hole}, ends))
+    assert seeks == [(hole, 41)]
