@@ -110,15 +110,42 @@ class Consumer(driver.Consumer):
 
     async def perform_seek(self) -> None:
         self.sought_generation = None
-        await super().perform_seek()
+        # Stream records fetched before or during the seek must not reach faust: its read
+        # offset would run ahead of the seek and faust would then silently drop the refetched
+        # records below it (seen in the SIGKILL test: raw partition at 59 delivered right after
+        # the seek to 29, then 29-58 dropped). getmany drops them while seeking.
+        self._seeking = True
+        try:
+            await super().perform_seek()
+            # faust seeks only partitions with a committed offset. One the group never
+            # committed is read from its beginning, as a new group would: records delivered
+            # before (acks refused, or dropped above) are read again, never skipped.
+            changelogs = frozenset(self.app.tables.changelog_topics)
+            fresh = {
+                tp
+                for tp in self.assignment()
+                if tp.topic not in changelogs and self._committed_offset.get(tp) is None
+            }
+            starts: dict[Any, int] = {}
+            if fresh:
+                try:
+                    earliest = await self.earliest_offsets(*fresh)
+                    starts = {tp: off for tp, off in earliest.items() if off is not None}
+                    await self.seek_wait(starts)
+                except Exception as exc:  # a rebalance moved the assignment: it seeks again
+                    log.warning("seeking never-committed partitions to the start: %r", exc)
+                    starts = {}
+        finally:
+            self._seeking = False
         # From here each stream partition must be delivered in order from its committed offset.
         # faust's changelog_topics builds a new set per call: keep one for the per-record check
-        self._changelogs = frozenset(self.app.tables.changelog_topics)
+        self._changelogs = changelogs
         self._expected = {
             tp: offset
             for tp, offset in self._committed_offset.items()
             if offset is not None and tp.topic not in self._changelogs
         }
+        self._expected.update(starts)
         self._rewinds: dict[Any, tuple[int, int, float]] = {}
         self.sought_generation = self.app.consumer_generation_id
 
@@ -128,12 +155,17 @@ class Consumer(driver.Consumer):
         A record beyond the next expected offset means records were fetched and not delivered
         (or the fetch position ran ahead of a seek): it is dropped and the partition sought back
         to the expected offset, so nothing is skipped. A record below it is a re-delivery after
-        a seek and is passed on (duplicates are harmless here, holes are not).
+        a seek and is passed on (duplicates are harmless here, holes are not). Stream records
+        arriving while :meth:`perform_seek` runs are dropped: the seek positions every stream
+        partition again. The expected offsets are looked up per record: a fetch can
+        span a seek, and its records must be checked against the offsets the seek set.
         """
-        expected: dict[Any, int] = getattr(self, "_expected", {})
-        changelogs: frozenset[str] = getattr(self, "_changelogs", frozenset())
-        rewinds: dict[Any, tuple[int, int, float]] = getattr(self, "_rewinds", {})
         async for tp, message in super().getmany(timeout):
+            changelogs: frozenset[str] = getattr(self, "_changelogs", frozenset())
+            if tp.topic not in changelogs and getattr(self, "_seeking", False):
+                continue  # the seek positions this partition again
+            expected: dict[Any, int] = getattr(self, "_expected", {})
+            rewinds: dict[Any, tuple[int, int, float]] = getattr(self, "_rewinds", {})
             want = expected.get(tp)
             if want is not None and message.offset > want:
                 target, count, at = rewinds.get(tp, (want, 0, 0.0))

@@ -376,3 +376,60 @@ def test_the_stall_watch_seeks_back_when_the_committed_record_is_not_in_flight()
     clock.now = 25
     asyncio.run(_seek_stalled(app, metrics, watch, {held, hole}, ends))
     assert seeks == [(hole, 41)]
+
+
+def test_perform_seek_drops_stream_records_meanwhile_and_starts_never_committed_ones_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    import faust.transport.consumer as base
+
+    raw, fresh, changelog = TP("t.raw", 0), TP("t.raw", 1), TP("app-drift-changelog", 0)
+    delivered: list[tuple[TP, int]] = []
+
+    def message(offset: int) -> Message:
+        m = Message(generation_id=4)
+        m.offset = offset  # type: ignore[attr-defined]
+        return m
+
+    # records a fetch returns while the seek runs: the stream ones must not reach faust
+    during = [(raw, message(59)), (fresh, message(7)), (changelog, message(3))]
+
+    async def parent_getmany(self: Any, timeout: float) -> Any:
+        for item in during:
+            yield item
+
+    consumer = object.__new__(Consumer)
+
+    async def parent_perform_seek(self: Any) -> None:
+        self._committed_offset[raw] = 29  # faust: seek_to_committed, fresh has no commit
+        async for tp, m in consumer.getmany(1.0):
+            delivered.append((tp, m.offset))
+
+    monkeypatch.setattr(base.Consumer, "getmany", parent_getmany)
+    monkeypatch.setattr(base.Consumer, "perform_seek", parent_perform_seek)
+    consumer.app = SimpleNamespace(  # type: ignore[attr-defined]
+        tables=SimpleNamespace(changelog_topics={"app-drift-changelog"}),
+        consumer_generation_id=4,
+    )
+    consumer._committed_offset = defaultdict(lambda: None)  # type: ignore[attr-defined]
+    consumer._changelogs = frozenset({"app-drift-changelog"})  # type: ignore[attr-defined]
+    consumer.assignment = lambda: {raw, fresh, changelog}  # type: ignore[method-assign]
+    seeks: list[dict[TP, int]] = []
+
+    async def earliest_offsets(*tps: TP) -> dict[TP, int]:
+        return {tp: 0 for tp in tps}
+
+    async def seek_wait(offsets: dict[TP, int]) -> None:
+        seeks.append(dict(offsets))
+
+    consumer.earliest_offsets = earliest_offsets  # type: ignore[method-assign]
+    consumer.seek_wait = seek_wait  # type: ignore[method-assign]
+    asyncio.run(consumer.perform_seek())
+    assert delivered == [(changelog, 3)]
+    assert seeks == [{fresh: 0}]  # never committed: from the start, not from where it stood
+    assert consumer._expected == {raw: 29, fresh: 0}  # type: ignore[attr-defined]
+    assert consumer.sought_generation == 4
