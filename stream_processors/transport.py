@@ -115,6 +115,7 @@ class Consumer(driver.Consumer):
         # records below it (seen in the SIGKILL test: raw partition at 59 delivered right after
         # the seek to 29, then 29-58 dropped). getmany drops them while seeking.
         self._seeking = True
+        self._dropped: set[Any] = set()
         try:
             await super().perform_seek()
             # faust seeks only partitions with a committed offset. One the group never
@@ -146,6 +147,11 @@ class Consumer(driver.Consumer):
             if offset is not None and tp.topic not in self._changelogs
         }
         self._expected.update(starts)
+        # Records dropped while seeking may have been fetched from the new position (a fetch
+        # sent after faust's seek, returned before this method ended): read them again.
+        for tp in self._dropped:
+            if tp in self._expected:
+                await self.seek(tp, self._expected[tp])
         self._rewinds: dict[Any, tuple[int, int, float]] = {}
         self.sought_generation = self.app.consumer_generation_id
 
@@ -163,7 +169,8 @@ class Consumer(driver.Consumer):
         async for tp, message in super().getmany(timeout):
             changelogs: frozenset[str] = getattr(self, "_changelogs", frozenset())
             if tp.topic not in changelogs and getattr(self, "_seeking", False):
-                continue  # the seek positions this partition again
+                self._dropped.add(tp)  # positioned again once the seek is done
+                continue
             expected: dict[Any, int] = getattr(self, "_expected", {})
             rewinds: dict[Any, tuple[int, int, float]] = getattr(self, "_rewinds", {})
             want = expected.get(tp)

@@ -426,10 +426,17 @@ def test_perform_seek_drops_stream_records_meanwhile_and_starts_never_committed_
     async def seek_wait(offsets: dict[TP, int]) -> None:
         seeks.append(dict(offsets))
 
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append({tp: offset})
+
     consumer.earliest_offsets = earliest_offsets  # type: ignore[method-assign]
     consumer.seek_wait = seek_wait  # type: ignore[method-assign]
+    consumer.seek = seek  # type: ignore[method-assign]
     asyncio.run(consumer.perform_seek())
     assert delivered == [(changelog, 3)]
-    assert seeks == [{fresh: 0}]  # never committed: from the start, not from where it stood
+    # never committed: from the start, not from where it stood; then the partitions whose
+    # records were dropped meanwhile go back to where the seek put them
+    assert seeks[0] == {fresh: 0}
+    assert sorted(seeks[1:], key=lambda d: next(iter(d)).partition) == [{raw: 29}, {fresh: 0}]
     assert consumer._expected == {raw: 29, fresh: 0}  # type: ignore[attr-defined]
     assert consumer.sought_generation == 4
