@@ -426,7 +426,7 @@ async def _seek_stalled(
         )
         metrics.stream_errors.labels("consumer", "stalled_partition").inc()
         try:
-            await consumer.seek(tp, offset)
+            await consumer.seek_wait({tp: offset})  # in the consumer's thread (transport.py)
         except Exception as exc:  # revoked meanwhile: the new owner seeks anyway
             log.debug("seeking %s failed: %r", tp, exc)
 

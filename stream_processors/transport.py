@@ -75,7 +75,13 @@ def ack_is_safe(
 
 
 class Consumer(driver.Consumer):
-    """faust's aiokafka consumer, refusing acks that could commit unprocessed records."""
+    """faust's aiokafka consumer, refusing acks that could commit unprocessed records.
+
+    Its own seeks go through ``seek_wait``, which runs in the consumer's thread (aiokafka lives
+    there, with its own event loop) and also moves faust's read offset. faust's ``seek`` calls
+    aiokafka straight from the app's thread; after such a seek a partition once stayed unread
+    until the stall watch sought it again (suspected, not proven, to be that thread crossing).
+    """
 
     #: the consumer generation whose seek to the committed offsets has completed
     sought_generation: int | None = None
@@ -149,9 +155,9 @@ class Consumer(driver.Consumer):
         self._expected.update(starts)
         # Records dropped while seeking may have been fetched from the new position (a fetch
         # sent after faust's seek, returned before this method ended): read them again.
-        for tp in self._dropped:
-            if tp in self._expected:
-                await self.seek(tp, self._expected[tp])
+        again = {tp: self._expected[tp] for tp in self._dropped if tp in self._expected}
+        if again:
+            await self.seek_wait(again)
         self._rewinds: dict[Any, tuple[int, int, float]] = {}
         self.sought_generation = self.app.consumer_generation_id
 
@@ -190,7 +196,7 @@ class Consumer(driver.Consumer):
                         want,
                     )
                     rewinds[tp] = (want, count + 1, now)
-                    await self.seek(tp, want)
+                    await self.seek_wait({tp: want})
                     continue
                 log.error(
                     "%s[%d]: offsets %d-%d are still missing after %d refetches; going on "
