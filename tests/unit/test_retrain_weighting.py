@@ -17,6 +17,7 @@ from trainer.consumer import (
     LABELLED_WEIGHT,
     WARM_START_OVERRIDES,
     RetrainConfig,
+    effective_base_weight,
     sample_weight,
 )
 from trainer.data import Example
@@ -156,3 +157,20 @@ def test_checkpoint_metadata_round_trip_and_the_name_a_continued_model_keeps(
     (folder / CHECKPOINT_META_FILE).write_text(json.dumps({}), encoding="utf-8")
     assert serving_model_name(config.with_overrides({"model": str(folder)})) == "checkpoint"
     assert serving_model_name(config.with_overrides({"model": "indobenchmark/x-base"})) == "x-base"
+
+
+def test_the_base_corpus_keeps_at_least_its_share_of_an_epoch() -> None:
+    kw = {"labelled": 2.0, "base": 0.15, "min_share": 0.5}
+    # few new reviews: the configured weight already gives the base corpus most of the epoch
+    assert effective_base_weight(n_base=11_000, n_new=500, **kw) == 0.15
+    # session 3's all-rows run: 2,987 reviews x 2 against 11,000 x 0.15 was 22 % base
+    w = effective_base_weight(n_base=11_000, n_new=2_987, **kw)
+    assert w == pytest.approx(2 * 2_987 / 11_000)
+    assert 11_000 * w / (11_000 * w + 2 * 2_987) == pytest.approx(0.5)
+    # never more than every base row once per epoch; 0 turns the rule off
+    assert effective_base_weight(n_base=1_000, n_new=5_000, **kw) == 1.0
+    assert (
+        effective_base_weight(n_base=11_000, n_new=2_987, labelled=2.0, base=0.15, min_share=0)
+        == 0.15
+    )
+    assert RetrainConfig().min_base_share == 0.5
