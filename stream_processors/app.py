@@ -269,7 +269,12 @@ def create_app(
         stalled = deps.metrics.stream_errors.labels("recovery", "stalled_changelog")
         transport.install(
             app,
-            transport.RecoveryWatch(after_s=cfg.stall_seek_s, on_stuck=stalled.inc),
+            transport.RecoveryWatch(
+                after_s=cfg.recovery_stall_s,
+                on_stuck=stalled.inc,
+                # give up (crash, so a supervisor restarts the worker) after ~2 fruitless minutes
+                max_attempts=max(3, int(120 / cfg.recovery_stall_s)),
+            ),
         )
     names = deps.topics
     channels: dict[str, ChannelT[Any]] = {

@@ -307,7 +307,7 @@ def test_unstick_recovery_seeks_to_the_last_applied_offset_and_resumes() -> None
 
 
 def test_the_consumer_runs_the_recovery_watch_installed_with_the_app() -> None:
-    app = create_app(WorkerSettings(worker=WorkerConfig(stall_seek_s=7)), _deps())
+    app = create_app(WorkerSettings(worker=WorkerConfig(recovery_stall_s=7)), _deps())
     watch = app.transport.recovery_watch
     assert isinstance(watch, RecoveryWatch) and watch.after_s == 7
     assert "_watch_recovery" in Consumer._tasks[f"{Consumer.__module__}.Consumer"]
