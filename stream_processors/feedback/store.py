@@ -55,15 +55,26 @@ class LoopStore:
         )
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self._closed = False
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
 
     async def close(self) -> None:
+        """Close the pool for good (the worker is stopping): later calls wait to be cancelled."""
+        self._closed = True
         await self.pool.close()
+
+    async def _wait_for_shutdown(self, what: str) -> None:
+        # Closed before the agents stopped: raising would crash the agent and faust's
+        # supervisor would restart it mid-shutdown (seen holding a worker's stop for 60 s).
+        log.info("%s: the store is closed (shutting down); waiting to be cancelled", what)
+        await asyncio.Future()
 
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         for delay in backoff(self.retry_initial_s, self.retry_max_s):
+            if self._closed:
+                await self._wait_for_shutdown(what)
             try:
                 return await attempt()
             except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as exc:
@@ -71,6 +82,8 @@ class LoopStore:
             except psycopg.errors.DeadlockDetected as exc:
                 log.warning("%s: deadlock (%s); retrying", what, exc)
             except Exception as exc:
+                if self._closed:
+                    continue  # closed meanwhile: wait for the cancellation above
                 if type(exc).__name__ == "PoolTimeout":
                     log.warning("%s: no PostgreSQL connection; retrying in %.1fs", what, delay)
                 else:

@@ -52,14 +52,17 @@ class PostgresSink:
             name="ulasan-sink",
         )
         self._opened = False
+        self._closed = False
 
     async def open(self) -> None:
         """Start the pool without waiting for PostgreSQL (writes wait and retry instead)."""
-        if not self._opened:
+        if not self._opened and not self._closed:
             await self._pool.open(wait=False)
             self._opened = True
 
     async def close(self) -> None:
+        """Close the pool for good (the worker is stopping): later writes wait to be cancelled."""
+        self._closed = True
         if self._opened:
             await self._pool.close()
             self._opened = False
@@ -73,6 +76,13 @@ class PostgresSink:
         """
         if not len(batch):
             return set()
+        if self._closed:
+            # The worker is shutting down and closed the sink before its agents stopped: this
+            # batch is neither written nor acked (it is read again after the restart). Raising
+            # would crash the agent, and faust's supervisor restarting it held a shutdown for
+            # 60 s in CI; wait to be cancelled with the agent instead.
+            log.info("the sink is closed (shutting down): a batch of %d rows waits", len(batch))
+            await asyncio.Future()
         await self.open()
         try:
             await self._retrying(lambda: self._write_once(batch))

@@ -50,3 +50,37 @@ def test_unreachable_postgres_is_retried_with_capped_exponential_backoff() -> No
 def test_an_empty_batch_needs_no_database() -> None:
     sink = PostgresSink("postgresql://nobody@127.0.0.1:1/none", WorkerConfig(), WorkerMetrics())
     assert asyncio.run(sink.write(RowBatch())) == set()
+
+
+def test_a_write_after_close_waits_to_be_cancelled_instead_of_crashing_the_agent() -> None:
+    dsn = f"postgresql://ulasan@127.0.0.1:{free_port()}/ulasan"
+    sink = PostgresSink(dsn, WorkerConfig(), WorkerMetrics())
+    batch = RowBatch()
+    batch.add(REVIEWS, ("r1", "test", None, "teks", None, None, None), 0)
+
+    async def main() -> None:
+        await sink.open()
+        await sink.close()  # the worker's shutdown hook, while an agent still holds a batch
+        await sink.open()  # a closed sink never reopens its pool
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(sink.write(batch), timeout=0.3)
+
+    asyncio.run(main())
+
+
+def test_the_loop_store_closed_for_shutdown_waits_instead_of_raising() -> None:
+    from stream_processors.feedback.store import LoopStore
+
+    store = LoopStore(f"postgresql://ulasan@127.0.0.1:{free_port()}/ulasan")
+
+    async def main() -> None:
+        await store.open()
+        await store.close()
+
+        async def attempt() -> int:
+            raise AssertionError("a closed store must not be used")
+
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(store._retrying("feedback", attempt), timeout=0.3)
+
+    asyncio.run(main())
