@@ -39,9 +39,11 @@ class ScenarioConfig:
     train_overrides: dict[str, Any] = field(default_factory=dict)
     #: dotted config keys for the retrain only (on top of ``train_overrides``)
     retrain_overrides: dict[str, Any] = field(default_factory=dict)
+    #: the trainer consumer's own knobs (``RetrainConfig`` fields, e.g. ``labelled_weight``)
+    retrain_settings: dict[str, Any] = field(default_factory=dict)
     reviews: int | None = None  # PRDECT-ID rows streamed (None = all)
     first_share: float = 0.7  # streamed before the retrain; the rest after the promotion
-    window_s: float = 10.0
+    window_s: float = 20.0
     min_events: int = 100
     holdout_share: float = 0.2
     #: the retrain gate compares on SmSA valid + the stream hold-out: no loss allowed there
@@ -52,6 +54,19 @@ class ScenarioConfig:
     #: reuse the SmSA champion of an earlier MLflow run (its ``serving/`` artifact, trained
     #: with ``train_config`` + ``train_overrides`` on SmSA) instead of training one now
     champion_run: str | None = None
+
+
+def _json_object(value: str, option: str) -> dict[str, Any]:
+    """The JSON object an option carries; a clear usage error for anything else."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not valid JSON: {exc}", param_hint=option) from exc
+    if not isinstance(parsed, dict):
+        raise typer.BadParameter(
+            f"must be a JSON object, got {type(parsed).__name__}", param_hint=option
+        )
+    return parsed
 
 
 def _wait(check: Callable[[], Any], timeout_s: float, what: str, procs: list[Any]) -> Any:
@@ -143,6 +158,12 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
             "ULASAN_TRIGGERS__COOLDOWN_S": str(max(600.0, cfg.timeout_s)),
         }
         trainer_env = env | {
+            **{
+                f"ULASAN_RETRAIN__{key.upper()}": value
+                if isinstance(value, str)
+                else json.dumps(value)
+                for key, value in cfg.retrain_settings.items()
+            },
             "ULASAN_RETRAIN__TOPIC_PREFIX": prefix,
             "ULASAN_RETRAIN__GROUP_ID": f"scenario-trainer-{tag}",
             "ULASAN_RETRAIN__CONFIG": str(cfg.train_config),
@@ -272,6 +293,8 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
             "macro_f1_after": after["macro_f1"],
             "loop_seconds": loop_seconds,
             "promoted_version": v2,
+            "per_class_before": before["per_class"],
+            "per_class_after": after["per_class"],
             "champion_version": v1,
             "champion_run": champion_run,
             "holdout_reviews": len(held),
@@ -373,7 +396,9 @@ def domain_shift(
         PROJECT_ROOT / "configs" / "ulasan-mini.yaml", "--config", help="training config"
     ),
     reviews: int | None = typer.Option(None, "--reviews", min=50, help="PRDECT-ID rows (all)"),
-    window_s: float = typer.Option(10.0, "--window", help="drift window seconds"),
+    window_s: float = typer.Option(
+        20.0, "--window", help="drift window seconds (the first covers the pre-retrain stream)"
+    ),
     min_events: int = typer.Option(100, "--min-events"),
     gate_tolerance: float = typer.Option(
         0.0, "--gate-tolerance", help="macro-F1 the retrain may lose on SmSA valid + hold-out"
@@ -385,6 +410,11 @@ def domain_shift(
     overrides: str = typer.Option(
         "{}", "--retrain-overrides", help="JSON of config keys for the retrain only"
     ),
+    retrain_settings: str = typer.Option(
+        "{}",
+        "--retrain-settings",
+        help='JSON of the trainer consumer\'s knobs (RetrainConfig), e.g. {"labelled_weight": 3}',
+    ),
     keep: bool = typer.Option(False, "--keep", help="keep the database, topics and model"),
     champion_run: str | None = typer.Option(
         None,
@@ -395,10 +425,21 @@ def domain_shift(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """SmSA champion -> PRDECT-ID stream -> drift -> retrain -> promote -> hot reload."""
+    from trainer.consumer import RetrainConfig
+
+    knobs = _json_object(retrain_settings, "--retrain-settings")
+    unknown = sorted(set(knobs) - set(RetrainConfig.model_fields))
+    if unknown:
+        raise typer.BadParameter(
+            f"not RetrainConfig fields: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(RetrainConfig.model_fields))})",
+            param_hint="--retrain-settings",
+        )
     cfg = ScenarioConfig(
         train_config=config,
-        train_overrides=json.loads(train_overrides),
-        retrain_overrides=json.loads(overrides),
+        train_overrides=_json_object(train_overrides, "--train-overrides"),
+        retrain_overrides=_json_object(overrides, "--retrain-overrides"),
+        retrain_settings=knobs,
         reviews=reviews,
         window_s=window_s,
         min_events=min_events,
