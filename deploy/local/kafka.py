@@ -218,10 +218,17 @@ def ensure_topics(
         pending = retry
         if pending:
             time.sleep(0.5)
-    try:
-        meta = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise ServiceUnavailable(f"kafka at {bootstrap} did not answer: {exc}") from exc
+    # The broker's metadata cache lags a creation by a moment: a topic created just now can be
+    # listed with no partitions yet, so ask again until the created ones show theirs.
+    while True:
+        try:
+            meta = admin.list_topics(timeout=timeout_s)
+        except KafkaException as exc:
+            raise ServiceUnavailable(f"kafka at {bootstrap} did not answer: {exc}") from exc
+        settled = all(t in meta.topics and meta.topics[t].partitions for t in created)
+        if settled or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
     results = []
     for topic in topics:
         have = len(meta.topics[topic].partitions) if topic in meta.topics else 0

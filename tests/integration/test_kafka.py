@@ -105,3 +105,20 @@ def test_group_resumes_after_committed_offset(
     offsets = resumed.committed(parts, timeout=10)
     resumed.close()
     assert sum(tp.offset for tp in offsets) == len(first) + len(second)
+
+
+def test_fresh_topics_report_their_partitions(
+    settings: Settings, kafka_topics: Any, unique_name: Callable[[str], str]
+) -> None:
+    """Right after a creation the broker may list a topic with no partitions; no false note."""
+    from deploy.local.kafka import ensure_topics
+
+    bootstrap = settings.kafka.bootstrap_servers
+    names = [unique_name("test.fresh") for _ in range(5)]
+    kafka_topics.created.extend(names)  # deleted afterwards
+    results = ensure_topics(bootstrap, names, 4, 1)
+    assert [(r.topic, r.action, r.partitions, r.note) for r in results] == [
+        (name, "created", 4, "") for name in names
+    ]
+    again = ensure_topics(bootstrap, names, 4, 1)
+    assert {r.action for r in again} == {"exists"} and {r.note for r in again} == {""}
