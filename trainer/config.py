@@ -69,13 +69,20 @@ class TrainConfig(_Section):
     model: str = MINI_MODEL
     seed: int = 13
     data: str = "smsa"
-    pretrain_corpus: Literal["train", "none"] = Field(
+    pretrain_corpus: Literal["train", "no-prdect", "none"] = Field(
         "train",
         description="train: the unlabelled texts of SmSA train+valid, NusaX train+valid, "
-        "PRDECT-ID (never a test split) plus the training examples; none: training examples only",
+        "PRDECT-ID (never a test split) plus the training examples; no-prdect: the same without "
+        "PRDECT-ID (a model that has not seen the product domain, as the closed-loop "
+        "scenario's champion must not); none: training examples only",
     )
     max_examples: int | None = Field(None, ge=1, description="cap on training examples (tests)")
     max_valid_examples: int | None = Field(None, ge=1)
+    selection_data: str | None = Field(
+        None,
+        description="file:PATH of labelled examples added to the fixed evaluation set for "
+        "choosing the epoch (never trained on); a retrain passes a split of its new reviews",
+    )
 
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -118,6 +125,13 @@ class TrainConfig(_Section):
         if value.startswith("file:") and len(value) > len("file:"):
             return value
         raise ValueError(f"data must be smsa, smsa+prdect, file:PATH or postgres, got {value!r}")
+
+    @field_validator("selection_data")
+    @classmethod
+    def _check_selection_data(cls, value: str | None) -> str | None:
+        if value is None or (value.startswith("file:") and len(value) > len("file:")):
+            return value
+        raise ValueError(f"selection_data must be file:PATH, got {value!r}")
 
     @property
     def is_mini(self) -> bool:

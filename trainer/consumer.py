@@ -55,6 +55,8 @@ BASE_WEIGHT = 0.15
 CLASS_BALANCE = 0.0
 #: the base corpus's least share of each retrain epoch (see effective_base_weight)
 MIN_BASE_SHARE = 0.5
+#: the new reviews that choose the retrain's epoch (with SmSA valid) rather than train it
+SELECTION_SHARE = 0.0
 
 #: pg_advisory_lock key of "a training is running" (any 64-bit constant works; this is 'ulasanTR').
 LOCK_KEY = 0x756C6173616E5452
@@ -71,6 +73,13 @@ class RetrainConfig(BaseModel):
     )
     holdout_share: float = Field(
         0.2, gt=0, lt=1, description="labelled reviews held out (by review-id hash) for scoring"
+    )
+    selection_share: float = Field(
+        SELECTION_SHARE,
+        ge=0,
+        lt=1,
+        description="share of the rest (another review-id hash) that picks the retrain's epoch "
+        "beside SmSA valid instead of being trained on; 0 = pick on SmSA valid only",
     )
     max_labelled: int | None = Field(
         None, ge=1, description="cap on labelled reviews used (newest first); None = all"
@@ -144,20 +153,25 @@ class RunRecord:
         return None if self.finished_at is None else self.finished_at - self.started_at
 
 
-def holdout(review_id: str, share: float) -> bool:
-    """Is this review held out? Fixed by a hash of its id: the same in every run."""
-    h = int.from_bytes(hashlib.sha256(review_id.encode()).digest()[:8], "big")
+def holdout(review_id: str, share: float, *, salt: str = "") -> bool:
+    """Is this review held out? Fixed by a hash of its id: the same in every run. ``salt``
+    draws another split, independent of the unsalted one (the selection split)."""
+    h = int.from_bytes(hashlib.sha256((salt + review_id).encode()).digest()[:8], "big")
     return h / 2**64 < share
 
 
+#: salt of the selection split: drawn from what the hold-out left, independent of it
+SELECTION_SALT = "selection:"
+
+
 def split_labelled(
-    examples: Sequence[Example], share: float
+    examples: Sequence[Example], share: float, *, salt: str = ""
 ) -> tuple[list[Example], list[Example]]:
     """``(train, held_out)`` by :func:`holdout` on each example's id."""
     train: list[Example] = []
     held: list[Example] = []
     for e in examples:
-        (held if holdout(e.id or e.text, share) else train).append(e)
+        (held if holdout(e.id or e.text, share, salt=salt) else train).append(e)
     return train, held
 
 
@@ -445,6 +459,9 @@ def _train_once(
     if cfg.max_labelled is not None:
         labelled = labelled[-cfg.max_labelled :]
     new_train, held = split_labelled(labelled, cfg.holdout_share)
+    selection: list[Example] = []
+    if cfg.selection_share > 0:
+        new_train, selection = split_labelled(new_train, cfg.selection_share, salt=SELECTION_SALT)
     config = load_config(cfg.config).with_overrides(cfg.overrides)
     base = base_share(load_smsa("train"), len(new_train), config.max_examples, config.seed)
     path = write_jsonl(run_dir / "train.jsonl", [*base, *new_train])
@@ -461,6 +478,7 @@ def _train_once(
         "labelled": len(labelled),
         "labelled_train": len(new_train),
         "labelled_holdout": len(held),
+        "labelled_selection": len(selection),
         "sampled_per_epoch": round(len(base) * base_weight + len(new_train) * cfg.labelled_weight),
     }
     record.scores["sampling"] = {
@@ -472,11 +490,15 @@ def _train_once(
     }
     # the pipeline registers the candidate; the gate runs here, on base set + stream hold-out
     # the cap is applied above (every new review kept): the pipeline must not sample again
-    data_overrides = {
+    data_overrides: dict[str, Any] = {
         "data": f"file:{path}",
         "promote": False,
         "max_examples": len(base) + len(new_train),
     }
+    if selection:
+        data_overrides["selection_data"] = (
+            f"file:{write_jsonl(run_dir / 'selection.jsonl', selection)}"
+        )
     held_pairs = [(e.text, str(e.label)) for e in held]
     if before is not None and held_pairs:
         report = evaluate_model(before.uri, held_pairs, settings)

@@ -63,6 +63,8 @@ class TrainingData:
     corpus: list[str]  # cleaned, unlabelled, no test split
     validation: dict[str, Any]
     sources: dict[str, int]
+    #: ``config.selection_data``: chooses the epoch beside ``valid``, never trained on
+    selection: list[Example] = field(default_factory=list)
 
 
 def fixed_eval_set() -> list[Example]:
@@ -75,13 +77,15 @@ def fixed_eval_set() -> list[Example]:
     return [e for e in load_smsa("valid") if clean(e.text) not in seen]
 
 
-def unlabelled_corpus() -> list[str]:
-    """Raw texts for the tokenizer and MLM: SmSA train+valid, NusaX train+valid, PRDECT-ID."""
+def unlabelled_corpus(*, prdect: bool = True) -> list[str]:
+    """Raw texts for the tokenizer and MLM: SmSA train+valid, NusaX train+valid and (unless
+    ``prdect`` is false) PRDECT-ID."""
     from trainer.data import load_nusax, load_prdect, load_smsa
 
     texts = [e.text for split in ("train", "valid") for e in load_smsa(split)]
     texts += [e.text for split in ("train", "valid") for e in load_nusax(split)]
-    texts += [e.text for e in load_prdect()]
+    if prdect:
+        texts += [e.text for e in load_prdect()]
     return texts
 
 
@@ -150,14 +154,21 @@ def load_training_data(config: TrainConfig, settings: Settings) -> TrainingData:
         valid = random.Random(config.seed + 1).sample(valid, config.max_valid_examples)  # noqa: S311
     if not valid:
         raise DataError("the evaluation set is empty after validation")
-    # The evaluation set stays fixed; a training text that is also in it goes (and is counted).
-    eval_keys = {clean(e.text) for e in valid}
+    selection: list[Example] = []
+    selection_report = None
+    if config.selection_data is not None:
+        selection_report = validate(load_training_file(config.selection_data.removeprefix("file:")))
+        selection = list(selection_report.accepted)
+    # The evaluation set stays fixed; a training text that is also in it (or in the selection
+    # split) goes, and is counted.
+    eval_keys = {clean(e.text) for e in [*valid, *selection]}
     overlap = sum(1 for e in train if clean(e.text) in eval_keys)
     if overlap:
         train = [e for e in train if clean(e.text) not in eval_keys]
 
-    if config.pretrain_corpus == "train":
-        raw_corpus = unlabelled_corpus() + [e.text for e in train]
+    if config.pretrain_corpus in {"train", "no-prdect"}:
+        prdect = config.pretrain_corpus == "train"
+        raw_corpus = unlabelled_corpus(prdect=prdect) + [e.text for e in train]
     else:
         raw_corpus = [e.text for e in train]
     corpus = list(dict.fromkeys(c for c in (clean(t) for t in raw_corpus) if c))
@@ -168,12 +179,18 @@ def load_training_data(config: TrainConfig, settings: Settings) -> TrainingData:
         validation={
             "train": report.to_dict(max_rejections=200),
             "eval": valid_report.to_dict(max_rejections=200),
+            **(
+                {"selection": selection_report.to_dict(max_rejections=200)}
+                if selection_report is not None
+                else {}
+            ),
             "sources": sources,
             "train_used": len(train),
             "train_removed_as_in_eval_set": overlap,
             "corpus_texts": len(corpus),
         },
         sources=sources,
+        selection=selection,
     )
 
 
@@ -351,6 +368,7 @@ def run_training(
                 {
                     "n_train": len(data.train),
                     "n_eval": len(data.valid),
+                    "n_selection": len(data.selection),
                     "n_corpus": len(data.corpus),
                     "eval_set": EVAL_SET_NAME,
                 }
@@ -392,7 +410,8 @@ def run_training(
             result = fine_tune(
                 config,
                 data.train,
-                data.valid,
+                # the epoch is chosen where the model will serve: base set + selection split
+                [*data.valid, *data.selection],
                 progress=progress,
                 output_dir=run_dir,
                 prepared=prepared,
@@ -443,6 +462,10 @@ def run_training(
             test_pairs = [(e.text, str(e.label)) for e in smsa_test]
             reports[EVAL_SET_NAME] = evaluate_predictor(predictor, eval_pairs)
             reports["smsa-test"] = evaluate_predictor(predictor, test_pairs)
+            if data.selection:
+                reports["selection"] = evaluate_predictor(
+                    predictor, [(e.text, str(e.label)) for e in data.selection]
+                )
             # The PyTorch checkpoint too: the gap is what quantization cost.
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

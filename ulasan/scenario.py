@@ -54,6 +54,10 @@ class ScenarioConfig:
     #: reuse the SmSA champion of an earlier MLflow run (its ``serving/`` artifact, trained
     #: with ``train_config`` + ``train_overrides`` on SmSA) instead of training one now
     champion_run: str | None = None
+    #: the champion has not seen the stream's domain at all: where the config pre-trains on
+    #: every unlabelled corpus (``pretrain_corpus: train``, which holds PRDECT-ID's texts, the
+    #: scored hold-out's among them), it pre-trains without PRDECT-ID (``no-prdect``)
+    champion_unseen_domain: bool = True
 
 
 def _json_object(value: str, option: str) -> dict[str, Any]:
@@ -98,7 +102,6 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
     from schemas import topics
     from schemas.codec import encode
     from schemas.events import LabelFeedback, ReviewReceived
-    from trainer.config import load_config
     from trainer.consumer import holdout
     from trainer.data import load_prdect
     from trainer.evaluate import evaluate_model
@@ -197,7 +200,7 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
         # the trainer only waits for requests: it starts (and imports) while the champion trains
         start("trainer", [str(ULASAN), "trainer", "serve"], trainer_env)
 
-        base = load_config(cfg.train_config).with_overrides({**cfg.train_overrides, "data": "smsa"})
+        base = champion_config(cfg)
         if cfg.champion_run:
             console.rule(f"champion: the SmSA model of run {cfg.champion_run}")
             v1 = register_champion_run(scoped, cfg.champion_run, base, workdir / "champion")
@@ -326,6 +329,17 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
             _cleanup(settings, admin, dbname, prefix, model)
 
 
+def champion_config(cfg: ScenarioConfig) -> Any:
+    """The SmSA champion's training config: ``train_config`` + ``train_overrides`` on SmSA,
+    pre-trained without PRDECT-ID's texts when ``champion_unseen_domain``."""
+    from trainer.config import load_config
+
+    config = load_config(cfg.train_config).with_overrides({**cfg.train_overrides, "data": "smsa"})
+    if cfg.champion_unseen_domain and config.pretrain_corpus == "train":
+        config = config.with_overrides({"pretrain_corpus": "no-prdect"})
+    return config
+
+
 def register_champion_run(settings: Settings, run_id: str, config: Any, dest: Path) -> str:
     """Register an earlier run's ``serving/`` artifact as the scenario model's champion (no
     training): its scores on the fixed set come from the run's ``reports/``, its training-data
@@ -422,6 +436,12 @@ def domain_shift(
         help="MLflow run id of an earlier SmSA champion (`champion_run` of a previous result) "
         "to reuse instead of training one",
     ),
+    champion_sees_prdect: bool = typer.Option(
+        False,
+        "--champion-sees-prdect",
+        help="pre-train the champion on PRDECT-ID's unlabelled texts too (as `ulasan train` "
+        "does); by default it has not seen the product domain at all",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """SmSA champion -> PRDECT-ID stream -> drift -> retrain -> promote -> hot reload."""
@@ -447,6 +467,7 @@ def domain_shift(
         timeout_s=timeout_s,
         keep=keep,
         champion_run=champion_run,
+        champion_unseen_domain=not champion_sees_prdect,
     )
     result = run(Settings(), cfg)
     if as_json:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from stream_processors.feedback.logic import JOIN_BY_IDS, RECONCILE, Outcome, RollingError, outcomes
-from trainer.consumer import holdout, split_labelled
+from trainer.consumer import SELECTION_SALT, holdout, split_labelled
 from trainer.data import Example
 
 
@@ -48,3 +48,19 @@ def test_holdout_is_fixed_and_near_its_share() -> None:
     examples = [Example(text=f"t{i}", label="positive", id=i) for i in ids[:100]]
     train, out = split_labelled(examples, 0.2)
     assert len(train) + len(out) == 100 and not {e.id for e in train} & {e.id for e in out}
+
+
+def test_the_selection_split_is_fixed_and_independent_of_the_holdout() -> None:
+    ids = [f"prdect/{i}" for i in range(5000)]
+    rest = [i for i in ids if not holdout(i, 0.2)]
+    chosen = [i for i in rest if holdout(i, 0.15, salt=SELECTION_SALT)]
+    assert chosen == [i for i in rest if holdout(i, 0.15, salt=SELECTION_SALT)]
+    assert 0.12 < len(chosen) / len(rest) < 0.18
+    # another hash: the same share of the held-out ids would be drawn too (not a subset of it)
+    held = [i for i in ids if holdout(i, 0.2)]
+    salted_held = [i for i in held if holdout(i, 0.15, salt=SELECTION_SALT)]
+    assert 0.10 < len(salted_held) / len(held) < 0.20
+    examples = [Example(text=f"t{i}", label="positive", id=i) for i in rest[:200]]
+    train, selection = split_labelled(examples, 0.15, salt=SELECTION_SALT)
+    assert len(train) + len(selection) == 200 and selection
+    assert not {e.id for e in train} & {e.id for e in selection}

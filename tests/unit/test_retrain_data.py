@@ -41,3 +41,29 @@ def test_the_gate_set_is_the_fixed_set_plus_the_stream_holdout() -> None:
     assert len(capped) == 62 and capped == gate_examples(
         config.with_overrides({"max_valid_examples": 60}), held
     )
+
+
+def test_the_selection_split_chooses_the_epoch_and_is_never_trained_on(tmp_path) -> None:  # noqa: ANN001
+    from trainer.consumer import write_jsonl
+    from trainer.pipeline import load_training_data
+    from ulasan.settings import Settings
+
+    labels = ("positive", "negative", "neutral")
+    train = [Example(text=f"ulasan nomor {i}", label=labels[i % 3], id=f"r{i}") for i in range(30)]
+    chosen = train[:6]  # also in the training file: they must go from training
+    chosen.append(Example(text="barang tidak sesuai foto", label="negative", id="s1"))
+    config = load_config(PROJECT_ROOT / "configs" / "ulasan-mini.yaml").with_overrides(
+        {
+            "data": f"file:{write_jsonl(tmp_path / 'train.jsonl', train)}",
+            "selection_data": f"file:{write_jsonl(tmp_path / 'selection.jsonl', chosen)}",
+            "pretrain_corpus": "none",
+        }
+    )
+    data = load_training_data(config, Settings())
+    assert [e.text for e in data.selection] == [e.text for e in chosen]
+    assert {e.text for e in data.train} == {e.text for e in train[6:]}
+    assert data.validation["train_removed_as_in_eval_set"] == 6
+    assert data.validation["selection"]["accepted"] == 7
+    assert {e.text for e in data.valid} == {e.text for e in fixed_eval_set()}  # unchanged
+    without = load_training_data(config.model_copy(update={"selection_data": None}), Settings())
+    assert without.selection == [] and len(without.train) == 30

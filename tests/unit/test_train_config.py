@@ -43,6 +43,7 @@ def test_overrides_replace_dotted_keys_and_ignore_none() -> None:
         ({"epochs": 0}, "epochs"),
         ({"data": "kaggle"}, "data must be smsa"),
         ({"data": "file:"}, "data must be smsa"),
+        ({"selection_data": "smsa"}, "selection_data must be file:PATH"),
     ],
 )
 def test_bad_overrides_name_the_problem(overrides: dict, message: str) -> None:
