@@ -50,6 +50,14 @@ class PretrainConfig(_Section):
     mask_probability: float = Field(0.15, gt=0.0, lt=1.0)
     whole_word_masking: bool = True
     max_length: int = Field(128, ge=8)
+    adapt_steps: int = Field(
+        0,
+        ge=0,
+        description="MLM steps that continue a loaded checkpoint's encoder on the training "
+        "texts before fine-tuning (domain-adaptive pre-training; a warm-started retrain); "
+        "0 = none. ulasan-mini built from scratch uses `steps` instead",
+    )
+    adapt_lr: float = Field(2e-4, gt=0, description="peak learning rate of adapt_steps")
 
 
 class GateThresholds(_Section):

@@ -44,8 +44,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Continued fine-tuning of the champion: a lower learning rate than training from scratch
-#: (the weights are already good), no MLM, no tokenizer training (the checkpoint's own).
-WARM_START_OVERRIDES: dict[str, Any] = {"lr": 1e-4, "epochs": 2, "patience": 0, "max_length": 64}
+#: (the weights are already good), no tokenizer training (the checkpoint's own), 300 steps of
+#: domain-adaptive MLM on the training texts first (the base share and the new reviews, never
+#: the hold-out; session 7: +9.5 points instead of +7.3 in the scenario, 2 minutes).
+WARM_START_OVERRIDES: dict[str, Any] = {
+    "lr": 1e-4,
+    "epochs": 2,
+    "patience": 0,
+    "max_length": 64,
+    "pretrain.adapt_steps": 300,
+    "pretrain_corpus": "none",
+}
 #: The new domain's reviews count this much more per epoch than ... (session 5: 3.0, was 2.0;
 #: docs/benchmarks.md "Closed loop" has the runs behind it)
 LABELLED_WEIGHT = 3.0
@@ -527,6 +536,11 @@ def _train_once(
             train_config = config.with_overrides(data_overrides)
         result = train(train_config, settings, f"retrain-{record.run_id}", weight)
     record.scores["eval"] = {k: _brief(v) for k, v in (result.reports or {}).items()}
+    stage_seconds = getattr(result, "stage_seconds", None) or {}
+    record.scores["stage_seconds"] = {k: round(float(v), 1) for k, v in stage_seconds.items()}
+    record.scores["adapt_steps"] = (getattr(result, "train_summary", None) or {}).get(
+        "adapt_steps", 0
+    )
     if not result.model_version:
         record.status = "done"
         record.decision = "not registered (register_model is off in the config): nothing to gate"

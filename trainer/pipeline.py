@@ -300,6 +300,34 @@ def _report_metrics(prefix: str, report: dict[str, Any]) -> dict[str, float | No
     return out
 
 
+def adapt_checkpoint(
+    config: TrainConfig, corpus: list[str], progress: bool, console: Any, tracker: Any
+) -> Any:
+    """``config.model`` (a checkpoint folder or hub id) with its encoder continued for
+    ``config.pretrain.adapt_steps`` MLM steps on ``corpus``: a ``PreparedModel``."""
+    from trainer.modeling import load_classifier
+    from trainer.pretrain import adapt_mlm
+    from trainer.train import PreparedModel
+
+    tokenizer, model = load_classifier(config.model)
+    adapted = adapt_mlm(
+        model,
+        tokenizer,
+        corpus,
+        config.pretrain,
+        seed=config.seed,
+        bf16=config.bf16,
+        progress=progress,
+        console=console,
+        on_log=lambda step, m: tracker.metrics({f"adapt_{k}": v for k, v in m.items()}, step=step),
+    )
+    console.print(
+        f"domain-adaptive MLM: {adapted.steps} steps on {len(corpus)} texts in "
+        f"{adapted.seconds:.0f} s, final loss {adapted.final_loss}"
+    )
+    return PreparedModel(tokenizer, model, adapted)
+
+
 def run_training(
     config: TrainConfig,
     settings: Settings,
@@ -398,6 +426,11 @@ def run_training(
                         "vocab_size": len(prepared.tokenizer),
                     }
                 )
+        elif config.pretrain.adapt_steps > 0:
+            # a loaded checkpoint (a warm-started retrain): continue its encoder with MLM on
+            # the training texts (the new domain's among them) before fine-tuning
+            with stage("adapt"):
+                prepared = adapt_checkpoint(config, data.corpus, progress, console, tracker)
 
         weights = None
         if sample_weight is not None:
@@ -509,6 +542,7 @@ def run_training(
                 prepared.pretrain.final_loss if prepared and prepared.pretrain else None
             ),
             "vocab_size": len(prepared.tokenizer) if prepared else None,
+            "adapt_steps": config.pretrain.adapt_steps if not config.is_mini else 0,
         }
         pipeline = PipelineResult(
             run_dir=run_dir,

@@ -106,20 +106,106 @@ def pretrain_mlm(
     """Pre-train a fresh ulasan-mini encoder on ``texts`` (cleaned, no test split) for
     ``cfg.steps`` optimizer steps. The MLM head runs on masked positions only (the vocabulary
     projection would otherwise cost as much as the encoder)."""
-    import torch
     from transformers import BertForMaskedLM
 
     if cfg.steps < 1:
         raise TrainingError("pre-training needs steps >= 1")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    data = _encode(tokenizer, texts, min(cfg.max_length, arch.max_position_embeddings))
-    if not data.ids:
-        raise TrainingError("no text long enough to pre-train on")
     bert_config = mini_bert_config(
         arch, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id
     )
-    model = BertForMaskedLM(bert_config)
+    data = _encode(tokenizer, texts, min(cfg.max_length, arch.max_position_embeddings))
+    return _mlm_loop(
+        BertForMaskedLM(bert_config),
+        data,
+        tokenizer,
+        steps=cfg.steps,
+        lr=cfg.lr,
+        cfg=cfg,
+        seed=seed,
+        bf16=bf16,
+        progress=progress,
+        console=console,
+        on_log=on_log,
+        what="pre-training (MLM)",
+    )
+
+
+def adapt_mlm(
+    classifier: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    cfg: PretrainConfig,
+    *,
+    seed: int,
+    bf16: bool = False,
+    progress: bool = True,
+    console: Any = None,
+    on_log: Callable[[int, dict[str, float]], None] | None = None,
+) -> PretrainResult:
+    """Domain-adaptive pre-training: continue the encoder of a loaded BERT classifier with
+    ``cfg.adapt_steps`` MLM steps (lr ``cfg.adapt_lr``) on ``texts``, then put the adapted
+    encoder back into ``classifier`` (its label head untouched). The MLM head starts fresh
+    (a classifier checkpoint has none), its decoder tied to the word embeddings."""
+    import torch
+    from transformers import BertForMaskedLM
+
+    if cfg.adapt_steps < 1:
+        raise TrainingError("domain-adaptive pre-training needs adapt_steps >= 1")
+    if getattr(classifier.config, "model_type", None) != "bert":
+        raise TrainingError(
+            f"domain-adaptive pre-training continues BERT encoders, not "
+            f"{getattr(classifier.config, 'model_type', type(classifier).__name__)!r}"
+        )
+    torch.manual_seed(seed)
+    mlm = BertForMaskedLM(classifier.config)
+    # the MLM encoder has no pooler: everything else must carry over, both ways
+    encoder = {k: v for k, v in classifier.bert.state_dict().items() if not k.startswith("pooler.")}
+    missing, unexpected = mlm.bert.load_state_dict(encoder, strict=False)
+    if missing or unexpected:
+        raise TrainingError(f"encoder mismatch: missing {missing}, unexpected {unexpected}")
+    mlm.tie_weights()
+    max_length = min(cfg.max_length, classifier.config.max_position_embeddings)
+    result = _mlm_loop(
+        mlm,
+        _encode(tokenizer, texts, max_length),
+        tokenizer,
+        steps=cfg.adapt_steps,
+        lr=cfg.adapt_lr,
+        cfg=cfg,
+        seed=seed,
+        bf16=bf16,
+        progress=progress,
+        console=console,
+        on_log=on_log,
+        what="domain-adaptive pre-training (MLM)",
+    )
+    missing, unexpected = classifier.bert.load_state_dict(mlm.bert.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("pooler.") for k in missing):
+        raise TrainingError(f"encoder mismatch: missing {missing}, unexpected {unexpected}")
+    return result
+
+
+def _mlm_loop(
+    model: Any,
+    data: _Encoded,
+    tokenizer: Any,
+    *,
+    steps: int,
+    lr: float,
+    cfg: PretrainConfig,
+    seed: int,
+    bf16: bool,
+    progress: bool,
+    console: Any,
+    on_log: Callable[[int, dict[str, float]], None] | None,
+    what: str,
+) -> PretrainResult:
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    if not data.ids:
+        raise TrainingError("no text long enough to pre-train on")
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
     no_decay = [
@@ -130,14 +216,14 @@ def pretrain_mlm(
             {"params": decay, "weight_decay": cfg.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ],
-        lr=cfg.lr,
+        lr=lr,
         betas=(0.9, 0.98),
         eps=1e-6,
     )
-    warmup = max(1, int(cfg.steps * cfg.warmup_ratio))
+    warmup = max(1, int(steps * cfg.warmup_ratio))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda s: min((s + 1) / warmup, max(0.0, (cfg.steps - s) / (cfg.steps - warmup + 1))),
+        lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup + 1))),
     )
     loss_fn = torch.nn.CrossEntropyLoss()
     specials = set(tokenizer.all_special_ids)
@@ -147,10 +233,10 @@ def pretrain_mlm(
     started = time.perf_counter()
     step, running, running_n = 0, 0.0, 0
     with progress_bar(progress, console) as bar:
-        task = add_task(bar, "pre-training (MLM)", cfg.steps)
-        while step < cfg.steps:
+        task = add_task(bar, what, steps)
+        while step < steps:
             for batch in length_bucketed_batches(lengths, cfg.batch_size, rng=rng):
-                if step >= cfg.steps:
+                if step >= steps:
                     break
                 ids, attention = pad_batch([data.ids[i] for i in batch], tokenizer.pad_token_id)
                 words = np.full(ids.shape, -1, dtype=np.int64)
@@ -181,12 +267,10 @@ def pretrain_mlm(
                 step += 1
                 value = float(loss.detach())
                 if not math.isfinite(value):
-                    raise TrainingError(
-                        f"MLM loss became {value} at step {step}; lower pretrain.lr"
-                    )
+                    raise TrainingError(f"MLM loss became {value} at step {step}; lower the MLM lr")
                 running += value
                 running_n += 1
-                if step % LOG_EVERY == 0 or step == cfg.steps:
+                if step % LOG_EVERY == 0 or step == steps:
                     entry = {
                         "mlm_loss": running / running_n,
                         "lr": float(scheduler.get_last_lr()[0]),

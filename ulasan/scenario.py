@@ -248,6 +248,10 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
             procs,
         )
         cut = int(len(rows) * cfg.first_share)
+        # drift windows are aligned to multiples of window_s (epoch seconds): start just after
+        # a boundary, so the first window holds the whole pre-retrain stream; from a random
+        # phase the trigger fired part-way through it (the retrain saw 1,844 to 3,779 reviews)
+        time.sleep(-time.time() % cfg.window_s + 0.2)
         console.rule(f"streaming {cut} PRDECT-ID reviews with rating feedback")
         started = time.time()
         stream(rows[:cut])

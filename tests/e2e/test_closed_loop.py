@@ -28,6 +28,8 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
         gate_tolerance=1.0,  # the tiny model is plumbing, not quality: the gate must let it pass
         timeout_s=600.0,
         retrain_settings={"labelled_weight": 2.5},  # reaches the trainer as ULASAN_RETRAIN__*
+        # a few steps of domain-adaptive MLM: the warm start's path, at the tiny model's scale
+        retrain_overrides={"pretrain.adapt_steps": 5},
     )
     result = run(Settings(), cfg)
     print(json.dumps(result, default=str))  # the numbers of docs/benchmarks.md (with -s)
@@ -42,6 +44,7 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
     assert sizes["labelled_train"] > 0 and sizes["labelled_holdout"] > 0
     assert run_["scores"]["gate"]["stream_holdout"] == sizes["labelled_holdout"]
     assert run_["scores"]["sampling"]["labelled_weight"] == 2.5
+    assert run_["scores"]["adapt_steps"] == 5 and "adapt" in run_["scores"]["stage_seconds"]
     assert set(result["per_class_after"]) == {"negative", "neutral", "positive"}
     # later events were scored by the promoted version (the worker hot-reloaded it)
     assert result["served_by_promoted"] > 0

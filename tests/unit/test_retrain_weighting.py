@@ -112,6 +112,8 @@ def test_the_retrain_defaults_up_weight_the_new_domain_and_continue_gently() -> 
     shipped = load_config()
     continued = shipped.with_overrides(WARM_START_OVERRIDES)  # every key is a config key
     assert continued.lr < shipped.lr
+    # domain-adaptive MLM on the training texts only (never the unlabelled corpora's hold-out)
+    assert continued.pretrain.adapt_steps > 0 and continued.pretrain_corpus == "none"
 
 
 def test_fine_tune_with_sample_weights_continues_a_checkpoint(tmp_path: Path) -> None:

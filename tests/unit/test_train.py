@@ -241,3 +241,26 @@ def test_an_unloadable_model_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(TrainingError, match="--model ulasan-mini"):
         load_classifier(tmp_path / "no-such-checkpoint")
+
+
+def test_domain_adaptive_mlm_continues_the_encoder_and_keeps_the_head(tmp_path: Path) -> None:
+    import torch
+
+    from tests.helpers.tiny_model import build_tiny_checkpoint
+    from trainer.config import PretrainConfig
+    from trainer.modeling import load_classifier
+    from trainer.pretrain import adapt_mlm
+
+    texts = [t for t, _ in synthetic(200, 11)]
+    folder = build_tiny_checkpoint(tmp_path / "base", texts=texts, seed=3)
+    tokenizer, model = load_classifier(folder)
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    cfg = PretrainConfig(adapt_steps=4, adapt_lr=1e-3, batch_size=16, max_length=32)
+    result = adapt_mlm(model, tokenizer, texts, cfg, seed=1, progress=False)
+    assert result.steps == 4 and result.final_loss is not None and np.isfinite(result.final_loss)
+    after = model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert any(k.startswith("bert.encoder.") for k in changed)
+    assert not any(k.startswith("classifier.") for k in changed)  # the label head is kept
+    with pytest.raises(TrainingError, match="adapt_steps >= 1"):
+        adapt_mlm(model, tokenizer, texts, PretrainConfig(), seed=1, progress=False)
