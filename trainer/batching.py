@@ -52,3 +52,13 @@ def pad_batch(
         ids[row, : len(seq)] = seq
         mask[row, : len(seq)] = 1
     return ids, mask
+
+
+def epoch_sample(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's example indices under per-example sampling ``weights``: example ``i`` comes
+    ``floor(w_i)`` times plus once more with probability ``w_i - floor(w_i)``, drawn afresh
+    each epoch. Weight 1 everywhere is the plain epoch; 3 triples an example; 0.25 shows a
+    different quarter of a group each epoch. Expected epoch size: ``weights.sum()``."""
+    whole = np.floor(weights).astype(np.int64)
+    extra = rng.random(len(weights)) < (weights - whole)
+    return np.repeat(np.arange(len(weights)), whole + extra.astype(np.int64))

@@ -58,6 +58,22 @@ class PretrainConfig(_Section):
         "0 = none. ulasan-mini built from scratch uses `steps` instead",
     )
     adapt_lr: float = Field(2e-4, gt=0, description="peak learning rate of adapt_steps")
+    adapt_vocab: int = Field(
+        0,
+        ge=0,
+        description="before adapt_steps, add up to this many whole-word tokens for frequent "
+        "training-text words the checkpoint's vocabulary splits into pieces (new embeddings "
+        "= mean of the pieces'; trainer.vocab); 0 = keep the vocabulary",
+    )
+    adapt_vocab_min_count: int = Field(
+        5, ge=1, description="least occurrences of a word in the training texts for adapt_vocab"
+    )
+    adapt_sampling: bool = Field(
+        False,
+        description="draw adapt_steps' texts by the fine-tuning's per-example sampling weights "
+        "(a retrain's new reviews as often as in a fine-tuning epoch) instead of every "
+        "training text alike",
+    )
 
 
 class GateThresholds(_Section):

@@ -22,6 +22,7 @@ from trainer.errors import DataError
 if TYPE_CHECKING:
     from trainer.data import Example
     from trainer.gate import GateDecision
+    from trainer.vocab import VocabularyExtension
     from ulasan.settings import Settings
 
 #: The fixed evaluation set of the gate: SmSA valid without the texts that occur in SmSA train.
@@ -300,32 +301,71 @@ def _report_metrics(prefix: str, report: dict[str, Any]) -> dict[str, float | No
     return out
 
 
+def corpus_weights(data: TrainingData, sample_weight: Callable[[Example], float]) -> list[float]:
+    """Each pre-training corpus text's sampling weight: the largest of the training examples
+    that clean to it; a text of no training example (an unlabelled corpus) counts as the
+    lightest training example."""
+    from stream_processors.text import clean
+
+    by_text: dict[str, float] = {}
+    for example in data.train:
+        key, weight = clean(example.text), sample_weight(example)
+        by_text[key] = max(weight, by_text.get(key, weight))
+    lightest = min(by_text.values(), default=1.0)
+    return [by_text.get(text, lightest) for text in data.corpus]
+
+
 def adapt_checkpoint(
-    config: TrainConfig, corpus: list[str], progress: bool, console: Any, tracker: Any
-) -> Any:
-    """``config.model`` (a checkpoint folder or hub id) with its encoder continued for
-    ``config.pretrain.adapt_steps`` MLM steps on ``corpus``: a ``PreparedModel``."""
+    config: TrainConfig,
+    corpus: list[str],
+    progress: bool,
+    console: Any,
+    tracker: Any,
+    *,
+    weights: list[float] | None = None,
+) -> tuple[Any, VocabularyExtension | None]:
+    """``config.model`` (a checkpoint folder or hub id), its vocabulary first extended by
+    ``config.pretrain.adapt_vocab`` words of ``corpus`` when set, with its encoder continued
+    for ``config.pretrain.adapt_steps`` MLM steps on ``corpus`` (drawn by ``weights`` when
+    given): a ``PreparedModel`` and the vocabulary extension (None when off)."""
     from trainer.modeling import load_classifier
     from trainer.pretrain import adapt_mlm
     from trainer.train import PreparedModel
+    from trainer.vocab import extend_vocabulary
 
     tokenizer, model = load_classifier(config.model)
+    extension = None
+    if config.pretrain.adapt_vocab > 0:
+        extension = extend_vocabulary(
+            tokenizer,
+            model,
+            corpus,
+            max_new=config.pretrain.adapt_vocab,
+            min_count=config.pretrain.adapt_vocab_min_count,
+        )
+        tracker.params({"vocab_added": len(extension.words), "vocab_size": extension.new_size})
+        console.print(
+            f"vocabulary: {extension.old_size} -> {extension.new_size} tokens; most frequent "
+            f"new words: {', '.join(extension.words[:12]) or '(none)'}"
+        )
     adapted = adapt_mlm(
         model,
         tokenizer,
         corpus,
         config.pretrain,
         seed=config.seed,
+        weights=weights,
         bf16=config.bf16,
         progress=progress,
         console=console,
         on_log=lambda step, m: tracker.metrics({f"adapt_{k}": v for k, v in m.items()}, step=step),
     )
     console.print(
-        f"domain-adaptive MLM: {adapted.steps} steps on {len(corpus)} texts in "
+        f"domain-adaptive MLM: {adapted.steps} steps on {len(corpus)} texts"
+        f"{' (drawn by sampling weight)' if weights is not None else ''} in "
         f"{adapted.seconds:.0f} s, final loss {adapted.final_loss}"
     )
-    return PreparedModel(tokenizer, model, adapted)
+    return PreparedModel(tokenizer, model, adapted), extension
 
 
 def run_training(
@@ -409,6 +449,7 @@ def run_training(
             )
 
         prepared = None
+        vocab_extension = None
         if config.is_mini:
             with stage("pretrain"):
                 prepared = prepare_mini(
@@ -430,7 +471,12 @@ def run_training(
             # a loaded checkpoint (a warm-started retrain): continue its encoder with MLM on
             # the training texts (the new domain's among them) before fine-tuning
             with stage("adapt"):
-                prepared = adapt_checkpoint(config, data.corpus, progress, console, tracker)
+                adapt_weights = None
+                if config.pretrain.adapt_sampling and sample_weight is not None:
+                    adapt_weights = corpus_weights(data, sample_weight)
+                prepared, vocab_extension = adapt_checkpoint(
+                    config, data.corpus, progress, console, tracker, weights=adapt_weights
+                )
 
         weights = None
         if sample_weight is not None:
@@ -543,6 +589,7 @@ def run_training(
             ),
             "vocab_size": len(prepared.tokenizer) if prepared else None,
             "adapt_steps": config.pretrain.adapt_steps if not config.is_mini else 0,
+            "vocab_added": len(vocab_extension.words) if vocab_extension else 0,
         }
         pipeline = PipelineResult(
             run_dir=run_dir,

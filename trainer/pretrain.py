@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.batching import length_bucketed_batches, pad_batch
+from trainer.batching import epoch_sample, length_bucketed_batches, pad_batch
 from trainer.config import ArchitectureConfig, PretrainConfig
 from trainer.errors import TrainingError
 from trainer.modeling import autocast, mini_bert_config
@@ -37,17 +37,19 @@ class PretrainResult:
 class _Encoded:
     ids: list[np.ndarray]
     words: list[np.ndarray]  # word index per token, -1 for special tokens
+    kept: list[int]  # the input text each row came from (too-short texts are skipped)
 
 
 def _encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> _Encoded:
     enc = tokenizer(list(texts), truncation=True, max_length=max_length)
-    ids, words = [], []
+    ids, words, kept = [], [], []
     for i, row in enumerate(enc["input_ids"]):
         if len(row) <= 2:  # only [CLS] [SEP]: nothing to predict
             continue
         ids.append(np.asarray(row, dtype=np.int64))
         words.append(np.asarray([-1 if w is None else w for w in enc.word_ids(i)], dtype=np.int64))
-    return _Encoded(ids, words)
+        kept.append(i)
+    return _Encoded(ids, words, kept)
 
 
 def mask_batch(
@@ -137,6 +139,7 @@ def adapt_mlm(
     cfg: PretrainConfig,
     *,
     seed: int,
+    weights: Sequence[float] | None = None,
     bf16: bool = False,
     progress: bool = True,
     console: Any = None,
@@ -145,12 +148,18 @@ def adapt_mlm(
     """Domain-adaptive pre-training: continue the encoder of a loaded BERT classifier with
     ``cfg.adapt_steps`` MLM steps (lr ``cfg.adapt_lr``) on ``texts``, then put the adapted
     encoder back into ``classifier`` (its label head untouched). The MLM head starts fresh
-    (a classifier checkpoint has none), its decoder tied to the word embeddings."""
+    (a classifier checkpoint has none), its decoder tied to the word embeddings.
+
+    ``weights`` (one per text, see :func:`trainer.batching.epoch_sample`) draws each pass over
+    the texts by sampling weight instead of every text once: a retrain passes the
+    fine-tuning's weights, so the MLM sees the new domain as often as the fine-tuning does."""
     import torch
     from transformers import BertForMaskedLM
 
     if cfg.adapt_steps < 1:
         raise TrainingError("domain-adaptive pre-training needs adapt_steps >= 1")
+    if weights is not None and len(weights) != len(texts):
+        raise TrainingError(f"{len(weights)} MLM sampling weights for {len(texts)} texts")
     if getattr(classifier.config, "model_type", None) != "bert":
         raise TrainingError(
             f"domain-adaptive pre-training continues BERT encoders, not "
@@ -165,10 +174,17 @@ def adapt_mlm(
         raise TrainingError(f"encoder mismatch: missing {missing}, unexpected {unexpected}")
     mlm.tie_weights()
     max_length = min(cfg.max_length, classifier.config.max_position_embeddings)
+    encoded = _encode(tokenizer, texts, max_length)
+    drawn = None
+    if weights is not None:
+        drawn = np.asarray([weights[i] for i in encoded.kept], dtype=np.float64)
+        if not np.isfinite(drawn).all() or (drawn < 0).any() or drawn.sum() < 1:
+            raise TrainingError("MLM sampling weights must be finite, >= 0 and sum to >= 1")
     result = _mlm_loop(
         mlm,
-        _encode(tokenizer, texts, max_length),
+        encoded,
         tokenizer,
+        weights=drawn,
         steps=cfg.adapt_steps,
         lr=cfg.adapt_lr,
         cfg=cfg,
@@ -193,6 +209,7 @@ def _mlm_loop(
     steps: int,
     lr: float,
     cfg: PretrainConfig,
+    weights: np.ndarray | None = None,
     seed: int,
     bf16: bool,
     progress: bool,
@@ -235,9 +252,13 @@ def _mlm_loop(
     with progress_bar(progress, console) as bar:
         task = add_task(bar, what, steps)
         while step < steps:
-            for batch in length_bucketed_batches(lengths, cfg.batch_size, rng=rng):
+            # one pass: every text once, or a draw by sampling weight (afresh each pass)
+            drawn = np.arange(len(lengths)) if weights is None else epoch_sample(weights, rng)
+            passes = length_bucketed_batches([lengths[i] for i in drawn], cfg.batch_size, rng=rng)
+            for positions in passes:
                 if step >= steps:
                     break
+                batch = drawn[positions]
                 ids, attention = pad_batch([data.ids[i] for i in batch], tokenizer.pad_token_id)
                 words = np.full(ids.shape, -1, dtype=np.int64)
                 for row, i in enumerate(batch):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from schemas.events import LABELS
-from trainer.batching import length_bucketed_batches, pad_batch
+from trainer.batching import epoch_sample, length_bucketed_batches, pad_batch
 from trainer.config import TrainConfig
 from trainer.errors import TrainingError
 from trainer.metrics import classification_report
@@ -207,16 +207,6 @@ def _evaluate(
     )
     pred = [LABELS[i] for i in probs.argmax(axis=1)]
     return classification_report(labels, pred, probs), float(loss)
-
-
-def epoch_sample(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One epoch's example indices under per-example sampling ``weights``: example ``i`` comes
-    ``floor(w_i)`` times plus once more with probability ``w_i - floor(w_i)``, drawn afresh
-    each epoch. Weight 1 everywhere is the plain epoch; 3 triples an example; 0.25 shows a
-    different quarter of a group each epoch. Expected epoch size: ``weights.sum()``."""
-    whole = np.floor(weights).astype(np.int64)
-    extra = rng.random(len(weights)) < (weights - whole)
-    return np.repeat(np.arange(len(weights)), whole + extra.astype(np.int64))
 
 
 def check_sample_weights(weights: Sequence[float], n: int) -> np.ndarray:

@@ -45,6 +45,9 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
     assert run_["scores"]["gate"]["stream_holdout"] == sizes["labelled_holdout"]
     assert run_["scores"]["sampling"]["labelled_weight"] == 2.5
     assert run_["scores"]["adapt_steps"] == 5 and "adapt" in run_["scores"]["stage_seconds"]
+    # the default vocabulary extension gave the product reviews' fragmented words whole tokens,
+    # and the worker served the promoted version with that tokenizer (served_by_promoted below)
+    assert run_["scores"]["vocab_added"] > 0
     assert set(result["per_class_after"]) == {"negative", "neutral", "positive"}
     # later events were scored by the promoted version (the worker hot-reloaded it)
     assert result["served_by_promoted"] > 0

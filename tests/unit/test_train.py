@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -264,3 +265,59 @@ def test_domain_adaptive_mlm_continues_the_encoder_and_keeps_the_head(tmp_path: 
     assert not any(k.startswith("classifier.") for k in changed)  # the label head is kept
     with pytest.raises(TrainingError, match="adapt_steps >= 1"):
         adapt_mlm(model, tokenizer, texts, PretrainConfig(), seed=1, progress=False)
+
+
+def test_domain_adaptive_mlm_draws_texts_by_sampling_weight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.pretrain as pretrain
+    from tests.helpers.tiny_model import build_tiny_checkpoint
+    from trainer.config import PretrainConfig
+    from trainer.modeling import load_classifier
+
+    texts = [t for t, _ in synthetic(120, 12)]
+    folder = build_tiny_checkpoint(tmp_path / "base", texts=texts, seed=3)
+    tokenizer, model = load_classifier(folder)
+    seen: list[tuple[int, ...]] = []
+    real_mask = pretrain.mask_batch
+
+    def spy(ids: np.ndarray, words: np.ndarray, **kw: Any) -> Any:
+        seen.extend(
+            tuple(int(t) for t, w in zip(row, wrow, strict=True) if t != tokenizer.pad_token_id)
+            for row, wrow in zip(ids, words, strict=True)
+        )
+        return real_mask(ids, words, **kw)
+
+    monkeypatch.setattr(pretrain, "mask_batch", spy)
+    cfg = PretrainConfig(adapt_steps=6, adapt_lr=1e-3, batch_size=16, max_length=32)
+    # only the first 10 texts may be drawn; the rest weigh nothing
+    weights = [2.0] * 10 + [0.0] * (len(texts) - 10)
+    pretrain.adapt_mlm(model, tokenizer, texts, cfg, seed=1, weights=weights, progress=False)
+    allowed = {tuple(tokenizer(t, truncation=True, max_length=32)["input_ids"]) for t in texts[:10]}
+    # a pass draws 20 texts (10 x weight 2): batches of 16 and 4, so 6 steps see 60 rows
+    assert len(seen) == 60 and set(seen) <= allowed and len(set(seen)) == 10
+    with pytest.raises(TrainingError, match="2 MLM sampling weights for 120 texts"):
+        pretrain.adapt_mlm(model, tokenizer, texts, cfg, seed=1, weights=[1.0, 1.0])
+    with pytest.raises(TrainingError, match="sum to >= 1"):
+        pretrain.adapt_mlm(model, tokenizer, texts, cfg, seed=1, weights=[0.0] * len(texts))
+
+
+def test_corpus_weights_follow_the_training_examples() -> None:
+    from trainer.data import Example
+    from trainer.pipeline import TrainingData, corpus_weights
+
+    train = [
+        Example("Barangnya BAGUS sekali", "positive"),
+        Example("barangnya bagus sekali", "positive", source="new"),
+        Example("pengiriman lambat", "negative"),
+    ]
+    data = TrainingData(
+        train=train,
+        valid=[],
+        corpus=["barangnya bagus sekali", "pengiriman lambat", "teks tanpa label"],
+        validation={},
+        sources={},
+    )
+    weights = corpus_weights(data, lambda e: 3.0 if e.source == "new" else 0.5)
+    # a text's heaviest example counts; an unlabelled text counts as the lightest
+    assert weights == [3.0, 0.5, 0.5]
