@@ -6,8 +6,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from schemas.events import LABELS
 from trainer.errors import ConfigError
 from ulasan.settings import PROJECT_ROOT
 
@@ -107,6 +115,17 @@ class TrainConfig(_Section):
         description="file:PATH of labelled examples added to the fixed evaluation set for "
         "choosing the epoch (never trained on); a retrain passes a split of its new reviews",
     )
+    bias_data: str | None = Field(
+        None,
+        description="file:PATH of held-out labelled examples of the domain the model will "
+        "serve: after fine-tuning, per-class logit offsets for bias_classes are chosen for "
+        "macro-F1 on them and added to the head's bias (trainer.bias); a retrain passes its "
+        "stream hold-out",
+    )
+    bias_classes: list[str] = Field(
+        default_factory=lambda: ["neutral"],
+        description="the classes whose decision offset bias_data chooses (in this order)",
+    )
 
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -150,12 +169,20 @@ class TrainConfig(_Section):
             return value
         raise ValueError(f"data must be smsa, smsa+prdect, file:PATH or postgres, got {value!r}")
 
-    @field_validator("selection_data")
+    @field_validator("selection_data", "bias_data")
     @classmethod
-    def _check_selection_data(cls, value: str | None) -> str | None:
+    def _check_file_data(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or (value.startswith("file:") and len(value) > len("file:")):
             return value
-        raise ValueError(f"selection_data must be file:PATH, got {value!r}")
+        raise ValueError(f"{info.field_name} must be file:PATH, got {value!r}")
+
+    @field_validator("bias_classes")
+    @classmethod
+    def _check_bias_classes(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(LABELS))
+        if unknown or len(set(value)) != len(value):
+            raise ValueError(f"bias_classes must be distinct labels of {LABELS}, got {value}")
+        return value
 
     @property
     def is_mini(self) -> bool:

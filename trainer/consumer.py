@@ -73,6 +73,9 @@ MIN_BASE_SHARE = 0.5
 #: the new reviews that choose the retrain's epoch (with SmSA valid) rather than train it
 SELECTION_SHARE = 0.0
 
+#: the stream hold-out must have this many rows before it chooses decision offsets
+DECISION_BIAS_MIN_ROWS = 100
+
 #: pg_advisory_lock key of "a training is running" (any 64-bit constant works; this is 'ulasanTR').
 LOCK_KEY = 0x756C6173616E5452
 
@@ -133,6 +136,17 @@ class RetrainConfig(BaseModel):
         lt=1,
         description="the base corpus's least share of each epoch's samples: base_weight is "
         "raised (up to 1) when the new reviews would outweigh it (see effective_base_weight)",
+    )
+    decision_bias: bool = Field(
+        True,
+        description="choose the candidate's per-class decision offsets (config bias_classes, "
+        "neutral) for macro-F1 on the stream hold-out (trainer.bias); the gate scores the "
+        "result",
+    )
+    decision_bias_min_rows: int = Field(
+        DECISION_BIAS_MIN_ROWS,
+        ge=1,
+        description="least stream hold-out rows for decision_bias (fewer: no offsets)",
     )
     group_id: str = "ulasan-trainer"
     topic_prefix: str = ""
@@ -480,7 +494,7 @@ def _train_once(
     config = load_config(cfg.config).with_overrides(cfg.overrides)
     base = base_share(load_smsa("train"), len(new_train), config.max_examples, config.seed)
     path = write_jsonl(run_dir / "train.jsonl", [*base, *new_train])
-    write_jsonl(run_dir / "holdout.jsonl", held)
+    held_path = write_jsonl(run_dir / "holdout.jsonl", held)
     base_weight = effective_base_weight(
         n_base=len(base),
         n_new=len(new_train),
@@ -510,6 +524,8 @@ def _train_once(
         "promote": False,
         "max_examples": len(base) + len(new_train),
     }
+    if cfg.decision_bias and len(held) >= cfg.decision_bias_min_rows:
+        data_overrides["bias_data"] = f"file:{held_path}"
     if selection:
         data_overrides["selection_data"] = (
             f"file:{write_jsonl(run_dir / 'selection.jsonl', selection)}"
@@ -547,6 +563,7 @@ def _train_once(
     summary = getattr(result, "train_summary", None) or {}
     record.scores["adapt_steps"] = summary.get("adapt_steps", 0)
     record.scores["vocab_added"] = summary.get("vocab_added", 0)
+    record.scores["decision_bias"] = summary.get("decision_bias")
     if not result.model_version:
         record.status = "done"
         record.decision = "not registered (register_model is off in the config): nothing to gate"

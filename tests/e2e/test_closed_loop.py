@@ -27,7 +27,8 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
         min_events=40,
         gate_tolerance=1.0,  # the tiny model is plumbing, not quality: the gate must let it pass
         timeout_s=600.0,
-        retrain_settings={"labelled_weight": 2.5},  # reaches the trainer as ULASAN_RETRAIN__*
+        # reaches the trainer as ULASAN_RETRAIN__*; the small hold-out still chooses offsets
+        retrain_settings={"labelled_weight": 2.5, "decision_bias_min_rows": 20},
         # a few steps of domain-adaptive MLM: the warm start's path, at the tiny model's scale
         retrain_overrides={"pretrain.adapt_steps": 5},
     )
@@ -48,6 +49,10 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
     # the default vocabulary extension gave the product reviews' fragmented words whole tokens,
     # and the worker served the promoted version with that tokenizer (served_by_promoted below)
     assert run_["scores"]["vocab_added"] > 0
+    # the neutral offset was chosen on the stream hold-out (the rows the gate also scores)
+    bias = run_["scores"]["decision_bias"]
+    assert bias["n"] == sizes["labelled_holdout"] and set(bias["offsets"]) == {"neutral"}
+    assert bias["macro_f1_after"] >= bias["macro_f1_before"]
     assert set(result["per_class_after"]) == {"negative", "neutral", "positive"}
     # later events were scored by the promoted version (the worker hot-reloaded it)
     assert result["served_by_promoted"] > 0
