@@ -27,6 +27,7 @@ import numpy as np
 
 from schemas.events import LABELS
 from trainer.errors import TrainingError
+from trainer.metrics import macro_f1
 
 #: the offsets tried for each class (0 = the model as trained)
 GRID: tuple[float, ...] = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
@@ -51,16 +52,6 @@ class BiasChoice:
             "macro_f1_after": round(self.macro_f1_after, 4),
             "n": self.n,
         }
-
-
-def macro_f1(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    scores = []
-    for c in range(n_classes):
-        tp = float(np.sum((pred == c) & (truth == c)))
-        fp = float(np.sum((pred == c) & (truth != c)))
-        fn = float(np.sum((pred != c) & (truth == c)))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return float(np.mean(scores))
 
 
 def _best(grid: Sequence[float], scores: Sequence[float]) -> float:

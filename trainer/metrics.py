@@ -84,6 +84,19 @@ def classification_report(
     }
 
 
+def macro_f1(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Macro-F1 of integer class arrays (classes ``0..n_classes-1``; a class neither present
+    nor predicted scores 0): the array core of :func:`classification_report`'s ``macro_f1``,
+    cheap enough to call in a bootstrap loop."""
+    cm = np.bincount(truth * n_classes + pred, minlength=n_classes * n_classes).reshape(
+        n_classes, n_classes
+    )
+    tp = np.diag(cm).astype(np.float64)
+    denominator = cm.sum(axis=0) + cm.sum(axis=1)  # 2 tp + fp + fn
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(n_classes), where=denominator > 0)
+    return float(f1.mean())
+
+
 def expected_calibration_error(
     probs: np.ndarray, true_index: np.ndarray, *, n_classes: int, bins: int = ECE_BINS
 ) -> float:

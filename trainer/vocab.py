@@ -75,7 +75,6 @@ def extend_vocabulary(
         )
     if max_new < 1:
         raise TrainingError(f"max_new must be >= 1, got {max_new}")
-    old_vocab = backend.get_vocab(with_added_tokens=False)
     old_size = len(tokenizer)
     embeddings = model.get_input_embeddings()
     if embeddings.weight.shape[0] < old_size:
@@ -86,7 +85,7 @@ def extend_vocabulary(
     if not chosen:
         return VocabularyExtension(old_size, old_size)
     pieces = [[t.id for t in old.tokenize(w)] for w, _ in chosen]
-    vocab = dict(old_vocab)
+    vocab = backend.get_vocab(with_added_tokens=False)
     for word, _ in chosen:
         vocab[word] = len(vocab)
     backend.model = WordPiece(
@@ -99,9 +98,7 @@ def extend_vocabulary(
     if new_size != old_size + len(chosen):
         raise TrainingError(f"tokenizer size {new_size}, expected {old_size + len(chosen)}")
     with torch.no_grad():
-        rows = embeddings.weight.detach().clone()
+        means = torch.stack([embeddings.weight[ids].mean(dim=0) for ids in pieces])
         model.resize_token_embeddings(new_size, mean_resizing=False)
-        weight = model.get_input_embeddings().weight
-        for i, ids in enumerate(pieces):
-            weight[old_size + i] = rows[ids].mean(dim=0)
+        model.get_input_embeddings().weight[old_size:new_size] = means
     return VocabularyExtension(old_size, new_size, [w for w, _ in chosen], [n for _, n in chosen])
