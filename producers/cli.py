@@ -23,7 +23,7 @@ from producers.checkpoints import CheckpointStore, MemoryCheckpoints, PostgresCh
 from producers.errors import ProducerError
 from producers.files import BadRow, count_lines, detect_format
 from producers.runner import RunStats
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 app = typer.Typer(
     help="Producers: put reviews and labels into Kafka (replay, feedback, google-play).",

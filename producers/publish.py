@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from producers.errors import KafkaUnavailable, PublishError
 from schemas import codec, topics
 from schemas.events import Event, LabelFeedback, ReviewReceived
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 #: Producer settings that make delivery exactly-once per partition within a session, ordered,
 #: and batched; callers may override any of them through ``config``.

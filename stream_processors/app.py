@@ -26,6 +26,8 @@ from stream_processors.metrics import WorkerMetrics
 from stream_processors.records import Rejected
 from stream_processors.settings import WorkerSettings
 from stream_processors.sink.postgres import PostgresSink
+from ulasan.core.errors import ServiceUnavailable
+from ulasan.core.kafka_admin import ensure_topics as ensure_topics_on
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +189,8 @@ class Deps:
     @classmethod
     def for_worker(cls, settings: WorkerSettings) -> Deps:
         """Load the configured model and build the PostgreSQL sink (pool not yet opened)."""
-        from stream_processors.inference import OnnxPredictor, resolve_model
+        from ulasan.core.inference import OnnxPredictor
+        from ulasan.core.registry import resolve_model
 
         folder, name, version = resolve_model(settings.worker.model, settings)
         predictor = OnnxPredictor.from_folder(
@@ -441,37 +444,16 @@ def ensure_topics(settings: WorkerSettings, timeout_s: float = 30.0) -> list[str
     ignores a source topic missing at subscription time until the next rebalance); return the
     names created. Raises :class:`WorkerConfigError` when Kafka refuses or does not answer.
     """
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-
-    names = TopicNames(settings.worker.topic_prefix).all()
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    names = TopicNames(settings.worker.topic_prefix)
+    wanted = {n: names.partitions(n, settings.kafka.partitions) for n in names.all()}
     try:
-        existing = set(admin.list_topics(timeout=timeout_s).topics)
-    except KafkaException as exc:
-        raise WorkerConfigError(
-            f"Kafka at {settings.kafka.bootstrap_servers} does not answer ({exc}); "
-            "is it running (`ulasan stack status`)?"
-        ) from exc
-    missing = [n for n in names if n not in existing]
-    if not missing:
-        return []
-    new = [
-        NewTopic(
-            n,
-            num_partitions=TopicNames(settings.worker.topic_prefix).partitions(
-                n, settings.kafka.partitions
-            ),
-            replication_factor=settings.kafka.replication_factor,
+        results = ensure_topics_on(
+            settings.kafka.bootstrap_servers,
+            list(wanted),
+            wanted,
+            settings.kafka.replication_factor,
+            timeout_s=timeout_s,
         )
-        for n in missing
-    ]
-    created = []
-    for name, future in admin.create_topics(new, operation_timeout=timeout_s).items():
-        try:
-            future.result()
-            created.append(name)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise WorkerConfigError(f"cannot create topic {name}: {exc}") from exc
-    return created
+    except ServiceUnavailable as exc:
+        raise WorkerConfigError(f"{exc}; is Kafka running (`ulasan stack status`)?") from exc
+    return [r.topic for r in results if r.action == "created"]

@@ -34,8 +34,8 @@ def worker(
 
     from stream_processors.app import Deps, create_app, ensure_topics
     from stream_processors.errors import WorkerConfigError
-    from stream_processors.inference import InferenceError
     from stream_processors.settings import WorkerSettings
+    from ulasan.core.inference import InferenceError
 
     settings = WorkerSettings()
     overrides: dict[str, Any] = {
@@ -99,22 +99,22 @@ def worker(
         faust.Worker(app, loglevel=cfg.loglevel).execute_from_commandline()
     finally:
         if target is not None:
-            from deploy.local.prometheus import unregister_target
+            from ulasan.core.scrape import unregister_target
 
             unregister_target(settings, target)
 
 
 def _register_scrape_target(settings: Any, port: int) -> str | None:
     """Tell the stack's Prometheus (file_sd) to scrape this worker; None if that failed."""
-    from deploy.local.errors import StackError
-    from deploy.local.prometheus import register_target
+    from ulasan.core.errors import CoreError
+    from ulasan.core.scrape import register_target
 
     name = f"worker-{settings.worker.app_id}-{port}"
     try:
         register_target(
             settings, name, port, host=settings.worker.metrics_host, labels={"role": "worker"}
         )
-    except (StackError, OSError) as exc:
+    except (CoreError, OSError) as exc:
         logging.getLogger(__name__).warning("Prometheus will not scrape this worker: %s", exc)
         return None
     return name

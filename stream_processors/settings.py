@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from stream_processors.drift.config import DriftConfig
 from stream_processors.triggers.logic import TriggerConfig
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 DEFAULT_MODEL_REF = "models:/ulasan-sentiment@champion"
 

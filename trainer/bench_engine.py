@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stream_processors.inference import OnnxPredictor
-from stream_processors.inference.manifest import MANIFEST_FILE, ModelManifest
-from stream_processors.inference.runtime import pad_batch
 from trainer.errors import TrainerError
+from ulasan.core.inference import OnnxPredictor
+from ulasan.core.inference.manifest import MANIFEST_FILE, ModelManifest
+from ulasan.core.inference.runtime import pad_batch
 
 if TYPE_CHECKING:
-    from ulasan.settings import Settings
+    from ulasan.core.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_TEXTS = PROJECT_ROOT / "data" / "smsa" / "valid.tsv"
@@ -73,8 +73,8 @@ def shape_model(shape: str, settings: Settings, *, max_length: int = 128) -> tup
     if not (checkpoint / "config.json").is_file():
         _build_shape_checkpoint(SHAPES[shape], checkpoint, max_length=max_length)
     if not (serving / MANIFEST_FILE).is_file():
-        from stream_processors.text import default_lexicon
         from trainer.export import export_serving_folder
+        from ulasan.core.text import default_lexicon
 
         export_serving_folder(
             checkpoint,
@@ -93,8 +93,8 @@ def _build_shape_checkpoint(dims: dict[str, int], out: Path, *, max_length: int)
     from transformers import BertConfig, BertForSequenceClassification
 
     from schemas.events import LABELS
-    from stream_processors.text import clean
     from trainer.tokenizer import train_wordpiece
+    from ulasan.core.text import clean
 
     corpus = [clean(t) for t in bench_texts(1260)]
     with (PROJECT_ROOT / "data" / "smsa" / "train.tsv").open(encoding="utf-8") as fh:

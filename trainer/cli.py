@@ -60,7 +60,7 @@ def train(
     from trainer.config import load_config
     from trainer.errors import TrainerError
     from trainer.pipeline import run_training, summary_table
-    from ulasan.settings import Settings
+    from ulasan.core.settings import Settings
 
     try:
         cfg = load_config(config).with_overrides(
@@ -125,10 +125,10 @@ def evaluate(
     """
     import json
 
-    from stream_processors.inference import InferenceError
     from trainer.errors import TrainerError
     from trainer.evaluate import evaluate_model, read_examples
-    from ulasan.settings import Settings
+    from ulasan.core.inference import InferenceError
+    from ulasan.core.settings import Settings
 
     err = Console(stderr=True)
     if fmt is not None and fmt not in ("tsv", "csv", "jsonl"):
@@ -174,11 +174,11 @@ def promote(
     """
     import json
 
-    from stream_processors.inference import InferenceError
     from trainer.errors import TrainerError
     from trainer.evaluate import read_examples
     from trainer.gate import GateConfig, run_gate
-    from ulasan.settings import Settings
+    from ulasan.core.inference import InferenceError
+    from ulasan.core.settings import Settings
 
     err = Console(stderr=True)
     if version is not None and alias is not None:
@@ -235,7 +235,7 @@ def report(
 
     from trainer.errors import TrainerError
     from trainer.report import markdown_table, run_report
-    from ulasan.settings import Settings
+    from ulasan.core.settings import Settings
 
     try:
         result = run_report(model, Settings(), baseline=baseline)

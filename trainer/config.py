@@ -17,7 +17,7 @@ from pydantic import (
 
 from schemas.events import LABELS
 from trainer.errors import ConfigError
-from ulasan.settings import PROJECT_ROOT
+from ulasan.core.settings import PROJECT_ROOT
 
 CONFIG_DIR = PROJECT_ROOT / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "ulasan-mini.yaml"

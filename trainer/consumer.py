@@ -35,7 +35,7 @@ from schemas import topics
 from schemas.codec import CodecError, decode, encode
 from schemas.events import ModelPromoted, RetrainRequested
 from trainer.errors import TrainerError
-from ulasan.settings import PROJECT_ROOT, Settings
+from ulasan.core.settings import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
     from trainer.data import Example
@@ -266,8 +266,8 @@ def warm_start_source(
     versions (the weights read tokens only); the champion's are recorded beside them.
     """
     from schemas.events import LABELS
-    from stream_processors.text import FEATURE_VERSION, default_lexicon
     from trainer.registry import download_checkpoint
+    from ulasan.core.text import FEATURE_VERSION, default_lexicon
 
     def refuse(reason: str) -> tuple[None, dict[str, Any]]:
         log.warning("retraining from scratch, not from the champion: %s", reason)
@@ -307,12 +307,8 @@ def complete_checkpoint_meta(folder: Path, version: ModelVersionInfo) -> dict[st
     version's registry tags (model name, feature and lexicon versions) and the tokenizer's
     ``model_max_length``; the metadata written."""
     from trainer.pipeline import write_checkpoint_meta
-    from trainer.registry import (
-        TAG_FEATURE_VERSION,
-        TAG_LEXICON_VERSION,
-        TAG_MODEL_NAME,
-        read_checkpoint_meta,
-    )
+    from trainer.registry import read_checkpoint_meta
+    from ulasan.core.registry import TAG_FEATURE_VERSION, TAG_LEXICON_VERSION, TAG_MODEL_NAME
 
     tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     write_checkpoint_meta(

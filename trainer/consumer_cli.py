@@ -58,7 +58,7 @@ def runs_command(
     """The latest retraining runs from retrain_runs."""
     import psycopg
 
-    from ulasan.settings import Settings
+    from ulasan.core.settings import Settings
 
     settings = Settings()
     with psycopg.connect(settings.postgres.dsn, connect_timeout=10) as conn:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from schemas.events import LABELS
 from trainer.errors import DataError
-from ulasan.settings import PROJECT_ROOT
+from ulasan.core.settings import PROJECT_ROOT
 
 #: Where the shipped corpora live (smsa/, nusax_id/, prdect_id/); every loader takes ``root``.
 DATA_ROOT = PROJECT_ROOT / "data"

@@ -20,8 +20,8 @@ from trainer.errors import EvaluationError
 from trainer.metrics import classification_report
 
 if TYPE_CHECKING:
-    from stream_processors.inference import Predictor
-    from ulasan.settings import Settings
+    from ulasan.core.inference import Predictor
+    from ulasan.core.settings import Settings
 
 FileFormat = Literal["tsv", "csv", "jsonl"]
 _SUFFIX_FORMATS: dict[str, FileFormat] = {
@@ -198,7 +198,8 @@ def evaluate_model(
     intra_op_threads: int | None = None,
 ) -> dict[str, Any]:
     """Resolve ``ref`` (``models:/NAME@ALIAS``, ``models:/NAME/N`` or a folder) and score it."""
-    from stream_processors.inference import OnnxPredictor, resolve_model
+    from ulasan.core.inference import OnnxPredictor
+    from ulasan.core.registry import resolve_model
 
     folder, name, version = resolve_model(ref, settings)
     predictor = OnnxPredictor.from_folder(

@@ -3,7 +3,7 @@
 The folder holds ``model.onnx`` (dynamic int8, what serving loads), ``model_fp32.onnx`` (the
 unquantized graph: the parity reference and the fp32 baseline of ``ulasan bench engine``),
 ``tokenizer.json``, ``lexicon.json`` and ``ulasan_model.json``; it loads with onnxruntime and
-tokenizers alone (:meth:`stream_processors.inference.OnnxPredictor.from_folder`).
+tokenizers alone (:meth:`ulasan.core.inference.OnnxPredictor.from_folder`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from schemas.events import LABELS
-from stream_processors.inference.manifest import (
+from trainer.errors import ExportError
+from ulasan.core.inference.manifest import (
     LEXICON_FILE,
     MODEL_FILE,
     MODEL_FP32_FILE,
@@ -29,12 +30,11 @@ from stream_processors.inference.manifest import (
     ModelManifest,
     Parity,
 )
-from stream_processors.inference.runtime import OnnxPredictor, pad_batch, softmax
-from stream_processors.text import FEATURE_VERSION
-from trainer.errors import ExportError
+from ulasan.core.inference.runtime import OnnxPredictor, pad_batch, softmax
+from ulasan.core.text import FEATURE_VERSION
 
 if TYPE_CHECKING:
-    from stream_processors.text import Lexicon
+    from ulasan.core.text import Lexicon
 
 Quantization = Literal["avx512_vnni", "avx2"]
 #: fp32 ONNX logits may differ from PyTorch's by float reordering only; more means a broken graph

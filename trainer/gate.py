@@ -19,8 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.events import ModelPromoted
 from trainer.errors import GateError, TrainerError
 from trainer.registry import (
-    CANDIDATE,
-    CHAMPION,
     EvalScores,
     ModelVersionInfo,
     champion,
@@ -29,9 +27,10 @@ from trainer.registry import (
     set_alias,
     set_tags,
 )
+from ulasan.core.registry import CANDIDATE, CHAMPION
 
 if TYPE_CHECKING:
-    from ulasan.settings import Settings
+    from ulasan.core.settings import Settings
 
 TAG_GATE_DECISION = "ulasan.gate.decision"
 TAG_GATE_REASON = "ulasan.gate.reason"

@@ -14,13 +14,13 @@ from typing import Any
 import typer
 
 from schemas.events import LABELS
-from stream_processors.text import FEATURE_VERSION, Lexicon, clean, content_stems
-from stream_processors.text.lexicon import DEFAULT_RESOURCE
 from trainer.errors import DataError
-from ulasan.settings import PROJECT_ROOT
+from ulasan.core.settings import PROJECT_ROOT
+from ulasan.core.text import FEATURE_VERSION, Lexicon, clean, content_stems
+from ulasan.core.text.lexicon import DEFAULT_RESOURCE
 
-#: Where the shipped lexicon lives (what :func:`stream_processors.text.default_lexicon` loads).
-DEFAULT_PATH = PROJECT_ROOT / "stream_processors" / "text" / DEFAULT_RESOURCE
+#: Where the shipped lexicon lives (what :func:`ulasan.core.text.default_lexicon` loads).
+DEFAULT_PATH = PROJECT_ROOT / "ulasan" / "core" / "text" / DEFAULT_RESOURCE
 POLARITIES = ("positive", "negative")
 
 
@@ -65,8 +65,8 @@ def build_lexicon(
 ) -> Lexicon:
     """A lexicon of the words that mark positive and negative texts in a labelled corpus.
 
-    Texts are cleaned (:func:`~stream_processors.text.clean`) and reduced to the stems the
-    features count (:func:`~stream_processors.text.content_stems`: no stopwords, no negators,
+    Texts are cleaned (:func:`~ulasan.core.text.clean`) and reduced to the stems the
+    features count (:func:`~ulasan.core.text.content_stems`: no stopwords, no negators,
     nothing inside a negation's window). For each polarity, its texts are compared with all
     other texts (the other polarity and neutral) by :func:`log_odds_z`, with a prior of
     ``prior_strength`` pseudo-counts spread by each word's share of the whole corpus. A word

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from trainer.data import Example
     from trainer.gate import GateDecision
     from trainer.vocab import VocabularyExtension
-    from ulasan.settings import Settings
+    from ulasan.core.settings import Settings
 
 #: The fixed evaluation set of the gate: SmSA valid without the texts that occur in SmSA train.
 EVAL_SET_NAME = "smsa-valid-dedup"
@@ -72,8 +72,8 @@ class TrainingData:
 def fixed_eval_set() -> list[Example]:
     """SmSA valid minus the texts also in SmSA train (compared cleaned): the gate's fixed set,
     the same examples (and hash) whatever a run trains on."""
-    from stream_processors.text import clean
     from trainer.data import load_smsa
+    from ulasan.core.text import clean
 
     seen = {clean(e.text) for e in load_smsa("train")}
     return [e for e in load_smsa("valid") if clean(e.text) not in seen]
@@ -119,9 +119,9 @@ def load_training_data(config: TrainConfig, settings: Settings) -> TrainingData:
     ``postgres``: SmSA train plus every labelled review in PostgreSQL (a retrain keeps the
     base corpus). Validation is always the fixed evaluation set (SmSA valid, deduplicated).
     """
-    from stream_processors.text import clean
     from trainer.data import load_postgres, load_prdect, load_smsa
     from trainer.validation import validate
+    from ulasan.core.text import clean
 
     sources: dict[str, int] = {}
     rows: list[Example] = []
@@ -337,7 +337,7 @@ def corpus_weights(data: TrainingData, sample_weight: Callable[[Example], float]
     """Each pre-training corpus text's sampling weight: the largest of the training examples
     that clean to it; a text of no training example (an unlabelled corpus) counts as the
     lightest training example."""
-    from stream_processors.text import clean
+    from ulasan.core.text import clean
 
     by_text: dict[str, float] = {}
     for example in data.train:
@@ -545,7 +545,7 @@ def run_training(
                     f"{bias.macro_f1_before:.4f} -> {bias.macro_f1_after:.4f}"
                 )
 
-        from stream_processors.text import default_lexicon
+        from ulasan.core.text import default_lexicon
 
         smsa_test = load_smsa("test")
         with stage("export"):
@@ -578,8 +578,8 @@ def run_training(
 
         reports: dict[str, dict[str, Any]] = {}
         with stage("evaluate"):
-            from stream_processors.inference import OnnxPredictor
             from trainer.evaluate import evaluate_predictor
+            from ulasan.core.inference import OnnxPredictor
 
             predictor = OnnxPredictor.from_folder(exported.folder, intra_op_threads=config.threads)
             eval_pairs = [(e.text, str(e.label)) for e in data.valid]
@@ -656,12 +656,12 @@ def run_training(
 
         with stage("register"):
             from trainer.registry import (
-                CHECKPOINT_ARTIFACT,
                 EvalScores,
                 dataset_hash,
                 log_serving_folder,
                 register_candidate,
             )
+            from ulasan.core.registry import CHECKPOINT_ARTIFACT
 
             eval_hash = dataset_hash(eval_pairs)
             # the PyTorch checkpoint too: a retrain continues from it (continued fine-tuning)
@@ -727,7 +727,7 @@ def write_checkpoint_meta(
     """``ulasan_checkpoint.json`` beside the weights: what a retrain that continues from this
     checkpoint must keep consistent (labels in head order, tokenizer length, feature and
     lexicon versions of the serving folder exported from it)."""
-    from trainer.registry import CHECKPOINT_META_FILE
+    from ulasan.core.registry import CHECKPOINT_META_FILE
 
     return _write_json(
         checkpoint_dir / CHECKPOINT_META_FILE,

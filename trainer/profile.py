@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from schemas.events import LABELS, TextFeatures
-from stream_processors.inference.manifest import PROFILE_FILE, TOKENIZER_FILE, ModelManifest
-from stream_processors.text import FEATURE_VERSION, clean, features
 from trainer.errors import ProfileError
+from ulasan.core.inference.manifest import PROFILE_FILE, TOKENIZER_FILE, ModelManifest
+from ulasan.core.text import FEATURE_VERSION, clean, features
 
 if TYPE_CHECKING:
-    from stream_processors.inference import Predictor
-    from stream_processors.text import Lexicon
+    from ulasan.core.inference import Predictor
+    from ulasan.core.text import Lexicon
 
 PROFILE_VERSION = 1
 SAMPLE_SIZE = 2000
@@ -106,7 +106,7 @@ def build_profile(
     folder = Path(folder)
     manifest = ModelManifest.read(folder)
     if predictor is None:
-        from stream_processors.inference import OnnxPredictor
+        from ulasan.core.inference import OnnxPredictor
 
         predictor = OnnxPredictor.from_folder(folder)
     rng = random.Random(seed)  # noqa: S311 - sampling, not security

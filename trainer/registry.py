@@ -23,35 +23,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stream_processors.inference.manifest import PROFILE_FILE, ModelManifest
 from trainer.errors import RegistryError
+from ulasan.core.inference.manifest import PROFILE_FILE, ModelManifest
+from ulasan.core.registry import (
+    CANDIDATE,
+    CHAMPION,
+    CHECKPOINT_ARTIFACT,
+    CHECKPOINT_META_FILE,
+    SERVING_ARTIFACT,
+    TAG_DATASET_HASH,
+    TAG_EVAL_ACCURACY,
+    TAG_EVAL_HASH,
+    TAG_EVAL_MACRO_F1,
+    TAG_EVAL_N,
+    TAG_EVAL_NAME,
+    TAG_FEATURE_VERSION,
+    TAG_GIT_COMMIT,
+    TAG_LEXICON_VERSION,
+    TAG_MODEL_NAME,
+    TAG_RUN_DIR,
+    client,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from ulasan.settings import Settings
+    from ulasan.core.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SERVING_ARTIFACT = "serving"
-#: The run's PyTorch checkpoint folder (Hugging Face ``save_pretrained`` + tokenizer).
-CHECKPOINT_ARTIFACT = "checkpoint"
-#: What a checkpoint was trained as: model name, labels, max_length, feature/lexicon versions.
-CHECKPOINT_META_FILE = "ulasan_checkpoint.json"
-#: The run tag holding the local run folder (``<run_dir>/checkpoint`` is the local copy).
-TAG_RUN_DIR = "ulasan.run_dir"
-CANDIDATE = "candidate"
-CHAMPION = "champion"
-
-TAG_DATASET_HASH = "ulasan.dataset_hash"
-TAG_GIT_COMMIT = "ulasan.git_commit"
-TAG_FEATURE_VERSION = "ulasan.feature_version"
-TAG_LEXICON_VERSION = "ulasan.lexicon_version"
-TAG_MODEL_NAME = "ulasan.model_name"
-TAG_EVAL_NAME = "ulasan.eval.name"
-TAG_EVAL_HASH = "ulasan.eval.dataset_hash"
-TAG_EVAL_N = "ulasan.eval.n"
-TAG_EVAL_ACCURACY = "ulasan.eval.accuracy"
-TAG_EVAL_MACRO_F1 = "ulasan.eval.macro_f1"
 
 
 @dataclass(frozen=True)
@@ -118,13 +117,6 @@ class ModelVersionInfo:
     @property
     def scores(self) -> EvalScores | None:
         return EvalScores.from_tags(self.tags)
-
-
-def client(settings: Settings) -> MlflowClient:
-    """An MLflow client for the configured tracking server (no global MLflow state is touched)."""
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=settings.mlflow.uri, registry_uri=settings.mlflow.uri)
 
 
 def dataset_hash(examples: Iterable[Any]) -> str:

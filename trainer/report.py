@@ -21,7 +21,7 @@ from trainer.metrics import classification_report
 
 if TYPE_CHECKING:
     from trainer.data import Example
-    from ulasan.settings import Settings
+    from ulasan.core.settings import Settings
 
 #: C values tried for the baseline's LinearSVC, chosen on SmSA valid (deduplicated), never test.
 SVM_C_GRID = (0.1, 0.3, 1.0, 3.0)
@@ -47,12 +47,12 @@ def tfidf_svm_baseline(
     train: Sequence[Example], valid: Sequence[Example], *, seed: int = 0
 ) -> tuple[Any, dict[str, Any]]:
     """TF-IDF word (1-2) + char_wb (2-5) n-grams and a class-balanced LinearSVC, C chosen on
-    ``valid``. Inputs are cleaned with ``stream_processors.text.clean`` like the model's."""
+    ``valid``. Inputs are cleaned with ``ulasan.core.text.clean`` like the model's."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_pipeline, make_union
     from sklearn.svm import LinearSVC
 
-    from stream_processors.text import clean
+    from ulasan.core.text import clean
 
     x_train = [clean(e.text) for e in train]
     y_train = [str(e.label) for e in train]
@@ -82,10 +82,10 @@ def run_report(
     model_ref: str | None, settings: Settings, *, baseline: bool = True
 ) -> dict[str, Any]:
     """Score ``model_ref`` (a serving folder or ``models:/`` URI) and/or the baseline."""
-    from stream_processors.text import clean
     from trainer.data import load_smsa
     from trainer.evaluate import evaluate_model
     from trainer.pipeline import EVAL_SET_NAME
+    from ulasan.core.text import clean
 
     sets = evaluation_sets()
     out: dict[str, Any] = {"sets": {name: len(rows) for name, rows in sets.items()}, "models": {}}
@@ -131,7 +131,7 @@ def markdown_table(report: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ulasan.settings import Settings
+    from ulasan.core.settings import Settings
 
     parser = argparse.ArgumentParser(prog="python -m trainer.report", description=__doc__)
     parser.add_argument("--model", help="serving folder or models:/ulasan-sentiment@champion")

@@ -27,7 +27,7 @@ def train_wordpiece(
 ) -> Any:
     """Train a BERT-style WordPiece vocabulary on ``texts`` and wrap it as a fast tokenizer.
 
-    ``texts`` must already be cleaned (``stream_processors.text.clean``) and must never
+    ``texts`` must already be cleaned (``ulasan.core.text.clean``) and must never
     include a test split. Returns a ``transformers.BertTokenizerFast`` (lower-casing, BERT
     pre-tokenization, ``[CLS] text [SEP]``) whose ``save_pretrained`` writes the
     ``tokenizer.json`` the serving runtime loads with ``tokenizers`` alone.

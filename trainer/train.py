@@ -77,8 +77,8 @@ def texts_and_labels(examples: Sequence[Any]) -> tuple[list[str], list[str]]:
 
 
 def clean_texts(texts: Sequence[str], *, lowercase: bool = True) -> list[str]:
-    """The serving runtime's cleaning (``stream_processors.text.clean``), so no skew."""
-    from stream_processors.text import clean
+    """The serving runtime's cleaning (``ulasan.core.text.clean``), so no skew."""
+    from ulasan.core.text import clean
 
     return [clean(t, lowercase=lowercase) for t in texts]
 
@@ -246,7 +246,7 @@ def fine_tune(
 ) -> TrainResult:
     """Fine-tune ``config.model`` on ``train_examples``, select on ``valid_examples``.
 
-    Texts are cleaned with ``stream_processors.text.clean`` (as the serving runtime does).
+    Texts are cleaned with ``ulasan.core.text.clean`` (as the serving runtime does).
     ``prepared`` supplies a tokenizer + classifier (the pipeline passes a pre-trained
     ulasan-mini); without it ulasan-mini is built here from the training texts and any other
     ``config.model`` is loaded with ``AutoModelForSequenceClassification.from_pretrained``.

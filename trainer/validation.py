@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.events import LABELS, MAX_TEXT_CHARS
-from stream_processors.text import clean
 from trainer.data import RATING_RAW, Example
 from trainer.errors import DataError
+from ulasan.core.text import clean
 
 #: Why a row was rejected, in the order the checks run (the first failing check names it).
 REASONS: dict[str, str] = {
@@ -108,7 +108,7 @@ def validate(
     Row checks (the text stripped of surrounding whitespace for its length): empty text,
     ``min_chars``/``max_chars``, a missing label (when ``require_label``), a label outside
     ``labels``, a rating outside 1-5 or not a number. Then, among rows that pass, texts are
-    compared by their cleaned form (:func:`~stream_processors.text.clean`, what the model
+    compared by their cleaned form (:func:`~ulasan.core.text.clean`, what the model
     sees): a text seen with two or more labels is rejected everywhere (``conflicting_label``);
     a repeat of an earlier row with the same label is a ``duplicate`` (the first is kept).
 

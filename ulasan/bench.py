@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from ulasan.settings import Settings
+    from ulasan.core.settings import Settings
 
 
 def _serving_folder(model: str | None, shape: str | None, settings: Settings) -> Path:
     """The serving folder a pipeline-level benchmark runs: a built shape, ``model``, or the
     registered champion."""
-    from stream_processors.inference import resolve_model
     from trainer.bench_engine import shape_model
+    from ulasan.core.registry import resolve_model
 
     if shape is not None:
         return shape_model(shape, settings)[1]
@@ -54,10 +54,11 @@ def engine(
     from rich.console import Console
     from rich.table import Table
 
-    from stream_processors.inference import InferenceError, ModelManifest, resolve_model
     from trainer.bench_engine import run_engine_bench, shape_model
     from trainer.errors import TrainerError
-    from ulasan.settings import Settings
+    from ulasan.core.inference import InferenceError, ModelManifest
+    from ulasan.core.registry import resolve_model
+    from ulasan.core.settings import Settings
 
     err = Console(stderr=True)
     if (model is None) == (shape is None):
@@ -114,9 +115,9 @@ def text(
     from rich.console import Console
     from rich.table import Table
 
-    from stream_processors.text.bench import run_text_bench
-    from stream_processors.text.errors import TextError
-    from ulasan.settings import PROJECT_ROOT
+    from ulasan.core.settings import PROJECT_ROOT
+    from ulasan.core.text.bench import run_text_bench
+    from ulasan.core.text.errors import TextError
 
     try:
         result = run_text_bench(n, PROJECT_ROOT / "data")
@@ -174,12 +175,12 @@ def pipeline(
     from rich.console import Console
     from rich.table import Table
 
-    from stream_processors.inference import InferenceError
     from trainer.errors import TrainerError
     from ulasan.bench_pipeline import run_pipeline_bench
+    from ulasan.core.inference import InferenceError
+    from ulasan.core.settings import Settings
     from ulasan.errors import UlasanError
     from ulasan.pipeline_tools import default_workers, worker_threads
-    from ulasan.settings import Settings
 
     err = Console(stderr=True)
     if model is not None and shape is not None:
@@ -255,12 +256,12 @@ def gateway(
     from rich.console import Console
     from rich.table import Table
 
-    from stream_processors.inference import InferenceError
     from trainer.errors import TrainerError
     from ulasan.bench_gateway import run_gateway_bench
+    from ulasan.core.inference import InferenceError
+    from ulasan.core.settings import Settings
     from ulasan.errors import UlasanError
     from ulasan.pipeline_tools import default_workers, worker_threads
-    from ulasan.settings import Settings
 
     err = Console(stderr=True)
     if model is not None and shape is not None:

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ulasan.core.settings import Settings
 from ulasan.errors import BenchError
 from ulasan.pipeline_tools import (
     ULASAN_BIN,
@@ -40,7 +41,6 @@ from ulasan.pipeline_tools import (
     percentile,
     worker_env,
 )
-from ulasan.settings import Settings
 
 #: Short reviews (the gateway's typical ad-hoc request).
 SHORT_REVIEWS: tuple[str, ...] = (
@@ -62,7 +62,7 @@ WARMUP_REQUESTS = 60
 
 def engine_batch1_ms(folder: Path, threads: int | None, n: int = 200) -> float:
     """Median ms of one ``predict([text])`` call over the short reviews (after a warm-up)."""
-    from stream_processors.inference import OnnxPredictor
+    from ulasan.core.inference import OnnxPredictor
 
     predictor = OnnxPredictor.from_folder(folder, intra_op_threads=threads)
     for text in SHORT_REVIEWS:
@@ -264,7 +264,7 @@ def run_gateway_bench(
     in one group (``threads`` ONNX Runtime threads each); see the module docstring."""
     import httpx
 
-    from deploy.local.kafka import admin_client
+    from ulasan.core.kafka_admin import admin_client
 
     suffix = uuid.uuid4().hex[:10]
     prefix, app_id = f"bench-gw-{suffix}.", f"ulasan-bench-gw-{suffix}"

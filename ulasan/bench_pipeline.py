@@ -20,9 +20,9 @@ from typing import Any
 
 from schemas import topics
 from schemas.events import ReviewReceived
+from ulasan.core.settings import Settings
 from ulasan.errors import BenchError
 from ulasan.pipeline_tools import WorkerGroup, WorkerProcess, percentile, worker_env
-from ulasan.settings import Settings
 
 WARMUP_EVENTS = 200
 
@@ -75,10 +75,10 @@ def run_pipeline_bench(
     import psycopg
 
     from deploy.local.database import migrate
-    from deploy.local.kafka import admin_client, ensure_topics
     from producers.publish import Publisher, prefixed_topics
     from stream_processors.settings import WorkerConfig
     from trainer.bench_engine import bench_texts, run_engine_bench
+    from ulasan.core.kafka_admin import admin_client, ensure_topics
 
     suffix = uuid.uuid4().hex[:10]
     prefix, dbname, app_id = f"bench-{suffix}.", f"bench_{suffix}", f"ulasan-bench-{suffix}"

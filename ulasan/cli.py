@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 app = typer.Typer(
     name="ulasan",

@@ -25,6 +25,7 @@ from producers.replay import preset as replay_preset
 from producers.runner import RunStats
 from schemas import topics
 from schemas.events import LABELS, Event
+from ulasan.core.settings import Settings
 from ulasan.errors import MainJobError
 from ulasan.pipeline_tools import (
     LagProbe,
@@ -38,7 +39,6 @@ from ulasan.pipeline_tools import (
     worker_env,
     worker_threads,
 )
-from ulasan.settings import Settings
 
 #: How long the pipeline may make no progress at all before the run gives up.
 STALL_TIMEOUT_S = 180.0
@@ -201,11 +201,11 @@ def run_main_job(
     on_summary: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     """Run the main job; see the module docstring. Ctrl-C stops the worker it started."""
-    from deploy.local.kafka import ensure_topics
     from producers.checkpoints import PostgresCheckpoints
     from producers.files import count_lines
     from producers.publish import Publisher, prefixed_topics
     from producers.replay import replay
+    from ulasan.core.kafka_admin import ensure_topics
 
     run_id = new_run_id()
     if options.start_stack:

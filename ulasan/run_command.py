@@ -41,9 +41,10 @@ def run_command(
 
     from producers.errors import ProducerError
     from producers.replay import PRDECT_FILE
+    from ulasan.core.errors import CoreError
+    from ulasan.core.settings import Settings
     from ulasan.errors import UlasanError
     from ulasan.main_job import RunOptions, run_main_job
-    from ulasan.settings import Settings
 
     console = Console()
     if file is None:
@@ -64,7 +65,7 @@ def run_command(
     )
     try:
         run_main_job(options, Settings(), console)
-    except (UlasanError, ProducerError) as exc:
+    except (UlasanError, ProducerError, CoreError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from exc
     except KeyboardInterrupt:

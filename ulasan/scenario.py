@@ -24,7 +24,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from ulasan.settings import PROJECT_ROOT, Settings
+from ulasan.core.settings import PROJECT_ROOT, Settings
 
 app = typer.Typer(help="End-to-end scenarios of the closed loop.", no_args_is_help=True)
 ULASAN = Path(sys.executable).parent / "ulasan"
@@ -98,7 +98,6 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
     from confluent_kafka import Producer
 
     from deploy.local.database import migrate
-    from deploy.local.kafka import ensure_topics
     from schemas import topics
     from schemas.codec import encode
     from schemas.events import LabelFeedback, ReviewReceived
@@ -106,6 +105,7 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
     from trainer.data import load_prdect
     from trainer.evaluate import evaluate_model
     from trainer.pipeline import run_training
+    from ulasan.core.kafka_admin import ensure_topics
 
     console = console or Console(stderr=True)
     tag = uuid.uuid4().hex[:10]
@@ -350,14 +350,12 @@ def register_champion_run(settings: Settings, run_id: str, config: Any, dest: Pa
     hash is recomputed from ``config`` (the SmSA data it was trained on). The version."""
     from trainer.pipeline import EVAL_SET_NAME, load_training_data
     from trainer.registry import (
-        CHAMPION,
-        SERVING_ARTIFACT,
         EvalScores,
-        client,
         dataset_hash,
         register_candidate,
         set_alias,
     )
+    from ulasan.core.registry import CHAMPION, SERVING_ARTIFACT, client
 
     mc = client(settings)
     dest.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,9 @@ import typer
 from rich.console import Console
 
 from deploy.local.errors import StackError
-from ulasan.settings import Settings
+from ulasan.core.errors import CoreError
+from ulasan.core.kafka_admin import ensure_ulasan_topics
+from ulasan.core.settings import Settings
 
 app = typer.Typer(
     help="The local stack: Kafka, PostgreSQL, MLflow and Prometheus on 127.0.0.1.",
@@ -19,7 +21,7 @@ console = Console()
 _STATE_STYLE = {"running": "green", "stopped": "dim", "unhealthy": "red"}
 
 
-def _fail(exc: StackError) -> typer.Exit:
+def _fail(exc: StackError | CoreError) -> typer.Exit:
     console.print(f"[red]error:[/red] {exc}", highlight=False)
     return typer.Exit(1)
 
@@ -37,7 +39,7 @@ def up() -> None:
     t0 = time.monotonic()
     try:
         results = manager.up(settings, say=_say)
-    except StackError as exc:
+    except (StackError, CoreError) as exc:
         raise _fail(exc) from None
     for r in results:
         style = "green" if r.action == "started" else "default"
@@ -62,7 +64,7 @@ def down() -> None:
     t0 = time.monotonic()
     try:
         results = manager.down(settings)
-    except StackError as exc:
+    except (StackError, CoreError) as exc:
         raise _fail(exc) from None
     for r in results:
         console.print(f"{r.name:<11} {r.action}")
@@ -77,7 +79,7 @@ def status() -> None:
     settings = Settings()
     try:
         rows = manager.status(settings)
-    except StackError as exc:
+    except (StackError, CoreError) as exc:
         raise _fail(exc) from None
     for row in rows:
         style = _STATE_STYLE[row.state]
@@ -101,7 +103,7 @@ def migrate() -> None:
     settings = Settings()
     try:
         applied = database.migrate(settings.postgres.dsn)
-    except StackError as exc:
+    except (StackError, CoreError) as exc:
         raise _fail(exc) from None
     if applied:
         console.print(f"applied {len(applied)} migration(s): {', '.join(applied)}")
@@ -112,12 +114,10 @@ def migrate() -> None:
 @app.command()
 def topics() -> None:
     """Create every ulasan topic (and dead-letter topic) on Settings().kafka, idempotently."""
-    from deploy.local import kafka
-
     settings = Settings()
     try:
-        results = kafka.ensure_ulasan_topics(settings)
-    except StackError as exc:
+        results = ensure_ulasan_topics(settings)
+    except CoreError as exc:
         raise _fail(exc) from None
     for r in results:
         note = f"  [yellow]{r.note}[/yellow]" if r.note else ""

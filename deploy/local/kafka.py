@@ -12,12 +12,8 @@ import base64
 import os
 import shutil
 import subprocess
-import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from deploy.local.errors import (
     ConfigError,
@@ -26,17 +22,14 @@ from deploy.local.errors import (
     ServiceUnavailable,
 )
 from deploy.local.manager import Say, Service, require_program
-from schemas.topics import all_topics_with_dlq
-from ulasan.settings import Settings
-
-if TYPE_CHECKING:
-    from confluent_kafka.admin import AdminClient
+from ulasan.core.errors import CoreError
+from ulasan.core.kafka_admin import ensure_ulasan_topics, metadata_error
+from ulasan.core.settings import Settings
 
 HERE = Path(__file__).resolve().parent / "kafka"
 POM = HERE / "pom.xml"
 LOG4J = HERE / "log4j.properties"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
-_QUIET: dict[str, Any] = {"log_level": 0, "log.connection.close": False}
 
 
 def local_listener(settings: Settings) -> tuple[str, int]:
@@ -142,112 +135,6 @@ def server_properties(settings: Settings, data_dir: Path) -> str:
     return f"# written by `ulasan stack up` on every start; edit Settings, not this file\n{body}\n"
 
 
-def admin_client(bootstrap: str) -> AdminClient:
-    """A confluent-kafka AdminClient that does not print connection errors to stderr."""
-    from confluent_kafka.admin import AdminClient
-
-    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, **_QUIET}
-    return AdminClient(conf)
-
-
-def metadata_error(bootstrap: str, timeout_s: float = 2.0) -> str | None:
-    """None when a broker at ``bootstrap`` answers a metadata request, else why not."""
-    from confluent_kafka import KafkaException
-
-    admin = admin_client(bootstrap)
-    try:
-        meta = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        return f"no metadata from {bootstrap}: {exc.args[0].str() if exc.args else exc}"
-    if not meta.brokers:
-        return f"{bootstrap} answered without any broker"
-    return None
-
-
-@dataclass(frozen=True)
-class TopicResult:
-    """What :func:`ensure_topics` did for one topic: ``created`` or ``exists``; note on mismatch."""
-
-    topic: str
-    action: str
-    partitions: int
-    note: str = ""
-
-
-def ensure_topics(
-    bootstrap: str,
-    topics: Sequence[str],
-    partitions: int,
-    replication_factor: int,
-    timeout_s: float = 30.0,
-) -> list[TopicResult]:
-    """Create the ``topics`` that do not exist yet; idempotent.
-
-    An existing topic with another partition count is left as it is and reported in ``note``
-    (Kafka cannot shrink a topic, and growing one changes the key -> partition mapping).
-    Raises :class:`ServiceUnavailable` when the broker refuses or does not answer in time.
-    """
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
-
-    admin = admin_client(bootstrap)
-    deadline = time.monotonic() + timeout_s
-    created: set[str] = set()
-    pending = list(topics)
-    while pending:
-        new = [
-            NewTopic(t, num_partitions=partitions, replication_factor=replication_factor)
-            for t in pending
-        ]
-        futures = admin.create_topics(new, operation_timeout=timeout_s, request_timeout=timeout_s)
-        retry = []
-        for topic, future in futures.items():
-            try:
-                future.result()
-                created.add(topic)
-            except KafkaException as exc:
-                err = exc.args[0]
-                if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                    continue
-                if err.retriable() and time.monotonic() < deadline:
-                    retry.append(topic)
-                    continue
-                raise ServiceUnavailable(
-                    f"kafka at {bootstrap}: creating {topic} failed: {err.str()}"
-                ) from exc
-        pending = retry
-        if pending:
-            time.sleep(0.5)
-    # The broker's metadata cache lags a creation by a moment: a topic created just now can be
-    # listed with no partitions yet, so ask again until the created ones show theirs.
-    while True:
-        try:
-            meta = admin.list_topics(timeout=timeout_s)
-        except KafkaException as exc:
-            raise ServiceUnavailable(f"kafka at {bootstrap} did not answer: {exc}") from exc
-        settled = all(t in meta.topics and meta.topics[t].partitions for t in created)
-        if settled or time.monotonic() >= deadline:
-            break
-        time.sleep(0.2)
-    results = []
-    for topic in topics:
-        have = len(meta.topics[topic].partitions) if topic in meta.topics else 0
-        note = "" if have == partitions else f"has {have} partitions, settings say {partitions}"
-        action = "created" if topic in created else "exists"
-        results.append(TopicResult(topic, action, have, note))
-    return results
-
-
-def ensure_ulasan_topics(settings: Settings) -> list[TopicResult]:
-    """Create every topic of :func:`schemas.topics.all_topics_with_dlq` per the settings."""
-    return ensure_topics(
-        settings.kafka.bootstrap_servers,
-        all_topics_with_dlq(),
-        settings.kafka.partitions,
-        settings.kafka.replication_factor,
-    )
-
-
 class KafkaService(Service):
     """A single KRaft node on 127.0.0.1: PLAINTEXT on the bootstrap port, CONTROLLER beside it."""
 
@@ -334,7 +221,10 @@ class KafkaService(Service):
         return [self.log_path, self.paths.logs / "kafka-server.log"]
 
     def setup(self) -> str:
-        results = ensure_ulasan_topics(self.settings)
+        try:
+            results = ensure_ulasan_topics(self.settings)
+        except CoreError as exc:
+            raise ServiceUnavailable(str(exc)) from exc
         created = sum(r.action == "created" for r in results)
         notes = [f"{r.topic} {r.note}" for r in results if r.note]
         summary = f"{len(results)} topics ({created} created)"

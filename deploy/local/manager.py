@@ -19,7 +19,7 @@ from typing import ClassVar
 
 from deploy.local import process
 from deploy.local.errors import PrerequisiteMissing, ServiceStartError, StackError
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 Say = Callable[[str], None]
 
@@ -323,8 +323,8 @@ def service_problems(settings: Settings) -> dict[str, str]:
     Unlike :func:`status` this needs no PID files, so it also checks a stack started elsewhere
     (CI, compose); an empty dict means Kafka, PostgreSQL, MLflow and Prometheus all answer.
     """
-    from deploy.local.kafka import metadata_error
     from deploy.local.postgres import connect_error
+    from ulasan.core.kafka_admin import metadata_error
 
     checks: dict[str, Callable[[], str | None]] = {
         "kafka": lambda: metadata_error(settings.kafka.bootstrap_servers),

@@ -24,7 +24,7 @@ from deploy.local.errors import (
     ServiceStopError,
 )
 from deploy.local.manager import Service, require_program
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
 SUPERUSER = "postgres"

@@ -2,14 +2,12 @@
 
 ``deploy/prometheus/prometheus.yml`` is the one config; the local stack renders a copy into
 ``state_dir/prometheus/`` with its own listen address and absolute paths (the rules stay in the
-repository). A ulasan process that serves /metrics calls :func:`register_target` when it starts
-and :func:`unregister_target` when it stops; Prometheus picks the file up within seconds.
+repository). Processes register their /metrics address with :mod:`ulasan.core.scrape`; this
+Prometheus watches that folder.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,52 +16,13 @@ import yaml
 
 from deploy.local.errors import ConfigError
 from deploy.local.manager import Service, http_error, require_program
-from ulasan.settings import Settings
+from ulasan.core.scrape import targets_dir
+from ulasan.core.settings import Settings
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "prometheus"
 CONFIG = CONFIG_DIR / "prometheus.yml"
 ULASAN_JOB = "ulasan"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
-_TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-def targets_dir(settings: Settings) -> Path:
-    """The file_sd folder that the ``ulasan`` scrape job watches."""
-    return settings.prometheus.targets_dir or settings.state_dir / "prometheus" / "targets"
-
-
-def register_target(
-    settings: Settings,
-    name: str,
-    port: int,
-    host: str = "127.0.0.1",
-    labels: dict[str, str] | None = None,
-) -> Path:
-    """Ask Prometheus to scrape ``http://host:port/metrics`` as process ``name``; returns the file.
-
-    Re-registering the same ``name`` replaces its address. The file is written atomically, so
-    Prometheus never reads half of it.
-    """
-    if not _TARGET_NAME.fullmatch(name):
-        raise ConfigError(f"scrape target name {name!r} must match {_TARGET_NAME.pattern}")
-    if not 0 < port < 65536:
-        raise ConfigError(f"scrape target {name!r}: port {port} is not a TCP port")
-    folder = targets_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    entry = [{"targets": [f"{host}:{port}"], "labels": {"process": name, **(labels or {})}}]
-    path = folder / f"{name}.json"
-    tmp = folder / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(entry, indent=2) + "\n")
-    tmp.replace(path)
-    return path
-
-
-def unregister_target(settings: Settings, name: str) -> bool:
-    """Stop scraping process ``name``; True when it was registered."""
-    path = targets_dir(settings) / f"{name}.json"
-    existed = path.exists()
-    path.unlink(missing_ok=True)
-    return existed
 
 
 def render_config(settings: Settings, source: Path = CONFIG) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from rich.table import Table
 from deploy.local.errors import ServiceUnavailable, StackError
 from schemas import codec, topics
 from schemas.events import ReviewReceived
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 SMOKE_SOURCE = "smoke"
 SMOKE_EXPERIMENT = "ulasan-smoke"

@@ -89,14 +89,14 @@ def serve(
         pass
     finally:
         if target:
-            from deploy.local.prometheus import unregister_target
+            from ulasan.core.scrape import unregister_target
 
             unregister_target(settings, target[0])
 
 
 def _register(settings: object, port: int) -> str | None:
-    from deploy.local.errors import StackError
-    from deploy.local.prometheus import register_target
+    from ulasan.core.errors import CoreError
+    from ulasan.core.scrape import register_target
 
     name = f"gateway-{port}"
     try:
@@ -107,7 +107,7 @@ def _register(settings: object, port: int) -> str | None:
             host=settings.gateway.metrics_host,  # type: ignore[attr-defined]
             labels={"role": "gateway"},
         )
-    except (StackError, OSError) as exc:
+    except (CoreError, OSError) as exc:
         logging.getLogger(__name__).warning("Prometheus will not scrape the gateway: %s", exc)
         return None
     return name

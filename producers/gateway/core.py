@@ -30,6 +30,8 @@ from producers.gateway.validation import check_label, check_subject, check_text,
 from schemas import topics
 from schemas.codec import CodecError, decode, encode
 from schemas.events import LabelFeedback, ModelPromoted, PredictionRequested, SentimentScored
+from ulasan.core.errors import CoreError
+from ulasan.core.kafka_admin import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +146,6 @@ class GatewayCore:
         log.info("gateway %s reads %s[%d]", self.instance_id, self.replies_topic, self.partition)
 
     def _ensure_topics(self) -> None:
-        from deploy.local.errors import StackError
-        from deploy.local.kafka import ensure_topics
-
         names = [
             self.requests_topic,
             self.replies_topic,
@@ -159,7 +158,7 @@ class GatewayCore:
             ensure_topics(
                 kafka.bootstrap_servers, names, kafka.partitions, kafka.replication_factor
             )
-        except StackError as exc:
+        except CoreError as exc:
             raise Unavailable(f"cannot create the gateway's topics: {exc}") from exc
 
     async def stop(self) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

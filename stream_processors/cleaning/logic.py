@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from schemas.events import MAX_TEXT_CHARS, ReviewCleaned, ReviewReceived
-from stream_processors.text import FEATURE_VERSION, process
+from ulasan.core.text import FEATURE_VERSION, process
 
 
 def clean(event: ReviewReceived) -> ReviewCleaned:

@@ -44,6 +44,8 @@ from stream_processors.drift.reference import BOOLEAN_FEATURES, NUMERIC_FEATURES
 from stream_processors.feedback.logic import RollingError
 from stream_processors.records import decode_records, records_of
 from stream_processors.triggers.logic import TriggerConfig, TriggerInputs, evaluate, initial_state
+from ulasan.core.registry import TAG_EVAL_ACCURACY
+from ulasan.core.registry import client as registry_client
 
 if TYPE_CHECKING:
     from stream_processors.app import Deps, Outputs
@@ -419,15 +421,11 @@ def baseline_accuracy(settings: Any, model_name: str, version: str) -> float | N
         return None
     key = (model_name, version)
     if key not in _BASELINES:
-        from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        uri = settings.mlflow.uri
         try:
-            mv = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(
-                model_name, version
-            )
-            value = mv.tags.get("ulasan.eval.accuracy")
+            mv = registry_client(settings).get_model_version(model_name, version)
+            value = mv.tags.get(TAG_EVAL_ACCURACY)
             _BASELINES[key] = float(value) if value is not None else None
         except (MlflowException, OSError, ValueError) as exc:
             log.warning("no baseline accuracy for %s/%s: %s", model_name, version, exc)

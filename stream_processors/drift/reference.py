@@ -9,7 +9,7 @@ from typing import Any
 
 from schemas.events import LABELS, TextFeatures
 from stream_processors.drift.errors import ReferenceUnavailable
-from stream_processors.inference.manifest import PROFILE_FILE
+from ulasan.core.inference.manifest import PROFILE_FILE
 
 #: The text features compared with two-sample KS (every numeric field of ``TextFeatures``).
 NUMERIC_FEATURES = tuple(

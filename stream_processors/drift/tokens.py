@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from stream_processors.inference.manifest import TOKENIZER_FILE, ModelManifest
-from stream_processors.text import clean
+from ulasan.core.inference.manifest import TOKENIZER_FILE, ModelManifest
+from ulasan.core.text import clean
 
 
 class UnknownTokens:

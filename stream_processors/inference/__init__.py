@@ -1,25 +1,5 @@
-"""Sentiment inference: the ``Predictor`` protocol, the ONNX runtime and model resolution."""
+"""Scoring in the worker: micro-batching, the hot-reload listener, the shadow challenger.
 
-from stream_processors.inference.errors import (
-    InferenceError,
-    InvalidInput,
-    ModelFolderError,
-    ModelResolutionError,
-)
-from stream_processors.inference.manifest import ModelManifest, Parity
-from stream_processors.inference.predictor import Prediction, Predictor
-from stream_processors.inference.resolve import resolve_model
-from stream_processors.inference.runtime import OnnxPredictor
-
-__all__ = [
-    "InferenceError",
-    "InvalidInput",
-    "ModelFolderError",
-    "ModelManifest",
-    "ModelResolutionError",
-    "OnnxPredictor",
-    "Parity",
-    "Prediction",
-    "Predictor",
-    "resolve_model",
-]
+The runtime itself (``Predictor``, ``OnnxPredictor``, the manifest) lives in
+:mod:`ulasan.core.inference`, shared with the gateway bench and the trainer.
+"""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from schemas.events import SentimentScored, Timings
-from stream_processors.inference.predictor import Prediction, Predictor
+from ulasan.core.inference.predictor import Prediction, Predictor
 
 
 def event_id(

@@ -22,8 +22,8 @@ from prometheus_client import Counter
 from schemas.codec import CodecError, decode
 from schemas.events import ModelPromoted
 from stream_processors.inference.batching import PredictorHolder
-from stream_processors.inference.errors import InferenceError, ModelResolutionError
-from stream_processors.inference.resolve import parse_models_uri
+from ulasan.core.inference.errors import InferenceError, ModelResolutionError
+from ulasan.core.registry import parse_models_uri
 
 if TYPE_CHECKING:
     from stream_processors.settings import WorkerSettings
@@ -86,7 +86,8 @@ class ModelReloader:
 
     # -- loading -------------------------------------------------------------------------------
     def _load(self, ref: str) -> Any:
-        from stream_processors.inference import OnnxPredictor, resolve_model
+        from ulasan.core.inference import OnnxPredictor
+        from ulasan.core.registry import resolve_model
 
         folder, name, version = resolve_model(ref, self.settings)
         cfg = self.settings.worker

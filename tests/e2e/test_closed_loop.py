@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ulasan.core.settings import PROJECT_ROOT, Settings
 from ulasan.scenario import ScenarioConfig, run
-from ulasan.settings import PROJECT_ROOT, Settings
 
 #: seconds-long trainings: no MLM pre-training, one epoch on 200 rows, one thread (the CI
 #: machine has 2 cores shared by the worker, the trainer and Kafka)

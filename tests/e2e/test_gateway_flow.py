@@ -25,7 +25,7 @@ from tests.helpers.gateway_env import GatewayProcess, start_gateway
 from tests.helpers.stream_env import BackgroundProducer, StreamEnv, wait_until
 from tests.helpers.tiny_serving import copy_serving_folder
 from tests.integration.conftest import delete_topics
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 REVIEWS = 300
 

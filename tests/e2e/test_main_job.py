@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 
 from deploy.local.database import migrate
-from ulasan.settings import PROJECT_ROOT, Settings
+from ulasan.core.settings import PROJECT_ROOT, Settings
 
 ULASAN = Path(sys.executable).parent / "ulasan"
 TABLES = ("reviews", "text_features", "prediction_logs")

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from ulasan.settings import PROJECT_ROOT
+from ulasan.core.settings import PROJECT_ROOT
 
 GRAFANA = PROJECT_ROOT / "deploy" / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from schemas import topics
 from schemas.codec import decode
 from schemas.events import DeadLetter, SentimentScored
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 T = TypeVar("T")
 ULASAN = Path(sys.executable).parent / "ulasan"
@@ -144,7 +144,7 @@ class StreamEnv:
         import psycopg
 
         from deploy.local.database import migrate
-        from deploy.local.kafka import ensure_topics
+        from ulasan.core.kafka_admin import ensure_topics
 
         ensure_topics(self.bootstrap, topic_names or self.topic_names, self.partitions, 1)
         with psycopg.connect(self.admin_dsn(), autocommit=True) as conn:
@@ -154,7 +154,7 @@ class StreamEnv:
     def destroy(self) -> None:
         import psycopg
 
-        from deploy.local.kafka import admin_client
+        from ulasan.core.kafka_admin import admin_client
 
         for w in self.workers:
             w.kill()

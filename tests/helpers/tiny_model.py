@@ -152,8 +152,8 @@ def tiny_serving_folder(base_dir: Path, *, trained: bool = True) -> Path:
     ``trained=True`` fine-tunes for 60 steps on 400 SmSA train rows (it learns a little);
     ``trained=False`` exports the random initialisation (a deliberately worse model).
     """
-    from stream_processors.text import default_lexicon
     from trainer.export import export_serving_folder
+    from ulasan.core.text import default_lexicon
 
     key = (str(base_dir), trained)
     if key not in _SERVING_CACHE:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 
 def unique(prefix: str) -> str:
@@ -70,7 +70,7 @@ class TopicFactory:
 
     def new(self, partitions: int = 1, prefix: str = "it") -> str:
         """Create ``test.<prefix>-<hex>`` with ``partitions`` partitions; return its name."""
-        from deploy.local.kafka import ensure_topics
+        from ulasan.core.kafka_admin import ensure_topics
 
         name = unique(f"test.{prefix}")
         ensure_topics(self.bootstrap, [name], partitions, 1)

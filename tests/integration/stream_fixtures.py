@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers.stream_env import StreamEnv
 from tests.helpers.tiny_serving import copy_serving_folder
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 
 @pytest.fixture(name="stream_env")

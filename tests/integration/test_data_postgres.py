@@ -11,7 +11,7 @@ import pytest
 
 from trainer.data import LABEL_SOURCE, load_postgres
 from trainer.errors import DataError
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -13,12 +13,12 @@ import psycopg
 import pytest
 
 from schemas import topics
-from stream_processors.text import default_lexicon
 from tests.helpers.stream_env import StreamEnv, wait_until
 from tests.helpers.tiny_model import smsa_rows
 from tests.helpers.tiny_serving import copy_serving_folder
 from trainer.profile import build_profile, write_profile
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
+from ulasan.core.text import default_lexicon
 
 N_BEFORE, N_AFTER = 150, 100
 #: one window far longer than the test, so every event lands in it; a tick closes it
@@ -40,7 +40,7 @@ def drift_env_fixture(settings: Settings, tmp_path: Path) -> Iterator[StreamEnv]
         yield env
     finally:
         env.destroy()
-        from deploy.local.kafka import admin_client
+        from ulasan.core.kafka_admin import admin_client
 
         admin = admin_client(env.bootstrap)
         doomed = [

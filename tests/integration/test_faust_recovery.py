@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from ulasan.settings import PROJECT_ROOT, Settings
+from ulasan.core.settings import PROJECT_ROOT, Settings
 
 KEYS = ("k0", "k1", "k2", "k3")
 PARTITIONS = 2

@@ -31,7 +31,7 @@ from tests.helpers.gateway_env import GatewayProcess, start_gateway
 from tests.helpers.stream_env import StreamEnv, Worker, wait_until
 from tests.helpers.tiny_serving import MODEL_NAME, copy_serving_folder
 from tests.integration.conftest import delete_topics
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 ADMIN_KEY, APP_KEY = "it-admin-key", "it-app-key"
 

@@ -16,7 +16,8 @@ from tests.helpers import grafana
 from tests.helpers.stream_env import StreamEnv, wait_until
 from tests.integration.conftest import TopicFactory
 from tests.integration.stream_fixtures import stream_env_fixture  # noqa: F401 - fixture
-from ulasan.settings import Settings
+from ulasan.core import scrape
+from ulasan.core.settings import Settings
 
 #: scrape the test's worker every second (file_sd target labels override the job's 15 s)
 FAST_SCRAPE = {"__scrape_interval__": "1s", "__scrape_timeout__": "1s"}
@@ -70,7 +71,7 @@ def test_every_dashboard_query_runs_over_a_scraped_worker(
     env = stream_env
     kafka_topics.delete_later(env.prefix)  # the drift/feedback topics the worker creates
     kafka_topics.delete_later(env.app_id)  # faust's changelogs
-    folder = prometheus.targets_dir(settings)
+    folder = scrape.targets_dir(settings)
     worker = env.start_worker("w1", ULASAN_PROMETHEUS__TARGETS_DIR=str(folder))
     name = f"worker-{env.app_id}-{worker.metrics_port}"
     try:
@@ -81,7 +82,7 @@ def test_every_dashboard_query_runs_over_a_scraped_worker(
         assert entry["targets"] == [f"127.0.0.1:{worker.metrics_port}"]
         labels = {k: v for k, v in entry["labels"].items() if k != "process"}
         assert labels == {"role": "worker"}
-        prometheus.register_target(settings, name, worker.metrics_port, labels=labels | FAST_SCRAPE)
+        scrape.register_target(settings, name, worker.metrics_port, labels=labels | FAST_SCRAPE)
         env.wait_assigned(worker)
 
         def scraped(expr: str, at_least: float) -> bool:

@@ -17,7 +17,7 @@ from schemas.events import ModelPromoted, SentimentScored
 from tests.helpers.stream_env import BackgroundProducer, StreamEnv, wait_until
 from tests.helpers.tiny_serving import copy_serving_folder
 from trainer import registry
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 N_BEFORE, N_DURING, N_AFTER = 300, 600, 200
 

@@ -9,7 +9,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from schemas.topics import all_topics_with_dlq
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 
 def produce(bootstrap: str, topic: str, values: list[str]) -> None:
@@ -111,7 +111,7 @@ def test_fresh_topics_report_their_partitions(
     settings: Settings, kafka_topics: Any, unique_name: Callable[[str], str]
 ) -> None:
     """Right after a creation the broker may list a topic with no partitions; no false note."""
-    from deploy.local.kafka import ensure_topics
+    from ulasan.core.kafka_admin import ensure_topics
 
     bootstrap = settings.kafka.bootstrap_servers
     names = [unique_name("test.fresh") for _ in range(5)]

@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 
 class Echo(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]

@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 
 from deploy.local import database
-from ulasan.settings import PostgresSettings, Settings
+from ulasan.core.settings import PostgresSettings, Settings
 
 
 @pytest.fixture

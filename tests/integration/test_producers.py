@@ -65,7 +65,7 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[tuple[
 def prefix(kafka_topics, unique_name) -> str:
     """A topic prefix with its own reviews.raw.v1 and feedback.v1 (3 partitions each)."""
     p = unique_name("test.prod") + "."
-    from deploy.local.kafka import ensure_topics
+    from ulasan.core.kafka_admin import ensure_topics
 
     names = [p + topics.REVIEWS_RAW, p + topics.FEEDBACK]
     ensure_topics(kafka_topics.bootstrap, names, 3, 1)

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from stream_processors.inference import OnnxPredictor, resolve_model
-from stream_processors.text import default_lexicon
 from tests.helpers.tiny_model import PROJECT_ROOT, smsa_rows, tiny_serving_folder
 from trainer import registry
 from trainer.evaluate import read_examples
 from trainer.gate import GateConfig, run_gate
 from trainer.profile import build_profile, write_profile
-from ulasan.settings import Settings
+from ulasan.core.inference import OnnxPredictor
+from ulasan.core.registry import resolve_model
+from ulasan.core.settings import Settings
+from ulasan.core.text import default_lexicon
 
 EVAL_FILE = PROJECT_ROOT / "data" / "smsa" / "test.tsv"  # evaluation only
 GATE_FILE = PROJECT_ROOT / "data" / "smsa" / "valid.tsv"  # selection never uses test

@@ -17,7 +17,7 @@ from trainer import registry
 from trainer.consumer import warm_start_source
 from trainer.errors import RegistryError
 from trainer.pipeline import write_checkpoint_meta
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 
 @pytest.fixture(name="reg_settings")

@@ -15,7 +15,8 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from deploy.local import prometheus
-from ulasan.settings import Settings
+from ulasan.core import scrape
+from ulasan.core.settings import Settings
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -78,8 +79,8 @@ def test_registered_target_is_scraped_and_unregistered(
 ) -> None:
     name = unique_name("it-probe")
     instance = f"127.0.0.1:{metrics_server}"
-    path = prometheus.register_target(settings, name, metrics_server, labels={"test": "yes"})
-    assert path.parent == prometheus.targets_dir(settings)
+    path = scrape.register_target(settings, name, metrics_server, labels={"test": "yes"})
+    assert path.parent == scrape.targets_dir(settings)
 
     def ours() -> list[dict[str, Any]]:
         active = api(settings, "targets?state=active")["activeTargets"]
@@ -94,6 +95,6 @@ def test_registered_target_is_scraped_and_unregistered(
         result = api(settings, f'query?query=ulasan_it_probe_total{{process="{name}"}}')
         assert [float(r["value"][1]) for r in result["result"]] == [3.0]
     finally:
-        assert prometheus.unregister_target(settings, name)
+        assert scrape.unregister_target(settings, name)
     wait_for(lambda: not ours(), 60, "the target to go")
-    assert not prometheus.unregister_target(settings, name)
+    assert not scrape.unregister_target(settings, name)

@@ -6,13 +6,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from deploy.local.kafka import admin_client
 from schemas import topics
 from stream_processors.inference.batching import event_id
 from tests.helpers.stream_env import ULASAN, StreamEnv, wait_until
 from tests.helpers.tiny_serving import MODEL_NAME, copy_serving_folder
 from tests.integration.stream_fixtures import stream_env_fixture  # noqa: F401 - fixture
-from ulasan.settings import Settings
+from ulasan.core.kafka_admin import admin_client
+from ulasan.core.settings import Settings
 
 N = 2000
 

@@ -18,7 +18,7 @@ from deploy.local.postgres import PostgresService
 from schemas import topics
 from tests.helpers.stream_env import StreamEnv, free_port, wait_until
 from tests.helpers.tiny_serving import copy_serving_folder
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from tests.helpers.tiny_model import PROJECT_ROOT, smsa_rows
 from trainer import registry
 from trainer.config import load_config
 from trainer.pipeline import EVAL_SET_NAME, run_training
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 INVERT = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
 
@@ -99,7 +99,7 @@ def test_train_register_promote_then_refuse_a_worse_model(
     # The serving folder predicts without torch ever being imported.
     script = (
         "import sys, json\n"
-        "from stream_processors.inference import OnnxPredictor\n"
+        "from ulasan.core.inference import OnnxPredictor\n"
         f"p = OnnxPredictor.from_folder({str(first.serving_dir)!r})\n"
         "out = p.predict(['makanannya enak sekali', 'pelayanan buruk, kecewa'])\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

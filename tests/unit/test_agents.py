@@ -23,12 +23,12 @@ from schemas.events import (
 )
 from stream_processors.app import Deps, create_app
 from stream_processors.cleaning.logic import clean
-from stream_processors.inference import OnnxPredictor
 from stream_processors.inference.batching import PredictorHolder, event_id
 from stream_processors.metrics import WorkerMetrics
 from stream_processors.settings import WorkerConfig, WorkerSettings
 from stream_processors.sink.rows import PREDICTION_LOGS, REVIEWS, TEXT_FEATURES, RowBatch
 from tests.helpers.tiny_serving import MODEL_NAME, tiny_serving_folder
+from ulasan.core.inference import OnnxPredictor
 
 WAIT_S = 10.0
 FP32 = "model_fp32.onnx"

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from tests.helpers.tiny_model import tiny_serving_folder
 from trainer.bench_engine import bench_texts, run_engine_bench, shape_model
 from trainer.errors import TrainerError
-from ulasan.settings import Settings
+from ulasan.core.settings import Settings
 
 
 @pytest.fixture(scope="module")

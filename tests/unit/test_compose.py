@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from ulasan.settings import (
+from ulasan.core.settings import (
     PROJECT_ROOT,
     KafkaSettings,
     MLflowSettings,

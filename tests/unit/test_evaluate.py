@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from schemas.events import LABELS
-from stream_processors.inference import OnnxPredictor
 from tests.helpers.tiny_model import PROJECT_ROOT, tiny_serving_folder
 from trainer.errors import EvaluationError
 from trainer.evaluate import evaluate_model, evaluate_predictor, read_examples
-from ulasan.settings import Settings
+from ulasan.core.inference import OnnxPredictor
+from ulasan.core.settings import Settings
 
 
 def test_smsa_tsv_without_header() -> None:

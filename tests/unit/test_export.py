@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from schemas.events import LABELS
-from stream_processors.inference import ModelManifest, OnnxPredictor
-from stream_processors.text import FEATURE_VERSION, default_lexicon
 from tests.helpers.tiny_model import build_tiny_checkpoint, smsa_rows, tiny_serving_folder
 from trainer.errors import ExportError
 from trainer.export import export_serving_folder
+from ulasan.core.inference import ModelManifest, OnnxPredictor
+from ulasan.core.text import FEATURE_VERSION, default_lexicon
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,12 @@ import pytest
 from schemas import topics
 from schemas.codec import decode, encode
 from schemas.events import DeadLetter, PredictionRequested, SentimentScored
-from stream_processors.inference import OnnxPredictor
 from stream_processors.inference.batching import event_id
-from stream_processors.inference.predictor import Prediction
 from stream_processors.sink.rows import PREDICTION_COLUMNS, PREDICTION_LOGS
 from tests.helpers.tiny_serving import MODEL_NAME, tiny_serving_folder
 from tests.unit.test_agents import RecordingSink, make_app, run, take
+from ulasan.core.inference import OnnxPredictor
+from ulasan.core.inference.predictor import Prediction
 
 
 @pytest.fixture(scope="module")

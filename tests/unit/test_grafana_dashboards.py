@@ -17,7 +17,7 @@ from tests.helpers.grafana import (
     metric_names,
     metrics_in_source,
 )
-from ulasan.settings import PROJECT_ROOT
+from ulasan.core.settings import PROJECT_ROOT
 
 DASHBOARDS = grafana.load_dashboards()
 TITLES = {

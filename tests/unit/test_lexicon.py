@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from stream_processors.text import Lexicon, LexiconError, default_lexicon
-from stream_processors.text.lexicon import DEFAULT_RESOURCE, content_stems
 from trainer.data import load_smsa
 from trainer.errors import DataError
 from trainer.lexicon import DEFAULT_PATH, build_lexicon, log_odds_z
+from ulasan.core.text import Lexicon, LexiconError, default_lexicon
+from ulasan.core.text.lexicon import DEFAULT_RESOURCE, content_stems
 
 
 def test_log_odds_z_matches_the_formula_by_hand() -> None:

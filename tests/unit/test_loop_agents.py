@@ -19,15 +19,15 @@ from stream_processors.drift.agent import LoopDeps, LoopMetrics
 from stream_processors.drift.config import DriftConfig
 from stream_processors.drift.reference import BOOLEAN_FEATURES, NUMERIC_FEATURES, Reference
 from stream_processors.feedback.logic import Outcome
-from stream_processors.inference import OnnxPredictor
 from stream_processors.inference.batching import PredictorHolder
 from stream_processors.metrics import WorkerMetrics
 from stream_processors.settings import WorkerConfig, WorkerSettings
-from stream_processors.text import features
 from stream_processors.triggers.logic import TriggerConfig
 from tests.helpers.tiny_model import smsa_rows
 from tests.helpers.tiny_serving import tiny_serving_folder
 from tests.unit.test_agents import RecordingSink, cleaned_bytes, take
+from ulasan.core.inference import OnnxPredictor
+from ulasan.core.text import features
 
 VERSION = "7"
 WINDOW_S = 60.0

@@ -10,7 +10,6 @@ import pytest
 from scipy.stats import ks_2samp
 
 from schemas.events import LABELS
-from stream_processors.text import default_lexicon
 from tests.helpers.tiny_model import smsa_rows, tiny_serving_folder
 from trainer.errors import ProfileError
 from trainer.profile import (
@@ -22,6 +21,7 @@ from trainer.profile import (
     unknown_token_rate,
     write_profile,
 )
+from ulasan.core.text import default_lexicon
 
 ROWS = smsa_rows("train", 300)
 

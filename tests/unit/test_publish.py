@@ -9,7 +9,7 @@ from producers.errors import KafkaUnavailable, PublishError
 from producers.publish import DEFAULT_CONFIG, EVENT_TOPICS, Publisher
 from schemas import topics
 from schemas.events import LabelFeedback, ReviewReceived, SentimentScored
-from ulasan.settings import KafkaSettings, Settings
+from ulasan.core.settings import KafkaSettings, Settings
 
 # nothing listens on port 9 (discard) of the loopback interface
 DOWN = Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"))

@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry
 
 from schemas.events import ModelPromoted
 from stream_processors.inference.batching import PredictorHolder
-from stream_processors.inference.errors import InferenceError, ModelResolutionError
 from stream_processors.inference.reload import ModelReloader
 from stream_processors.settings import WorkerConfig, WorkerSettings
+from ulasan.core.inference.errors import InferenceError, ModelResolutionError
 
 NAME = "ulasan-sentiment"
 

@@ -6,7 +6,7 @@ from trainer.config import load_config
 from trainer.consumer import base_share, gate_examples
 from trainer.data import Example
 from trainer.pipeline import fixed_eval_set
-from ulasan.settings import PROJECT_ROOT
+from ulasan.core.settings import PROJECT_ROOT
 
 
 def rows(n: int, prefix: str = "base") -> list[Example]:
@@ -46,7 +46,7 @@ def test_the_gate_set_is_the_fixed_set_plus_the_stream_holdout() -> None:
 def test_the_selection_split_chooses_the_epoch_and_is_never_trained_on(tmp_path) -> None:  # noqa: ANN001
     from trainer.consumer import write_jsonl
     from trainer.pipeline import load_training_data
-    from ulasan.settings import Settings
+    from ulasan.core.settings import Settings
 
     labels = ("positive", "negative", "neutral")
     train = [Example(text=f"ulasan nomor {i}", label=labels[i % 3], id=f"r{i}") for i in range(30)]

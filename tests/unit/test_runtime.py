@@ -1,4 +1,4 @@
-"""stream_processors.inference: the ONNX predictor, dynamic padding, loading and resolution."""
+"""ulasan.core.inference: the ONNX predictor, dynamic padding, loading and resolution."""
 
 from __future__ import annotations
 
@@ -12,19 +12,18 @@ import numpy as np
 import pytest
 
 from schemas.events import LABELS
-from stream_processors.inference import (
+from tests.helpers.tiny_model import PROJECT_ROOT, smsa_rows, tiny_serving_folder
+from ulasan.core.inference import (
     InvalidInput,
     ModelFolderError,
     ModelResolutionError,
     OnnxPredictor,
     Prediction,
     Predictor,
-    resolve_model,
 )
-from stream_processors.inference.resolve import parse_models_uri
-from stream_processors.inference.runtime import pad_batch, softmax
-from tests.helpers.tiny_model import PROJECT_ROOT, smsa_rows, tiny_serving_folder
-from ulasan.settings import Settings
+from ulasan.core.inference.runtime import pad_batch, softmax
+from ulasan.core.registry import parse_models_uri, resolve_model
+from ulasan.core.settings import Settings
 
 TEXTS = [t for t, _ in smsa_rows("valid", 60)] + ["Bagus!!", "jelek 😡 http://x.id", "a"]
 
@@ -157,7 +156,7 @@ def test_unreachable_registry_is_a_clear_error(
 def test_serving_needs_no_torch(serving: Path) -> None:
     code = (
         "import sys\n"
-        "from stream_processors.inference import OnnxPredictor\n"
+        "from ulasan.core.inference import OnnxPredictor\n"
         f"p = OnnxPredictor.from_folder({str(serving)!r})\n"
         "preds = p.predict(['barangnya bagus sekali', 'pelayanan buruk'])\n"
         "assert len(preds) == 2, preds\n"

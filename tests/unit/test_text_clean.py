@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_processors.text import clean, clean_with_flags
+from ulasan.core.text import clean, clean_with_flags
 
 
 @pytest.mark.parametrize(
@@ -163,8 +163,8 @@ def test_import_has_no_side_effects_and_no_training_stack() -> None:
     """Importing the text package neither builds the stemmer nor loads torch/transformers."""
     code = (
         "import sys\n"
-        "import stream_processors.text as t\n"
-        "from stream_processors.text import lexicon\n"
+        "import ulasan.core.text as t\n"
+        "from ulasan.core.text import lexicon\n"
         "assert lexicon._stemmer.cache_info().currsize == 0\n"
         "assert lexicon.stopwords.cache_info().currsize == 0\n"
         "assert t.default_lexicon.cache_info().currsize == 0\n"

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.events import TextFeatures
-from stream_processors.text import (
+from ulasan.core.text import (
     FEATURE_VERSION,
     Lexicon,
     clean,
@@ -17,7 +17,7 @@ from stream_processors.text import (
     process,
     sentiment_counts,
 )
-from stream_processors.text.lexicon import analyse_token
+from ulasan.core.text.lexicon import analyse_token
 
 LEX = Lexicon(
     positive=frozenset({"bagus", "cepat", "senang", "ramah", "mantap"}),
@@ -131,7 +131,7 @@ def test_negation_rule(text: str, positive: int, negative: int) -> None:
 
 
 def test_negators_survive_stopword_removal() -> None:
-    from stream_processors.text.lexicon import NEGATOR, NEGATORS, stopwords
+    from ulasan.core.text.lexicon import NEGATOR, NEGATORS, stopwords
 
     assert not NEGATORS & stopwords()
     for word in ("tidak", "bukan", "belum", "jangan", "kurang", "tak", "gak", "nggak", "enggak"):

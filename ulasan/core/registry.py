@@ -1,4 +1,9 @@
-"""Find a serving folder from a model reference: a local folder or an MLflow registry URI.
+"""The model registry's read side: names every process agrees on, and finding a serving folder.
+
+The aliases, tag names and artifact folders are defined here once; the trainer writes them
+(``trainer.registry``), workers and the drift agent read them.
+
+A serving folder comes from a model reference: a local folder or an MLflow registry URI.
 
 ``models:/ulasan-sentiment@champion`` and ``models:/ulasan-sentiment/3`` are resolved to a version
 through the registry, and that version's serving-folder artifact is downloaded once into
@@ -15,11 +20,48 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stream_processors.inference.errors import ModelFolderError, ModelResolutionError
-from stream_processors.inference.manifest import MANIFEST_FILE, ModelManifest
+from ulasan.core.inference.errors import ModelFolderError, ModelResolutionError
+from ulasan.core.inference.manifest import MANIFEST_FILE, ModelManifest
 
 if TYPE_CHECKING:
-    from ulasan.settings import Settings
+    from mlflow import MlflowClient
+
+    from ulasan.core.settings import Settings
+
+#: The run's serving folder artifact (ONNX, tokenizer, manifest): what :func:`resolve_model` gets.
+SERVING_ARTIFACT = "serving"
+#: The run's PyTorch checkpoint folder (Hugging Face ``save_pretrained`` + tokenizer).
+CHECKPOINT_ARTIFACT = "checkpoint"
+#: What a checkpoint was trained as: model name, labels, max_length, feature/lexicon versions.
+CHECKPOINT_META_FILE = "ulasan_checkpoint.json"
+#: The run tag holding the local run folder (``<run_dir>/checkpoint`` is the local copy).
+TAG_RUN_DIR = "ulasan.run_dir"
+CANDIDATE = "candidate"
+CHAMPION = "champion"
+
+TAG_DATASET_HASH = "ulasan.dataset_hash"
+TAG_GIT_COMMIT = "ulasan.git_commit"
+TAG_FEATURE_VERSION = "ulasan.feature_version"
+TAG_LEXICON_VERSION = "ulasan.lexicon_version"
+TAG_MODEL_NAME = "ulasan.model_name"
+TAG_EVAL_NAME = "ulasan.eval.name"
+TAG_EVAL_HASH = "ulasan.eval.dataset_hash"
+TAG_EVAL_N = "ulasan.eval.n"
+TAG_EVAL_ACCURACY = "ulasan.eval.accuracy"
+TAG_EVAL_MACRO_F1 = "ulasan.eval.macro_f1"
+
+
+def client(settings: Settings) -> MlflowClient:
+    """An MLflow client for the configured tracking server (no global MLflow state is touched)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.mlflow.uri, registry_uri=settings.mlflow.uri)
+
+
+def champion_uri(settings: Settings) -> str:
+    """``models:/<registered model>@champion``: what serves, derived from the one setting."""
+    return f"models:/{settings.mlflow.registered_model}@{CHAMPION}"
+
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 

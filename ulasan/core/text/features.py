@@ -6,8 +6,8 @@ import re
 import string
 
 from schemas.events import TextFeatures
-from stream_processors.text.cleaning import clean_with_flags
-from stream_processors.text.lexicon import (
+from ulasan.core.text.cleaning import clean_with_flags
+from ulasan.core.text.lexicon import (
     _TOKEN_RE,
     Analyser,
     Lexicon,
@@ -48,7 +48,7 @@ def process(
 
     From the cleaned text: ``word_count`` (words: letters/digits joined by hyphens),
     ``char_count``, ``avg_word_length``, and the lexicon counts (negation-aware, see
-    :func:`stream_processors.text.lexicon.sentiment_counts`). From the raw text: ``!`` and
+    :func:`ulasan.core.text.lexicon.sentiment_counts`). From the raw text: ``!`` and
     ``?`` counts, ``uppercase_ratio`` (upper-case letters / letters, 0 without letters),
     ``special_chars_count`` (characters neither letter, digit nor whitespace: punctuation,
     symbols, emoji code points), ``number_count`` (digit runs such as ``150.000``).

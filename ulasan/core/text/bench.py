@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from stream_processors.text.cleaning import clean
-from stream_processors.text.errors import TextError
-from stream_processors.text.features import FEATURE_VERSION, process
-from stream_processors.text.lexicon import Lexicon, analyse_token, default_lexicon, token_info
+from ulasan.core.text.cleaning import clean
+from ulasan.core.text.errors import TextError
+from ulasan.core.text.features import FEATURE_VERSION, process
+from ulasan.core.text.lexicon import Lexicon, analyse_token, default_lexicon, token_info
 
 #: The issue's target for clean + features on one core.
 TARGET_TEXTS_PER_S = 5000.0

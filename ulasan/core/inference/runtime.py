@@ -1,6 +1,6 @@
 """ONNX Runtime sentiment predictor over a serving folder: onnxruntime + tokenizers, never torch.
 
-Texts are cleaned with ``stream_processors.text.clean`` (the same cleaning the trainer used),
+Texts are cleaned with ``ulasan.core.text.clean`` (the same cleaning the trainer used),
 tokenized with the folder's ``tokenizer.json``, sorted by token length and run in batches padded
 only to each batch's longest text (dynamic padding), then returned in input order.
 """
@@ -14,10 +14,10 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from stream_processors.inference.errors import InvalidInput, ModelFolderError
-from stream_processors.inference.manifest import TOKENIZER_FILE, ModelManifest
-from stream_processors.inference.predictor import Prediction
-from stream_processors.text import clean
+from ulasan.core.inference.errors import InvalidInput, ModelFolderError
+from ulasan.core.inference.manifest import TOKENIZER_FILE, ModelManifest
+from ulasan.core.inference.predictor import Prediction
+from ulasan.core.text import clean
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -32,7 +32,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class OnnxPredictor:
-    """A :class:`~stream_processors.inference.predictor.Predictor` backed by ONNX Runtime.
+    """A :class:`~ulasan.core.inference.predictor.Predictor` backed by ONNX Runtime.
 
     Thread-safety: ``predict`` may be called from several threads (ONNX Runtime sessions are
     thread-safe for ``run``; the tokenizer is used without mutable state).

@@ -4,10 +4,10 @@ Serving imports only this package's light dependencies (``emoji``, ``Sastrawi``,
 library); the trainer builds lexicons with :mod:`trainer.lexicon`.
 """
 
-from stream_processors.text.cleaning import clean, clean_with_flags
-from stream_processors.text.errors import LexiconError, TextError
-from stream_processors.text.features import FEATURE_VERSION, feature_version, features, process
-from stream_processors.text.lexicon import (
+from ulasan.core.text.cleaning import clean, clean_with_flags
+from ulasan.core.text.errors import LexiconError, TextError
+from ulasan.core.text.features import FEATURE_VERSION, feature_version, features, process
+from ulasan.core.text.lexicon import (
     NEGATION_WINDOW,
     NEGATORS,
     Lexicon,

@@ -12,8 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from stream_processors.text.cleaning import PLACEHOLDERS
-from stream_processors.text.errors import LexiconError
+from ulasan.core.text.cleaning import PLACEHOLDERS
+from ulasan.core.text.errors import LexiconError
 
 #: Words that negate what follows: "tidak bagus" counts as negative, "tanpa cacat" as positive.
 #: Sastrawi's stopword list holds some of these; they are never dropped as stopwords.
@@ -153,7 +153,7 @@ def content_version(positive: Iterable[str], negative: Iterable[str]) -> str:
 @functools.cache
 def default_lexicon() -> Lexicon:
     """The lexicon shipped with ulasan (built from SmSA train), loaded once."""
-    resource = resources.files("stream_processors.text").joinpath(DEFAULT_RESOURCE)
+    resource = resources.files("ulasan.core.text").joinpath(DEFAULT_RESOURCE)
     return Lexicon.from_json(resource.read_text(encoding="utf-8"), origin=str(resource))
 
 

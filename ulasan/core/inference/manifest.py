@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stream_processors.inference.errors import ModelFolderError
+from ulasan.core.inference.errors import ModelFolderError
 
 MANIFEST_FILE = "ulasan_model.json"
 MODEL_FILE = "model.onnx"

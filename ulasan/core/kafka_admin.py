@@ -1,0 +1,126 @@
+"""Kafka topic administration shared by every process: one ``ensure_topics``, one admin client.
+
+The worker, the gateway, the local stack and the benchmarks create their topics through here, so
+the partition counts and the "already exists" handling are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from schemas.topics import all_topics_with_dlq
+from ulasan.core.errors import ServiceUnavailable
+from ulasan.core.settings import Settings
+
+_QUIET: dict[str, Any] = {"log_level": 0, "log.connection.close": False}
+
+
+def admin_client(bootstrap: str) -> AdminClient:
+    """A confluent-kafka AdminClient that does not print connection errors to stderr."""
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, **_QUIET}
+    return AdminClient(conf)
+
+
+def metadata_error(bootstrap: str, timeout_s: float = 2.0) -> str | None:
+    """None when a broker at ``bootstrap`` answers a metadata request, else why not."""
+    admin = admin_client(bootstrap)
+    try:
+        meta = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        return f"no metadata from {bootstrap}: {exc.args[0].str() if exc.args else exc}"
+    if not meta.brokers:
+        return f"{bootstrap} answered without any broker"
+    return None
+
+
+@dataclass(frozen=True)
+class TopicResult:
+    """What :func:`ensure_topics` did for one topic: ``created`` or ``exists``; note on mismatch."""
+
+    topic: str
+    action: str
+    partitions: int
+    note: str = ""
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: Sequence[str],
+    partitions: int | Mapping[str, int],
+    replication_factor: int,
+    timeout_s: float = 30.0,
+) -> list[TopicResult]:
+    """Create the ``topics`` that do not exist yet; idempotent.
+
+    An existing topic with another partition count is left as it is and reported in ``note``
+    (Kafka cannot shrink a topic, and growing one changes the key -> partition mapping).
+    ``partitions`` is one count for every topic, or a count per topic name.
+    Raises :class:`ServiceUnavailable` when the broker refuses or does not answer in time.
+    """
+
+    def wanted(topic: str) -> int:
+        return partitions if isinstance(partitions, int) else partitions[topic]
+
+    admin = admin_client(bootstrap)
+    deadline = time.monotonic() + timeout_s
+    created: set[str] = set()
+    pending = list(topics)
+    while pending:
+        new = [
+            NewTopic(t, num_partitions=wanted(t), replication_factor=replication_factor)
+            for t in pending
+        ]
+        futures = admin.create_topics(new, operation_timeout=timeout_s, request_timeout=timeout_s)
+        retry = []
+        for topic, future in futures.items():
+            try:
+                future.result()
+                created.add(topic)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue
+                if err.retriable() and time.monotonic() < deadline:
+                    retry.append(topic)
+                    continue
+                raise ServiceUnavailable(
+                    f"kafka at {bootstrap}: creating {topic} failed: {err.str()}"
+                ) from exc
+        pending = retry
+        if pending:
+            time.sleep(0.5)
+    # The broker's metadata cache lags a creation by a moment: a topic created just now can be
+    # listed with no partitions yet, so ask again until the created ones show theirs.
+    while True:
+        try:
+            meta = admin.list_topics(timeout=timeout_s)
+        except KafkaException as exc:
+            raise ServiceUnavailable(f"kafka at {bootstrap} did not answer: {exc}") from exc
+        settled = all(t in meta.topics and meta.topics[t].partitions for t in created)
+        if settled or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    results = []
+    for topic in topics:
+        have = len(meta.topics[topic].partitions) if topic in meta.topics else 0
+        want = wanted(topic)
+        note = "" if have == want else f"has {have} partitions, settings say {want}"
+        action = "created" if topic in created else "exists"
+        results.append(TopicResult(topic, action, have, note))
+    return results
+
+
+def ensure_ulasan_topics(settings: Settings) -> list[TopicResult]:
+    """Create every topic of :func:`schemas.topics.all_topics_with_dlq` per the settings."""
+    return ensure_topics(
+        settings.kafka.bootstrap_servers,
+        all_topics_with_dlq(),
+        settings.kafka.partitions,
+        settings.kafka.replication_factor,
+    )
