@@ -20,7 +20,7 @@ from schemas.events import DeadLetter, PredictionRequested, SentimentScored
 from stream_processors.inference.batching import event_id
 from stream_processors.sink.rows import PREDICTION_COLUMNS, PREDICTION_LOGS
 from tests.helpers.tiny_serving import MODEL_NAME, tiny_serving_folder
-from tests.unit.test_agents import RecordingSink, make_app, run, take
+from tests.unit.stream_processors.test_agents import RecordingSink, make_app, run, take
 from ulasan.core.inference import OnnxPredictor
 from ulasan.core.inference.predictor import Prediction
 

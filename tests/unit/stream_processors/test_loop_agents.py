@@ -25,7 +25,7 @@ from stream_processors.settings import WorkerConfig, WorkerSettings
 from stream_processors.triggers.logic import TriggerConfig
 from tests.helpers.tiny_model import smsa_rows
 from tests.helpers.tiny_serving import tiny_serving_folder
-from tests.unit.test_agents import RecordingSink, cleaned_bytes, take
+from tests.unit.stream_processors.test_agents import RecordingSink, cleaned_bytes, take
 from ulasan.core.inference import OnnxPredictor
 from ulasan.core.text import features
 

@@ -16,7 +16,7 @@ from producers.errors import AppNotFound, GooglePlayUnavailable, UnexpectedRespo
 from producers.google_play import PRODUCER, PlayClient, _library, checkpoint_key, produce
 from schemas import codec, topics
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "google_play"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "google_play"
 APP = "com.gojek.app"
 T = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
 
