@@ -7,7 +7,9 @@ import time
 import typer
 from rich.console import Console
 
+from deploy.local import database, manager
 from deploy.local.errors import StackError
+from deploy.local.service import State
 from ulasan.core.errors import CoreError
 from ulasan.core.kafka_admin import ensure_ulasan_topics
 from ulasan.core.settings import Settings
@@ -33,8 +35,6 @@ def _say(line: str) -> None:
 @app.command()
 def up() -> None:
     """Start every service that is not running (idempotent) and print where each one is."""
-    from deploy.local import manager
-
     settings = Settings()
     t0 = time.monotonic()
     try:
@@ -58,8 +58,6 @@ def up() -> None:
 @app.command()
 def down() -> None:
     """Stop every service of the stack (SIGTERM, then SIGKILL; pg_ctl for PostgreSQL)."""
-    from deploy.local import manager
-
     settings = Settings()
     t0 = time.monotonic()
     try:
@@ -74,8 +72,6 @@ def down() -> None:
 @app.command()
 def status() -> None:
     """Print running / stopped / unhealthy per service; exit 1 unless all of them run."""
-    from deploy.local import manager
-
     settings = Settings()
     try:
         rows = manager.status(settings)
@@ -90,7 +86,7 @@ def status() -> None:
             highlight=False,
             soft_wrap=True,
         )
-    if any(row.state != manager.State.RUNNING for row in rows):
+    if any(row.state != State.RUNNING for row in rows):
         console.print("not every service is running: `ulasan stack up` starts them")
         raise typer.Exit(1)
 
@@ -98,8 +94,6 @@ def status() -> None:
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (deploy/migrations) to Settings().postgres, idempotently."""
-    from deploy.local import database
-
     settings = Settings()
     try:
         applied = database.migrate(settings.postgres.dsn)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
+from yoyo import get_backend, read_migrations
+
 from deploy.local.errors import MigrationError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -35,17 +38,12 @@ def yoyo_uri(dsn: str) -> str:
 
 
 def _read(migrations_dir: Path):  # type: ignore[no-untyped-def]
-    from yoyo import read_migrations
-
     if not migrations_dir.is_dir() or not any(migrations_dir.glob("*.sql")):
         raise MigrationError(f"no migrations found in {migrations_dir}")
     return read_migrations(str(migrations_dir))
 
 
 def _backend(dsn: str):  # type: ignore[no-untyped-def]
-    import psycopg
-    from yoyo import get_backend
-
     try:
         return get_backend(yoyo_uri(dsn))
     except psycopg.OperationalError as exc:
@@ -68,8 +66,6 @@ def migrate(dsn: str, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
     Raises :class:`MigrationError` when the database cannot be reached or a migration fails
     (a failed migration is rolled back as a whole: each one runs in a transaction).
     """
-    import psycopg
-
     migrations = _read(migrations_dir)
     backend = _backend(dsn)
     try:

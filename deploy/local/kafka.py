@@ -21,7 +21,7 @@ from deploy.local.errors import (
     ServiceStartError,
     ServiceUnavailable,
 )
-from deploy.local.manager import Say, Service, require_program
+from deploy.local.service import Say, Service, require_program
 from ulasan.core.errors import CoreError
 from ulasan.core.kafka_admin import ensure_ulasan_topics, metadata_error
 from ulasan.core.settings import Settings

@@ -11,7 +11,7 @@ import os
 import sys
 
 from deploy.local.errors import ConfigError
-from deploy.local.manager import Service, http_error
+from deploy.local.service import Service, http_error
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 

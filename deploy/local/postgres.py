@@ -16,6 +16,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
 from deploy.local import database, process
 from deploy.local.errors import (
     ConfigError,
@@ -23,7 +26,7 @@ from deploy.local.errors import (
     ServiceStartError,
     ServiceStopError,
 )
-from deploy.local.manager import Service, require_program
+from deploy.local.service import Service, require_program
 from ulasan.core.settings import Settings
 
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
@@ -78,8 +81,6 @@ def superuser_conninfo(settings: Settings, dbname: str = "postgres") -> dict[str
 
 def connect_error(conninfo: dict[str, object] | str) -> str | None:
     """None when ``SELECT 1`` works over ``conninfo``, else the reason."""
-    import psycopg
-
     try:
         if isinstance(conninfo, str):
             conn = psycopg.connect(conninfo, connect_timeout=2)
@@ -94,9 +95,6 @@ def connect_error(conninfo: dict[str, object] | str) -> str | None:
 
 def ensure_role_and_database(settings: Settings) -> list[str]:
     """Create the application role (LOGIN, CREATEDB) and its database if missing; say what."""
-    import psycopg
-    from psycopg import sql
-
     pg = settings.postgres
     done = []
     with psycopg.connect(**superuser_conninfo(settings), autocommit=True) as conn:  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from deploy.local.errors import ConfigError
-from deploy.local.manager import Service, http_error, require_program
+from deploy.local.service import Service, http_error, require_program
 from ulasan.core.scrape import targets_dir
 from ulasan.core.settings import Settings
 

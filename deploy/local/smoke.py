@@ -15,7 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import psycopg
 import typer
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from psycopg.rows import dict_row
 from rich.console import Console
 from rich.table import Table
 
@@ -69,8 +72,6 @@ def smoke_events(run: str, now: datetime | None = None) -> list[ReviewReceived]:
 
 def publish(bootstrap: str, events: list[ReviewReceived]) -> dict[str, tuple[int, int]]:
     """Produce ``events`` to reviews.raw.v1 (key review_id); return id -> (partition, offset)."""
-    from confluent_kafka import KafkaError, Message, Producer
-
     producer = Producer(
         {"bootstrap.servers": bootstrap, "enable.idempotence": True, "client.id": "ulasan-smoke"}
     )
@@ -103,8 +104,6 @@ def read_back(
     bootstrap: str, run: str, delivered: dict[str, tuple[int, int]], timeout_s: float = 30.0
 ) -> dict[str, ReviewReceived]:
     """Read exactly the delivered records (by partition and offset) and decode them."""
-    from confluent_kafka import Consumer, TopicPartition
-
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -154,9 +153,6 @@ ON CONFLICT (review_id) DO UPDATE SET
 
 def store_and_load(dsn: str, events: list[ReviewReceived]) -> list[ReviewReceived]:
     """Upsert ``events`` into ``reviews`` and read those rows back as events."""
-    import psycopg
-    from psycopg.rows import dict_row
-
     fields = ("review_id", "source", "app_id", "text", "rating", "review_time", "ingested_at")
     try:
         with psycopg.connect(dsn, connect_timeout=5, row_factory=dict_row) as conn:
