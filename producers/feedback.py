@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from producers.checkpoints import CheckpointStore
+from producers.fields import parse_time, validation_reason
 from producers.files import (
     BadRow,
     Format,
@@ -50,8 +51,6 @@ def parse_feedback(
     record: Record, file_name: str, *, default_source: str = "human", time_col: str = "time"
 ) -> Parsed:
     """The LabelFeedback of one row (``review_id``, ``label``, optional ``source``, ``time``)."""
-    from producers.replay import parse_time  # one time parser for every file
-
     fields = record.fields
     review_id = fields.get("review_id")
     if review_id is None or not str(review_id).strip():
@@ -81,9 +80,7 @@ def parse_feedback(
             **extra,
         )
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "row"
-        return BadRow(record.line, f"{where}: {first['msg']}")
+        return BadRow(record.line, validation_reason(exc))
     return [(topics.FEEDBACK, rid, event)]
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from producers.checkpoints import CheckpointStore
+from producers.fields import validation_reason
 from producers.errors import AppNotFound, GooglePlayUnavailable, UnexpectedResponse
 from producers.ratelimit import TokenBucket
 from producers.runner import EventSink
@@ -174,8 +175,7 @@ def review_event(app_id: str, raw: dict[str, Any]) -> ReviewReceived:
             review_time=_aware(raw.get("at")),
         )
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        raise ValueError(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+        raise ValueError(validation_reason(exc)) from None
 
 
 def checkpoint_key(app_id: str, lang: str, country: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from pydantic import ValidationError
 
 from producers.checkpoints import CheckpointStore
 from producers.feedback import rating_feedback
+from producers.fields import parse_rating, parse_time, validation_reason
 from producers.files import (
     BadRow,
     Format,
@@ -87,45 +87,6 @@ def review_id(
     return f"{spec.source}-{hashlib.sha256(material.encode('utf-8')).hexdigest()[:32]}"
 
 
-def parse_rating(value: Any) -> int | None:
-    """A 1..5 star rating from text or a number; None when empty; ValueError otherwise."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"rating {value!r} is not a number 1..5")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"rating {value!r} is not a number 1..5") from None
-    if not number.is_integer() or not 1 <= number <= 5:
-        raise ValueError(f"rating {value!r} is not a whole number 1..5")
-    return int(number)
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An aware datetime from ISO 8601 text or epoch seconds; naive means UTC; None when empty."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ValueError(f"time {value!r} is not a valid epoch timestamp") from None
-    if not isinstance(value, str):
-        raise ValueError(f"time {value!r} is neither ISO 8601 text nor epoch seconds")
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            return datetime.fromtimestamp(float(text), UTC)
-        except (ValueError, OverflowError, OSError):
-            raise ValueError(
-                f"time {value!r} is not ISO 8601 (e.g. 2024-05-01T10:00:00Z)"
-            ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def parse_review(record: Record, spec: ReplaySpec, file_name: str, pass_no: int = 0) -> Parsed:
     """The events of one row (the review, and its rating feedback if asked), or why not."""
     fields = record.fields
@@ -166,9 +127,7 @@ def parse_review(record: Record, spec: ReplaySpec, file_name: str, pass_no: int 
             review_time=review_time,
         )
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "row"
-        return BadRow(record.line, f"{where}: {first['msg']}")
+        return BadRow(record.line, validation_reason(exc))
     events: list[Any] = [(topics.REVIEWS_RAW, rid, review)]
     if spec.emit_feedback and rating is not None:
         events.append((topics.FEEDBACK, rid, rating_feedback(rid, rating)))

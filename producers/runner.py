@@ -63,6 +63,22 @@ class FileSource:
     header: bool = True
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How :func:`run_file` runs (see its docstring)."""
+
+    producer: str
+    key: str
+    checkpoint_info: dict[str, Any] | None = None
+    rate: float | None = None
+    loop: bool = False
+    max_rows: int | None = None
+    from_start: bool = False
+    checkpoint_every: int = 1000
+    on_progress: Callable[[RunStats, int], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
 def run_file(
     source: FileSource,
     parse: Parser,
@@ -88,85 +104,127 @@ def run_file(
     ``on_progress(stats, line)`` is called after every row. KeyboardInterrupt and
     ``should_stop()`` end the run cleanly: what was queued is flushed and checkpointed.
     """
-    stats = RunStats()
-    previous = None if from_start else checkpoints.get(producer, key)
-    done = (int(previous.get("pass", 0)), int(previous.get("line", 0))) if previous else (0, 0)
-    if previous:
-        stats.resumed_from = done
-    totals = {
-        "published": int(previous.get("published", 0)) if previous else 0,
-        "bad": int(previous.get("bad", 0)) if previous else 0,
-    }
-    if previous and previous.get("finished") and not loop:
-        stats.finished = True
-        stats.last_line = done[1]
+    options = RunOptions(
+        producer=producer,
+        key=key,
+        checkpoint_info=checkpoint_info,
+        rate=rate,
+        loop=loop,
+        max_rows=max_rows,
+        from_start=from_start,
+        checkpoint_every=checkpoint_every,
+        on_progress=on_progress,
+        should_stop=should_stop,
+    )
+    return _FileRun(source, parse, publisher, checkpoints, options).run()
+
+
+class _FileRun:
+    """One run of :func:`run_file`: the resume point, the passes over the file, the commits."""
+
+    def __init__(
+        self,
+        source: FileSource,
+        parse: Parser,
+        publisher: EventSink,
+        checkpoints: CheckpointStore,
+        options: RunOptions,
+    ) -> None:
+        self.source = source
+        self.parse = parse
+        self.publisher = publisher
+        self.checkpoints = checkpoints
+        self.opt = options
+        self.stats = RunStats()
+        previous = None if options.from_start else checkpoints.get(options.producer, options.key)
+        self.previous = previous or {}
+        #: (pass, line) of the last row a previous run handled
+        self.done = (int(self.previous.get("pass", 0)), int(self.previous.get("line", 0)))
+        if previous:
+            self.stats.resumed_from = self.done
+        self.bucket = TokenBucket(options.rate) if options.rate else None
+        self.pass_no = self.done[0]
+        self.position = self.done  # (pass, line) of the last row handled and queued
+        self.since_checkpoint = 0
+
+    def run(self) -> RunStats:
+        stats = self.stats
+        if self.previous.get("finished") and not self.opt.loop:
+            stats.finished = True
+            stats.last_line = self.done[1]
+            return stats
+        try:
+            while True:
+                stopped = self._one_pass()
+                if stopped or not self.opt.loop:
+                    stats.finished = not stopped
+                    break
+                self.pass_no += 1
+                stats.passes += 1
+        except KeyboardInterrupt:
+            stats.elapsed_s = time.monotonic() - stats.started
+            self._commit(finished=False)
+            raise
+        self._commit(finished=stats.finished and not self.opt.loop)
+        stats.elapsed_s = time.monotonic() - stats.started
         return stats
 
-    bucket = TokenBucket(rate) if rate else None
-    pass_no = done[0]
-    position = done  # (pass, line) of the last row handled and queued
-    since_checkpoint = 0
+    def _one_pass(self) -> bool:
+        """Read the file once from the top; True when the run was told to stop."""
+        source = self.source
+        for record in read_records(source.path, source.fmt, sep=source.sep, header=source.header):
+            if (self.pass_no, record.line) <= self.done:
+                self.stats.already_done += 1
+                continue
+            if self._should_stop():
+                return True
+            self._handle(record)
+            if self.since_checkpoint >= self.opt.checkpoint_every:
+                self._commit(finished=False)
+                self.since_checkpoint = 0
+            if self.opt.on_progress is not None:
+                self.opt.on_progress(self.stats, record.line)
+        return False
 
-    def commit(finished: bool) -> None:
-        publisher.flush()
-        checkpoints.put(
-            producer,
-            key,
-            {
-                **(checkpoint_info or {}),
-                "pass": position[0],
-                "line": position[1],
-                "finished": finished,
-                "published": totals["published"] + stats.published,
-                "bad": totals["bad"] + len(stats.bad_rows),
-            },
+    def _should_stop(self) -> bool:
+        max_rows, should_stop = self.opt.max_rows, self.opt.should_stop
+        return (max_rows is not None and self.stats.published >= max_rows) or (
+            should_stop is not None and should_stop()
         )
 
-    try:
-        while True:
-            stopped = False
-            for record in read_records(
-                source.path, source.fmt, sep=source.sep, header=source.header
-            ):
-                if (pass_no, record.line) <= done:
-                    stats.already_done += 1
-                    continue
-                if (max_rows is not None and stats.published >= max_rows) or (
-                    should_stop is not None and should_stop()
-                ):
-                    stopped = True
-                    break
-                parsed = (
-                    BadRow(record.line, record.error)
-                    if record.error is not None
-                    else parse(record, pass_no)
-                )
-                if isinstance(parsed, BadRow):
-                    stats.bad_rows.append(parsed)
-                else:
-                    if bucket is not None:
-                        bucket.acquire()
-                    for topic, event_key, event in parsed:
-                        publisher.publish(topic, event_key, event)
-                    stats.published += 1
-                    stats.extra_published += len(parsed) - 1
-                    since_checkpoint += 1
-                position = (pass_no, record.line)
-                stats.last_line = record.line
-                if since_checkpoint >= checkpoint_every:
-                    commit(finished=False)
-                    since_checkpoint = 0
-                if on_progress is not None:
-                    on_progress(stats, record.line)
-            if stopped or not loop:
-                stats.finished = not stopped
-                break
-            pass_no += 1
-            stats.passes += 1
-    except KeyboardInterrupt:
-        stats.elapsed_s = time.monotonic() - stats.started
-        commit(finished=False)
-        raise
-    commit(finished=stats.finished and not loop)
-    stats.elapsed_s = time.monotonic() - stats.started
-    return stats
+    def _handle(self, record: Record) -> None:
+        """Parse one row and queue its events (rate limited), or note it as bad."""
+        stats = self.stats
+        parsed = (
+            BadRow(record.line, record.error)
+            if record.error is not None
+            else self.parse(record, self.pass_no)
+        )
+        if isinstance(parsed, BadRow):
+            stats.bad_rows.append(parsed)
+        else:
+            if self.bucket is not None:
+                self.bucket.acquire()
+            for topic, event_key, event in parsed:
+                self.publisher.publish(topic, event_key, event)
+            stats.published += 1
+            stats.extra_published += len(parsed) - 1
+            self.since_checkpoint += 1
+        self.position = (self.pass_no, record.line)
+        stats.last_line = record.line
+
+    def _commit(self, finished: bool) -> None:
+        """Flush what was queued, then record how far the run got (never before the flush)."""
+        self.publisher.flush()
+        self.checkpoints.put(
+            self.opt.producer,
+            self.opt.key,
+            {
+                **(self.opt.checkpoint_info or {}),
+                "pass": self.position[0],
+                "line": self.position[1],
+                "finished": finished,
+                "published": int(self.previous.get("published", 0)) + self.stats.published,
+                "bad": int(self.previous.get("bad", 0)) + len(self.stats.bad_rows),
+            },
+        )

@@ -18,9 +18,7 @@ from producers.replay import (
     PRODUCER,
     ReplaySpec,
     checkpoint_key,
-    parse_rating,
     parse_review,
-    parse_time,
     preset,
     replay,
 )
@@ -274,29 +272,6 @@ def test_unusable_files_raise_clear_errors(tmp_path):
     csv_file = write(tmp_path, "r.csv", "ulasan,bintang\nx,5\n")
     with pytest.raises(InputFileError, match=r"no column --text-col 'text'.*ulasan, bintang"):
         replay(csv_file, ReplaySpec(), publisher=ListSink(), checkpoints=MemoryCheckpoints())
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("5", 5), (" 1 ", 1), ("3.0", 3), (4, 4), ("", None), (None, None)],
-)
-def test_parse_rating_accepts(value, expected):
-    assert parse_rating(value) == expected
-
-
-@pytest.mark.parametrize("value", ["0", "6", "2.5", "bintang", True, "nan"])
-def test_parse_rating_rejects(value):
-    with pytest.raises(ValueError):
-        parse_rating(value)
-
-
-def test_parse_time_forms():
-    assert parse_time("2024-05-01 10:00").isoformat() == "2024-05-01T10:00:00+00:00"
-    assert parse_time("2024-05-01T10:00:00+07:00").utcoffset().total_seconds() == 7 * 3600
-    assert parse_time(0).isoformat() == "1970-01-01T00:00:00+00:00"
-    assert parse_time("") is None
-    with pytest.raises(ValueError):
-        parse_time("besok")
 
 
 @settings(max_examples=200, deadline=None)
