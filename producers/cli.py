@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,12 @@ from rich.table import Table
 
 from producers.checkpoints import CheckpointStore, MemoryCheckpoints, PostgresCheckpoints
 from producers.errors import ProducerError
+from producers.feedback import publish_feedback_file
 from producers.files import BadRow, count_lines, detect_format
+from producers.google_play import PlayClient, PlayStats, produce
+from producers.publish import Publisher, prefixed_topics
+from producers.replay import ReplaySpec, replay
+from producers.replay import preset as get_preset
 from producers.runner import RunStats
 from ulasan.core.settings import Settings
 
@@ -120,10 +126,6 @@ def replay_command(
     show_bad: int = typer.Option(20, help="list at most N bad rows"),
 ) -> None:
     """Replay a review file into reviews.raw.v1: each good row once, bad rows reported."""
-    from producers.publish import Publisher, prefixed_topics
-    from producers.replay import ReplaySpec, replay
-    from producers.replay import preset as get_preset
-
     overrides: dict[str, Any] = {
         "fmt": fmt,
         "sep": sep,
@@ -136,38 +138,14 @@ def replay_command(
         "source": source,
         "emit_feedback": emit_feedback or None,
     }
-    try:
-        if preset is not None:
-            spec = get_preset(preset, **overrides)
-        else:
-            spec = ReplaySpec(**{k: v for k, v in overrides.items() if v is not None})
-        detect_format(file, spec.fmt)
-    except (ValueError, ProducerError) as exc:
-        raise _fail(exc) from exc
+    spec = _replay_spec(file, preset, overrides)
     if rate is not None and rate <= 0:
         raise _fail(ValueError("--rate must be > 0 reviews per second"))
     settings = Settings()
     try:
-        total = max(count_lines(file) - (1 if spec.header else 0), 0) if file.is_file() else None
         publisher = Publisher(settings, topic_overrides=prefixed_topics(topic_prefix))
         publisher.check_connection()
         with _checkpoints(settings, no_checkpoint) as store, progress_bar() as bar:
-            task = bar.add_task(
-                f"replay {file.name}", total=None if loop else total, published=0, bad=0, rate=0.0
-            )
-
-            def on_progress(stats: RunStats, line: int) -> None:
-                import time
-
-                elapsed = time.monotonic() - stats.started
-                bar.update(
-                    task,
-                    completed=max(line - (1 if spec.header else 0), 0),
-                    published=stats.published,
-                    bad=len(stats.bad_rows),
-                    rate=stats.published / elapsed if elapsed > 0 else 0.0,
-                )
-
             stats = replay(
                 file,
                 spec,
@@ -177,7 +155,7 @@ def replay_command(
                 loop=loop,
                 max_rows=max_rows,
                 from_start=from_start,
-                on_progress=on_progress,
+                on_progress=_replay_progress(bar, file, spec, loop),
             )
     except ProducerError as exc:
         raise _fail(exc) from exc
@@ -186,6 +164,42 @@ def replay_command(
         raise typer.Exit(130) from None
     report_bad_rows(stats.bad_rows, show=show_bad)
     _summary(stats, "reviews")
+
+
+def _replay_spec(file: Path, preset: str | None, overrides: dict[str, Any]) -> ReplaySpec:
+    """The spec of a replay (a preset with overrides, or the options alone); exit when bad."""
+    try:
+        if preset is not None:
+            spec = get_preset(preset, **overrides)
+        else:
+            spec = ReplaySpec(**{k: v for k, v in overrides.items() if v is not None})
+        detect_format(file, spec.fmt)
+    except (ValueError, ProducerError) as exc:
+        raise _fail(exc) from exc
+    return spec
+
+
+def _replay_progress(
+    bar: Progress, file: Path, spec: ReplaySpec, loop: bool
+) -> Callable[[RunStats, int], None]:
+    """A progress task for the replay of ``file`` and the callback that moves it."""
+    header = 1 if spec.header else 0
+    total = max(count_lines(file) - header, 0) if file.is_file() else None
+    task = bar.add_task(
+        f"replay {file.name}", total=None if loop else total, published=0, bad=0, rate=0.0
+    )
+
+    def on_progress(stats: RunStats, line: int) -> None:
+        elapsed = time.monotonic() - stats.started
+        bar.update(
+            task,
+            completed=max(line - header, 0),
+            published=stats.published,
+            bad=len(stats.bad_rows),
+            rate=stats.published / elapsed if elapsed > 0 else 0.0,
+        )
+
+    return on_progress
 
 
 @app.command("feedback")
@@ -199,9 +213,6 @@ def feedback_command(
     show_bad: int = typer.Option(20, help="list at most N bad rows"),
 ) -> None:
     """Publish true labels (LabelFeedback, source human unless the row says rating)."""
-    from producers.feedback import publish_feedback_file
-    from producers.publish import Publisher, prefixed_topics
-
     settings = Settings()
     try:
         publisher = Publisher(settings, topic_overrides=prefixed_topics(topic_prefix))
@@ -245,9 +256,6 @@ def google_play_command(
     topic_prefix: str = typer.Option("", help=PREFIX_HELP),
 ) -> None:
     """Publish the new Google Play reviews of APP_ID (incremental, deduplicated, no names)."""
-    from producers.google_play import PlayClient, PlayStats, produce
-    from producers.publish import Publisher, prefixed_topics
-
     since_at = _parse_since(since)
     if rate <= 0:
         raise _fail(ValueError("--rate must be > 0 requests per second"))

@@ -30,8 +30,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from producers.checkpoints import CheckpointStore
-from producers.fields import validation_reason
 from producers.errors import AppNotFound, GooglePlayUnavailable, UnexpectedResponse
+from producers.fields import validation_reason
 from producers.ratelimit import TokenBucket
 from producers.runner import EventSink
 from schemas import topics

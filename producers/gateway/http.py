@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
@@ -228,6 +229,28 @@ def build_http_app(core: GatewayCore, guard: Guard, audit: AuditLog) -> FastAPI:
         version="1",
         description="Indonesian review sentiment, scored through the ulasan stream.",
     )
+    caller = _caller(guard)
+    _add_error_handlers(app)
+    _add_service_routes(app, core, guard, caller)
+    _add_prediction_routes(app, core, caller)
+    _add_model_routes(app, core, guard, audit, caller)
+    cors = core.cfg.cors_origins
+    if cors:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-api-key", "authorization"],
+        )
+    app.add_middleware(_Metrics, core=core)
+    return app
+
+
+Caller = Callable[[Request], Awaitable[Principal]]
+
+
+def _caller(guard: Guard) -> Caller:
+    """The dependency that authenticates and rate-limits the caller of a guarded route."""
 
     async def caller(request: Request) -> Principal:
         secret = request.headers.get("x-api-key")
@@ -238,6 +261,12 @@ def build_http_app(core: GatewayCore, guard: Guard, audit: AuditLog) -> FastAPI:
         who = guard.authenticate(secret, client)
         guard.limit(who)
         return who
+
+    return caller
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error answers ``{"error": {"code", "message"}}`` (plus ``detail`` for 422)."""
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
@@ -263,6 +292,10 @@ def build_http_app(core: GatewayCore, guard: Guard, audit: AuditLog) -> FastAPI:
         message = "; ".join(f"{i['field']}: {i['msg']}" for i in items[:5])
         return _error(422, "invalid_input", message, detail=items)
 
+
+def _add_service_routes(app: FastAPI, core: GatewayCore, guard: Guard, caller: Caller) -> None:
+    """Service information, liveness, readiness, metrics and statistics."""
+
     @app.get("/", summary="Service information")
     async def root() -> dict[str, Any]:
         return {
@@ -271,6 +304,27 @@ def build_http_app(core: GatewayCore, guard: Guard, audit: AuditLog) -> FastAPI:
             "docs": "/docs",
             "limits": {"max_text_chars": MAX_TEXT_CHARS, "max_batch_texts": MAX_BATCH_TEXTS},
         }
+
+    @app.get("/health", summary="Liveness: the process answers")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Readiness: Kafka, workers and a served model")
+    async def ready(who: Principal = Depends(caller)) -> JSONResponse:
+        state = await core.readiness()
+        return JSONResponse(state, status_code=200 if state["ready"] else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(core.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/stats", summary="Counts, latency percentiles and label distribution")
+    async def stats(who: Principal = Depends(caller)) -> dict[str, Any]:
+        return core.stats.snapshot()
+
+
+def _add_prediction_routes(app: FastAPI, core: GatewayCore, caller: Caller) -> None:
+    """Scoring one text or a batch, and human feedback."""
 
     # The prediction routes answer with JSON bytes built straight from the replies: the
     # response models document the body (OpenAPI) without a validation pass per request.
@@ -301,18 +355,23 @@ def build_http_app(core: GatewayCore, guard: Guard, audit: AuditLog) -> FastAPI:
             }
         )
 
-    @app.get("/health", summary="Liveness: the process answers")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.post("/feedback", summary="A human label (publishes LabelFeedback, source=human)")
+    async def feedback(body: FeedbackIn, who: Principal = Depends(caller)) -> FeedbackOut:
+        event = await core.feedback(
+            label=body.label, review_id=body.review_id, request_id=body.request_id
+        )
+        return FeedbackOut(
+            feedback_id=event.feedback_id,
+            review_id=event.review_id,
+            label=event.label,
+            source=event.source,
+        )
 
-    @app.get("/ready", summary="Readiness: Kafka, workers and a served model")
-    async def ready(who: Principal = Depends(caller)) -> JSONResponse:
-        state = await core.readiness()
-        return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def metrics() -> Response:
-        return Response(generate_latest(core.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+def _add_model_routes(
+    app: FastAPI, core: GatewayCore, guard: Guard, audit: AuditLog, caller: Caller
+) -> None:
+    """The served model, and the admin's forced reload (audited)."""
 
     @app.get("/model/info", summary="The model workers serve and the registry's champion")
     async def model_info(who: Principal = Depends(caller)) -> dict[str, Any]:
@@ -337,35 +396,6 @@ def build_http_app(core: GatewayCore, guard: Guard, audit: AuditLog) -> FastAPI:
             "alias": event.alias,
             "previous_serving_version": event.previous_version,
         }
-
-    @app.get("/stats", summary="Counts, latency percentiles and label distribution")
-    async def stats(who: Principal = Depends(caller)) -> dict[str, Any]:
-        return core.stats.snapshot()
-
-    @app.post("/feedback", summary="A human label (publishes LabelFeedback, source=human)")
-    async def feedback(body: FeedbackIn, who: Principal = Depends(caller)) -> FeedbackOut:
-        event = await core.feedback(
-            label=body.label, review_id=body.review_id, request_id=body.request_id
-        )
-        return FeedbackOut(
-            feedback_id=event.feedback_id,
-            review_id=event.review_id,
-            label=event.label,
-            source=event.source,
-        )
-
-    cors = core.cfg.cors_origins
-    if cors:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=cors,
-            allow_methods=["GET", "POST"],
-            allow_headers=["content-type", "x-api-key", "authorization"],
-        )
-    app.add_middleware(_Metrics, core=core)
-    return app
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
