@@ -35,17 +35,19 @@ setup: system-deps venv  ## everything `run` and `test` need
 run: setup  ## bring the stack up and run the main job
 	$(ULASAN) run
 
-test: setup  ## bring the stack up, run every test, bring the stack down
+test: setup  ## the import contracts, then bring the stack up, run every test, bring it down
+	$(BIN)/lint-imports --no-cache
 	$(ULASAN) stack up
 	@rc=0; $(BIN)/pytest $(PYTEST_ARGS) || rc=$$?; $(ULASAN) stack down || true; exit $$rc
 
 test-unit: venv  ## unit tests only, no services
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-lint: venv  ## ruff and mypy
+lint: venv  ## ruff, mypy and the import-linter contracts (layers, independence)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 schemas: venv  ## re-export the JSON Schema files of the events
 	$(ULASAN) schemas export

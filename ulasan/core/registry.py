@@ -120,16 +120,15 @@ def _download_version(
     ref: ModelRef, settings: Settings, *, include_fp32: bool
 ) -> tuple[Path, str, str]:
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     uri = settings.mlflow.uri
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mlflow_client = client(settings)
     try:
         if ref.alias is not None:
-            mv = client.get_model_version_by_alias(ref.name, ref.alias)
+            mv = mlflow_client.get_model_version_by_alias(ref.name, ref.alias)
         else:
-            mv = client.get_model_version(ref.name, str(ref.version))
+            mv = mlflow_client.get_model_version(ref.name, str(ref.version))
     except MlflowException as exc:
         raise ModelResolutionError(
             f"cannot resolve {_uri(ref)} at {uri}: {exc.message}. Is MLflow up "

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from stream_processors.errors import StreamProcessorError
+from ulasan.core.errors import CoreError
 
 
-class InferenceError(StreamProcessorError):
-    """Root of every error the inference runtime raises on purpose (under the worker's root)."""
+class InferenceError(CoreError):
+    """Root of every error the inference runtime raises on purpose (under the core's root)."""
 
 
 class ModelFolderError(InferenceError):

@@ -1,11 +1,11 @@
-"""Errors of the text package: one root, ``TextError``, under the stream worker's root."""
+"""Errors of the text package: one root, ``TextError``, under the shared core's root."""
 
 from __future__ import annotations
 
-from stream_processors.errors import StreamProcessorError
+from ulasan.core.errors import CoreError
 
 
-class TextError(StreamProcessorError):
+class TextError(CoreError):
     """Root of every error the text package raises on purpose."""
 
 
