@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import typer
+from confluent_kafka import Consumer, KafkaError
 from rich.console import Console
 from rich.table import Table
+
+from schemas.codec import CodecError, decode
+from schemas.events import SentimentScored
+from ulasan.core.serving import MetricsEndpoint, MetricsServeError
 
 console = Console()
 consume_app = typer.Typer(help="Read ulasan's topics readably.", no_args_is_help=True)
@@ -81,43 +88,27 @@ def worker(
         console.print(f"created topics: {', '.join(created)}")
     app = create_app(settings, deps)
     app.conf.datadir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
-    port = settings.effective_metrics_port
-    if port:
-        try:
-            deps.metrics.serve(port)
-        except OSError as exc:
-            console.print(
-                f"[red]cannot serve /metrics on port {port}:[/red] {exc}; "
-                "pass --metrics-port with a free port (or 0 for none)"
-            )
-            raise typer.Exit(2) from exc
-        console.print(f"metrics on http://{cfg.metrics_host}:{port}/metrics")
-    target = _register_scrape_target(settings, port) if port else None
-    try:
+    with MetricsEndpoint(settings, host=cfg.metrics_host, role="worker") as endpoint:
+        _serve_metrics(endpoint, settings, deps.metrics.serve)
         # faust's Worker installs SIGTERM/SIGINT handlers that stop the agents, commit what
         # was acked and close the consumer, so a stop is a clean leave of the consumer group.
         faust.Worker(app, loglevel=cfg.loglevel).execute_from_commandline()
-    finally:
-        if target is not None:
-            from ulasan.core.scrape import unregister_target
-
-            unregister_target(settings, target)
 
 
-def _register_scrape_target(settings: Any, port: int) -> str | None:
-    """Tell the stack's Prometheus (file_sd) to scrape this worker; None if that failed."""
-    from ulasan.core.errors import CoreError
-    from ulasan.core.scrape import register_target
-
-    name = f"worker-{settings.worker.app_id}-{port}"
+def _serve_metrics(
+    endpoint: MetricsEndpoint, settings: Any, serve: Callable[[int], object]
+) -> None:
+    """Serve /metrics and register it with Prometheus (nothing when the port is 0)."""
+    port = settings.effective_metrics_port
+    if not port:
+        return
+    cfg = settings.worker
     try:
-        register_target(
-            settings, name, port, host=settings.worker.metrics_host, labels={"role": "worker"}
-        )
-    except (CoreError, OSError) as exc:
-        logging.getLogger(__name__).warning("Prometheus will not scrape this worker: %s", exc)
-        return None
-    return name
+        endpoint.announce(f"worker-{cfg.app_id}-{port}", port, serve=serve)
+    except MetricsServeError as exc:
+        console.print(f"[red]{exc}[/red]; pass --metrics-port with a free port (or 0 for none)")
+        raise typer.Exit(2) from exc
+    console.print(f"metrics on http://{cfg.metrics_host}:{port}/metrics")
 
 
 @consume_app.command("sentiment")
@@ -131,12 +122,6 @@ def consume_sentiment(
     ),
 ) -> None:
     """Tail sentiment.v1 as table rows, decoding with schemas.codec only."""
-    import time
-
-    from confluent_kafka import Consumer, KafkaError
-
-    from schemas.codec import CodecError, decode
-    from schemas.events import SentimentScored
     from stream_processors.app import TopicNames
     from stream_processors.settings import WorkerSettings
 

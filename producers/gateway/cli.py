@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.console import Console
+
+from producers.gateway.errors import GatewayError
+from producers.gateway.protos import ROOT, generate
+from producers.gateway.security import hash_key
+from producers.gateway.server import Gateway
+from producers.gateway.settings import GatewaySettings
+from ulasan.core.serving import MetricsEndpoint
 
 console = Console()
 app = typer.Typer(
@@ -31,48 +39,57 @@ def serve(
     ),
 ) -> None:
     """Serve the gateway until SIGTERM or Ctrl-C (needs Kafka and running `ulasan worker`s)."""
-    from producers.gateway.errors import GatewayError
-    from producers.gateway.server import Gateway
-    from producers.gateway.settings import GatewaySettings
-
-    try:
-        settings = GatewaySettings()
-    except ValueError as exc:
-        console.print(f"[red]bad gateway settings:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    overrides = {
-        k: v
-        for k, v in {
-            "host": host,
-            "http_port": http_port,
-            "grpc_port": grpc_port,
-            "deadline_s": deadline_s,
-            "topic_prefix": topic_prefix,
-            "metrics_host": metrics_host,
-        }.items()
-        if v is not None
-    }
-    if overrides:
-        settings = settings.model_copy(
-            update={"gateway": settings.gateway.model_copy(update=overrides)}
-        )
+    settings = _settings(
+        host=host,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        deadline_s=deadline_s,
+        topic_prefix=topic_prefix,
+        metrics_host=metrics_host,
+    )
     cfg = settings.gateway
     logging.basicConfig(
         level=cfg.loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
     )
     gateway = Gateway.build(settings)
+    with MetricsEndpoint(
+        settings, host=cfg.metrics_host, role="gateway", register=register
+    ) as endpoint:
+        try:
+            asyncio.run(gateway.serve(on_ready=_on_ready(gateway, endpoint)))
+        except GatewayError as exc:
+            console.print(f"[red]gateway failed:[/red] {exc}")
+            raise typer.Exit(1) from exc
+        except KeyboardInterrupt:
+            pass
+
+
+def _settings(**overrides: object) -> GatewaySettings:
+    """The gateway settings from the environment, with the options given on the command line."""
+    try:
+        settings = GatewaySettings()
+    except ValueError as exc:
+        console.print(f"[red]bad gateway settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given:
+        settings = settings.model_copy(
+            update={"gateway": settings.gateway.model_copy(update=given)}
+        )
+    return settings
+
+
+def _on_ready(gateway: Gateway, endpoint: MetricsEndpoint) -> Callable[[dict[str, int]], None]:
+    """Once the ports are bound: say where, and register /metrics (served by the HTTP app)."""
+    cfg = gateway.settings.gateway
     scheme = "https" if cfg.tls_cert else "http"
-    target: list[str] = []
 
     def ready(ports: dict[str, int]) -> None:
         if "http" in ports:
             console.print(
                 f"HTTP on {scheme}://{cfg.host}:{ports['http']} (docs at /docs, /metrics)"
             )
-            if register:
-                name = _register(settings, ports["http"])
-                if name:
-                    target.append(name)
+            endpoint.announce(f"gateway-{ports['http']}", ports["http"])
         if "grpc" in ports:
             console.print(f"gRPC on {cfg.host}:{ports['grpc']} (TLS: {bool(cfg.tls_cert)})")
         console.print(
@@ -80,37 +97,7 @@ def serve(
             f"[{gateway.core.partition}]; auth {'on' if cfg.auth_required else 'off'}"
         )
 
-    try:
-        asyncio.run(gateway.serve(on_ready=ready))
-    except GatewayError as exc:
-        console.print(f"[red]gateway failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if target:
-            from ulasan.core.scrape import unregister_target
-
-            unregister_target(settings, target[0])
-
-
-def _register(settings: object, port: int) -> str | None:
-    from ulasan.core.errors import CoreError
-    from ulasan.core.scrape import register_target
-
-    name = f"gateway-{port}"
-    try:
-        register_target(
-            settings,  # type: ignore[arg-type]
-            name,
-            port,
-            host=settings.gateway.metrics_host,  # type: ignore[attr-defined]
-            labels={"role": "gateway"},
-        )
-    except (CoreError, OSError) as exc:
-        logging.getLogger(__name__).warning("Prometheus will not scrape the gateway: %s", exc)
-        return None
-    return name
+    return ready
 
 
 @app.command("hash-key")
@@ -118,8 +105,6 @@ def hash_key_command(
     key: str = typer.Argument(..., help="the API key to store (its SHA-256 is printed)"),
 ) -> None:
     """Print the SHA-256 digest to put in ULASAN_GATEWAY__API_KEYS (never store the key)."""
-    from producers.gateway.security import hash_key
-
     typer.echo(hash_key(key))
 
 
@@ -128,7 +113,5 @@ def protos(
     out: Path | None = typer.Option(None, "--out", help="root to write under [the repository]"),
 ) -> None:
     """Regenerate producers/gateway/grpc_gen from schemas/ulasan.proto (needs grpcio-tools)."""
-    from producers.gateway.protos import ROOT, generate
-
     for path in generate(out or ROOT):
         console.print(f"wrote {path}")
