@@ -277,6 +277,26 @@ EVENT_MODELS: dict[str, type[Event]] = {
 }
 
 
+#: The JSON Schema dialect pydantic writes, named in every exported file.
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def schema_id(name: str, version: int) -> str:
+    """The stable ``$id`` of version ``version`` of event ``name``: urn:ulasan:event:NAME:vN.
+
+    A new ``schema_version`` is a new contract with a new id; within one id every change must
+    be compatible both ways (see :mod:`schemas.compat`).
+    """
+    return f"urn:ulasan:event:{name}:v{version}"
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schema (draft 2020-12) of every event, by event name."""
-    return {name: model.model_json_schema() for name, model in EVENT_MODELS.items()}
+    """JSON Schema (draft 2020-12) of every event, by event name, with ``$schema`` and ``$id``."""
+    return {
+        name: {
+            "$schema": JSON_SCHEMA_DIALECT,
+            "$id": schema_id(name, model.model_fields["schema_version"].default),
+            **model.model_json_schema(),
+        }
+        for name, model in EVENT_MODELS.items()
+    }
