@@ -201,76 +201,110 @@ def produce(
     """Publish the reviews of ``app_id`` that are new since the last run (see module doc)."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    key = checkpoint_key(app_id, client.lang, client.country)
-    state = checkpoints.get(PRODUCER, key) or {}
-    watermark = _ts(state.get("watermark"))
-    newest = _ts(state.get("newest_at"))
-    seen: dict[str, str] = dict(state.get("seen", {}))  # review id -> its time (ISO)
-    stats = PlayStats(watermark=watermark)
-
-    def save(complete: bool) -> None:
-        publisher.flush()
-        new_watermark = watermark
-        if complete and newest is not None:
-            new_watermark = newest if watermark is None else max(watermark, newest)
-        keep = {
-            rid: at
-            for rid, at in seen.items()
-            if new_watermark is None or datetime.fromisoformat(at) >= new_watermark
-        }
-        if len(keep) > max_seen_ids:
-            keep = dict(sorted(keep.items(), key=lambda kv: kv[1], reverse=True)[:max_seen_ids])
-        checkpoints.put(
-            PRODUCER,
-            key,
-            {
-                "app_id": app_id,
-                "lang": client.lang,
-                "country": client.country,
-                "watermark": new_watermark.isoformat() if new_watermark else None,
-                "newest_at": newest.isoformat() if newest else None,
-                "seen": keep,
-                "published": int(state.get("published", 0)) + stats.published,
-            },
-        )
-        stats.watermark = new_watermark
-
+    run = _PlayRun(app_id, client, publisher, checkpoints, since, max_reviews, max_seen_ids)
     token: str | None = None
-    cut = False
     while True:
         page = client.fetch(app_id, page_size, token)
-        stats.pages += 1
+        run.stats.pages += 1
+        cut = run.publish_page(page)
+        token = page.token
+        done = run.stats.reached_watermark or cut or token is None
+        run.save(complete=done and not cut)
+        if on_page is not None:
+            on_page(run.stats)
+        if done:
+            return run.stats
+
+
+class _PlayRun:
+    """One run of :func:`produce`: the checkpoint it resumes from, the ids seen, the saves."""
+
+    def __init__(
+        self,
+        app_id: str,
+        client: PlayClient,
+        publisher: EventSink,
+        checkpoints: CheckpointStore,
+        since: datetime | None,
+        max_reviews: int | None,
+        max_seen_ids: int,
+    ) -> None:
+        self.app_id = app_id
+        self.client = client
+        self.publisher = publisher
+        self.checkpoints = checkpoints
+        self.since = since
+        self.max_reviews = max_reviews
+        self.max_seen_ids = max_seen_ids
+        self.key = checkpoint_key(app_id, client.lang, client.country)
+        self.state = checkpoints.get(PRODUCER, self.key) or {}
+        self.watermark = _ts(self.state.get("watermark"))
+        self.newest = _ts(self.state.get("newest_at"))
+        self.seen: dict[str, str] = dict(self.state.get("seen", {}))  # review id -> time (ISO)
+        self.stats = PlayStats(watermark=self.watermark)
+
+    def publish_page(self, page: Page) -> bool:
+        """Publish the new reviews of a page, newest first; True when ``max_reviews`` cut it."""
+        stats = self.stats
         for raw in page.reviews:
             try:
                 at = _aware(raw.get("at"))
             except ValueError as exc:
                 stats.skipped.append((str(raw.get("reviewId")), str(exc)))
                 continue
-            if (watermark is not None and at < watermark) or (since is not None and at < since):
+            if self._below(at):
                 stats.reached_watermark = True
-                break
+                return False
             rid = str(raw.get("reviewId") or "")
-            if rid in seen:
+            if rid in self.seen:
                 stats.duplicates += 1
                 continue
+            self.seen[rid] = at.isoformat()
             try:
-                event = review_event(app_id, raw)
+                event = review_event(self.app_id, raw)
             except ValueError as exc:
                 stats.skipped.append((rid, str(exc)))
-                seen[rid] = at.isoformat()
                 continue
-            publisher.publish(topics.REVIEWS_RAW, event.review_id, event)
-            seen[rid] = at.isoformat()
-            newest = at if newest is None else max(newest, at)
-            stats.newest_at = newest
+            self.publisher.publish(topics.REVIEWS_RAW, event.review_id, event)
+            self.newest = at if self.newest is None else max(self.newest, at)
+            stats.newest_at = self.newest
             stats.published += 1
-            if max_reviews is not None and stats.published >= max_reviews:
-                cut = True
-                break
-        token = page.token
-        done = stats.reached_watermark or cut or token is None
-        save(complete=done and not cut)
-        if on_page is not None:
-            on_page(stats)
-        if done:
-            return stats
+            if self.max_reviews is not None and stats.published >= self.max_reviews:
+                return True
+        return False
+
+    def _below(self, at: datetime) -> bool:
+        """Whether a review is older than the watermark or ``since`` (the walk stops there)."""
+        return (self.watermark is not None and at < self.watermark) or (
+            self.since is not None and at < self.since
+        )
+
+    def save(self, complete: bool) -> None:
+        """Flush, then checkpoint; a ``complete`` walk moves the watermark to the newest review."""
+        self.publisher.flush()
+        watermark, newest = self.watermark, self.newest
+        new_watermark = watermark
+        if complete and newest is not None:
+            new_watermark = newest if watermark is None else max(watermark, newest)
+        keep = {
+            rid: at
+            for rid, at in self.seen.items()
+            if new_watermark is None or datetime.fromisoformat(at) >= new_watermark
+        }
+        if len(keep) > self.max_seen_ids:
+            ranked = sorted(keep.items(), key=lambda kv: kv[1], reverse=True)
+            keep = dict(ranked[: self.max_seen_ids])
+        self.checkpoints.put(
+            PRODUCER,
+            self.key,
+            {
+                "app_id": self.app_id,
+                "lang": self.client.lang,
+                "country": self.client.country,
+                "watermark": new_watermark.isoformat() if new_watermark else None,
+                "newest_at": newest.isoformat() if newest else None,
+                "seen": keep,
+                "published": int(self.state.get("published", 0)) + self.stats.published,
+            },
+        )
+        self.stats.watermark = new_watermark

@@ -29,6 +29,10 @@ PROTOCOL = "grpc"
 SERVICE = "ulasan.v1.Gateway"
 
 
+#: What a stream's scoring tasks hand to the answering loop (None: all answered).
+_Answers = asyncio.Queue[pb.PredictResponse | GatewayError | None]
+
+
 class Unparsable:
     """A request message protobuf refused; ``reason`` says why."""
 
@@ -107,6 +111,38 @@ class GatewayService:
             gauge.dec()
             metrics.observe(route, PROTOCOL, code, time.perf_counter() - started)
 
+    async def _stream_pump(
+        self, requests: AsyncIterator[Any], out: _Answers, tasks: set[asyncio.Task[None]]
+    ) -> None:
+        """Send each streamed text as soon as it arrives; ``None`` once every answer is in."""
+        n = 0
+        async for req in requests:
+            task = asyncio.create_task(self._stream_one(n, req, out))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            n += 1
+        while tasks:
+            await asyncio.gather(*list(tasks))
+        await out.put(None)
+
+    async def _stream_one(self, n: int, req: Any, out: _Answers) -> None:
+        """Score message ``n`` of a stream; its answer or its error goes to ``out``."""
+        try:
+            if isinstance(req, Unparsable):
+                raise InvalidInput(f"message {n}", req.reason)
+            text = check_text(req.text, f"message {n}: text")
+            result = await self.core.predict([text])
+            await out.put(
+                pb.PredictResponse(
+                    request_id=result.request_id,
+                    prediction=prediction(result.results[0]),
+                    latency_ms=result.latency_ms,
+                    id=req.id,
+                )
+            )
+        except GatewayError as exc:
+            await out.put(exc)
+
     # -- operations ----------------------------------------------------------------------------
     async def Predict(self, request: Any, context: grpc.aio.ServicerContext) -> pb.PredictResponse:  # noqa: N802
         async def body(req: pb.PredictRequest, who: Principal) -> pb.PredictResponse:
@@ -145,39 +181,10 @@ class GatewayService:
         except GatewayError as exc:
             metrics.observe(route, PROTOCOL, exc.grpc_code, 0.0)
             await context.abort(getattr(grpc.StatusCode, exc.grpc_code), str(exc))
-        out: asyncio.Queue[pb.PredictResponse | GatewayError | None] = asyncio.Queue()
+        out: _Answers = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()
-
-        async def one(n: int, req: Any) -> None:
-            try:
-                if isinstance(req, Unparsable):
-                    raise InvalidInput(f"message {n}", req.reason)
-                text = check_text(req.text, f"message {n}: text")
-                result = await self.core.predict([text])
-                await out.put(
-                    pb.PredictResponse(
-                        request_id=result.request_id,
-                        prediction=prediction(result.results[0]),
-                        latency_ms=result.latency_ms,
-                        id=req.id,
-                    )
-                )
-            except GatewayError as exc:
-                await out.put(exc)
-
-        async def pump() -> None:
-            n = 0
-            async for req in requests:
-                task = asyncio.create_task(one(n, req))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                n += 1
-            while tasks:
-                await asyncio.gather(*list(tasks))
-            await out.put(None)
-
         started = time.perf_counter()
-        feeder = asyncio.create_task(pump())
+        feeder = asyncio.create_task(self._stream_pump(requests, out, tasks))
         code = "OK"
         try:
             while True:
