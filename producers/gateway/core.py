@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
 from producers.gateway.errors import DeadlineExceeded, GatewayError, Unavailable
 from producers.gateway.metrics import GatewayMetrics, Stats
 from producers.gateway.settings import GatewaySettings
@@ -107,8 +111,6 @@ class GatewayCore:
     async def start(self) -> None:
         """Ensure the topics, connect the producer, assign this instance's reply partition at
         its end. Raises :class:`Unavailable` when Kafka does not answer."""
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-        from aiokafka.errors import KafkaError
 
         bootstrap = self.settings.kafka.bootstrap_servers
         await asyncio.to_thread(self._ensure_topics)
@@ -262,7 +264,6 @@ class GatewayCore:
         return await self.predict([check_text(text)], deadline_s=deadline_s)
 
     async def _send(self, topic: str, key: str, value: bytes) -> None:
-        from aiokafka.errors import KafkaError
 
         try:
             await self._producer.send_and_wait(topic, value=value, key=key.encode("utf-8"))
@@ -345,7 +346,6 @@ class GatewayCore:
     async def registry_champion(self) -> dict[str, Any]:
         """The registered model's champion version from MLflow's REST API; raises
         :class:`Unavailable` when MLflow does not answer or has no such alias."""
-        import httpx
 
         name, alias = self.settings.mlflow.registered_model, self.cfg.champion_alias
         url = f"{self.settings.mlflow.uri}/api/2.0/mlflow/registered-models/alias"

@@ -9,8 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
+import uvicorn
+
 from producers.gateway.core import GatewayCore
 from producers.gateway.errors import GatewayConfigError
+from producers.gateway.grpc_server import build_grpc_server, set_serving
+from producers.gateway.http import build_http_app
 from producers.gateway.metrics import GatewayMetrics
 from producers.gateway.security import AuditLog, Guard
 from producers.gateway.settings import GatewaySettings
@@ -30,7 +35,6 @@ class Gateway:
 
     @classmethod
     def build(cls, settings: GatewaySettings) -> Gateway:
-        from producers.gateway.http import build_http_app
 
         core = GatewayCore(settings, GatewayMetrics())
         guard = Guard(settings.gateway)
@@ -41,7 +45,6 @@ class Gateway:
         cfg = self.settings.gateway
         if cfg.tls_cert is None or cfg.tls_key is None:
             return None
-        import grpc
 
         try:
             pair = (cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())
@@ -52,9 +55,6 @@ class Gateway:
     async def serve(self, *, on_ready: Callable[[dict[str, int]], None] | None = None) -> None:
         """Start the core, then serve HTTP and gRPC until SIGINT/SIGTERM (uvicorn's handlers)
         or until the task is cancelled; close everything on the way out."""
-        import uvicorn
-
-        from producers.gateway.grpc_server import build_grpc_server, set_serving
 
         cfg = self.settings.gateway
         await self.core.start()

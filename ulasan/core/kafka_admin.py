@@ -63,17 +63,36 @@ def ensure_topics(
     ``partitions`` is one count for every topic, or a count per topic name.
     Raises :class:`ServiceUnavailable` when the broker refuses or does not answer in time.
     """
-
-    def wanted(topic: str) -> int:
-        return partitions if isinstance(partitions, int) else partitions[topic]
-
+    wanted = {t: partitions if isinstance(partitions, int) else partitions[t] for t in topics}
     admin = admin_client(bootstrap)
     deadline = time.monotonic() + timeout_s
+    created = _create_missing(admin, bootstrap, wanted, replication_factor, deadline, timeout_s)
+    meta = _settled_metadata(admin, bootstrap, created, deadline, timeout_s)
+    results = []
+    for topic in topics:
+        have = len(meta.topics[topic].partitions) if topic in meta.topics else 0
+        want = wanted[topic]
+        note = "" if have == want else f"has {have} partitions, settings say {want}"
+        action = "created" if topic in created else "exists"
+        results.append(TopicResult(topic, action, have, note))
+    return results
+
+
+def _create_missing(
+    admin: AdminClient,
+    bootstrap: str,
+    wanted: Mapping[str, int],
+    replication_factor: int,
+    deadline: float,
+    timeout_s: float,
+) -> set[str]:
+    """Create each topic of ``wanted`` (name -> partitions), retrying retriable refusals until
+    ``deadline``; the names created by this call (an existing topic is not an error)."""
     created: set[str] = set()
-    pending = list(topics)
+    pending = list(wanted)
     while pending:
         new = [
-            NewTopic(t, num_partitions=wanted(t), replication_factor=replication_factor)
+            NewTopic(t, num_partitions=wanted[t], replication_factor=replication_factor)
             for t in pending
         ]
         futures = admin.create_topics(new, operation_timeout=timeout_s, request_timeout=timeout_s)
@@ -95,8 +114,15 @@ def ensure_topics(
         pending = retry
         if pending:
             time.sleep(0.5)
-    # The broker's metadata cache lags a creation by a moment: a topic created just now can be
-    # listed with no partitions yet, so ask again until the created ones show theirs.
+    return created
+
+
+def _settled_metadata(
+    admin: AdminClient, bootstrap: str, created: set[str], deadline: float, timeout_s: float
+) -> Any:
+    """The cluster metadata once every topic in ``created`` lists its partitions (or at the
+    deadline): the broker's metadata cache lags a creation by a moment, so a topic created just
+    now can be listed with no partitions yet."""
     while True:
         try:
             meta = admin.list_topics(timeout=timeout_s)
@@ -104,16 +130,8 @@ def ensure_topics(
             raise ServiceUnavailable(f"kafka at {bootstrap} did not answer: {exc}") from exc
         settled = all(t in meta.topics and meta.topics[t].partitions for t in created)
         if settled or time.monotonic() >= deadline:
-            break
+            return meta
         time.sleep(0.2)
-    results = []
-    for topic in topics:
-        have = len(meta.topics[topic].partitions) if topic in meta.topics else 0
-        want = wanted(topic)
-        note = "" if have == want else f"has {have} partitions, settings say {want}"
-        action = "created" if topic in created else "exists"
-        results.append(TopicResult(topic, action, have, note))
-    return results
 
 
 def ensure_ulasan_topics(settings: Settings) -> list[TopicResult]:
