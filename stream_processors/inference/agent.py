@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 
@@ -22,10 +22,8 @@ from stream_processors.dlq import INFERENCE_FAILED, Rejection
 from stream_processors.guard import BatchGuard
 from stream_processors.inference.batching import ScoreItem
 from stream_processors.records import Decoded, Rejected, decode_records, records_of
-from stream_processors.sink.agent import SinkStage
-
-if TYPE_CHECKING:
-    from stream_processors.app import Deps, Outputs
+from stream_processors.sink.stage import SinkStage
+from stream_processors.wiring import Deps, Outputs, ScoresObserver, ShadowScorer, raw_topic
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +40,24 @@ def score_item(item: Decoded[ReviewCleaned]) -> ScoreItem:
     )
 
 
-def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
-    """Attach the infer agent to ``app``; return it."""
-    from stream_processors.app import topic
-
+def register(
+    app: faust.App,
+    deps: Deps,
+    outputs: Outputs,
+    *,
+    shadow: ShadowScorer | None = None,
+    observer: ScoresObserver | None = None,
+) -> Any:
+    """Attach the infer agent to ``app``; return it. ``shadow`` scores each batch beside the
+    champion (see shadow.py); ``observer`` gets each stored batch's scores (the drift windows)."""
     cfg = deps.settings.worker
-    source = topic(app, deps.topics.clean)
+    source = raw_topic(app, deps.topics.clean)
     target = deps.topics.sentiment
     metrics = deps.metrics
     scorer = deps.scorer
     sink = SinkStage(deps, outputs)
-    shadow = getattr(app, "ulasan_shadow", None)  # the challenger, scored beside (see shadow.py)
 
-    async def send_shadow(scored: Any) -> None:
+    async def send_shadow(scored: SentimentScored) -> None:
         await outputs.send(deps.topics.shadow, (scored.review_id or "").encode(), scored)
 
     async def score(good: list[Decoded[ReviewCleaned]]) -> list[SentimentScored | None]:
@@ -97,9 +100,8 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
         scored = await score(good)
         stored = await sink.write(good, scored)
         await publish([s for s in stored if s is not None])
-        observe = deps.loop.observe_scores if deps.loop is not None else None
-        if observe is not None:
-            await observe(
+        if observer is not None:
+            await observer.observe(
                 [(g.event, s) for g, s in zip(good, stored, strict=True) if s is not None]
             )
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 
@@ -33,11 +33,9 @@ from stream_processors.dlq import INFERENCE_FAILED, SCHEMA_VIOLATION, Rejection
 from stream_processors.inference.batching import ScoreItem
 from stream_processors.records import Decoded, Rejected, decode_records, records_of
 from stream_processors.requests.take import take_ready
-from stream_processors.sink.agent import store
 from stream_processors.sink.rows import prediction_batch
-
-if TYPE_CHECKING:
-    from stream_processors.app import Deps, Outputs
+from stream_processors.sink.stage import store
+from stream_processors.wiring import Deps, Outputs, raw_topic
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +71,8 @@ def expired(request: PredictionRequested, now: datetime | None = None) -> bool:
 
 def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
     """Attach the predict-requests agent to ``app``; return it."""
-    from stream_processors.app import topic
-
     cfg = deps.settings.worker
-    source = topic(app, deps.topics.predict_requests)
+    source = raw_topic(app, deps.topics.predict_requests)
     target = deps.topics.predict_replies
     metrics = deps.metrics
     scorer = deps.scorer
@@ -156,9 +152,7 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
 
 def register_log(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
     """Attach the request-logs agent (predict.replies.v1 -> prediction_logs) to ``app``."""
-    from stream_processors.app import topic
-
-    source = topic(app, deps.topics.predict_replies)
+    source = raw_topic(app, deps.topics.predict_replies)
     metrics = deps.metrics
 
     @app.agent(source, name=f"{app.conf.id}.request_logs")
