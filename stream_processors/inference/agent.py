@@ -40,6 +40,71 @@ def score_item(item: Decoded[ReviewCleaned]) -> ScoreItem:
     )
 
 
+class InferStage:
+    """One batch of cleaned reviews: scored, stored, published, handed to the observer."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        outputs: Outputs,
+        shadow: ShadowScorer | None,
+        observer: ScoresObserver | None,
+    ) -> None:
+        self.deps = deps
+        self.outputs = outputs
+        self.shadow = shadow
+        self.observer = observer
+        self.sink = SinkStage(deps, outputs)
+
+    async def send_shadow(self, scored: SentimentScored) -> None:
+        topic = self.deps.topics.shadow
+        await self.outputs.send(topic, (scored.review_id or "").encode(), scored)
+
+    async def score(self, good: list[Decoded[ReviewCleaned]]) -> list[SentimentScored | None]:
+        """One score per review, None where the model failed on it (dead-lettered)."""
+        items = [score_item(g) for g in good]
+        try:
+            batch = await self.deps.scorer.score(items)
+            if self.shadow is not None:
+                await self.shadow.after_batch(items, batch.events, self.send_shadow)
+            return list(batch.events)
+        except Exception as exc:
+            log.exception("scoring a batch of %d failed; scoring its texts one by one", len(items))
+            self.deps.metrics.stream_errors.labels(STAGE, type(exc).__name__).inc()
+        out: list[SentimentScored | None] = []
+        for g, item in zip(good, items, strict=True):
+            try:
+                out.extend((await self.deps.scorer.score([item])).events)
+            except Exception as exc:
+                rejection = Rejection(INFERENCE_FAILED, f"{type(exc).__name__}: {exc}")
+                await self.outputs.dead_letter(Rejected(g.record, rejection), stage=STAGE)
+                out.append(None)
+        return out
+
+    async def publish(self, scored: list[SentimentScored]) -> None:
+        metrics, target = self.deps.metrics, self.deps.topics.sentiment
+        metrics.inference_batch_size.observe(len(scored))
+        for s in scored:
+            metrics.predictions.labels(s.label, s.model_version).inc()
+            metrics.prediction_confidence.observe(s.confidence)
+            metrics.prediction_latency.observe(s.timings.total_ms / 1000.0)
+            await self.outputs.send(target, (s.review_id or "").encode(), s)
+
+    async def process(self, events: Sequence[Any]) -> None:
+        good, bad = decode_records(records_of(events), ReviewCleaned)
+        for rejected in bad:
+            await self.outputs.dead_letter(rejected, stage=STAGE)
+        if not good:
+            return
+        scored = await self.score(good)
+        stored = await self.sink.write(good, scored)
+        await self.publish([s for s in stored if s is not None])
+        if self.observer is not None:
+            await self.observer.observe(
+                [(g.event, s) for g, s in zip(good, stored, strict=True) if s is not None]
+            )
+
+
 def register(
     app: faust.App,
     deps: Deps,
@@ -51,68 +116,17 @@ def register(
     """Attach the infer agent to ``app``; return it. ``shadow`` scores each batch beside the
     champion (see shadow.py); ``observer`` gets each stored batch's scores (the drift windows)."""
     cfg = deps.settings.worker
-    source = raw_topic(app, deps.topics.clean)
-    target = deps.topics.sentiment
-    metrics = deps.metrics
-    scorer = deps.scorer
-    sink = SinkStage(deps, outputs)
+    stage = InferStage(deps, outputs, shadow, observer)
+    guard = BatchGuard(STAGE, outputs, deps.metrics)
 
-    async def send_shadow(scored: SentimentScored) -> None:
-        await outputs.send(deps.topics.shadow, (scored.review_id or "").encode(), scored)
-
-    async def score(good: list[Decoded[ReviewCleaned]]) -> list[SentimentScored | None]:
-        """One score per review, None where the model failed on it (dead-lettered)."""
-        items = [score_item(g) for g in good]
-        try:
-            batch = await scorer.score(items)
-            if shadow is not None:
-                await shadow.after_batch(items, batch.events, send_shadow)
-            return list(batch.events)
-        except Exception as exc:
-            log.exception("scoring a batch of %d failed; scoring its texts one by one", len(items))
-            metrics.stream_errors.labels(STAGE, type(exc).__name__).inc()
-        out: list[SentimentScored | None] = []
-        for g, item in zip(good, items, strict=True):
-            try:
-                out.extend((await scorer.score([item])).events)
-            except Exception as exc:
-                rejection = Rejection(INFERENCE_FAILED, f"{type(exc).__name__}: {exc}")
-                await outputs.dead_letter(Rejected(g.record, rejection), stage=STAGE)
-                out.append(None)
-        return out
-
-    async def publish(scored: list[SentimentScored]) -> None:
-        metrics.inference_batch_size.observe(len(scored))
-        for s in scored:
-            metrics.predictions.labels(s.label, s.model_version).inc()
-            metrics.prediction_confidence.observe(s.confidence)
-            metrics.prediction_latency.observe(s.timings.total_ms / 1000.0)
-            await outputs.send(target, (s.review_id or "").encode(), s)
-
-    guard = BatchGuard(STAGE, outputs, metrics)
-
-    async def process(events: Sequence[Any]) -> None:
-        good, bad = decode_records(records_of(events), ReviewCleaned)
-        for rejected in bad:
-            await outputs.dead_letter(rejected, stage=STAGE)
-        if not good:
-            return
-        scored = await score(good)
-        stored = await sink.write(good, scored)
-        await publish([s for s in stored if s is not None])
-        if observer is not None:
-            await observer.observe(
-                [(g.event, s) for g, s in zip(good, stored, strict=True) if s is not None]
-            )
-
-    @app.agent(source, name=f"{app.conf.id}.infer")
+    @app.agent(raw_topic(app, deps.topics.clean), name=f"{app.conf.id}.infer")
     async def infer(stream: Any) -> None:
         # The batch is acked (its offsets become committable) only when the guard returns:
         # after the rows are in PostgreSQL (the sink retries while it is away, so consuming
         # pauses) and the scores are sent, or after a record that fails on its own was
         # dead-lettered; never for a batch cut short (see stream_processors.guard).
         async for events in stream.take_events(cfg.max_batch, within=cfg.max_wait_ms / 1000.0):
-            metrics.events.labels(STAGE).inc(len(events))
-            await guard.run(events, process)
+            deps.metrics.events.labels(STAGE).inc(len(events))
+            await guard.run(events, stage.process)
 
     return infer
