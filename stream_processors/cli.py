@@ -39,9 +39,10 @@ def worker(
     """Run one stream worker (clean, infer and sink agents) until SIGTERM or Ctrl-C."""
     import faust
 
-    from stream_processors.app import Deps, create_app, ensure_topics
+    from stream_processors.app import create_app
     from stream_processors.errors import WorkerConfigError
     from stream_processors.settings import WorkerSettings
+    from stream_processors.wiring import Deps, ensure_topics
     from ulasan.core.inference import InferenceError
 
     settings = WorkerSettings()
@@ -122,8 +123,8 @@ def consume_sentiment(
     ),
 ) -> None:
     """Tail sentiment.v1 as table rows, decoding with schemas.codec only."""
-    from stream_processors.app import TopicNames
     from stream_processors.settings import WorkerSettings
+    from stream_processors.wiring import TopicNames
 
     settings = WorkerSettings()
     topic = TopicNames(settings.worker.topic_prefix).sentiment

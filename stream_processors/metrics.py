@@ -89,3 +89,40 @@ class WorkerMetrics:
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped by Prometheus
         """Serve ``/metrics`` of this registry on ``port`` in a daemon thread."""
         start_http_server(port, addr=addr, registry=self.registry)
+
+
+class LoopMetrics:
+    """Metrics of the closed loop (feedback, drift windows, triggers), on the worker's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.windows = Counter(
+            "ulasan_drift_windows",
+            "Drift windows closed, by outcome (reported, too_few, no_reference).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.drift_score = Gauge(
+            "ulasan_drift_score", "Drift score of the last reported window.", registry=registry
+        )
+        self.late = Counter(
+            "ulasan_drift_late_events",
+            "Observations for a window already closed (counted, not judged).",
+            registry=registry,
+        )
+        self.feedback_error = Gauge(
+            "ulasan_feedback_error_rate",
+            "Rolling error rate of the champion over the last feedback outcomes.",
+            registry=registry,
+        )
+        self.outcomes = Counter(
+            "ulasan_feedback_outcomes",
+            "Predictions joined with their true label, by role and correctness.",
+            ["role", "correct"],
+            registry=registry,
+        )
+        self.retrain_requests = Counter(
+            "ulasan_retrain_requests",
+            "Retraining requests published, by reason.",
+            ["reason"],
+            registry=registry,
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 
@@ -12,9 +12,7 @@ from stream_processors.cleaning.logic import clean
 from stream_processors.dlq import Rejection
 from stream_processors.guard import BatchGuard
 from stream_processors.records import Rejected, decode_records, records_of
-
-if TYPE_CHECKING:
-    from stream_processors.app import Deps, Outputs
+from stream_processors.wiring import Deps, Outputs, raw_topic
 
 STAGE = "clean"
 #: Records taken per loop: cleaning is per record, batching only saves event-loop round trips.
@@ -24,9 +22,7 @@ WITHIN_S = 0.05
 
 def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
     """Attach the clean agent to ``app``; return it."""
-    from stream_processors.app import topic
-
-    source = topic(app, deps.topics.raw)
+    source = raw_topic(app, deps.topics.raw)
     target = deps.topics.clean
     metrics = deps.metrics
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,6 @@ class Reference:
         baseline_accuracy: float | None = None,
     ) -> Reference:
         """From a ``trainer.profile`` dict; :class:`ReferenceUnavailable` when a part is missing."""
-        from datetime import datetime
-
         try:
             numeric = {
                 name: [float(v) for v in profile["numeric_features"][name]["sample"]]

@@ -106,6 +106,54 @@ def trend(history: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
     return float(res.slope), float(res.pvalue)
 
 
+def _distribution_tests(
+    state: dict[str, Any], reference: Reference, config: DriftConfig
+) -> list[_Test]:
+    """The window's features, confidence, labels and unknown-token rate against the reference."""
+    tests: list[_Test] = []
+    for name in NUMERIC_FEATURES:
+        d, p = ks(state["numeric"][name]["sample"], reference.numeric[name])
+        tests.append(_Test(f"feature.{name}", "ks", d, p))
+    d, p = ks(state["confidence"]["sample"], reference.confidence)
+    tests.append(_Test("confidence", "ks", d, p))
+    x2, p = chi2(state["predicted"], reference.predicted)
+    tests.append(_Test("predicted_label", "chi2", x2, p))
+    for name in BOOLEAN_FEATURES:
+        x2, p = chi2(state["categorical"][name], reference.categorical[name])
+        tests.append(_Test(f"feature.{name}", "chi2", x2, p))
+    total, unknown = state["tokens"]["total"], state["tokens"]["unknown"]
+    if total:
+        rate = unknown / total
+        ref = reference.unknown_token_rate
+        p0 = min(max(ref, 1e-6), 1 - 1e-6)
+        p = float(stats.binomtest(unknown, total, p0, alternative="greater").pvalue)
+        floor = rate >= ref * config.unk_min_ratio and rate - ref >= config.unk_min_delta
+        tests.append(_Test("unknown_token_rate", "rate", rate, p, floor))
+    return tests
+
+
+def _feedback_tests(
+    state: dict[str, Any],
+    reference: Reference,
+    config: DriftConfig,
+    history: Sequence[tuple[float, float]],
+) -> tuple[list[_Test], float | None]:
+    """The window's accuracy against the baseline and the accuracy trend; and the accuracy."""
+    tests: list[_Test] = []
+    fb = state["feedback"]
+    accuracy = fb["correct"] / fb["n"] if fb["n"] else None
+    if accuracy is None or fb["n"] < config.min_feedback:
+        return tests, accuracy
+    if reference.baseline_accuracy is not None:
+        base = min(max(reference.baseline_accuracy, 1e-6), 1 - 1e-6)
+        p = float(stats.binomtest(fb["correct"], fb["n"], base, alternative="less").pvalue)
+        tests.append(_Test("accuracy", "accuracy", accuracy, p, accuracy < base))
+    slope = trend([*history, (float(state["end"]), accuracy)])
+    if slope is not None:
+        tests.append(_Test("accuracy_trend_per_day", "rate", slope[0], slope[1], slope[0] < 0))
+    return tests, accuracy
+
+
 def judge(
     state: dict[str, Any],
     reference: Reference,
@@ -113,41 +161,10 @@ def judge(
     history: Sequence[tuple[float, float]],
 ) -> DriftVerdict:
     """Run every test the window has data for, correct, score and decide."""
-    tests: list[_Test] = []
     n = int(state["n"])
-    if n:
-        for name in NUMERIC_FEATURES:
-            d, p = ks(state["numeric"][name]["sample"], reference.numeric[name])
-            tests.append(_Test(f"feature.{name}", "ks", d, p))
-        d, p = ks(state["confidence"]["sample"], reference.confidence)
-        tests.append(_Test("confidence", "ks", d, p))
-        x2, p = chi2(state["predicted"], reference.predicted)
-        tests.append(_Test("predicted_label", "chi2", x2, p))
-        for name in BOOLEAN_FEATURES:
-            x2, p = chi2(state["categorical"][name], reference.categorical[name])
-            tests.append(_Test(f"feature.{name}", "chi2", x2, p))
-        total, unknown = state["tokens"]["total"], state["tokens"]["unknown"]
-        if total:
-            rate = unknown / total
-            ref = reference.unknown_token_rate
-            p0 = min(max(ref, 1e-6), 1 - 1e-6)
-            p = float(stats.binomtest(unknown, total, p0, alternative="greater").pvalue)
-            floor = rate >= ref * config.unk_min_ratio and rate - ref >= config.unk_min_delta
-            tests.append(_Test("unknown_token_rate", "rate", rate, p, floor))
-    fb = state["feedback"]
-    accuracy = fb["correct"] / fb["n"] if fb["n"] else None
-    if (
-        accuracy is not None
-        and fb["n"] >= config.min_feedback
-        and reference.baseline_accuracy is not None
-    ):
-        base = min(max(reference.baseline_accuracy, 1e-6), 1 - 1e-6)
-        p = float(stats.binomtest(fb["correct"], fb["n"], base, alternative="less").pvalue)
-        tests.append(_Test("accuracy", "accuracy", accuracy, p, accuracy < base))
-    if accuracy is not None and fb["n"] >= config.min_feedback:
-        slope = trend([*history, (float(state["end"]), accuracy)])
-        if slope is not None:
-            tests.append(_Test("accuracy_trend_per_day", "rate", slope[0], slope[1], slope[0] < 0))
+    tests = _distribution_tests(state, reference, config) if n else []
+    feedback, accuracy = _feedback_tests(state, reference, config, history)
+    tests += feedback
 
     decisions = correct([t.p_value for t in tests], config.alpha, config.correction)
     signals = [

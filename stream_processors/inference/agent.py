@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 
@@ -22,10 +22,8 @@ from stream_processors.dlq import INFERENCE_FAILED, Rejection
 from stream_processors.guard import BatchGuard
 from stream_processors.inference.batching import ScoreItem
 from stream_processors.records import Decoded, Rejected, decode_records, records_of
-from stream_processors.sink.agent import SinkStage
-
-if TYPE_CHECKING:
-    from stream_processors.app import Deps, Outputs
+from stream_processors.sink.stage import SinkStage
+from stream_processors.wiring import Deps, Outputs, ScoresObserver, ShadowScorer, raw_topic
 
 log = logging.getLogger(__name__)
 
@@ -42,75 +40,93 @@ def score_item(item: Decoded[ReviewCleaned]) -> ScoreItem:
     )
 
 
-def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
-    """Attach the infer agent to ``app``; return it."""
-    from stream_processors.app import topic
+class InferStage:
+    """One batch of cleaned reviews: scored, stored, published, handed to the observer."""
 
-    cfg = deps.settings.worker
-    source = topic(app, deps.topics.clean)
-    target = deps.topics.sentiment
-    metrics = deps.metrics
-    scorer = deps.scorer
-    sink = SinkStage(deps, outputs)
-    shadow = getattr(app, "ulasan_shadow", None)  # the challenger, scored beside (see shadow.py)
+    def __init__(
+        self,
+        deps: Deps,
+        outputs: Outputs,
+        shadow: ShadowScorer | None,
+        observer: ScoresObserver | None,
+    ) -> None:
+        self.deps = deps
+        self.outputs = outputs
+        self.shadow = shadow
+        self.observer = observer
+        self.sink = SinkStage(deps, outputs)
 
-    async def send_shadow(scored: Any) -> None:
-        await outputs.send(deps.topics.shadow, (scored.review_id or "").encode(), scored)
+    async def send_shadow(self, scored: SentimentScored) -> None:
+        topic = self.deps.topics.shadow
+        await self.outputs.send(topic, (scored.review_id or "").encode(), scored)
 
-    async def score(good: list[Decoded[ReviewCleaned]]) -> list[SentimentScored | None]:
+    async def score(self, good: list[Decoded[ReviewCleaned]]) -> list[SentimentScored | None]:
         """One score per review, None where the model failed on it (dead-lettered)."""
         items = [score_item(g) for g in good]
         try:
-            batch = await scorer.score(items)
-            if shadow is not None:
-                await shadow.after_batch(items, batch.events, send_shadow)
+            batch = await self.deps.scorer.score(items)
+            if self.shadow is not None:
+                await self.shadow.after_batch(items, batch.events, self.send_shadow)
             return list(batch.events)
         except Exception as exc:
             log.exception("scoring a batch of %d failed; scoring its texts one by one", len(items))
-            metrics.stream_errors.labels(STAGE, type(exc).__name__).inc()
+            self.deps.metrics.stream_errors.labels(STAGE, type(exc).__name__).inc()
         out: list[SentimentScored | None] = []
         for g, item in zip(good, items, strict=True):
             try:
-                out.extend((await scorer.score([item])).events)
+                out.extend((await self.deps.scorer.score([item])).events)
             except Exception as exc:
                 rejection = Rejection(INFERENCE_FAILED, f"{type(exc).__name__}: {exc}")
-                await outputs.dead_letter(Rejected(g.record, rejection), stage=STAGE)
+                await self.outputs.dead_letter(Rejected(g.record, rejection), stage=STAGE)
                 out.append(None)
         return out
 
-    async def publish(scored: list[SentimentScored]) -> None:
+    async def publish(self, scored: list[SentimentScored]) -> None:
+        metrics, target = self.deps.metrics, self.deps.topics.sentiment
         metrics.inference_batch_size.observe(len(scored))
         for s in scored:
             metrics.predictions.labels(s.label, s.model_version).inc()
             metrics.prediction_confidence.observe(s.confidence)
             metrics.prediction_latency.observe(s.timings.total_ms / 1000.0)
-            await outputs.send(target, (s.review_id or "").encode(), s)
+            await self.outputs.send(target, (s.review_id or "").encode(), s)
 
-    guard = BatchGuard(STAGE, outputs, metrics)
-
-    async def process(events: Sequence[Any]) -> None:
+    async def process(self, events: Sequence[Any]) -> None:
         good, bad = decode_records(records_of(events), ReviewCleaned)
         for rejected in bad:
-            await outputs.dead_letter(rejected, stage=STAGE)
+            await self.outputs.dead_letter(rejected, stage=STAGE)
         if not good:
             return
-        scored = await score(good)
-        stored = await sink.write(good, scored)
-        await publish([s for s in stored if s is not None])
-        observe = deps.loop.observe_scores if deps.loop is not None else None
-        if observe is not None:
-            await observe(
+        scored = await self.score(good)
+        stored = await self.sink.write(good, scored)
+        await self.publish([s for s in stored if s is not None])
+        if self.observer is not None:
+            await self.observer.observe(
                 [(g.event, s) for g, s in zip(good, stored, strict=True) if s is not None]
             )
 
-    @app.agent(source, name=f"{app.conf.id}.infer")
+
+def register(
+    app: faust.App,
+    deps: Deps,
+    outputs: Outputs,
+    *,
+    shadow: ShadowScorer | None = None,
+    observer: ScoresObserver | None = None,
+) -> Any:
+    """Attach the infer agent to ``app``; return it. ``shadow`` scores each batch beside the
+    champion (see shadow.py); ``observer`` gets each stored batch's scores (the drift windows)."""
+    cfg = deps.settings.worker
+    stage = InferStage(deps, outputs, shadow, observer)
+    guard = BatchGuard(STAGE, outputs, deps.metrics)
+
+    @app.agent(raw_topic(app, deps.topics.clean), name=f"{app.conf.id}.infer")
     async def infer(stream: Any) -> None:
         # The batch is acked (its offsets become committable) only when the guard returns:
         # after the rows are in PostgreSQL (the sink retries while it is away, so consuming
         # pauses) and the scores are sent, or after a record that fails on its own was
         # dead-lettered; never for a batch cut short (see stream_processors.guard).
         async for events in stream.take_events(cfg.max_batch, within=cfg.max_wait_ms / 1000.0):
-            metrics.events.labels(STAGE).inc(len(events))
-            await guard.run(events, process)
+            deps.metrics.events.labels(STAGE).inc(len(events))
+            await guard.run(events, stage.process)
 
     return infer

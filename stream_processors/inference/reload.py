@@ -15,18 +15,18 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from confluent_kafka import Consumer, KafkaError
 from prometheus_client import Counter
 
 from schemas.codec import CodecError, decode
 from schemas.events import ModelPromoted
 from stream_processors.inference.batching import PredictorHolder
+from stream_processors.settings import WorkerSettings
+from ulasan.core.inference import OnnxPredictor
 from ulasan.core.inference.errors import InferenceError, ModelResolutionError
-from ulasan.core.registry import parse_models_uri
-
-if TYPE_CHECKING:
-    from stream_processors.settings import WorkerSettings
+from ulasan.core.registry import parse_models_uri, resolve_model
 
 log = logging.getLogger(__name__)
 CHALLENGER = "challenger"
@@ -86,9 +86,6 @@ class ModelReloader:
 
     # -- loading -------------------------------------------------------------------------------
     def _load(self, ref: str) -> Any:
-        from ulasan.core.inference import OnnxPredictor
-        from ulasan.core.registry import resolve_model
-
         folder, name, version = resolve_model(ref, self.settings)
         cfg = self.settings.worker
         return OnnxPredictor.from_folder(
@@ -208,8 +205,6 @@ class ModelReloader:
             self._thread.join(timeout=10)
 
     def _listen(self, topic: str) -> None:
-        from confluent_kafka import Consumer, KafkaError
-
         consumer = Consumer(
             {
                 "bootstrap.servers": self.settings.kafka.bootstrap_servers,

@@ -10,19 +10,19 @@ agreement on the same reviews and accuracy on those with feedback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import faust
-from prometheus_client import Counter
+import psycopg
+from prometheus_client import CollectorRegistry, Counter
 
 from schemas.events import SentimentScored
 from stream_processors.inference.batching import BatchScorer, PredictorHolder, ScoreItem
 from stream_processors.records import decode_records, records_of
 from stream_processors.sink.rows import PREDICTION_LOGS, RowBatch, prediction_row
-
-if TYPE_CHECKING:
-    from stream_processors.app import Deps, Outputs
+from stream_processors.sink.stage import store
+from stream_processors.wiring import Deps, Outputs, raw_topic
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class Shadow:
     """Scores batches with the shadow holder's predictor, when it holds one."""
 
-    def __init__(self, holder: PredictorHolder, registry: Any = None) -> None:
+    def __init__(self, holder: PredictorHolder, registry: CollectorRegistry | None = None) -> None:
         self.holder = holder
         self.scorer = BatchScorer(holder)
         self.agreement = Counter(
@@ -48,7 +48,7 @@ class Shadow:
         self,
         items: Sequence[ScoreItem],
         champion: Sequence[SentimentScored],
-        send: Any,
+        send: Callable[[SentimentScored], Awaitable[None]],
     ) -> None:
         """Score ``items`` with the challenger and ``send`` each score; never raises (a failing
         challenger must not hurt the champion's stream: it is logged and counted)."""
@@ -78,12 +78,9 @@ def shadow_batch(events: list[SentimentScored]) -> RowBatch:
 
 def register_sink(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
     """The sink agent of sentiment.shadow.v1 (prediction_logs, shadow = true)."""
-    from stream_processors.app import topic
-    from stream_processors.sink.agent import store
-
     cfg = deps.settings.worker
 
-    @app.agent(topic(app, deps.topics.shadow), name=f"{app.conf.id}.sink_shadow")
+    @app.agent(raw_topic(app, deps.topics.shadow), name=f"{app.conf.id}.sink_shadow")
     async def sink_shadow(stream: Any) -> None:
         async for events in stream.take_events(
             cfg.sink_batch_size, within=cfg.sink_flush_ms / 1000
@@ -119,8 +116,6 @@ ORDER BY s.model_version
 def shadow_report(dsn: str) -> list[dict[str, Any]]:
     """Per challenger version: reviews scored in shadow, agreement with the champion, and both
     accuracies on the reviews with feedback (None where none has feedback yet)."""
-    import psycopg
-
     with psycopg.connect(dsn, connect_timeout=10) as conn:
         cur = conn.execute(SHADOW_REPORT_SQL)
         cols = [d.name for d in cur.description or []]

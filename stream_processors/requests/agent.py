@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 
@@ -33,11 +33,9 @@ from stream_processors.dlq import INFERENCE_FAILED, SCHEMA_VIOLATION, Rejection
 from stream_processors.inference.batching import ScoreItem
 from stream_processors.records import Decoded, Rejected, decode_records, records_of
 from stream_processors.requests.take import take_ready
-from stream_processors.sink.agent import store
 from stream_processors.sink.rows import prediction_batch
-
-if TYPE_CHECKING:
-    from stream_processors.app import Deps, Outputs
+from stream_processors.sink.stage import store
+from stream_processors.wiring import Deps, Outputs, raw_topic
 
 log = logging.getLogger(__name__)
 
@@ -71,41 +69,44 @@ def expired(request: PredictionRequested, now: datetime | None = None) -> bool:
     return request.deadline <= (now or datetime.now(UTC))
 
 
-def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
-    """Attach the predict-requests agent to ``app``; return it."""
-    from stream_processors.app import topic
+Route = tuple[bytes, int | None]
 
-    cfg = deps.settings.worker
-    source = topic(app, deps.topics.predict_requests)
-    target = deps.topics.predict_replies
-    metrics = deps.metrics
-    scorer = deps.scorer
-    wait_s = cfg.request_max_wait_ms / 1000.0
 
-    async def reply(scored: SentimentScored, route: tuple[bytes, int | None]) -> None:
+class RequestScorer:
+    """Scores the live requests of one micro-batch together and sends each text's reply."""
+
+    def __init__(self, deps: Deps, outputs: Outputs) -> None:
+        self.deps = deps
+        self.outputs = outputs
+        self.metrics = deps.metrics
+
+    async def reply(self, scored: SentimentScored, route: Route) -> None:
         key, partition = route
-        await outputs.channels[target].send(
+        await self.outputs.channels[self.deps.topics.predict_replies].send(
             key=key, value=scored.model_dump_json().encode("utf-8"), partition=partition
         )
 
-    async def publish(
-        events: list[SentimentScored], routes: list[tuple[bytes, int | None]]
-    ) -> None:
+    async def publish(self, events: list[SentimentScored], routes: list[Route]) -> None:
+        metrics = self.metrics
         metrics.inference_batch_size.observe(len(events))
         for scored, route in zip(events, routes, strict=True):
             metrics.predictions.labels(scored.label, scored.model_version).inc()
             metrics.prediction_confidence.observe(scored.confidence)
             metrics.prediction_latency.observe(scored.timings.total_ms / 1000.0)
-            await reply(scored, route)
+            await self.reply(scored, route)
 
-    async def score(good: list[Decoded[PredictionRequested]]) -> None:
+    def live_items(
+        self, good: list[Decoded[PredictionRequested]]
+    ) -> tuple[list[ScoreItem], list[Route], list[Decoded[PredictionRequested]]]:
+        """Every text of the requests whose deadline has not passed (the expired ones are
+        counted, not scored), with its reply route and its request."""
         items: list[ScoreItem] = []
-        routes: list[tuple[bytes, int | None]] = []
+        routes: list[Route] = []
         owners: list[Decoded[PredictionRequested]] = []
         now = datetime.now(UTC)
         for g in good:
             if expired(g.event, now):
-                metrics.stream_errors.labels(STAGE, "deadline_passed").inc()
+                self.metrics.stream_errors.labels(STAGE, "deadline_passed").inc()
                 log.info("request %s skipped: its deadline passed", g.event.request_id)
                 continue
             arrived = g.record.timestamp if g.record.timestamp is not None else time.time()
@@ -113,15 +114,23 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
                 items.append(item)
                 routes.append(reply_route(g.event))
                 owners.append(g)
+        return items, routes, owners
+
+    async def score(self, good: list[Decoded[PredictionRequested]]) -> None:
+        items, routes, owners = self.live_items(good)
         if not items:
             return
         try:
-            batch = await scorer.score(items)
-            await publish(batch.events, routes)
+            batch = await self.deps.scorer.score(items)
+            await self.publish(batch.events, routes)
             return
         except Exception as exc:
             log.exception("scoring %d request texts failed; scoring request by request", len(items))
-            metrics.stream_errors.labels(STAGE, type(exc).__name__).inc()
+            self.metrics.stream_errors.labels(STAGE, type(exc).__name__).inc()
+        await self.score_one_by_one(owners)
+
+    async def score_one_by_one(self, owners: list[Decoded[PredictionRequested]]) -> None:
+        """Each request on its own; one that still fails is dead-lettered."""
         done: set[str] = set()
         for g in owners:
             if g.event.request_id in done:
@@ -129,36 +138,41 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
             done.add(g.event.request_id)
             mine = score_items(g.event, time.time())
             try:
-                batch = await scorer.score(mine)
-                await publish(batch.events, [reply_route(g.event)] * len(mine))
+                batch = await self.deps.scorer.score(mine)
+                await self.publish(batch.events, [reply_route(g.event)] * len(mine))
             except Exception as exc:
                 rejection = Rejection(INFERENCE_FAILED, f"{type(exc).__name__}: {exc}")
-                await outputs.dead_letter(Rejected(g.record, rejection), stage=STAGE)
+                await self.outputs.dead_letter(Rejected(g.record, rejection), stage=STAGE)
+
+
+def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
+    """Attach the predict-requests agent to ``app``; return it."""
+    cfg = deps.settings.worker
+    wait_s = cfg.request_max_wait_ms / 1000.0
+    scorer = RequestScorer(deps, outputs)
 
     def batches(stream: Any) -> Any:
         if wait_s > 0:
             return stream.take_events(cfg.max_batch, within=wait_s)
         return take_ready(stream, cfg.max_batch)
 
-    @app.agent(source, name=f"{app.conf.id}.requests")
+    @app.agent(raw_topic(app, deps.topics.predict_requests), name=f"{app.conf.id}.requests")
     async def requests(stream: Any) -> None:
         async for events in batches(stream):
             records = records_of(events)
-            metrics.events.labels(STAGE).inc(len(records))
+            deps.metrics.events.labels(STAGE).inc(len(records))
             good, bad = decode_records(records, PredictionRequested)
             for rejected in bad:
                 await outputs.dead_letter(rejected, stage=STAGE)
             if good:
-                await score(good)
+                await scorer.score(good)
 
     return requests
 
 
 def register_log(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
     """Attach the request-logs agent (predict.replies.v1 -> prediction_logs) to ``app``."""
-    from stream_processors.app import topic
-
-    source = topic(app, deps.topics.predict_replies)
+    source = raw_topic(app, deps.topics.predict_replies)
     metrics = deps.metrics
 
     @app.agent(source, name=f"{app.conf.id}.request_logs")

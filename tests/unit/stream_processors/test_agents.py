@@ -21,12 +21,13 @@ from schemas.events import (
     ReviewReceived,
     SentimentScored,
 )
-from stream_processors.app import Deps, create_app
+from stream_processors.app import WorkerApp, build
 from stream_processors.cleaning.logic import clean
 from stream_processors.inference.batching import PredictorHolder, event_id
 from stream_processors.metrics import WorkerMetrics
 from stream_processors.settings import WorkerConfig, WorkerSettings
 from stream_processors.sink.rows import PREDICTION_LOGS, REVIEWS, TEXT_FEATURES, RowBatch
+from stream_processors.wiring import Deps
 from tests.helpers.tiny_serving import MODEL_NAME, tiny_serving_folder
 from ulasan.core.inference import OnnxPredictor
 
@@ -63,20 +64,22 @@ def predictor() -> OnnxPredictor:
     return OnnxPredictor.from_folder(tiny_serving_folder(), model_version="7", model_file=FP32)
 
 
-def make_app(predictor: Any, sink: Any = None, **worker: Any) -> Any:
+def make_app(predictor: Any, sink: Any = None, **worker: Any) -> WorkerApp:
     settings = WorkerSettings(worker=WorkerConfig(**{"max_batch": 8, "max_wait_ms": 5, **worker}))
     deps = Deps(settings, WorkerMetrics(), PredictorHolder(predictor), sink or RecordingSink())
-    return create_app(settings, deps, memory_outputs=True)
+    return build(settings, deps, memory_outputs=True)
 
 
 def raw(review_id: str, text: Any = "Aplikasinya bagus sekali!", **extra: Any) -> bytes:
     return json.dumps({"review_id": review_id, "source": "test", "text": text, **extra}).encode()
 
 
-def run(app: Any, agent: str, scenario: Callable[[Any, dict[str, Any]], Awaitable[None]]) -> None:
+def run(
+    app: WorkerApp, agent: str, scenario: Callable[[Any, dict[str, Any]], Awaitable[None]]
+) -> None:
     async def main() -> None:
-        subs = {name: ch.__aiter__() for name, ch in app.ulasan_outputs.channels.items()}
-        async with app.ulasan_agents[agent].test_context() as running:
+        subs = {name: ch.__aiter__() for name, ch in app.outputs.channels.items()}
+        async with app.agents[agent].test_context() as running:
             await scenario(running, subs)
 
     asyncio.run(main())
@@ -127,7 +130,7 @@ def test_clean_agent_cleans_and_dead_letters(predictor: OnnxPredictor) -> None:
         assert [d.offset for d in dead] == list(range(1, 1 + len(bad_inputs)))
 
     run(app, "clean", scenario)
-    metrics = app.ulasan_deps.metrics
+    metrics = app.deps.metrics
     assert metrics.dlq.labels(topics.REVIEWS_RAW, "invalid_json")._value.get() == 1
     assert metrics.stream_errors.labels("clean", "empty_text")._value.get() == 1
 
@@ -163,7 +166,7 @@ def test_infer_agent_scores_in_batches(predictor: OnnxPredictor) -> None:
         assert (letter.error_type, letter.stage) == ("missing_field", "infer")
 
     run(app, "infer", scenario)
-    metrics = app.ulasan_deps.metrics
+    metrics = app.deps.metrics
     sizes = metrics.inference_batch_size.collect()[0].samples
     count = next(s.value for s in sizes if s.name.endswith("_count"))
     total = next(s.value for s in sizes if s.name.endswith("_sum"))
@@ -183,7 +186,7 @@ def test_predictor_swap_applies_from_the_next_batch(predictor: OnnxPredictor) ->
         for i in range(4):
             await agent.put(cleaned_bytes(f"a{i}"), key=b"a")
         first = await take(subs[topics.SENTIMENT], 4)
-        old = app.ulasan_deps.predictor.swap(second)
+        old = app.deps.predictor.swap(second)
         assert old is predictor
         for i in range(4):
             await agent.put(cleaned_bytes(f"b{i}"), key=b"b")
@@ -271,5 +274,5 @@ def test_infer_agent_retries_a_batch_whose_write_raised_instead_of_acking_it(
 
     run(app, "infer", scenario)
     assert sink.failed and sorted(r[0] for r in sink.rows(REVIEWS)) == ["a", "b"]
-    errors = app.ulasan_deps.metrics.stream_errors.labels("infer", "RuntimeError")
+    errors = app.deps.metrics.stream_errors.labels("infer", "RuntimeError")
     assert errors._value.get() == 1

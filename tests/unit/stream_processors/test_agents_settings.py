@@ -6,9 +6,9 @@ import pytest
 from prometheus_client import generate_latest
 from pydantic import ValidationError
 
-from stream_processors.app import TopicNames
 from stream_processors.metrics import WorkerMetrics
 from stream_processors.settings import DEFAULT_MODEL_REF, WorkerConfig, WorkerSettings
+from stream_processors.wiring import TopicNames
 
 
 def test_worker_settings_read_the_ulasan_prefix(monkeypatch: pytest.MonkeyPatch) -> None:

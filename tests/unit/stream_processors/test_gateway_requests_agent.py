@@ -86,16 +86,16 @@ def test_requests_are_answered_text_by_text(predictor: OnnxPredictor) -> None:
         assert {decode(x.value, DeadLetter).stage for x in letters} == {"requests"}
 
     run(app, "requests", scenario)
-    errors = app.ulasan_deps.metrics.stream_errors.labels("requests", "deadline_passed")
+    errors = app.deps.metrics.stream_errors.labels("requests", "deadline_passed")
     assert errors._value.get() == 1
 
 
 def test_requests_and_reviews_share_one_scorer(predictor: OnnxPredictor) -> None:
     app = make_app(predictor)
-    deps = app.ulasan_deps
+    deps = app.deps
     # one BatchScorer (one thread, one predictor holder) behind both agents
     assert deps.scorer.holder is deps.predictor
-    assert set(app.ulasan_agents) >= {"infer", "requests"}
+    assert set(app.agents) >= {"infer", "requests"}
     assert deps.topics.predict_requests in deps.topics.all()
     assert deps.topics.predict_replies in deps.topics.outputs()
 
@@ -122,7 +122,7 @@ def test_a_lone_request_is_scored_alone_and_arrivals_meanwhile_form_the_next_bat
 ) -> None:
     gated = GatedPredictor(predictor)
     app = make_app(gated, max_batch=8)  # request_max_wait_ms 0: no batch window
-    assert app.ulasan_deps.settings.worker.request_max_wait_ms == 0
+    assert app.deps.settings.worker.request_max_wait_ms == 0
 
     async def scenario(agent: Any, subs: dict[str, Any]) -> None:
         await agent.put(request("first", ["pertama"]), key=b"first")

@@ -14,15 +14,15 @@ import pytest
 from schemas import topics
 from schemas.codec import decode, encode
 from schemas.events import DeadLetter, DriftReport, LabelFeedback, RetrainRequested, SentimentScored
-from stream_processors.app import Deps, create_app
-from stream_processors.drift.agent import LoopDeps, LoopMetrics
+from stream_processors.app import WorkerApp, build
 from stream_processors.drift.config import DriftConfig
 from stream_processors.drift.reference import BOOLEAN_FEATURES, NUMERIC_FEATURES, Reference
 from stream_processors.feedback.logic import Outcome
 from stream_processors.inference.batching import PredictorHolder
-from stream_processors.metrics import WorkerMetrics
+from stream_processors.metrics import LoopMetrics, WorkerMetrics
 from stream_processors.settings import WorkerConfig, WorkerSettings
 from stream_processors.triggers.logic import TriggerConfig
+from stream_processors.wiring import Deps, LoopDeps
 from tests.helpers.tiny_model import smsa_rows
 from tests.helpers.tiny_serving import tiny_serving_folder
 from tests.unit.stream_processors.test_agents import RecordingSink, cleaned_bytes, take
@@ -88,7 +88,7 @@ def make_reference(rows: list[tuple[str, str]]) -> Reference:
     )
 
 
-def make_app(predictor: Any, store: Any, **drift: Any) -> Any:
+def make_app(predictor: Any, store: Any, **drift: Any) -> WorkerApp:
     settings = WorkerSettings(worker=WorkerConfig(max_batch=8, max_wait_ms=5))
     deps = Deps(settings, WorkerMetrics(), PredictorHolder(predictor), RecordingSink())
     deps.loop = LoopDeps(
@@ -98,13 +98,15 @@ def make_app(predictor: Any, store: Any, **drift: Any) -> Any:
         metrics=LoopMetrics(deps.metrics.registry),
     )
     deps.loop.references[VERSION] = make_reference(reference_texts())
-    return create_app(settings, deps, memory_outputs=True)
+    return build(settings, deps, memory_outputs=True)
 
 
-def run(app: Any, agent: str, scenario: Callable[[Any, dict[str, Any]], Awaitable[None]]) -> None:
+def run(
+    app: WorkerApp, agent: str, scenario: Callable[[Any, dict[str, Any]], Awaitable[None]]
+) -> None:
     async def main() -> None:
-        subs = {name: ch.__aiter__() for name, ch in app.ulasan_outputs.channels.items()}
-        async with app.ulasan_agents[agent].test_context() as running:
+        subs = {name: ch.__aiter__() for name, ch in app.outputs.channels.items()}
+        async with app.agents[agent].test_context() as running:
             await scenario(running, subs)
 
     asyncio.run(main())
@@ -257,7 +259,7 @@ def test_a_window_under_min_events_gives_no_verdict(predictor: OnnxPredictor) ->
 
     run(app, "drift_windows", scenario)
     assert store.reports == []
-    registry = app.ulasan_deps.metrics.registry
+    registry = app.deps.metrics.registry
     assert registry.get_sample_value("ulasan_drift_windows_total", {"outcome": "too_few"}) == 1.0
 
 
@@ -282,7 +284,7 @@ def test_batched_observations_fill_the_window_like_single_ones_and_bad_ones_are_
         assert decode(out.value, DriftReport).n_events == len(texts)
 
     run(app, "drift_windows", scenario)
-    registry = app.ulasan_deps.metrics.registry
+    registry = app.deps.metrics.registry
     assert (
         registry.get_sample_value(
             "ulasan_stream_errors_total", {"stage": "drift", "reason": "bad_observation"}

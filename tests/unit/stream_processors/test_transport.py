@@ -144,9 +144,9 @@ def test_workers_consume_through_the_safe_transport() -> None:
 
 
 def _deps() -> Any:
-    from stream_processors.app import Deps
     from stream_processors.inference.batching import PredictorHolder
     from stream_processors.metrics import WorkerMetrics
+    from stream_processors.wiring import Deps
 
     class NoSink:
         async def write(self, batch: Any) -> set[int]:
@@ -352,8 +352,8 @@ def test_the_stall_watch_seeks_back_when_the_committed_record_is_not_in_flight()
     import asyncio
     from types import SimpleNamespace
 
-    from stream_processors.app import _seek_stalled
     from stream_processors.metrics import WorkerMetrics
+    from stream_processors.stall import _seek_stalled
 
     held, hole = TP("t.reviews.clean.v1", 1), TP("t.reviews.clean.v1", 2)
     seeks: list[tuple[TP, int]] = []

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from schemas.events import ReviewCleaned, SentimentScored
 from stream_processors.dlq import SINK_REJECTED, Rejection
 from stream_processors.records import Decoded, Rejected
 from stream_processors.sink.rows import PREDICTION_LOGS, RowBatch, prediction_row, review_batch
-
-if TYPE_CHECKING:
-    from stream_processors.app import Deps, Outputs
+from stream_processors.wiring import Deps, Outputs
 
 STAGE = "sink"
 
