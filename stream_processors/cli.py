@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import faust
 import typer
 from confluent_kafka import Consumer, KafkaError
 from rich.console import Console
@@ -15,6 +16,11 @@ from rich.table import Table
 
 from schemas.codec import CodecError, decode
 from schemas.events import SentimentScored
+from stream_processors.app import create_app
+from stream_processors.errors import WorkerConfigError
+from stream_processors.settings import WorkerSettings
+from stream_processors.wiring import Deps, TopicNames, ensure_topics
+from ulasan.core.inference import InferenceError
 from ulasan.core.serving import MetricsEndpoint, MetricsServeError
 
 console = Console()
@@ -37,34 +43,40 @@ def worker(
     loglevel: str | None = typer.Option(None, "--loglevel", help="debug, info, warning, error"),
 ) -> None:
     """Run one stream worker (clean, infer and sink agents) until SIGTERM or Ctrl-C."""
-    import faust
-
-    from stream_processors.app import create_app
-    from stream_processors.errors import WorkerConfigError
-    from stream_processors.settings import WorkerSettings
-    from stream_processors.wiring import Deps, ensure_topics
-    from ulasan.core.inference import InferenceError
-
-    settings = WorkerSettings()
-    overrides: dict[str, Any] = {
-        k: v
-        for k, v in {
-            "model": model,
-            "metrics_port": metrics_port,
-            "metrics_host": metrics_host,
-            "app_id": app_id,
-            "loglevel": loglevel,
-        }.items()
-        if v is not None
+    overrides = {
+        "model": model,
+        "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
+        "app_id": app_id,
+        "loglevel": loglevel,
     }
-    if overrides:
-        settings = settings.model_copy(
-            update={"worker": settings.worker.model_copy(update=overrides)}
-        )
+    settings = _worker_settings({k: v for k, v in overrides.items() if v is not None})
     cfg = settings.worker
     logging.basicConfig(
         level=cfg.loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
     )
+    deps = _load_deps(settings)
+    _ensure_worker_topics(settings)
+    app = create_app(settings, deps)
+    app.conf.datadir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
+    with MetricsEndpoint(settings, host=cfg.metrics_host, role="worker") as endpoint:
+        _serve_metrics(endpoint, settings, deps.metrics.serve)
+        # faust's Worker installs SIGTERM/SIGINT handlers that stop the agents, commit what
+        # was acked and close the consumer, so a stop is a clean leave of the consumer group.
+        faust.Worker(app, loglevel=cfg.loglevel).execute_from_commandline()
+
+
+def _worker_settings(overrides: dict[str, Any]) -> WorkerSettings:
+    """The worker's settings from the environment, with the command line's options on top."""
+    settings = WorkerSettings()
+    if not overrides:
+        return settings
+    return settings.model_copy(update={"worker": settings.worker.model_copy(update=overrides)})
+
+
+def _load_deps(settings: WorkerSettings) -> Deps:
+    """The worker's dependencies (the model loaded); exit 2 with advice when there is none."""
+    cfg = settings.worker
     try:
         deps = Deps.for_worker(settings)
     except InferenceError as exc:
@@ -80,6 +92,11 @@ def worker(
         f"Kafka {settings.kafka.bootstrap_servers}, PostgreSQL {settings.postgres.host}:"
         f"{settings.postgres.port}/{settings.postgres.dbname}"
     )
+    return deps
+
+
+def _ensure_worker_topics(settings: WorkerSettings) -> None:
+    """Create the worker's missing topics before it subscribes; exit 2 when Kafka refuses."""
     try:
         created = ensure_topics(settings)
     except WorkerConfigError as exc:
@@ -87,13 +104,6 @@ def worker(
         raise typer.Exit(2) from exc
     if created:
         console.print(f"created topics: {', '.join(created)}")
-    app = create_app(settings, deps)
-    app.conf.datadir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
-    with MetricsEndpoint(settings, host=cfg.metrics_host, role="worker") as endpoint:
-        _serve_metrics(endpoint, settings, deps.metrics.serve)
-        # faust's Worker installs SIGTERM/SIGINT handlers that stop the agents, commit what
-        # was acked and close the consumer, so a stop is a clean leave of the consumer group.
-        faust.Worker(app, loglevel=cfg.loglevel).execute_from_commandline()
 
 
 def _serve_metrics(
@@ -123,9 +133,6 @@ def consume_sentiment(
     ),
 ) -> None:
     """Tail sentiment.v1 as table rows, decoding with schemas.codec only."""
-    from stream_processors.settings import WorkerSettings
-    from stream_processors.wiring import TopicNames
-
     settings = WorkerSettings()
     topic = TopicNames(settings.worker.topic_prefix).sentiment
     consumer = Consumer(
@@ -148,30 +155,34 @@ def consume_sentiment(
                     break
                 continue
             last = time.monotonic()
-            table = _sentiment_table(show_header=seen == 0)
-            for msg in msgs:
-                if max_events is not None and seen >= max_events:
-                    break
-                err = msg.error()
-                if err is not None:
-                    if err.code() != KafkaError._PARTITION_EOF:
-                        console.print(f"[red]Kafka error:[/red] {err}")
-                    continue
-                seen += 1
-                try:
-                    ev = decode(msg.value(), SentimentScored)
-                except CodecError as exc:
-                    table.add_row(
-                        str(seen), "-", f"[red]undecodable ({exc.reason})[/red]", "", "", "", ""
-                    )
-                    continue
-                table.add_row(*_row(seen, ev, msg.partition() or 0, msg.offset() or 0))
-            console.print(table)
+            seen = _print_batch(msgs, seen, max_events)
     except KeyboardInterrupt:
         pass
     finally:
         consumer.close()
     console.print(f"{seen} events")
+
+
+def _print_batch(msgs: list[Any], seen: int, max_events: int | None) -> int:
+    """Print one consumed batch as table rows (a header before the first); the new count."""
+    table = _sentiment_table(show_header=seen == 0)
+    for msg in msgs:
+        if max_events is not None and seen >= max_events:
+            break
+        err = msg.error()
+        if err is not None:
+            if err.code() != KafkaError._PARTITION_EOF:
+                console.print(f"[red]Kafka error:[/red] {err}")
+            continue
+        seen += 1
+        try:
+            ev = decode(msg.value(), SentimentScored)
+        except CodecError as exc:
+            table.add_row(str(seen), "-", f"[red]undecodable ({exc.reason})[/red]", "", "", "", "")
+            continue
+        table.add_row(*_row(seen, ev, msg.partition() or 0, msg.offset() or 0))
+    console.print(table)
+    return seen
 
 
 def _sentiment_table(*, show_header: bool) -> Table:
