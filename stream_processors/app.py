@@ -18,10 +18,10 @@ from faust.types import ChannelT
 from schemas import topics
 from schemas.codec import encode
 from schemas.events import Event
-from stream_processors import transport
 from stream_processors.dlq import dead_letter
 from stream_processors.errors import WorkerConfigError
 from stream_processors.inference.batching import BatchScorer, PredictorHolder
+from stream_processors.kafka import transport
 from stream_processors.metrics import WorkerMetrics
 from stream_processors.records import Rejected
 from stream_processors.settings import WorkerSettings

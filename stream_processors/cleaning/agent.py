@@ -10,7 +10,7 @@ import faust
 from schemas.events import ReviewReceived
 from stream_processors.cleaning.logic import clean
 from stream_processors.dlq import Rejection
-from stream_processors.guard import BatchGuard
+from stream_processors.kafka.guard import BatchGuard
 from stream_processors.records import Rejected, decode_records, records_of
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ import faust
 
 from schemas.events import ReviewCleaned, SentimentScored
 from stream_processors.dlq import INFERENCE_FAILED, Rejection
-from stream_processors.guard import BatchGuard
 from stream_processors.inference.batching import ScoreItem
+from stream_processors.kafka.guard import BatchGuard
 from stream_processors.records import Decoded, Rejected, decode_records, records_of
 from stream_processors.sink.agent import SinkStage
 
