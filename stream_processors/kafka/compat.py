@@ -185,8 +185,8 @@ def check(
 
 
 def check_overrides(cls: type, base: type) -> type:
-    """Class decorator's core: each method ``cls`` defines that ``base`` also has must be one
-    :data:`REQUIRED` lists (so nothing overrides faust unchecked) and take the same parameters;
+    """Check ``cls``, a subclass of faust's ``base``; return it. Each method ``cls`` defines that
+    ``base`` also has must be one :data:`REQUIRED` lists (so nothing overrides faust unchecked) and take the same parameters;
     a name ``cls`` adds (its own state included, see ``__annotations__``) must not exist on
     ``base`` (a faust release adding it would be shadowed silently)."""
     listed = {r.name for r in REQUIRED if isinstance(r, Method) and r.owner in base.__mro__}
@@ -194,18 +194,24 @@ def check_overrides(cls: type, base: type) -> type:
     # what the class machinery (ABCMeta, mode's Service) puts in any subclass's namespace
     machinery = set(vars(type("Probe", (base,), {})))
     own = (set(vars(cls)) - machinery) | set(vars(cls).get("__annotations__", {}))
+    # faust's names: its class attributes and methods, annotated and known instance attributes
+    theirs = set(dir(base)) | {
+        r.name for r in REQUIRED if isinstance(r, Method | Attribute) and r.owner in base.__mro__
+    }
+    for klass in base.__mro__:
+        theirs |= set(vars(klass).get("__annotations__", {}))
     for name in sorted(own):
         if name.startswith("__"):
             continue  # Python's own (``__init__`` keeps faust's parameters through *args)
-        if not hasattr(base, name):
+        if name not in theirs:
             continue
         if name not in listed:
             problems.append(f"{cls.__qualname__}.{name} shadows faust's and is not in REQUIRED")
             continue
         mine = tuple(inspect.signature(getattr(cls, name)).parameters)
-        theirs = tuple(inspect.signature(getattr(base, name)).parameters)
-        if mine != theirs:
-            problems.append(f"{cls.__qualname__}.{name}{mine} differs from faust's {theirs}")
+        faust_params = tuple(inspect.signature(getattr(base, name)).parameters)
+        if mine != faust_params:
+            problems.append(f"{cls.__qualname__}.{name}{mine} differs from faust's {faust_params}")
     if problems:
         raise FaustIncompatible("\n".join(problems))
     return cls
