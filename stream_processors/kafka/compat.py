@@ -185,10 +185,13 @@ def check(
 
 
 def check_overrides(cls: type, base: type) -> type:
-    """Check ``cls``, a subclass of faust's ``base``; return it. Each method ``cls`` defines that
-    ``base`` also has must be one :data:`REQUIRED` lists (so nothing overrides faust unchecked) and take the same parameters;
-    a name ``cls`` adds (its own state included, see ``__annotations__``) must not exist on
-    ``base`` (a faust release adding it would be shadowed silently)."""
+    """Check ``cls``, a subclass of faust's ``base``; return it.
+
+    Each method ``cls`` defines that ``base`` also has must be one :data:`REQUIRED` lists (so
+    nothing overrides faust unchecked) and take the same parameters; a name ``cls`` adds (its
+    own state included, see ``__annotations__``) must not be one of faust's (a faust release
+    adding it would be shadowed silently).
+    """
     listed = {r.name for r in REQUIRED if isinstance(r, Method) and r.owner in base.__mro__}
     problems = []
     # what the class machinery (ABCMeta, mode's Service) puts in any subclass's namespace
