@@ -13,7 +13,6 @@ from typing import Any
 import faust
 from faust.types import ChannelT
 
-from stream_processors import stall, transport
 from stream_processors.cleaning import agent as clean_agent
 from stream_processors.drift import agent as drift_agent
 from stream_processors.drift.models import ModelCaches
@@ -21,12 +20,12 @@ from stream_processors.drift.observe import ObservationSender, ScoreObserver
 from stream_processors.inference import agent as infer_agent
 from stream_processors.inference import shadow as shadow_scoring
 from stream_processors.inference.reload import ModelReloader
+from stream_processors.kafka import stall, transport
 from stream_processors.requests import agent as requests_agent
 from stream_processors.settings import WorkerSettings
 from stream_processors.wiring import RAW, Deps, Managed, Outputs, raw_topic
 
-# guard.py (another branch's file) still names Outputs here for its type hints
-__all__ = ["Outputs", "WorkerApp", "build", "create_app"]
+__all__ = ["WorkerApp", "build", "create_app"]
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ UNKNOWN_FIELD = "unknown_field"
 SCHEMA_VIOLATION = "schema_violation"
 INFERENCE_FAILED = "inference_failed"
 SINK_REJECTED = "sink_rejected"
-#: An agent failed on the record every time it was tried alone (see ``stream_processors.guard``).
+#: An agent failed on the record every time it was tried alone (see ``kafka.guard``).
 PROCESSING_FAILED = "processing_failed"
 
 _TYPE_ERRORS = ("_type", "_parsing", "literal_error", "enum")

@@ -83,13 +83,13 @@ class WorkerConfig(BaseModel):
         20.0,
         gt=0,
         description="seek a partition back to its committed offset when it stayed below the "
-        "log end this long with nothing in flight (see stream_processors/transport.py)",
+        "log end this long with nothing in flight (see stream_processors/kafka/transport.py)",
     )
     recovery_stall_s: float = Field(
         5.0,
         gt=0,
         description="seek a table's changelog partition again when recovery has waited this "
-        "long for its next record (see stream_processors/transport.py RecoveryWatch)",
+        "long for its next record (see stream_processors/kafka/transport.py RecoveryWatch)",
     )
     loglevel: str = "info"
 

@@ -10,7 +10,7 @@ import faust
 from schemas.events import ReviewReceived
 from stream_processors.cleaning.logic import clean
 from stream_processors.dlq import Rejection
-from stream_processors.guard import BatchGuard
+from stream_processors.kafka.guard import BatchGuard
 from stream_processors.records import Rejected, decode_records, records_of
 from stream_processors.wiring import Deps, Outputs, raw_topic
 
@@ -45,7 +45,7 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
     async def clean_reviews(stream: Any) -> None:
         # take_events acks a batch once this body moves on, i.e. after every output was handed
         # to the producer (faust flushes the producer before committing offsets); the guard
-        # makes sure that is never before the batch was processed (see stream_processors.guard).
+        # makes sure that is never before the batch was processed (see kafka/guard.py).
         async for events in stream.take_events(BATCH, within=WITHIN_S):
             metrics.events.labels(STAGE).inc(len(events))
             await guard.run(events, process)

@@ -26,6 +26,7 @@ from stream_processors.drift.models import ModelCaches
 from stream_processors.drift.observe import OBSERVATION_BATCH, ObservationSender
 from stream_processors.drift.window import Closed, DriftWindows, StateBuffer, parse_message
 from stream_processors.feedback.logic import Outcome
+from stream_processors.kafka import compat
 from stream_processors.records import decode_records, records_of
 from stream_processors.wiring import Deps, LoopDeps, Outputs, raw_topic
 
@@ -56,7 +57,7 @@ class DriftShell:
     def flush(self, stream: Any, event: Any) -> None:
         # faust sends a table change to the changelog partition of the *current* event, which
         # take_events() does not set: make the batch's last event current while writing.
-        stream._set_current_event(event)
+        compat.set_current_event(stream, event)
         self.buffer.flush()
 
     def fold(self, item: Any) -> None:

@@ -19,8 +19,8 @@ import faust
 
 from schemas.events import ReviewCleaned, SentimentScored
 from stream_processors.dlq import INFERENCE_FAILED, Rejection
-from stream_processors.guard import BatchGuard
 from stream_processors.inference.batching import ScoreItem
+from stream_processors.kafka.guard import BatchGuard
 from stream_processors.records import Decoded, Rejected, decode_records, records_of
 from stream_processors.sink.stage import SinkStage
 from stream_processors.wiring import Deps, Outputs, ScoresObserver, ShadowScorer, raw_topic
@@ -124,7 +124,7 @@ def register(
         # The batch is acked (its offsets become committable) only when the guard returns:
         # after the rows are in PostgreSQL (the sink retries while it is away, so consuming
         # pauses) and the scores are sent, or after a record that fails on its own was
-        # dead-lettered; never for a batch cut short (see stream_processors.guard).
+        # dead-lettered; never for a batch cut short (see stream_processors.kafka.guard).
         async for events in stream.take_events(cfg.max_batch, within=cfg.max_wait_ms / 1000.0):
             deps.metrics.events.labels(STAGE).inc(len(events))
             await guard.run(events, stage.process)

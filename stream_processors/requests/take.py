@@ -8,6 +8,7 @@ the buffer holds anything, and everything that arrived while the caller was busy
 previous batch (up to ``max_``) comes in the next one. Batches therefore form only under load,
 from requests that would have waited anyway. Events are acked after the caller is done with
 their batch (the ``finally`` of the yield), so offsets commit only for handled requests.
+The stream's private hooks are reached through :mod:`stream_processors.kafka.compat`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+
+from stream_processors.kafka import compat
 
 #: How often an idle loop re-checks whether the stream is stopping (seconds).
 STOP_CHECK_S = 1.0
@@ -44,7 +47,7 @@ async def take_ready(stream: Any, max_: int) -> AsyncIterator[list[Any]]:
     enable_acks = stream.enable_acks
     stream.enable_acks = False  # acked below, once the caller is done with the batch
     stream.add_processor(add)
-    stream._enable_passive(aiter(stream.channel))  # as take_events: consumed in the background
+    compat.enable_passive(stream, aiter(stream.channel))  # as take_events: in the background
     try:
         while not stream.should_stop:
             await stream.wait_for_stopped(ready, timeout=STOP_CHECK_S)
@@ -61,4 +64,4 @@ async def take_ready(stream: Any, max_: int) -> AsyncIterator[list[Any]]:
                     await stream.ack(event)
     finally:
         stream.enable_acks = enable_acks
-        stream._processors.remove(add)
+        compat.remove_processor(stream, add)

@@ -11,7 +11,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from stream_processors.errors import SinkRejected, SinkUnavailable
-from stream_processors.guard import backoff
+from stream_processors.kafka.guard import backoff
 from stream_processors.metrics import WorkerMetrics
 from stream_processors.settings import WorkerConfig
 from stream_processors.sink.rows import INSERT_SQL, RowBatch

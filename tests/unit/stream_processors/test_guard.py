@@ -4,45 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from faust.transport import consumer as base
+from faust.types.tuples import TP
 
 from stream_processors.dlq import PROCESSING_FAILED
-from stream_processors.guard import BatchGuard, withhold
+from stream_processors.kafka import compat
+from stream_processors.kafka.guard import BatchGuard, withhold
 from stream_processors.metrics import WorkerMetrics
 from stream_processors.records import Rejected
+from tests.helpers import faust_objects
 
-
-@dataclass(eq=False)
-class Message:
-    offset: int
-    topic: str = "t.reviews.raw.v1"
-    partition: int = 2
-    timestamp: float = 1.0
-    acked: bool = False
-
-
-@dataclass
-class Consumer:
-    _unacked_messages: set[Any] = field(default_factory=set)
-
-
-@dataclass
-class App:
-    consumer: Consumer
-
-
-@dataclass
-class Event:
-    message: Message
-    app: App
-    key: bytes = b"k"
-
-    @property
-    def value(self) -> bytes:
-        return f"payload-{self.message.offset}".encode()
+TP_RAW = TP("t.reviews.raw.v1", 2)
 
 
 class Letters:
@@ -59,10 +34,15 @@ class Letters:
         self.sent.append((rejected, stage))
 
 
-def events(n: int) -> list[Event]:
-    app = App(Consumer())
-    out = [Event(Message(offset=100 + i), app) for i in range(n)]
-    app.consumer._unacked_messages.update(e.message for e in out)
+def events(n: int) -> list[Any]:
+    """``n`` real faust events of partition 2, delivered (in flight) on a real consumer."""
+    app = faust_objects.app()
+    consumer = faust_objects.consumer(app)
+    out = []
+    for i in range(n):
+        message = faust_objects.message(TP_RAW, 100 + i, value=f"payload-{100 + i}".encode())
+        consumer.track_message(message)
+        out.append(faust_objects.event(app, message))
     return out
 
 
@@ -81,7 +61,7 @@ def test_a_transient_failure_is_retried_with_backoff_and_nothing_is_dead_lettere
     batch, letters, metrics, sleeps = events(4), Letters(), WorkerMetrics(), []
     calls: list[list[int]] = []
 
-    async def body(evs: Sequence[Event]) -> None:
+    async def body(evs: Sequence[Any]) -> None:
         calls.append([e.message.offset for e in evs])
         if len(calls) < 3:
             raise TimeoutError("producer queue full")
@@ -96,7 +76,7 @@ def test_a_poison_record_is_dead_lettered_and_the_rest_of_the_batch_is_processed
     batch, letters, metrics, sleeps = events(4), Letters(), WorkerMetrics(), []
     done: list[int] = []
 
-    async def body(evs: Sequence[Event]) -> None:
+    async def body(evs: Sequence[Any]) -> None:
         if any(e.message.offset == 102 for e in evs):
             raise ValueError("cannot handle 102")
         done.extend(e.message.offset for e in evs)
@@ -114,7 +94,7 @@ def test_a_poison_record_is_dead_lettered_and_the_rest_of_the_batch_is_processed
 def test_a_dead_letter_that_cannot_be_written_is_retried_until_it_is() -> None:
     batch, letters, metrics, sleeps = events(1), Letters(failures=2), WorkerMetrics(), []
 
-    async def body(evs: Sequence[Event]) -> None:
+    async def body(evs: Sequence[Any]) -> None:
         raise ValueError("always")
 
     run(guard(letters, metrics, sleeps).run(batch, body))
@@ -125,9 +105,9 @@ def test_a_dead_letter_that_cannot_be_written_is_retried_until_it_is() -> None:
 
 def test_a_cancelled_batch_is_withheld_from_commits() -> None:
     batch, letters, metrics, sleeps = events(3), Letters(), WorkerMetrics(), []
-    consumer = batch[0].app.consumer
+    consumer = faust_objects.consumer(batch[0].app)
 
-    async def body(evs: Sequence[Event]) -> None:
+    async def body(evs: Sequence[Any]) -> None:
         raise asyncio.CancelledError
 
     with pytest.raises(asyncio.CancelledError):
@@ -135,12 +115,17 @@ def test_a_cancelled_batch_is_withheld_from_commits() -> None:
     # acked without telling the consumer: take_events' closing ack is a no-op, the offsets
     # never become committable, and a shutdown does not wait for them
     assert all(e.message.acked for e in batch)
-    assert consumer._unacked_messages == set()
+    assert compat.in_flight(consumer) == {}
     assert letters.sent == []
+    # the ack take_events sends for them on the way out records nothing to commit
+    assert not any(base.Consumer.ack(consumer, e.message) for e in batch)
+    assert compat.acked_offsets(consumer, TP_RAW) == []
 
 
-def test_withhold_skips_events_without_a_message() -> None:
-    withhold([object()])
+def test_withhold_leaves_other_records_in_flight() -> None:
+    batch = events(3)
+    withhold(batch[:1])
+    assert compat.in_flight(faust_objects.consumer(batch[0].app)) == {TP_RAW: {101, 102}}
 
 
 def test_attempts_must_be_positive() -> None:

@@ -1,23 +1,37 @@
-"""The workers' consumer refuses acks that could commit a record skipped during a rebalance."""
+"""The workers' consumer refuses acks that could commit a record skipped during a rebalance.
+
+Everything runs on faust's real classes (an app, its consumer, messages and recovery), with
+only the calls that would reach the broker replaced.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import asyncio
+import time
 from typing import Any
 
 import pytest
+from faust.transport import consumer as base
+from faust.types.tuples import TP
 
 from stream_processors.app import create_app
-from stream_processors.settings import WorkerConfig, WorkerSettings
-from stream_processors.transport import (
+from stream_processors.inference.batching import PredictorHolder
+from stream_processors.kafka import compat
+from stream_processors.kafka.stall import _seek_stalled
+from stream_processors.kafka.transport import (
     Consumer,
     RecoveryStalled,
     RecoveryWatch,
+    SeekState,
     StallWatch,
     Transport,
     ack_is_safe,
     unstick_recovery,
 )
+from stream_processors.metrics import WorkerMetrics
+from stream_processors.settings import WorkerConfig, WorkerSettings
+from stream_processors.wiring import Deps
+from tests.helpers import faust_objects
 
 
 @pytest.mark.parametrize(
@@ -49,51 +63,29 @@ def test_ack_is_safe(
     )
 
 
-@dataclass
-class Flow:
-    active: bool
-
-    def is_active(self) -> bool:
-        return self.active
-
-
-@dataclass
-class App:
-    flow_control: Flow
-    consumer_generation_id: int = 3
-
-
-@dataclass(eq=False)
-class Message:
-    generation_id: int
-    acked: bool = False
-
-
-@dataclass
-class FakeConsumer:
-    app: App
-    _unacked_messages: set[Any] = field(default_factory=set)
-    sought_generation: int | None = 3
-
-
 def test_a_refused_ack_marks_the_record_done_but_never_committable() -> None:
-    stale = Message(generation_id=2)
-    consumer = FakeConsumer(App(Flow(active=True)))
-    consumer._unacked_messages.add(stale)
-    # refused before faust's bookkeeping is reached: no acked list, no offset recorded
-    assert Consumer.ack(consumer, stale) is False  # type: ignore[arg-type]
-    assert stale.acked and consumer._unacked_messages == set()
+    app = faust_objects.app()
+    consumer = faust_objects.consumer(app)
+    app.consumer_generation_id = 3
+    consumer.sought_generation = 3
+    tp = TP("t.reviews.raw.v1", 0)
 
-    skipped = Message(generation_id=3)
-    suspended = FakeConsumer(App(Flow(active=False)))
-    suspended._unacked_messages.add(skipped)
-    assert Consumer.ack(suspended, skipped) is False  # type: ignore[arg-type]
-    assert skipped.acked and suspended._unacked_messages == set()
+    def refused(msg: Any) -> None:
+        consumer.track_message(msg)  # delivered: in flight
+        assert consumer.ack(msg) is False
+        # done for faust's waits, never recorded as acked: nothing to commit
+        assert msg.acked and compat.in_flight(consumer) == {}
+        assert compat.acked_offsets(consumer, tp) == []
 
-    early = Message(generation_id=3)
-    unsought = FakeConsumer(App(Flow(active=True)), sought_generation=None)
-    assert Consumer.ack(unsought, early) is False  # type: ignore[arg-type]
-    assert early.acked
+    refused(stale := faust_objects.message(tp, 10, generation_id=2))  # an older generation
+    app.flow_control.suspend()  # a rebalance or shutdown suspended the flow: faust skips
+    refused(skipped := faust_objects.message(tp, 11, generation_id=3))
+    app.flow_control.resume()
+    consumer.sought_generation = None  # assigned, not yet sought to the committed offsets
+    refused(early := faust_objects.message(tp, 12, generation_id=3))
+    # the ack faust sends for them later (take_events' closing ack) is a no-op too
+    assert not any(base.Consumer.ack(consumer, m) for m in (stale, skipped, early))
+    assert compat.acked_offsets(consumer, tp) == []
 
 
 class Clock:
@@ -144,10 +136,6 @@ def test_workers_consume_through_the_safe_transport() -> None:
 
 
 def _deps() -> Any:
-    from stream_processors.inference.batching import PredictorHolder
-    from stream_processors.metrics import WorkerMetrics
-    from stream_processors.wiring import Deps
-
     class NoSink:
         async def write(self, batch: Any) -> set[int]:
             raise AssertionError("not used")
@@ -156,39 +144,25 @@ def _deps() -> Any:
     return Deps(settings, WorkerMetrics(), PredictorHolder(None), NoSink())
 
 
-@dataclass(frozen=True)
-class TP:
-    topic: str
-    partition: int
-
-
 def test_getmany_delivers_each_partition_contiguously_and_seeks_back_over_a_hole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import asyncio
-
-    import faust.transport.consumer as base
-
     raw = TP("t.reviews.raw.v1", 0)
-    fetched = [(raw, Message(generation_id=1)) for _ in range(6)]
-    for (_, m), offset in zip(fetched, [10, 11, 15, 16, 12, 12], strict=True):
-        m.offset = offset  # type: ignore[attr-defined]
+    fetched = [(raw, faust_objects.message(raw, o)) for o in [10, 11, 15, 16, 12, 12]]
 
     async def parent_getmany(self: Any, timeout: float) -> Any:
         for item in fetched:
             yield item
 
     monkeypatch.setattr(base.Consumer, "getmany", parent_getmany)
-    consumer = object.__new__(Consumer)
-    consumer._expected = {raw: 10}  # type: ignore[attr-defined]
-    consumer._rewinds = {}  # type: ignore[attr-defined]
-    consumer._changelogs = frozenset()  # type: ignore[attr-defined]
+    consumer = faust_objects.consumer(faust_objects.app())
+    consumer.seek_state = SeekState(expected={raw: 10})
     seeks: list[tuple[TP, int]] = []
 
     async def seek_wait(offsets: dict[TP, int]) -> None:
         seeks.extend(offsets.items())
 
-    consumer.seek_wait = seek_wait  # type: ignore[method-assign]
+    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
 
     async def collect() -> list[int]:
         return [m.offset async for _, m in consumer.getmany(1.0)]
@@ -233,77 +207,44 @@ def test_recovery_watch_seeks_a_changelog_partition_that_gets_no_records() -> No
     assert watch._nudged == {}
 
 
-@dataclass
-class FakeRecovery:
-    in_recovery: bool
-    active_offsets: dict[Any, int | None]
-    active_highwaters: dict[Any, int]
-    _recovery_started_at: float | None
-    _active_events_received_at: dict[Any, float] = field(default_factory=dict)
+def test_unstick_recovery_seeks_to_the_last_applied_offset_and_resumes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = faust_objects.app(tables=("drift", "x"))
+    consumer = faust_objects.consumer(app)
+    fresh, resumed = TP(f"{app.conf.id}-drift-changelog", 0), TP(f"{app.conf.id}-x-changelog", 1)
+    recovery = app.tables.recovery
+    calls: list[Any] = []
 
-    def active_remaining(self) -> dict[Any, int]:
-        return {
-            tp: hw - (self.active_offsets.get(tp) or -1)
-            for tp, hw in self.active_highwaters.items()
-        }
-
-
-@dataclass
-class RecoveringConsumer:
-    calls: list[Any] = field(default_factory=list)
-    _read_offset: dict[Any, int] = field(default_factory=dict)
-    _paused_partitions: set[Any] = field(default_factory=set)
-    _active_partitions: set[Any] = field(default_factory=set)
-    flow_active: bool = True
-
-    async def position(self, tp: Any) -> int:
+    async def position(tp: TP) -> int:
         return 10
 
-    async def seek_wait(self, offsets: dict[Any, int]) -> None:
-        self.calls.append(("seek_wait", dict(offsets)))
+    async def seek_wait(offsets: dict[TP, int]) -> None:
+        calls.append(dict(offsets))
 
-    def resume_partitions(self, tps: Any) -> None:
-        self.calls.append(("resume_partitions", list(tps)))
+    monkeypatch.setattr(consumer, "position", position)
+    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
+    watch = RecoveryWatch(after_s=20, clock=lambda: time.monotonic() + 30)
 
-    def resume_flow(self) -> None:
-        self.calls.append(("resume_flow",))
+    async def scenario() -> list[Any]:
+        recovery._set_recovery_started()  # faust's own start of a recovery
+        recovery.active_offsets.update({fresh: -1, resumed: 4})
+        recovery.active_highwaters.update({fresh: 10, resumed: 9})
+        consumer.pause_partitions({fresh, resumed})
+        app.flow_control.suspend()
+        consumer.stop_flow()
+        return await unstick_recovery(app, watch)
 
-
-def test_unstick_recovery_seeks_to_the_last_applied_offset_and_resumes() -> None:
-    import asyncio
-    from types import SimpleNamespace
-
-    clock = Clock()
-    clock.now = 50
-    fresh, resumed = TP("drift-changelog", 0), TP("x-changelog", 1)
-    recovery = FakeRecovery(
-        in_recovery=True,
-        active_offsets={fresh: -1, resumed: 4},
-        active_highwaters={fresh: 10, resumed: 9},
-        _recovery_started_at=10,
-    )
-    consumer = RecoveringConsumer()
-    resumed_flow: list[bool] = []
-    app = SimpleNamespace(
-        tables=SimpleNamespace(recovery=recovery, changelog_queue=asyncio.Queue()),
-        consumer=consumer,
-        flow_control=SimpleNamespace(
-            resume=lambda: resumed_flow.append(True), is_active=lambda: True
-        ),
-    )
-    watch = RecoveryWatch(after_s=20, clock=clock)
-    stuck = asyncio.run(unstick_recovery(app, watch))
-    assert set(stuck) == {fresh, resumed}
+    assert set(asyncio.run(scenario())) == {fresh, resumed}
     # -1 (nothing applied) reads from the start; otherwise the last applied record is re-read
     # (faust skips it) so nothing after it can be missed
-    assert consumer.calls[0] == ("seek_wait", {fresh: 0, resumed: 4})
-    assert set(consumer.calls[1][1]) == {fresh, resumed}
-    assert consumer.calls[2] == ("resume_flow",)
-    assert resumed_flow == [True]
+    assert calls == [{fresh: 0, resumed: 4}]
+    assert compat.fetch_state(consumer, fresh)[1:] == (False, True)  # resumed: active again
+    assert consumer.flow_active and app.flow_control.is_active()
     # not in recovery: nothing happens
-    recovery.in_recovery = False
+    recovery._set_recovery_ended()
     assert asyncio.run(unstick_recovery(app, watch)) == []
-    assert len(consumer.calls) == 3
+    assert len(calls) == 1
 
 
 def test_the_consumer_runs_the_recovery_watch_installed_with_the_app() -> None:
@@ -314,60 +255,47 @@ def test_the_consumer_runs_the_recovery_watch_installed_with_the_app() -> None:
 
 
 def test_a_gap_in_a_stream_partition_is_never_counted_as_done() -> None:
-    import asyncio
-    from collections import defaultdict
-
-    from intervaltree import IntervalTree
-
-    consumer = object.__new__(Consumer)
-    consumer._changelogs = frozenset({"app-drift-changelog"})  # type: ignore[attr-defined]
-    consumer._gap = defaultdict(IntervalTree)  # type: ignore[attr-defined]
-    consumer._committed_offset = defaultdict(lambda: None)  # type: ignore[attr-defined]
-    consumer._acked = defaultdict(list)  # type: ignore[attr-defined]
-    consumer._acked_index = defaultdict(set)  # type: ignore[attr-defined]
-    raw, changelog = TP("t.reviews.raw.v1", 2), TP("app-drift-changelog", 0)
+    app = faust_objects.app(tables=("drift",))
+    consumer = faust_objects.consumer(app)
+    changelog_topic = f"{app.conf.id}-drift-changelog"
+    consumer.seek_state = SeekState(changelogs=frozenset({changelog_topic}))
+    committed = compat.committed_offsets(consumer)
+    raw, changelog = TP("t.reviews.raw.v1", 2), TP(changelog_topic, 0)
+    for tp in (raw, changelog):
+        committed[tp] = 40
+        compat.acked_offsets(consumer, tp).extend([40, 41, 44])
     asyncio.run(consumer._add_gap(raw, 42, 43))
-    asyncio.run(consumer._add_gap(changelog, 5, 7))  # faust's gap handling for compaction
-    assert not consumer._gap[raw]
-    assert sorted((i.begin, i.end) for i in consumer._gap[changelog]) == [(5, 8)]
-    # so the commit stops before the record that was not delivered
-    consumer._acked[raw] = [40, 41, 43, 44]
-    consumer._committed_offset[raw] = 40
+    asyncio.run(consumer._add_gap(changelog, 42, 43))  # faust's gap handling for compaction
+    # the stream partition's commit stops before the records that were not delivered; faust
+    # counts the changelog's gap as done
     assert consumer._new_offset(raw) == 42
+    assert consumer._new_offset(changelog) == 45
     # faust alone would commit 44 here, past record 41 (the next one to read, never acked)
-    consumer._acked[raw] = [42, 43]
-    consumer._committed_offset[raw] = 41
+    acked = compat.acked_offsets(consumer, raw)
+    acked[:] = [42, 43]
+    committed[raw] = 41
     assert consumer._new_offset(raw) is None
-    consumer._acked[raw] = [41, 42, 43]
+    acked[:] = [41, 42, 43]
     assert consumer._new_offset(raw) == 44
 
 
-@dataclass(frozen=True)
-class InFlight:
-    tp: TP
-    offset: int
-
-
-def test_the_stall_watch_seeks_back_when_the_committed_record_is_not_in_flight() -> None:
-    import asyncio
-    from types import SimpleNamespace
-
-    from stream_processors.metrics import WorkerMetrics
-    from stream_processors.stall import _seek_stalled
-
+def test_the_stall_watch_seeks_back_when_the_committed_record_is_not_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = faust_objects.app()
+    consumer = faust_objects.consumer(app)
     held, hole = TP("t.reviews.clean.v1", 1), TP("t.reviews.clean.v1", 2)
     seeks: list[tuple[TP, int]] = []
 
     async def seek_wait(offsets: dict[TP, int]) -> None:
         seeks.extend(offsets.items())
 
-    consumer = SimpleNamespace(
-        _committed_offset={held: 10, hole: 41},
-        # held: its committed record is being processed; hole: later records are, 41 is not
-        _unacked_messages={InFlight(held, 10), InFlight(hole, 45), InFlight(hole, 46)},
-        seek_wait=seek_wait,
-    )
-    app = SimpleNamespace(consumer=consumer)
+    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
+    compat.committed_offsets(consumer).update({held: 10, hole: 41})
+    # held: its committed record is being processed; hole: later records are, 41 is not
+    flying = [faust_objects.message(held, 10)] + [faust_objects.message(hole, o) for o in (45, 46)]
+    for m in flying:
+        consumer.track_message(m)
     clock = Clock()
     watch = StallWatch(after_s=20, clock=clock)
     metrics = WorkerMetrics()
@@ -381,43 +309,29 @@ def test_the_stall_watch_seeks_back_when_the_committed_record_is_not_in_flight()
 def test_perform_seek_drops_stream_records_meanwhile_and_starts_never_committed_ones_over(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import asyncio
-    from collections import defaultdict
-    from types import SimpleNamespace
-
-    import faust.transport.consumer as base
-
-    raw, fresh, changelog = TP("t.raw", 0), TP("t.raw", 1), TP("app-drift-changelog", 0)
+    app = faust_objects.app(tables=("drift",))
+    app.consumer_generation_id = 4
+    consumer = faust_objects.consumer(app)
+    raw, fresh = TP("t.raw", 0), TP("t.raw", 1)
+    changelog = TP(f"{app.conf.id}-drift-changelog", 0)
     delivered: list[tuple[TP, int]] = []
-
-    def message(offset: int) -> Message:
-        m = Message(generation_id=4)
-        m.offset = offset  # type: ignore[attr-defined]
-        return m
-
     # records a fetch returns while the seek runs: the stream ones must not reach faust
-    during = [(raw, message(59)), (fresh, message(7)), (changelog, message(3))]
+    during = [(tp, faust_objects.message(tp, o, generation_id=4)) for tp, o in
+              [(raw, 59), (fresh, 7), (changelog, 3)]]  # fmt: skip
 
     async def parent_getmany(self: Any, timeout: float) -> Any:
         for item in during:
             yield item
 
-    consumer = object.__new__(Consumer)
-
     async def parent_perform_seek(self: Any) -> None:
-        self._committed_offset[raw] = 29  # faust: seek_to_committed, fresh has no commit
+        compat.committed_offsets(self)[raw] = 29  # faust: seek_to_committed; fresh has none
         async for tp, m in consumer.getmany(1.0):
             delivered.append((tp, m.offset))
 
     monkeypatch.setattr(base.Consumer, "getmany", parent_getmany)
     monkeypatch.setattr(base.Consumer, "perform_seek", parent_perform_seek)
-    consumer.app = SimpleNamespace(  # type: ignore[attr-defined]
-        tables=SimpleNamespace(changelog_topics={"app-drift-changelog"}),
-        consumer_generation_id=4,
-    )
-    consumer._committed_offset = defaultdict(lambda: None)  # type: ignore[attr-defined]
-    consumer._changelogs = frozenset({"app-drift-changelog"})  # type: ignore[attr-defined]
-    consumer.assignment = lambda: {raw, fresh, changelog}  # type: ignore[method-assign]
+    monkeypatch.setattr(consumer, "assignment", lambda: {raw, fresh, changelog})
+    consumer.seek_state = SeekState(changelogs=frozenset({changelog.topic}))
     seeks: list[dict[TP, int]] = []
 
     async def earliest_offsets(*tps: TP) -> dict[TP, int]:
@@ -426,12 +340,12 @@ def test_perform_seek_drops_stream_records_meanwhile_and_starts_never_committed_
     async def seek_wait(offsets: dict[TP, int]) -> None:
         seeks.append(dict(offsets))
 
-    consumer.earliest_offsets = earliest_offsets  # type: ignore[method-assign]
-    consumer.seek_wait = seek_wait  # type: ignore[method-assign]
+    monkeypatch.setattr(consumer, "earliest_offsets", earliest_offsets)
+    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
     asyncio.run(consumer.perform_seek())
     assert delivered == [(changelog, 3)]
     # never committed: from the start, not from where it stood; then the partitions whose
     # records were dropped meanwhile go back to where the seek put them
     assert seeks == [{fresh: 0}, {raw: 29, fresh: 0}]
-    assert consumer._expected == {raw: 29, fresh: 0}  # type: ignore[attr-defined]
+    assert consumer.seek_state.expected == {raw: 29, fresh: 0}
     assert consumer.sought_generation == 4

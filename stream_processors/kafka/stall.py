@@ -9,7 +9,7 @@ from typing import Any
 
 import faust
 
-from stream_processors import transport
+from stream_processors.kafka import compat, transport
 from stream_processors.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ async def measure_lag(
             if done is None:
                 continue
         metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
-    if watch is not None and not getattr(app, "rebalancing", False):
+    if watch is not None and not compat.rebalancing(app):
         await _seek_stalled(app, metrics, watch, current, ends)
 
 
@@ -62,10 +62,8 @@ async def _seek_stalled(
 ) -> None:
     consumer = app.consumer
     # faust's own view of the group's committed offsets (read at the seek, moved by commits)
-    committed = getattr(consumer, "_committed_offset", {})
-    in_flight: dict[Any, set[int]] = {}
-    for message in list(getattr(consumer, "_unacked_messages", ())):
-        in_flight.setdefault(message.tp, set()).add(message.offset)
+    committed = compat.committed_offsets(consumer)
+    in_flight = compat.in_flight(consumer)
     watch.forget(assigned)
     for tp in assigned:
         end = ends.get(tp)

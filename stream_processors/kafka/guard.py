@@ -21,18 +21,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stream_processors.dlq import PROCESSING_FAILED, Rejection
+from stream_processors.kafka import compat
 from stream_processors.records import Record, Rejected
 
 if TYPE_CHECKING:
-    from stream_processors.app import Outputs
     from stream_processors.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
 Body = Callable[[Sequence[Any]], Awaitable[None]]
+
+
+class DeadLetters(Protocol):
+    """Where a record that keeps failing goes (``wiring.Outputs`` in the worker)."""
+
+    async def dead_letter(self, rejected: Rejected, *, stage: str) -> None: ...
 
 
 def backoff(initial_s: float, max_s: float) -> Iterator[float]:
@@ -44,22 +50,17 @@ def backoff(initial_s: float, max_s: float) -> Iterator[float]:
 
 
 def withhold(events: Sequence[Any]) -> None:
-    """Make ``events`` never committable by this worker (they are read again after a restart).
+    """Make ``events`` (faust events) never committable by this worker: they are read again
+    after a restart or by the partition's next owner.
 
-    Marks each faust message acked *without* telling the consumer, so the ack ``take_events``
-    sends on the way out is a no-op and the commit stops before the first withheld offset; the
-    message also leaves the consumer's unacked set, so a shutdown does not wait for it.
+    Marks each message acked *without* recording the ack (:func:`compat.withhold`), so the ack
+    ``take_events`` sends on the way out is a no-op and the commit stops before the first
+    withheld offset; the message also leaves the consumer's unacked set, so a shutdown does
+    not wait for it. This answers faust acking a batch whatever its body did
+    (robinhood/faust#604, faust-streaming#527).
     """
     for event in events:
-        message = getattr(event, "message", None)
-        if message is None:
-            continue
-        message.acked = True
-        app = getattr(event, "app", None)
-        consumer = getattr(app, "consumer", None) if app is not None else None
-        unacked = getattr(consumer, "_unacked_messages", None)
-        if unacked is not None:
-            unacked.discard(message)
+        compat.withhold(event.app.consumer, event.message)
 
 
 class BatchGuard:
@@ -72,7 +73,7 @@ class BatchGuard:
     def __init__(
         self,
         stage: str,
-        outputs: Outputs,
+        outputs: DeadLetters,
         metrics: WorkerMetrics,
         *,
         attempts: int = 3,

@@ -1,13 +1,14 @@
 """The workers' Kafka transport: faust's aiokafka driver, with acks that cannot skip records.
 
 faust's ``Stream`` *acks* a record it skips: one read while a rebalance (or a shutdown) has
-suspended the flow, or one fetched in an earlier consumer generation. On a revoke faust also
-forgets the partition's committed offset and acked list, so such an ack lands in a fresh list
-that nothing guards, right after the acks of the batch that was in flight: contiguous, hence
-committable. The commit timer then moves the group past records nobody processed, and the
-next owner of the partition (this worker or another) starts after them. The two-worker and
-SIGKILL fault tests lost 2 and 31 of 2,000 reviews this way (committed offset == log end,
-reviews missing, no errors logged).
+suspended the flow, or one fetched in an earlier consumer generation (the skip is faust's answer
+to faust-streaming#221, PR #223; the ack that comes with it is ours to refuse). On a revoke
+faust also forgets the partition's committed offset and acked list, so such an ack lands in a
+fresh list that nothing guards, right after the acks of the batch that was in flight:
+contiguous, hence committable. The commit timer then moves the group past records nobody
+processed, and the next owner of the partition (this worker or another) starts after them. The
+two-worker and SIGKILL fault tests lost 2 and 31 of 2,000 reviews this way (committed offset ==
+log end, reviews missing, no errors logged).
 
 ``Consumer.ack`` here refuses an ack while the flow is suspended or for a record of an older
 generation: the record is marked done for faust's bookkeeping (so nothing waits for it) but its
@@ -15,27 +16,33 @@ offset never becomes committable, so it is read again from the last committed of
 that happens to finish inside a rebalance is therefore processed twice, which every step
 tolerates (rows upsert, events keep their ids); a record is never lost.
 
-Two more holes of the same family, both seen in the two-worker test:
+Holes of the same family, each seen in the fault tests:
 
 - After an assignment faust starts its fetcher early (to restore the tables) and seeks the
-  stream partitions to their committed offsets only at the end of recovery; in between the
-  stream partitions were fetched from wherever the consumer stood and delivered, then
-  delivered again after the seek, and the acks of the first copies were recorded while the
-  committed offset was forgotten: commits skipped records (6 to 73 reviews lost in the fault
-  tests). The stream partitions are therefore paused as soon as they are assigned (recovery
-  resumes them right before its seek), and acks are refused until this generation's seek is
-  done.
+  stream partitions to their committed offsets only at the end of recovery (the family of
+  faust-streaming#216, "recovery resumes from kafka before seeking to committed offsets"); in
+  between the stream partitions were fetched from wherever the consumer stood and delivered,
+  then delivered again after the seek, and the acks of the first copies were recorded while
+  the committed offset was forgotten: commits skipped records (6 to 73 reviews lost in the
+  fault tests). The stream partitions are therefore paused as soon as they are assigned
+  (recovery resumes them right before its seek), and acks are refused until this generation's
+  seek is done.
 - A partition can be left with its committed offset below the log end and nothing coming:
   records fetched, dropped by faust's rebalance handling, never delivered, never re-read.
   :class:`StallWatch` (run by the lag timer) seeks such a partition back to its committed offset
   once the record that offset names has not been in flight for a while: duplicates at worst,
   never a hole.
 - faust counts offsets it skipped in delivery as done (``_add_gap``, meant for compacted topics
-  and transaction markers). A CI run of the SIGKILL test lost one review that way: its raw
-  record was never cleaned, yet the raw partition was committed past it. On stream partitions
-  a gap is now only logged; the commit stops before it and the stall watch reads it again.
-  faust also commits past a single missing record right at the committed offset (it allows
-  the lowest acked offset to be one past it): :meth:`Consumer._new_offset` does not.
+  and transaction markers: robinhood/faust#401, faust-streaming PR #282 and #378). A CI run of
+  the SIGKILL test lost one review that way: its raw record was never cleaned, yet the raw
+  partition was committed past it. On stream partitions a gap is now only logged; the commit
+  stops before it and the stall watch reads it again. faust also commits past a single
+  missing record right at the committed offset (faust-streaming#312, PR #313 allow the lowest
+  acked offset to be one past it): :meth:`Consumer._new_offset` does not.
+- Table recovery can wait for ever on a changelog partition that gets no record
+  (faust-streaming#155, robinhood/faust#218): :class:`RecoveryWatch`.
+
+Every faust private name used here goes through :mod:`stream_processors.kafka.compat`.
 """
 
 from __future__ import annotations
@@ -47,8 +54,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
-from faust.types.tuples import ack_lock
 from mode import Service
+
+from stream_processors.kafka import compat
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +70,7 @@ REWIND_INTERVAL_S = 1.0
 def ack_is_safe(
     *,
     flow_active: bool,
-    message_generation: int,
+    message_generation: int | None,
     consumer_generation: int,
     sought_generation: int | None,
 ) -> bool:
@@ -72,6 +80,22 @@ def ack_is_safe(
         and message_generation == consumer_generation
         and sought_generation == consumer_generation
     )
+
+
+@dataclass
+class SeekState:
+    """What :class:`Consumer` knows of its stream partitions' positions since its last seek."""
+
+    #: the changelog topics (tables' own: faust restores them, none of this applies there)
+    changelogs: frozenset[str] = frozenset()
+    #: true while :meth:`Consumer.perform_seek` runs: stream records fetched meanwhile drop
+    seeking: bool = False
+    #: stream partitions whose records were dropped while seeking
+    dropped: set[Any] = field(default_factory=set)
+    #: the next offset each stream partition must deliver
+    expected: dict[Any, int] = field(default_factory=dict)
+    #: per partition: (offset sought back to, how often, when last)
+    rewinds: dict[Any, tuple[int, int, float]] = field(default_factory=dict)
 
 
 class Consumer(driver.Consumer):
@@ -85,12 +109,18 @@ class Consumer(driver.Consumer):
 
     #: the consumer generation whose seek to the committed offsets has completed
     sought_generation: int | None = None
+    seek_state: SeekState
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.seek_state = SeekState()
+        super().__init__(*args, **kwargs)
 
     @Service.task
     async def _watch_recovery(self) -> None:
         """Run :class:`RecoveryWatch` (from :func:`install`) from the consumer's start: the
         app's own timers only start after the first recovery, which can stall too."""
-        watch: RecoveryWatch | None = getattr(self.transport, "recovery_watch", None)
+        transport = self.transport
+        watch = transport.recovery_watch if isinstance(transport, Transport) else None
         if watch is None:
             return
         while not self.should_stop:
@@ -110,56 +140,61 @@ class Consumer(driver.Consumer):
         # Hold the stream partitions until faust's recovery resumes them, right before it seeks
         # them to their committed offsets: otherwise the fetcher (started early to restore the
         # tables) delivers them from wherever it stands and the same records flow twice.
-        self._changelogs = frozenset(self.app.tables.changelog_topics)
-        self.pause_partitions({tp for tp in assigned if tp.topic not in self._changelogs})
+        state = self.seek_state
+        state.changelogs = frozenset(self.app.tables.changelog_topics)
+        self.pause_partitions({tp for tp in assigned if tp.topic not in state.changelogs})
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def perform_seek(self) -> None:
         self.sought_generation = None
+        state = self.seek_state
         # Stream records fetched before or during the seek must not reach faust: its read
         # offset would run ahead of the seek and faust would then silently drop the refetched
         # records below it (seen in the SIGKILL test: raw partition at 59 delivered right after
         # the seek to 29, then 29-58 dropped). getmany drops them while seeking.
-        self._seeking = True
-        self._dropped: set[Any] = set()
+        state.seeking = True
+        state.dropped = set()
+        committed = compat.committed_offsets(self)
         try:
             await super().perform_seek()
             # faust seeks only partitions with a committed offset. One the group never
             # committed is read from its beginning, as a new group would: records delivered
             # before (acks refused, or dropped above) are read again, never skipped.
-            changelogs = frozenset(self.app.tables.changelog_topics)
+            # faust's changelog_topics builds a new set per call: keep one for getmany
+            state.changelogs = frozenset(self.app.tables.changelog_topics)
             fresh = {
                 tp
                 for tp in self.assignment()
-                if tp.topic not in changelogs and self._committed_offset.get(tp) is None
+                if tp.topic not in state.changelogs and committed.get(tp) is None
             }
-            starts: dict[Any, int] = {}
-            if fresh:
-                try:
-                    earliest = await self.earliest_offsets(*fresh)
-                    starts = {tp: off for tp, off in earliest.items() if off is not None}
-                    await self.seek_wait(starts)
-                except Exception as exc:  # a rebalance moved the assignment: it seeks again
-                    log.warning("seeking never-committed partitions to the start: %r", exc)
-                    starts = {}
+            starts = await self._seek_to_start(fresh) if fresh else {}
         finally:
-            self._seeking = False
+            state.seeking = False
         # From here each stream partition must be delivered in order from its committed offset.
-        # faust's changelog_topics builds a new set per call: keep one for the per-record check
-        self._changelogs = changelogs
-        self._expected = {
+        state.expected = {
             tp: offset
-            for tp, offset in self._committed_offset.items()
-            if offset is not None and tp.topic not in self._changelogs
+            for tp, offset in committed.items()
+            if offset is not None and tp.topic not in state.changelogs
         }
-        self._expected.update(starts)
+        state.expected.update(starts)
         # Records dropped while seeking may have been fetched from the new position (a fetch
         # sent after faust's seek, returned before this method ended): read them again.
-        again = {tp: self._expected[tp] for tp in self._dropped if tp in self._expected}
+        again = {tp: state.expected[tp] for tp in state.dropped if tp in state.expected}
         if again:
             await self.seek_wait(again)
-        self._rewinds: dict[Any, tuple[int, int, float]] = {}
-        self.sought_generation = self.app.consumer_generation_id
+        state.rewinds = {}
+        self.sought_generation = compat.consumer_generation(self.app)
+
+    async def _seek_to_start(self, partitions: set[Any]) -> dict[Any, int]:
+        """Seek ``partitions`` to their earliest offsets; return them (none when it failed)."""
+        try:
+            earliest = await self.earliest_offsets(*partitions)
+            starts = {tp: off for tp, off in earliest.items() if off is not None}
+            await self.seek_wait(starts)
+        except Exception as exc:  # a rebalance moved the assignment: it seeks again
+            log.warning("seeking never-committed partitions to the start: %r", exc)
+            return {}
+        return starts
 
     async def getmany(self, timeout: float) -> Any:
         """faust's records, with each stream partition's offsets contiguous from the last seek.
@@ -172,53 +207,59 @@ class Consumer(driver.Consumer):
         partition again. The expected offsets are looked up per record: a fetch can
         span a seek, and its records must be checked against the offsets the seek set.
         """
+        state = self.seek_state
         async for tp, message in super().getmany(timeout):
-            changelogs: frozenset[str] = getattr(self, "_changelogs", frozenset())
-            if tp.topic not in changelogs and getattr(self, "_seeking", False):
-                self._dropped.add(tp)  # positioned again once the seek is done
+            stream = tp.topic not in state.changelogs
+            if stream and state.seeking:
+                state.dropped.add(tp)  # positioned again once the seek is done
                 continue
-            expected: dict[Any, int] = getattr(self, "_expected", {})
-            rewinds: dict[Any, tuple[int, int, float]] = getattr(self, "_rewinds", {})
-            want = expected.get(tp)
-            if want is not None and message.offset > want:
-                target, count, at = rewinds.get(tp, (want, 0, 0.0))
-                if target != want:
-                    count = 0
-                now = time.monotonic()
-                if target == want and count and now - at < REWIND_INTERVAL_S:
-                    continue  # already sought back; records fetched before the seek still drain
-                if count < MAX_REWINDS:
-                    log.warning(
-                        "%s[%d]: offset %d delivered where %d was expected; seeking back",
-                        tp.topic,
-                        tp.partition,
-                        message.offset,
-                        want,
-                    )
-                    rewinds[tp] = (want, count + 1, now)
-                    await self.seek_wait({tp: want})
-                    continue
-                log.error(
-                    "%s[%d]: offsets %d-%d are still missing after %d refetches; going on "
-                    "from %d (deleted by retention?)",
-                    tp.topic,
-                    tp.partition,
-                    want,
-                    message.offset - 1,
-                    MAX_REWINDS,
-                    message.offset,
-                )
-            rewinds.pop(tp, None)
-            if tp.topic not in changelogs:
-                expected[tp] = message.offset + 1
+            want = state.expected.get(tp)
+            if want is not None and message.offset > want and await self._rewind(tp, want, message):
+                continue
+            state.rewinds.pop(tp, None)
+            if stream:
+                state.expected[tp] = message.offset + 1
             yield tp, message
+
+    async def _rewind(self, tp: Any, want: int, message: Any) -> bool:
+        """``message`` came where ``want`` was expected: True when it is dropped (sought back,
+        or still draining from before the seek back), False once the gap is accepted."""
+        rewinds = self.seek_state.rewinds
+        target, count, at = rewinds.get(tp, (want, 0, 0.0))
+        if target != want:
+            count = 0
+        now = time.monotonic()
+        if target == want and count and now - at < REWIND_INTERVAL_S:
+            return True  # already sought back; records fetched before the seek still drain
+        if count < MAX_REWINDS:
+            log.warning(
+                "%s[%d]: offset %d delivered where %d was expected; seeking back",
+                tp.topic,
+                tp.partition,
+                message.offset,
+                want,
+            )
+            rewinds[tp] = (want, count + 1, now)
+            await self.seek_wait({tp: want})
+            return True
+        log.error(
+            "%s[%d]: offsets %d-%d are still missing after %d refetches; going on "
+            "from %d (deleted by retention?)",
+            tp.topic,
+            tp.partition,
+            want,
+            message.offset - 1,
+            MAX_REWINDS,
+            message.offset,
+        )
+        return False
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         """faust counts offsets it never delivered as done (meant for compacted topics and
         transaction markers): on a stream partition that commits past a record nobody
         processed. There a gap is logged and left open: the commit stops before it, and the
         stall watch reads the partition again from there once nothing of it is in flight."""
-        if tp.topic in getattr(self, "_changelogs", frozenset()):
+        if tp.topic in self.seek_state.changelogs:
             await super()._add_gap(tp, offset_from, offset_to)
             return
         log.warning(
@@ -234,17 +275,18 @@ class Consumer(driver.Consumer):
         """The offset to commit for ``tp``, never past the committed offset's own record.
 
         faust keeps the committed offset as the *next* offset to read but only refuses to
-        commit when the lowest acked offset is more than one past it: with 41 committed and
-        42, 43 acked it commits 44, skipping record 41 (refused ack, or never delivered). On a
-        stream partition the commit waits until the committed offset's record is acked.
+        commit when the lowest acked offset is more than one past it (faust-streaming#312):
+        with 41 committed and 42, 43 acked it commits 44, skipping record 41 (refused ack, or
+        never delivered). On a stream partition the commit waits until the committed offset's
+        record is acked.
         """
-        acked = self._acked[tp]
-        committed = self._committed_offset[tp]
+        acked = compat.acked_offsets(self, tp)
+        committed = compat.committed_offsets(self)[tp]
         if (
             acked
             and committed is not None
             and min(acked) > committed
-            and tp.topic not in getattr(self, "_changelogs", frozenset())
+            and tp.topic not in self.seek_state.changelogs
         ):
             return None
         return super()._new_offset(tp)
@@ -253,18 +295,17 @@ class Consumer(driver.Consumer):
         app = self.app
         safe = ack_is_safe(
             flow_active=app.flow_control.is_active(),
-            message_generation=getattr(message, "generation_id", 0),
-            consumer_generation=app.consumer_generation_id,
+            message_generation=compat.message_generation(message),
+            consumer_generation=compat.consumer_generation(app),
             sought_generation=self.sought_generation,
         )
         if safe:
             return bool(super().ack(message))
-        with ack_lock:
-            # Done as far as waiting goes (a shutdown or rebalance does not wait for it), but
-            # never recorded as acked: the commit stops before it and it is consumed again.
-            message.acked = True
-            self._unacked_messages.discard(message)
+        compat.withhold(self, message)
         return False
+
+
+compat.check_overrides(Consumer, driver.Consumer)
 
 
 @dataclass
@@ -377,8 +418,8 @@ async def unstick_recovery(app: Any, watch: RecoveryWatch) -> list[Any]:
         return []
     stuck = watch.stuck(
         remaining=recovery.active_remaining(),
-        last_event=dict(recovery._active_events_received_at),
-        started_at=recovery._recovery_started_at,
+        last_event=compat.recovery_events_received_at(recovery),
+        started_at=compat.recovery_started_at(recovery),
     )
     if not stuck:
         return []
@@ -391,6 +432,7 @@ async def unstick_recovery(app: Any, watch: RecoveryWatch) -> list[Any]:
             position = await consumer.position(tp)
         except Exception as exc:  # revoked meanwhile
             position = repr(exc)
+        read_offset, paused, active = compat.fetch_state(consumer, tp)
         log.warning(
             "%s[%d]: table recovery has had no record for %.0fs (applied up to %s, high-water "
             "%s; fetch position %s, read offset %s, paused %s, active %s, consumer flow %s, "
@@ -401,9 +443,9 @@ async def unstick_recovery(app: Any, watch: RecoveryWatch) -> list[Any]:
             recovery.active_offsets.get(tp),
             recovery.active_highwaters.get(tp),
             position,
-            consumer._read_offset.get(tp),
-            tp in consumer._paused_partitions,
-            tp in (consumer._active_partitions or ()),
+            read_offset,
+            paused,
+            active,
             consumer.flow_active,
             app.flow_control.is_active(),
             app.tables.changelog_queue.qsize(),
@@ -420,9 +462,10 @@ async def unstick_recovery(app: Any, watch: RecoveryWatch) -> list[Any]:
 
 
 class Transport(driver.Transport):
-    """faust's aiokafka transport with :class:`Consumer`."""
+    """faust's aiokafka transport with :class:`Consumer` (and its :class:`RecoveryWatch`)."""
 
     Consumer = Consumer
+    recovery_watch: RecoveryWatch | None = None
 
 
 def install(app: Any, recovery_watch: RecoveryWatch | None = None) -> None:
