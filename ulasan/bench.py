@@ -36,7 +36,7 @@ def _failures(*kinds: type[Exception]) -> Iterator[None]:
     """A benchmark error of ``kinds`` (the trainer's, the inference's and ours when none are
     given) becomes one red line and exit code 1."""
     if not kinds:
-        from ulasan.core.inference import InferenceError  # heavy: onnxruntime
+        from ulasan.core.inference import InferenceError  # noqa: PLC0415 - heavy, onnxruntime
 
         kinds = (TrainerError, InferenceError, UlasanError)
     try:
@@ -65,8 +65,8 @@ def _table(
 def _serving_folder(model: str | None, shape: str | None, settings: Settings) -> Path:
     """The serving folder a pipeline-level benchmark runs: a built shape, ``model``, or the
     registered champion."""
-    from trainer.bench_engine import shape_model  # heavy: onnxruntime
-    from ulasan.core.registry import resolve_model  # heavy: onnxruntime
+    from trainer.bench_engine import shape_model  # noqa: PLC0415 - heavy, onnxruntime
+    from ulasan.core.registry import resolve_model  # noqa: PLC0415 - heavy, onnxruntime
 
     if shape is not None:
         return shape_model(shape, settings)[1]
@@ -112,9 +112,9 @@ def _engine_folder(
 ) -> tuple[Path, Path | None]:
     """The serving folder and the PyTorch checkpoint of the eager baseline (the manifest's
     ``source_checkpoint`` when none is given and it exists)."""
-    from trainer.bench_engine import shape_model  # heavy: onnxruntime
-    from ulasan.core.inference import ModelManifest  # heavy: onnxruntime
-    from ulasan.core.registry import resolve_model  # heavy: onnxruntime
+    from trainer.bench_engine import shape_model  # noqa: PLC0415 - heavy, onnxruntime
+    from ulasan.core.inference import ModelManifest  # noqa: PLC0415 - heavy, onnxruntime
+    from ulasan.core.registry import resolve_model  # noqa: PLC0415 - heavy, onnxruntime
 
     if shape is not None:
         ckpt, folder = shape_model(shape, settings)
@@ -148,8 +148,8 @@ def engine(
 
     Each at batch 1 and batched with length-sorted dynamic padding, on SmSA valid texts.
     """
-    from trainer.bench_engine import run_engine_bench  # heavy: onnxruntime
-    from ulasan.core.inference import InferenceError  # heavy: onnxruntime
+    from trainer.bench_engine import run_engine_bench  # noqa: PLC0415 - heavy, onnxruntime
+    from ulasan.core.inference import InferenceError  # noqa: PLC0415 - heavy, onnxruntime
 
     if (model is None) == (shape is None):
         err.print("[red]give exactly one of --model and --shape[/red]")
@@ -262,7 +262,7 @@ def gateway(
     """HTTP /predict and gRPC Predict through gateway, Kafka and a worker: requests/s and
     p50/p95/p99 from C clients (closed loop, or open loop at --rate), beside the bare engine's
     batch-1 latency."""
-    from ulasan.bench_gateway import run_gateway_bench  # imports httpx and grpc (~0.4 s)
+    from ulasan.bench_gateway import run_gateway_bench  # noqa: PLC0415 - httpx, grpc: ~0.4 s
 
     def bench(served: _Served) -> dict[str, Any]:
         return run_gateway_bench(

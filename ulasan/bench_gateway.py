@@ -60,7 +60,7 @@ WARMUP_REQUESTS = 60
 
 def engine_batch1_ms(folder: Path, threads: int | None, n: int = 200) -> float:
     """Median ms of one ``predict([text])`` call over the short reviews (after a warm-up)."""
-    from ulasan.core.inference import OnnxPredictor  # heavy: onnxruntime
+    from ulasan.core.inference import OnnxPredictor  # noqa: PLC0415 - heavy, onnxruntime
 
     predictor = OnnxPredictor.from_folder(folder, intra_op_threads=threads)
     for text in SHORT_REVIEWS:

@@ -169,7 +169,7 @@ def _best_engine(
 ) -> tuple[float, int]:
     """The engine's best length-sorted throughput over the whole text set at each batch size
     (the worker's micro-batch and its ONNX Runtime call size): (texts/s, batch size)."""
-    from trainer.bench_engine import run_engine_bench  # heavy: onnxruntime
+    from trainer.bench_engine import run_engine_bench  # noqa: PLC0415 - heavy, onnxruntime
 
     best_tps, best_batch = 0.0, sizes[0]
     for size in sorted(set(sizes)):
@@ -201,9 +201,9 @@ def run_pipeline_bench(
     worker, None = its default)."""
     if workers < 1:
         raise BenchError(f"workers must be >= 1, got {workers}")
-    # heavy: the worker settings import the stream processors (faust, onnxruntime)
-    from stream_processors.settings import WorkerConfig
-    from trainer.bench_engine import bench_texts  # heavy: onnxruntime
+    # the worker settings import the stream processors (onnxruntime, scipy)
+    from stream_processors.settings import WorkerConfig  # noqa: PLC0415 - heavy
+    from trainer.bench_engine import bench_texts  # noqa: PLC0415 - heavy, onnxruntime
 
     run = _PipelineRun(settings, folder, events, workers, threads, stall_s, say)
     config = WorkerConfig()

@@ -123,7 +123,7 @@ def start_stack(settings: Settings, console: Console) -> None:
 
 def ensure_champion(settings: Settings, train_config: Path | None, console: Console) -> str:
     """The champion's ``models:/NAME/VERSION``; trains and promotes one first if there is none."""
-    from trainer import registry  # heavy: onnxruntime
+    from trainer import registry  # noqa: PLC0415 - heavy, onnxruntime
 
     name = settings.mlflow.registered_model
     try:
