@@ -81,8 +81,7 @@ class WorkerProcess:
         """SIGTERM (a clean leave of the consumer group), SIGKILL after ``timeout_s``."""
         if self.child is None:
             return None
-        self.child.stop(timeout_s)
-        return self.child.exit_code
+        return self.child.stop(timeout_s)
 
 
 class LagProbe:

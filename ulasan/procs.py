@@ -124,7 +124,7 @@ class Child:
             _signal_group(self.proc, signal.SIGKILL)
         self.proc.wait(timeout=wait_s)
 
-    def stop(self, timeout_s: float = 60.0, kill_wait_s: float = 30.0) -> bool:
+    def terminate(self, timeout_s: float = 60.0, kill_wait_s: float = 30.0) -> bool:
         """SIGTERM to its process group (a clean leave), SIGKILL after ``timeout_s``. True when
         it left on SIGTERM (or had already exited), False when it had to be killed."""
         if not self.alive():
@@ -136,3 +136,8 @@ class Child:
             self.kill(kill_wait_s)
             return False
         return True
+
+    def stop(self, timeout_s: float = 60.0, kill_wait_s: float = 30.0) -> int:
+        """:meth:`terminate`, then the exit code."""
+        self.terminate(timeout_s, kill_wait_s)
+        return self.proc.wait()
