@@ -1,21 +1,72 @@
-"""``ulasan bench ...``: benchmarks printing figures beside a baseline from the same run."""
+"""``ulasan bench ...``: benchmarks printing figures beside a baseline from the same run.
+
+``ulasan --help`` imports this module: what pulls in onnxruntime (the engine benchmark, the model
+registry, the inference errors) or httpx and grpc (the gateway benchmark) is imported inside the
+command that needs it.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-if TYPE_CHECKING:
-    from ulasan.core.settings import Settings
+from trainer.errors import TrainerError
+from ulasan.bench_pipeline import run_pipeline_bench
+from ulasan.core.settings import PROJECT_ROOT, Settings
+from ulasan.core.text.bench import run_text_bench
+from ulasan.core.text.errors import TextError
+from ulasan.errors import UlasanError
+from ulasan.options import SHAPE_HELP, AsJson, ServedModel, Shape, Workers, WorkerThreads
+from ulasan.pipeline_tools import default_workers, worker_threads
+
+app = typer.Typer(help="Benchmarks (results go to docs/benchmarks.md).", no_args_is_help=True)
+err = Console(stderr=True)
+
+
+@contextmanager
+def _failures(*kinds: type[Exception]) -> Iterator[None]:
+    """A benchmark error of ``kinds`` (the trainer's, the inference's and ours when none are
+    given) becomes one red line and exit code 1."""
+    if not kinds:
+        from ulasan.core.inference import InferenceError  # noqa: PLC0415 - heavy, onnxruntime
+
+        kinds = (TrainerError, InferenceError, UlasanError)
+    try:
+        yield
+    except kinds as exc:
+        err.print(f"[red]benchmark failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _print_json(result: dict[str, Any]) -> None:
+    typer.echo(json.dumps(result))
+
+
+def _table(
+    title: str, columns: tuple[str, ...], rows: list[list[str]], words: tuple[str, ...] = ()
+) -> Table:
+    """A table of figures (right-justified) beside the columns of ``words`` (left-justified)."""
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="left" if col in words else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def _serving_folder(model: str | None, shape: str | None, settings: Settings) -> Path:
     """The serving folder a pipeline-level benchmark runs: a built shape, ``model``, or the
     registered champion."""
-    from trainer.bench_engine import shape_model
-    from ulasan.core.registry import resolve_model
+    from trainer.bench_engine import shape_model  # noqa: PLC0415 - heavy, onnxruntime
+    from ulasan.core.registry import resolve_model  # noqa: PLC0415 - heavy, onnxruntime
 
     if shape is not None:
         return shape_model(shape, settings)[1]
@@ -23,7 +74,57 @@ def _serving_folder(model: str | None, shape: str | None, settings: Settings) ->
     return resolve_model(ref, settings)[0]
 
 
-app = typer.Typer(help="Benchmarks (results go to docs/benchmarks.md).", no_args_is_help=True)
+@dataclass(frozen=True)
+class _Served:
+    """What a pipeline-level benchmark runs on: the model's serving folder and the workers."""
+
+    settings: Settings
+    folder: Path
+    workers: int
+    threads: int
+
+
+def _run_served(
+    model: str | None,
+    shape: str | None,
+    workers: int | None,
+    threads: int | None,
+    bench: Callable[[_Served], dict[str, Any]],
+) -> tuple[dict[str, Any], _Served]:
+    """Check the options, pick the folder and the worker count, run ``bench``."""
+    if model is not None and shape is not None:
+        err.print("[red]give at most one of --model and --shape[/red]")
+        raise typer.Exit(2)
+    settings = Settings()
+    n_workers = workers or default_workers(settings.kafka.partitions)
+    with _failures():
+        folder = _serving_folder(model, shape, settings)
+        served = _Served(settings, folder, n_workers, threads or worker_threads(n_workers))
+        return bench(served), served
+
+
+def _say(line: str) -> None:
+    err.print(f"… {line}")
+
+
+def _engine_folder(
+    model: str | None, shape: str | None, checkpoint: Path | None, settings: Settings
+) -> tuple[Path, Path | None]:
+    """The serving folder and the PyTorch checkpoint of the eager baseline (the manifest's
+    ``source_checkpoint`` when none is given and it exists)."""
+    from trainer.bench_engine import shape_model  # noqa: PLC0415 - heavy, onnxruntime
+    from ulasan.core.inference import ModelManifest  # noqa: PLC0415 - heavy, onnxruntime
+    from ulasan.core.registry import resolve_model  # noqa: PLC0415 - heavy, onnxruntime
+
+    if shape is not None:
+        ckpt, folder = shape_model(shape, settings)
+        return folder, checkpoint or ckpt
+    assert model is not None
+    folder, _, _ = resolve_model(model, settings, include_fp32=True)
+    source = ModelManifest.read(folder).source_checkpoint
+    if checkpoint is None and source and (Path(source) / "config.json").is_file():
+        checkpoint = Path(source)
+    return folder, checkpoint
 
 
 @app.command("engine")
@@ -31,9 +132,7 @@ def engine(
     model: str | None = typer.Option(
         None, "--model", help="models:/NAME@ALIAS | models:/NAME/N | a serving folder"
     ),
-    shape: str | None = typer.Option(
-        None, "--shape", help="indobert-base: a random BERT-base-shaped model, built offline"
-    ),
+    shape: str | None = typer.Option(None, "--shape", help=SHAPE_HELP),
     checkpoint: Path | None = typer.Option(
         None,
         "--checkpoint",
@@ -43,63 +142,37 @@ def engine(
     texts: int = typer.Option(256, "--texts", min=8, help="SmSA valid texts to score"),
     batch: int = typer.Option(32, "--batch", min=2, help="batch size of the batched runs"),
     threads: int | None = typer.Option(None, "--threads", help="intra-op threads [all cores]"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    as_json: AsJson = False,
 ) -> None:
     """Engine throughput and latency: PyTorch eager vs ONNX Runtime fp32 vs int8.
 
     Each at batch 1 and batched with length-sorted dynamic padding, on SmSA valid texts.
     """
-    import json
+    from trainer.bench_engine import run_engine_bench  # noqa: PLC0415 - heavy, onnxruntime
+    from ulasan.core.inference import InferenceError  # noqa: PLC0415 - heavy, onnxruntime
 
-    from rich.console import Console
-    from rich.table import Table
-
-    from trainer.bench_engine import run_engine_bench, shape_model
-    from trainer.errors import TrainerError
-    from ulasan.core.inference import InferenceError, ModelManifest
-    from ulasan.core.registry import resolve_model
-    from ulasan.core.settings import Settings
-
-    err = Console(stderr=True)
     if (model is None) == (shape is None):
         err.print("[red]give exactly one of --model and --shape[/red]")
         raise typer.Exit(2)
-    settings = Settings()
-    try:
-        if shape is not None:
-            ckpt, folder = shape_model(shape, settings)
-            checkpoint = checkpoint or ckpt
-        else:
-            assert model is not None
-            folder, _, _ = resolve_model(model, settings, include_fp32=True)
-            source = ModelManifest.read(folder).source_checkpoint
-            if checkpoint is None and source and (Path(source) / "config.json").is_file():
-                checkpoint = Path(source)
+    with _failures(TrainerError, InferenceError):
+        folder, checkpoint = _engine_folder(model, shape, checkpoint, Settings())
         result = run_engine_bench(
             folder, checkpoint, n_texts=texts, batch_size=batch, threads=threads
         )
-    except (TrainerError, InferenceError) as exc:
-        err.print(f"[red]benchmark failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
     if as_json:
-        typer.echo(json.dumps(result))
+        _print_json(result)
         return
-    table = Table(
-        title=f"{result['model']}: {result['n_texts']} texts, mean {result['mean_tokens']} "
+    title = (
+        f"{result['model']}: {result['n_texts']} texts, mean {result['mean_tokens']} "
         f"tokens, {result['threads']} threads"
     )
-    for col in ("runtime", "batch", "padding", "texts/s", "p50 ms", "p99 ms"):
-        table.add_column(col, justify="left" if col in ("runtime", "padding") else "right")
-    for r in result["runs"]:
-        table.add_row(
-            r["runtime"],
-            str(r["batch"]),
-            r["padding"],
-            f"{r['texts_per_s']:.1f}",
-            f"{r['p50_ms']:.2f}",
-            f"{r['p99_ms']:.2f}",
-        )
-    Console().print(table)
+    columns = ("runtime", "batch", "padding", "texts/s", "p50 ms", "p99 ms")
+    rows = [
+        [r["runtime"], str(r["batch"]), r["padding"]]
+        + [f"{r['texts_per_s']:.1f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
+        for r in result["runs"]
+    ]
+    Console().print(_table(title, columns, rows, words=("runtime", "padding")))
     for note in result["notes"]:
         err.print(f"[yellow]note:[/yellow] {note}")
 
@@ -107,36 +180,24 @@ def engine(
 @app.command("text")
 def text(
     n: int = typer.Option(20000, "--n", min=100, help="texts to process (SmSA and PRDECT-ID)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    as_json: AsJson = False,
 ) -> None:
     """Clean + features throughput on one core, beside clean alone and the uncached stemmer."""
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from ulasan.core.settings import PROJECT_ROOT
-    from ulasan.core.text.bench import run_text_bench
-    from ulasan.core.text.errors import TextError
-
-    try:
+    with _failures(TextError):
         result = run_text_bench(n, PROJECT_ROOT / "data")
-    except TextError as exc:
-        Console(stderr=True).print(f"[red]benchmark failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
     if as_json:
-        typer.echo(json.dumps(result))
+        _print_json(result)
         return
-    table = Table(
-        title=f"text processing: {result['n_texts']} texts, mean {result['mean_chars']} chars, "
+    title = (
+        f"text processing: {result['n_texts']} texts, mean {result['mean_chars']} chars, "
         f"core {result['core']}, load {result['load_avg']}"
     )
-    for col in ("run", "kind", "texts/s", "µs/text"):
-        table.add_column(col, justify="left" if col in ("run", "kind") else "right")
-    for r in result["runs"]:
-        table.add_row(r["run"], r["kind"], f"{r['texts_per_s']:.0f}", f"{r['us_per_text']:.1f}")
+    rows = [
+        [r["run"], r["kind"], f"{r['texts_per_s']:.0f}", f"{r['us_per_text']:.1f}"]
+        for r in result["runs"]
+    ]
     console = Console()
-    console.print(table)
+    console.print(_table(title, ("run", "kind", "texts/s", "µs/text"), rows, words=("run", "kind")))
     lat = result["process_latency_us"]
     console.print(
         f"process latency µs: p50 {lat['p50']}, p99 {lat['p99']}, max {lat['max']}; "
@@ -148,86 +209,43 @@ def text(
 
 @app.command("pipeline")
 def pipeline(
-    model: str | None = typer.Option(
-        None,
-        "--model",
-        help="models:/NAME@ALIAS | models:/NAME/N | a serving folder [default: the champion]",
-    ),
-    shape: str | None = typer.Option(
-        None, "--shape", help="indobert-base: a random BERT-base-shaped model, built offline"
-    ),
+    model: ServedModel = None,
+    shape: Shape = None,
     events: int = typer.Option(2000, "--events", min=100, help="reviews to push through"),
-    workers: int | None = typer.Option(
-        None,
-        "--workers",
-        min=1,
-        help="worker processes in the consumer group [one per core, at most the partitions]",
-    ),
-    threads: int | None = typer.Option(
-        None, "--threads", min=1, help="ONNX Runtime threads per worker [cores / workers]"
-    ),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    workers: Workers = None,
+    threads: WorkerThreads = None,
+    as_json: AsJson = False,
 ) -> None:
     """Reviews in Kafka -> rows in PostgreSQL: events/s, latency p50/p99, and the ratio to the
     bare engine on the same model, on fresh topics, consumer group and database."""
-    import json
 
-    from rich.console import Console
-    from rich.table import Table
-
-    from trainer.errors import TrainerError
-    from ulasan.bench_pipeline import run_pipeline_bench
-    from ulasan.core.inference import InferenceError
-    from ulasan.core.settings import Settings
-    from ulasan.errors import UlasanError
-    from ulasan.pipeline_tools import default_workers, worker_threads
-
-    err = Console(stderr=True)
-    if model is not None and shape is not None:
-        err.print("[red]give at most one of --model and --shape[/red]")
-        raise typer.Exit(2)
-    settings = Settings()
-    workers = workers or default_workers(settings.kafka.partitions)
-    threads = threads or worker_threads(workers)
-    try:
-        folder = _serving_folder(model, shape, settings)
-        result = run_pipeline_bench(
-            settings,
-            folder=folder,
+    def bench(served: _Served) -> dict[str, Any]:
+        return run_pipeline_bench(
+            served.settings,
+            folder=served.folder,
             events=events,
-            workers=workers,
-            threads=threads,
-            say=lambda line: err.print(f"… {line}"),
+            workers=served.workers,
+            threads=served.threads,
+            say=_say,
         )
-    except (TrainerError, InferenceError, UlasanError) as exc:
-        err.print(f"[red]benchmark failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
+
+    result, served = _run_served(model, shape, workers, threads, bench)
     if as_json:
-        typer.echo(json.dumps(result))
+        _print_json(result)
         return
-    table = Table(title=f"pipeline: {result['events']} reviews, {folder.name}, {workers} worker(s)")
-    for col in ("events/s", "p50 ms", "p99 ms", "engine texts/s", "ratio"):
-        table.add_column(col, justify="right")
-    table.add_row(
-        f"{result['events_per_s']:.1f}",
-        f"{result['latency_p50_ms']:.1f}",
-        f"{result['latency_p99_ms']:.1f}",
-        f"{result['engine_texts_per_s']:.1f}",
-        f"{result['ratio']:.2f}",
+    title = (
+        f"pipeline: {result['events']} reviews, {served.folder.name}, {served.workers} worker(s)"
     )
-    Console().print(table)
+    columns = ("events/s", "p50 ms", "p99 ms", "engine texts/s", "ratio")
+    keys = ("events_per_s", "latency_p50_ms", "latency_p99_ms", "engine_texts_per_s")
+    row = [f"{result[k]:.1f}" for k in keys] + [f"{result['ratio']:.2f}"]
+    Console().print(_table(title, columns, [row]))
 
 
 @app.command("gateway")
 def gateway(
-    model: str | None = typer.Option(
-        None,
-        "--model",
-        help="models:/NAME@ALIAS | models:/NAME/N | a serving folder [default: the champion]",
-    ),
-    shape: str | None = typer.Option(
-        None, "--shape", help="indobert-base: a random BERT-base-shaped model, built offline"
-    ),
+    model: ServedModel = None,
+    shape: Shape = None,
     concurrency: int = typer.Option(10, "--concurrency", min=1, help="concurrent clients"),
     duration: float = typer.Option(20.0, "--duration", min=1, help="seconds per protocol"),
     rate: float | None = typer.Option(
@@ -237,72 +255,42 @@ def gateway(
         help="open loop: requests/s offered in total over the C clients, latency from the "
         "scheduled send time [default: closed loop, each client waits for its answer]",
     ),
-    threads: int | None = typer.Option(
-        None, "--threads", help="ONNX Runtime intra-op threads per worker [cores / workers]"
-    ),
-    workers: int | None = typer.Option(
-        None,
-        "--workers",
-        min=1,
-        help="worker processes in the group [one per core, at most the partitions]",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    threads: WorkerThreads = None,
+    workers: Workers = None,
+    as_json: AsJson = False,
 ) -> None:
     """HTTP /predict and gRPC Predict through gateway, Kafka and a worker: requests/s and
     p50/p95/p99 from C clients (closed loop, or open loop at --rate), beside the bare engine's
     batch-1 latency."""
-    import json
+    from ulasan.bench_gateway import run_gateway_bench  # noqa: PLC0415 - httpx, grpc: ~0.4 s
 
-    from rich.console import Console
-    from rich.table import Table
-
-    from trainer.errors import TrainerError
-    from ulasan.bench_gateway import run_gateway_bench
-    from ulasan.core.inference import InferenceError
-    from ulasan.core.settings import Settings
-    from ulasan.errors import UlasanError
-    from ulasan.pipeline_tools import default_workers, worker_threads
-
-    err = Console(stderr=True)
-    if model is not None and shape is not None:
-        err.print("[red]give at most one of --model and --shape[/red]")
-        raise typer.Exit(2)
-    settings = Settings()
-    n_workers = workers or default_workers(settings.kafka.partitions)
-    try:
-        folder = _serving_folder(model, shape, settings)
-        result = run_gateway_bench(
-            settings,
-            folder=folder,
+    def bench(served: _Served) -> dict[str, Any]:
+        return run_gateway_bench(
+            served.settings,
+            folder=served.folder,
             concurrency=concurrency,
             duration_s=duration,
             rate=rate,
-            threads=threads or worker_threads(n_workers),
-            workers=n_workers,
-            say=lambda line: err.print(f"… {line}"),
+            threads=served.threads,
+            workers=served.workers,
+            say=_say,
         )
-    except (TrainerError, InferenceError, UlasanError) as exc:
-        err.print(f"[red]benchmark failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
+
+    result, served = _run_served(model, shape, workers, threads, bench)
     if as_json:
-        typer.echo(json.dumps(result))
+        _print_json(result)
         return
     engine = result["engine_batch1_p50_ms"]
     how = "closed loop" if rate is None else f"open loop, {rate:g} req/s offered"
-    table = Table(title=f"gateway: {concurrency} clients, {how}, {folder.name}")
-    for col in ("protocol", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
-        table.add_column(col, justify="right")
-    for proto in ("http", "grpc"):
-        r = result[proto]
-        table.add_row(
-            proto,
-            f"{r['rps']:.1f}",
-            f"{r['p50_ms']:.1f}",
-            f"{r['p95_ms']:.1f}",
-            f"{r['p99_ms']:.1f}",
-            str(sum(r["errors"].values())),
-        )
-    Console().print(table)
+    title = f"gateway: {concurrency} clients, {how}, {served.folder.name}"
+    rows = [
+        [proto]
+        + [f"{result[proto][k]:.1f}" for k in ("rps", "p50_ms", "p95_ms", "p99_ms")]
+        + [str(sum(result[proto]["errors"].values()))]
+        for proto in ("http", "grpc")
+    ]
+    columns = ("protocol", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors")
+    Console().print(_table(title, columns, rows))
     Console().print(
         f"bare engine batch-1 p50: {engine:.1f} ms; targets: >= 100 req/s, "
         f"p50 <= {engine + 10:.1f} ms, p99 <= 100 ms"

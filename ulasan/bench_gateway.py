@@ -20,27 +20,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import signal
 import statistics
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
+import httpx
+
+from producers.gateway.grpc_gen import ulasan_pb2 as pb
+from producers.gateway.grpc_gen import ulasan_pb2_grpc as pb_grpc
 from ulasan.core.settings import Settings
 from ulasan.errors import BenchError
-from ulasan.pipeline_tools import (
-    ULASAN_BIN,
-    WorkerGroup,
-    WorkerProcess,
-    free_port,
-    percentile,
-    worker_env,
-)
+from ulasan.pipeline_tools import WorkerGroup, percentile, worker_group
+from ulasan.procs import Child, child_env, free_port, gateway_serve_args, spawn
+from ulasan.sandbox import delete_topics
 
 #: Short reviews (the gateway's typical ad-hoc request).
 SHORT_REVIEWS: tuple[str, ...] = (
@@ -62,7 +60,7 @@ WARMUP_REQUESTS = 60
 
 def engine_batch1_ms(folder: Path, threads: int | None, n: int = 200) -> float:
     """Median ms of one ``predict([text])`` call over the short reviews (after a warm-up)."""
-    from ulasan.core.inference import OnnxPredictor
+    from ulasan.core.inference import OnnxPredictor  # noqa: PLC0415 - heavy, onnxruntime
 
     predictor = OnnxPredictor.from_folder(folder, intra_op_threads=threads)
     for text in SHORT_REVIEWS:
@@ -178,6 +176,53 @@ async def _open_loop(
     }
 
 
+class _Clients:
+    """C connections per protocol, and the worker's own timings (queue, inference) from the
+    replies of the measured requests."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[float]] = {"queue_ms": [], "inference_ms": []}
+
+    def http_call(self, client: httpx.AsyncClient) -> Call:
+        async def call(text: str) -> None:
+            resp = await client.post("/predict", json={"text": text})
+            if resp.status_code != 200:
+                raise BenchError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+            prediction = resp.json()["prediction"]
+            self.parts["queue_ms"].append(float(prediction["queue_ms"]))
+            self.parts["inference_ms"].append(float(prediction["inference_ms"]))
+
+        return call
+
+    def grpc_call(self, stub: Any) -> Call:
+        async def call(text: str) -> None:
+            resp = await stub.Predict(pb.PredictRequest(text=text), timeout=10)
+            self.parts["queue_ms"].append(resp.prediction.queue_ms)
+            self.parts["inference_ms"].append(resp.prediction.inference_ms)
+
+        return call
+
+    async def measure(
+        self, calls: list[Call], duration_s: float, rate: float | None
+    ) -> dict[str, Any]:
+        """A warm-up (not measured), then the closed loop, or the open loop at ``rate``."""
+        for i in range(WARMUP_REQUESTS):
+            await calls[i % len(calls)](SHORT_REVIEWS[i % len(SHORT_REVIEWS)])
+        for values in self.parts.values():
+            values.clear()
+        if rate is None:
+            result = await _load(calls, duration_s)
+        else:
+            result = await _open_loop(calls, rate, duration_s)
+        # where the time went (medians, from the replies): Kafka record time of the request
+        # -> start of its batch in the worker, and the batch's inference time
+        result["worker_queue_p50_ms"] = round(percentile(self.parts["queue_ms"], 50) or 0.0, 2)
+        result["worker_inference_p50_ms"] = round(
+            percentile(self.parts["inference_ms"], 50) or 0.0, 2
+        )
+        return result
+
+
 async def _run_clients(
     http_url: str,
     grpc_target: str,
@@ -188,12 +233,7 @@ async def _run_clients(
     """Both protocols, one after the other; each client has its own connection (an httpx
     client, which opens a second connection only while an open-loop request is still in
     flight, or a grpc.aio channel, which multiplexes in-flight requests)."""
-    import grpc
-    import httpx
-
-    from producers.gateway.grpc_gen import ulasan_pb2 as pb
-    from producers.gateway.grpc_gen import ulasan_pb2_grpc as pb_grpc
-
+    clients = _Clients()
     async with contextlib.AsyncExitStack() as stack:
         https = [
             await stack.enter_async_context(
@@ -206,47 +246,97 @@ async def _run_clients(
             for _ in range(concurrency)
         ]
         stubs = [pb_grpc.GatewayStub(c) for c in channels]  # type: ignore[no-untyped-call]
-        parts: dict[str, list[float]] = {"queue_ms": [], "inference_ms": []}
-
-        def http_call(client: httpx.AsyncClient) -> Call:
-            async def call(text: str) -> None:
-                resp = await client.post("/predict", json={"text": text})
-                if resp.status_code != 200:
-                    raise BenchError(f"HTTP {resp.status_code}: {resp.text[:200]}")
-                prediction = resp.json()["prediction"]
-                parts["queue_ms"].append(float(prediction["queue_ms"]))
-                parts["inference_ms"].append(float(prediction["inference_ms"]))
-
-            return call
-
-        def grpc_call(stub: Any) -> Call:
-            async def call(text: str) -> None:
-                resp = await stub.Predict(pb.PredictRequest(text=text), timeout=10)
-                parts["queue_ms"].append(resp.prediction.queue_ms)
-                parts["inference_ms"].append(resp.prediction.inference_ms)
-
-            return call
-
-        async def measure(calls: list[Call]) -> dict[str, Any]:
-            for i in range(WARMUP_REQUESTS):
-                await calls[i % len(calls)](SHORT_REVIEWS[i % len(SHORT_REVIEWS)])
-            for values in parts.values():
-                values.clear()
-            if rate is None:
-                result = await _load(calls, duration_s)
-            else:
-                result = await _open_loop(calls, rate, duration_s)
-            # where the time went (medians, from the replies): Kafka record time of the request
-            # -> start of its batch in the worker, and the batch's inference time
-            result["worker_queue_p50_ms"] = round(percentile(parts["queue_ms"], 50) or 0.0, 2)
-            result["worker_inference_p50_ms"] = round(
-                percentile(parts["inference_ms"], 50) or 0.0, 2
-            )
-            return result
-
-        http = await measure([http_call(c) for c in https])
-        grpc_result = await measure([grpc_call(s) for s in stubs])
+        http = await clients.measure([clients.http_call(c) for c in https], duration_s, rate)
+        grpc_result = await clients.measure([clients.grpc_call(s) for s in stubs], duration_s, rate)
     return {"http": http, "grpc": grpc_result}
+
+
+@dataclass
+class _GatewayRun:
+    """One benchmark run: its knobs, and the private topics and consumer group."""
+
+    settings: Settings
+    folder: Path
+    threads: int | None
+    workers: int
+    say: Callable[[str], None]
+    suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    @property
+    def prefix(self) -> str:
+        return f"bench-gw-{self.suffix}."
+
+    @property
+    def app_id(self) -> str:
+        return f"ulasan-bench-gw-{self.suffix}"
+
+    @property
+    def logs(self) -> Path:
+        return self.settings.state_dir / "logs"
+
+    def overrides(self) -> dict[str, str]:
+        """The ``ULASAN_*`` settings of the worker and gateway processes."""
+        overrides = {
+            "ULASAN_WORKER__TOPIC_PREFIX": self.prefix,
+            "ULASAN_GATEWAY__TOPIC_PREFIX": self.prefix,
+            "ULASAN_DRIFT__ENABLED": "false",
+        }
+        if self.threads is not None:
+            overrides["ULASAN_WORKER__INTRA_OP_THREADS"] = str(self.threads)
+        return overrides
+
+
+def _workers(run: _GatewayRun) -> WorkerGroup:
+    return worker_group(
+        model=str(run.folder),
+        app_id=run.app_id,
+        overrides=run.overrides(),
+        log_dir=run.logs,
+        stem=f"bench-gateway-{run.suffix}",
+        ports=[0] * run.workers,
+    )
+
+
+def _spawn_gateway(run: _GatewayRun) -> tuple[Child, int, int]:
+    """``ulasan gateway serve`` on free ports: (process, HTTP port, gRPC port)."""
+    http_port, grpc_port = free_port(), free_port()
+    log_path = run.logs / f"bench-gateway-{run.suffix}-gateway.log"
+    proc = spawn(
+        gateway_serve_args(http_port, grpc_port),
+        env=child_env(run.overrides()),
+        log_path=log_path,
+    )
+    return Child("gateway", proc, log_path), http_port, grpc_port
+
+
+def _wait_gateway(gateway: Child, url: str, worker: WorkerGroup, timeout_s: float = 120) -> None:
+    """Until the gateway answers /ready; raise if it or a worker dies, or after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        worker.check_alive()
+        if not gateway.alive():
+            raise BenchError(f"the gateway exited: {gateway.log(3000)}")
+        try:
+            if httpx.get(url + "/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise BenchError(
+                f"the gateway was not ready in {timeout_s:.0f} s; see {gateway.log_path}"
+            )
+        time.sleep(1)
+
+
+def _cleanup(run: _GatewayRun, worker: WorkerGroup, gateway: Child | None) -> None:
+    """Stop the gateway and the workers, remove the run's topics."""
+    if gateway is not None:
+        gateway.stop(30)
+    worker.stop()
+    try:
+        delete_topics(run.settings.kafka.bootstrap_servers, (run.prefix, run.app_id))
+    except Exception as exc:  # noqa: BLE001 - cleanup must not hide the result or the error
+        run.say(f"cleanup failed: {exc}")
 
 
 def run_gateway_bench(
@@ -262,104 +352,35 @@ def run_gateway_bench(
 ) -> dict[str, Any]:
     """Measure the gateway on ``folder`` (a serving folder) with ``workers`` worker processes
     in one group (``threads`` ONNX Runtime threads each); see the module docstring."""
-    import httpx
-
-    from ulasan.core.kafka_admin import admin_client
-
-    suffix = uuid.uuid4().hex[:10]
-    prefix, app_id = f"bench-gw-{suffix}.", f"ulasan-bench-gw-{suffix}"
-    logs = settings.state_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    overrides = {
-        "ULASAN_WORKER__TOPIC_PREFIX": prefix,
-        "ULASAN_GATEWAY__TOPIC_PREFIX": prefix,
-        "ULASAN_DRIFT__ENABLED": "false",
-    }
-    if threads is not None:
-        overrides["ULASAN_WORKER__INTRA_OP_THREADS"] = str(threads)
-    env = worker_env(overrides)
-    worker = WorkerGroup(
-        [
-            WorkerProcess(
-                ["--model", str(folder), "--metrics-port", "0", "--app-id", app_id],
-                env,
-                logs / f"bench-gateway-{suffix}-worker-{n}.log",
-            )
-            for n in range(workers)
-        ]
-    )
-    http_port, grpc_port = free_port(), free_port()
-    gateway_log = logs / f"bench-gateway-{suffix}-gateway.log"
-    gateway: subprocess.Popen[bytes] | None = None
+    run = _GatewayRun(settings, folder, threads, workers, say)
+    run.logs.mkdir(parents=True, exist_ok=True)
+    worker = _workers(run)
+    gateway: Child | None = None
     try:
-        say(f"topics {prefix}*: starting {workers} worker(s) on {folder.name}")
+        say(f"topics {run.prefix}*: starting {workers} worker(s) on {folder.name}")
         worker.start()
         worker.wait_ready()
         say("starting the gateway")
-        with gateway_log.open("wb") as log:
-            gateway = subprocess.Popen(
-                [
-                    str(ULASAN_BIN),
-                    "gateway",
-                    "serve",
-                    "--http-port",
-                    str(http_port),
-                    "--grpc-port",
-                    str(grpc_port),
-                    "--no-register",
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        gateway, http_port, grpc_port = _spawn_gateway(run)
         url = f"http://127.0.0.1:{http_port}"
-        deadline = time.monotonic() + 120
-        while True:
-            worker.check_alive()
-            if gateway.poll() is not None:
-                raise BenchError(f"the gateway exited: {gateway_log.read_text()[-3000:]}")
-            try:
-                if httpx.get(url + "/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError(f"the gateway was not ready in 120 s; see {gateway_log}")
-            time.sleep(1)
+        _wait_gateway(gateway, url, worker)
         how = "closed loop" if rate is None else f"open loop at {rate:g} req/s"
         say(f"{concurrency} clients, {how}, {duration_s:g} s each for HTTP and gRPC")
         result = asyncio.run(
             _run_clients(url, f"127.0.0.1:{grpc_port}", concurrency, duration_s, rate)
         )
     finally:
-        if gateway is not None and gateway.poll() is None:
-            os.killpg(gateway.pid, signal.SIGTERM)
-            try:
-                gateway.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(gateway.pid, signal.SIGKILL)
-        worker.stop()
-        try:
-            admin = admin_client(settings.kafka.bootstrap_servers)
-            doomed = [
-                t for t in admin.list_topics(timeout=10).topics if t.startswith((prefix, app_id))
-            ]
-            if doomed:
-                for fut in admin.delete_topics(doomed, operation_timeout=30).values():
-                    fut.result()
-        except Exception as exc:  # noqa: BLE001 - cleanup must not hide the result or the error
-            say(f"cleanup failed: {exc}")
+        _cleanup(run, worker, gateway)
     say("bare engine, batch 1, same texts")
     # the engine's best batch-1 latency: all cores (its default) and the workers' setting
     result["engine_batch1_p50_ms"] = round(
         min(engine_batch1_ms(folder, None), engine_batch1_ms(folder, threads)), 2
     )
-    result["concurrency"] = concurrency
-    result["workers"] = workers
-    result["mode"] = "closed" if rate is None else "open"
-    result["rate"] = rate
-    result["duration_s"] = duration_s
-    result["model"] = folder.name
-    return result
+    return result | {
+        "concurrency": concurrency,
+        "workers": workers,
+        "mode": "closed" if rate is None else "open",
+        "rate": rate,
+        "duration_s": duration_s,
+        "model": folder.name,
+    }

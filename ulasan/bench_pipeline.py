@@ -14,22 +14,26 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from producers.publish import Publisher, prefixed_topics
 from schemas import topics
 from schemas.events import ReviewReceived
+from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import Settings
 from ulasan.errors import BenchError
-from ulasan.pipeline_tools import WorkerGroup, WorkerProcess, percentile, worker_env
+from ulasan.pipeline_tools import WorkerGroup, percentile, worker_group
+from ulasan.sandbox import create_database, delete_topics, drop_database
 
 WARMUP_EVENTS = 200
 
 
 def _count(dsn: str, like: str) -> int:
-    import psycopg
-
     with psycopg.connect(dsn, connect_timeout=5) as conn:
         row = conn.execute(
             "SELECT count(*) FROM prediction_logs WHERE review_id LIKE %s", (like,)
@@ -56,6 +60,131 @@ def _wait_rows(
         time.sleep(poll_s)
 
 
+@dataclass
+class _PipelineRun:
+    """One benchmark run: its settings and knobs, and the private topics, group and database."""
+
+    settings: Settings
+    folder: Path
+    events: int
+    workers: int
+    threads: int | None
+    stall_s: float
+    say: Callable[[str], None]
+    suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    @property
+    def prefix(self) -> str:
+        return f"bench-{self.suffix}."
+
+    @property
+    def dbname(self) -> str:
+        return f"bench_{self.suffix}"
+
+    @property
+    def app_id(self) -> str:
+        return f"ulasan-bench-{self.suffix}"
+
+    @property
+    def dsn(self) -> str:
+        pg = self.settings.postgres
+        return f"postgresql://{pg.user}@{pg.host}:{pg.port}/{self.dbname}"
+
+
+def _start_workers(run: _PipelineRun) -> WorkerGroup:
+    """The consumer group on the run's topics and database (not started yet)."""
+    overrides = {"ULASAN_WORKER__TOPIC_PREFIX": run.prefix, "ULASAN_POSTGRES__DBNAME": run.dbname}
+    if run.threads is not None:
+        overrides["ULASAN_WORKER__INTRA_OP_THREADS"] = str(run.threads)
+    return worker_group(
+        model=str(run.folder),
+        app_id=run.app_id,
+        overrides=overrides,
+        log_dir=run.settings.state_dir / "logs",
+        stem=f"bench-pipeline-{run.suffix}",
+        ports=[0] * run.workers,
+    )
+
+
+def _prepare(run: _PipelineRun) -> None:
+    """The run's database (migrated, with the ``bench_committed_at`` column) and topics."""
+    run.say(f"database {run.dbname}, topics {run.prefix}*")
+    create_database(run.settings.postgres.dsn, run.dbname, run.dsn)
+    with psycopg.connect(run.dsn, autocommit=True) as conn:
+        conn.execute(
+            "ALTER TABLE prediction_logs ADD COLUMN bench_committed_at timestamptz "
+            "NOT NULL DEFAULT clock_timestamp()"
+        )
+    kafka = run.settings.kafka
+    ensure_topics(
+        kafka.bootstrap_servers,
+        [run.prefix + t for t in topics.all_topics_with_dlq()],
+        kafka.partitions,
+        kafka.replication_factor,
+    )
+
+
+def _publish(publisher: Publisher, id_prefix: str, texts: Sequence[str]) -> None:
+    for i, text in enumerate(texts):
+        publisher.publish_review(
+            ReviewReceived(review_id=f"{id_prefix}-{i}", source="bench", text=text)
+        )
+    publisher.flush()
+
+
+def _measure(run: _PipelineRun, worker: WorkerGroup, pool: Sequence[str]) -> list[Any]:
+    """Warm up, then publish the measured reviews and wait for their rows; per row the latency
+    (ms), the review's ingested_at and the row's commit time (epoch seconds)."""
+    # log_level 4: no notice when the topics are deleted at the end under a live producer
+    publisher = Publisher(
+        run.settings, topic_overrides=prefixed_topics(run.prefix), config={"log_level": 4}
+    )
+    publisher.check_connection()
+    run.say(f"warming up with {WARMUP_EVENTS} reviews")
+    _publish(publisher, "warm", [pool[i % len(pool)] for i in range(WARMUP_EVENTS)])
+    _wait_rows(run.dsn, "warm-%", WARMUP_EVENTS, worker, run.stall_s)
+    run.say(f"publishing {run.events} reviews")
+    _publish(publisher, "bench", [pool[i % len(pool)] for i in range(run.events)])
+    _wait_rows(run.dsn, "bench-%", run.events, worker, run.stall_s)
+    with psycopg.connect(run.dsn) as conn:
+        return conn.execute(
+            "SELECT extract(epoch FROM p.bench_committed_at - r.ingested_at) * 1000, "
+            "extract(epoch FROM r.ingested_at), extract(epoch FROM p.bench_committed_at) "
+            "FROM prediction_logs p JOIN reviews r USING (review_id) "
+            "WHERE p.review_id LIKE 'bench-%'"
+        ).fetchall()
+
+
+def _cleanup(run: _PipelineRun) -> None:
+    """Remove the run's topics (its own and its consumer group's) and its database."""
+    try:
+        delete_topics(run.settings.kafka.bootstrap_servers, (run.prefix, run.app_id))
+        drop_database(run.settings.postgres.dsn, run.dbname)
+    except Exception as exc:  # noqa: BLE001 - cleanup must not hide the result or the error
+        run.say(f"cleanup failed: {exc}")
+
+
+def _best_engine(
+    folder: Path, sizes: Sequence[int], engine_texts: int, say: Callable[[str], None]
+) -> tuple[float, int]:
+    """The engine's best length-sorted throughput over the whole text set at each batch size
+    (the worker's micro-batch and its ONNX Runtime call size): (texts/s, batch size)."""
+    from trainer.bench_engine import run_engine_bench  # noqa: PLC0415 - heavy, onnxruntime
+
+    best_tps, best_batch = 0.0, sizes[0]
+    for size in sorted(set(sizes)):
+        say(f"bare engine on the same model ({engine_texts} texts, batch {size})")
+        engine = run_engine_bench(folder, None, n_texts=engine_texts, batch_size=size)
+        for r in engine["runs"]:
+            if (
+                r["batch"] == size
+                and r["padding"] == "length-sorted"
+                and r["texts_per_s"] > best_tps
+            ):
+                best_tps, best_batch = float(r["texts_per_s"]), size
+    return best_tps, best_batch
+
+
 def run_pipeline_bench(
     settings: Settings,
     *,
@@ -72,112 +201,31 @@ def run_pipeline_bench(
     worker, None = its default)."""
     if workers < 1:
         raise BenchError(f"workers must be >= 1, got {workers}")
-    import psycopg
+    # the worker settings import the stream processors (onnxruntime, scipy)
+    from stream_processors.settings import WorkerConfig  # noqa: PLC0415 - heavy
+    from trainer.bench_engine import bench_texts  # noqa: PLC0415 - heavy, onnxruntime
 
-    from deploy.local.database import migrate
-    from producers.publish import Publisher, prefixed_topics
-    from stream_processors.settings import WorkerConfig
-    from trainer.bench_engine import bench_texts, run_engine_bench
-    from ulasan.core.kafka_admin import admin_client, ensure_topics
-
-    suffix = uuid.uuid4().hex[:10]
-    prefix, dbname, app_id = f"bench-{suffix}.", f"bench_{suffix}", f"ulasan-bench-{suffix}"
-    pg = settings.postgres
-    dsn = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{dbname}"
-    batch, call_batch = WorkerConfig().max_batch, WorkerConfig().inference_batch
+    run = _PipelineRun(settings, folder, events, workers, threads, stall_s, say)
+    config = WorkerConfig()
     pool = bench_texts(1260)
-    texts = [pool[i % len(pool)] for i in range(events)]
-    env = {"ULASAN_WORKER__TOPIC_PREFIX": prefix, "ULASAN_POSTGRES__DBNAME": dbname}
-    if threads is not None:
-        env["ULASAN_WORKER__INTRA_OP_THREADS"] = str(threads)
-    group = [
-        WorkerProcess(
-            ["--model", str(folder), "--metrics-port", "0", "--app-id", app_id],
-            worker_env(env),
-            settings.state_dir / "logs" / f"bench-pipeline-{suffix}-worker-{n}.log",
-        )
-        for n in range(workers)
-    ]
-    worker = WorkerGroup(group)
-    names = [prefix + t for t in topics.all_topics_with_dlq()]
+    worker = _start_workers(run)
     try:
-        say(f"database {dbname}, topics {prefix}*")
-        with psycopg.connect(pg.dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-        migrate(dsn)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(
-                "ALTER TABLE prediction_logs ADD COLUMN bench_committed_at timestamptz "
-                "NOT NULL DEFAULT clock_timestamp()"
-            )
-        ensure_topics(
-            settings.kafka.bootstrap_servers,
-            names,
-            settings.kafka.partitions,
-            settings.kafka.replication_factor,
-        )
+        _prepare(run)
         say(f"starting {workers} worker(s) in one consumer group")
         worker.start()
         worker.wait_ready()
-        # log_level 4: no notice when the topics are deleted at the end under a live producer
-        publisher = Publisher(
-            settings, topic_overrides=prefixed_topics(prefix), config={"log_level": 4}
-        )
-        publisher.check_connection()
-        say(f"warming up with {WARMUP_EVENTS} reviews")
-        for i in range(WARMUP_EVENTS):
-            publisher.publish_review(
-                ReviewReceived(review_id=f"warm-{i}", source="bench", text=pool[i % len(pool)])
-            )
-        publisher.flush()
-        _wait_rows(dsn, "warm-%", WARMUP_EVENTS, worker, stall_s)
-        say(f"publishing {events} reviews")
-        for i, text in enumerate(texts):
-            publisher.publish_review(
-                ReviewReceived(review_id=f"bench-{i}", source="bench", text=text)
-            )
-        publisher.flush()
-        _wait_rows(dsn, "bench-%", events, worker, stall_s)
-        with psycopg.connect(dsn) as conn:
-            rows = conn.execute(
-                "SELECT extract(epoch FROM p.bench_committed_at - r.ingested_at) * 1000, "
-                "extract(epoch FROM r.ingested_at), extract(epoch FROM p.bench_committed_at) "
-                "FROM prediction_logs p JOIN reviews r USING (review_id) "
-                "WHERE p.review_id LIKE 'bench-%'"
-            ).fetchall()
+        rows = _measure(run, worker, pool)
     finally:
         worker.stop()
-        try:
-            admin = admin_client(settings.kafka.bootstrap_servers)
-            doomed = [
-                t for t in admin.list_topics(timeout=10).topics if t.startswith((prefix, app_id))
-            ]
-            if doomed:
-                for fut in admin.delete_topics(doomed, operation_timeout=30).values():
-                    fut.result()
-            with psycopg.connect(pg.dsn, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        except Exception as exc:  # noqa: BLE001 - cleanup must not hide the result or the error
-            say(f"cleanup failed: {exc}")
+        _cleanup(run)
     if len(rows) != events:
         raise BenchError(f"expected {events} joined rows, found {len(rows)}")
     latencies = [float(r[0]) for r in rows]
     span = max(float(r[2]) for r in rows) - min(float(r[1]) for r in rows)
     events_per_s = events / span if span > 0 else 0.0
-
-    # The engine's best length-sorted throughput over the whole text set, at the worker's
-    # micro-batch size and at its ONNX Runtime call size: the ratio is against the better one.
-    engine_tps, engine_batch = 0.0, batch
-    for size in sorted({batch, call_batch}):
-        say(f"bare engine on the same model ({engine_texts} texts, batch {size})")
-        engine = run_engine_bench(folder, None, n_texts=engine_texts, batch_size=size)
-        for r in engine["runs"]:
-            if (
-                r["batch"] == size
-                and r["padding"] == "length-sorted"
-                and r["texts_per_s"] > engine_tps
-            ):
-                engine_tps, engine_batch = float(r["texts_per_s"]), size
+    engine_tps, engine_batch = _best_engine(
+        folder, [config.max_batch, config.inference_batch], engine_texts, say
+    )
     return {
         "events": events,
         "events_per_s": round(events_per_s, 1),

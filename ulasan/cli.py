@@ -9,7 +9,18 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from deploy.local.cli import app as stack_app
+from deploy.local.smoke import smoke_command
+from producers.cli import app as produce_app
+from producers.gateway.cli import app as gateway_app
+from schemas import export
+from stream_processors.cli import consume_app, worker
+from trainer.cli import app as trainer_app
+from trainer.consumer_cli import app as trainer_consumer_app
+from ulasan.bench import app as bench_app
 from ulasan.core.settings import Settings
+from ulasan.run_command import run_command as main_run_command
+from ulasan.scenario import app as scenario_app
 
 app = typer.Typer(
     name="ulasan",
@@ -28,8 +39,6 @@ def schemas_export(
     check: bool = typer.Option(False, "--check", help="fail if the files are stale, write nothing"),
 ) -> None:
     """Write the JSON Schema of every event to schemas/json/."""
-    from schemas import export
-
     if check:
         stale = export.stale()
         if stale:
@@ -44,17 +53,6 @@ def schemas_export(
 
 def _register_subcommands() -> None:
     """Attach the command groups that live in their own packages."""
-    from deploy.local.cli import app as stack_app
-    from deploy.local.smoke import smoke_command
-    from producers.cli import app as produce_app
-    from producers.gateway.cli import app as gateway_app
-    from stream_processors.cli import consume_app, worker
-    from trainer.cli import app as trainer_app
-    from trainer.consumer_cli import app as trainer_consumer_app
-    from ulasan.bench import app as bench_app
-    from ulasan.run_command import run_command as main_run_command
-    from ulasan.scenario import app as scenario_app
-
     app.add_typer(stack_app, name="stack")
     app.command("smoke")(smoke_command)
     # `ulasan run` (make run): the main job
@@ -81,3 +79,7 @@ def settings() -> Settings:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # python -m ulasan.cli
+    main()

@@ -16,15 +16,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from producers.replay import PRDECT_FILE, ReplaySpec
+from deploy.local import manager
+from deploy.local.errors import StackError
+from producers.checkpoints import PostgresCheckpoints
+from producers.cli import report_bad_rows
+from producers.files import count_lines
+from producers.publish import Publisher, prefixed_topics
+from producers.replay import PRDECT_FILE, ReplaySpec, replay
 from producers.replay import preset as replay_preset
 from producers.runner import RunStats
 from schemas import topics
 from schemas.events import LABELS, Event
+from trainer.config import load_config
+from trainer.errors import TrainerError
+from trainer.pipeline import run_training
+from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import Settings
 from ulasan.errors import MainJobError
 from ulasan.pipeline_tools import (
@@ -32,13 +43,12 @@ from ulasan.pipeline_tools import (
     MonitorState,
     SentimentMonitor,
     WorkerGroup,
-    WorkerProcess,
     default_workers,
-    free_port,
     percentile,
-    worker_env,
+    worker_group,
     worker_threads,
 )
+from ulasan.procs import free_port
 
 #: How long the pipeline may make no progress at all before the run gives up.
 STALL_TIMEOUT_S = 180.0
@@ -102,9 +112,6 @@ def new_run_id() -> str:
 
 def start_stack(settings: Settings, console: Console) -> None:
     """``ulasan stack up`` (idempotent): services, migrations and topics."""
-    from deploy.local import manager
-    from deploy.local.errors import StackError
-
     with console.status("bringing the local stack up"):
         try:
             results = manager.up(settings, say=lambda line: console.log(line))
@@ -116,8 +123,7 @@ def start_stack(settings: Settings, console: Console) -> None:
 
 def ensure_champion(settings: Settings, train_config: Path | None, console: Console) -> str:
     """The champion's ``models:/NAME/VERSION``; trains and promotes one first if there is none."""
-    from trainer import registry
-    from trainer.errors import TrainerError
+    from trainer import registry  # noqa: PLC0415 - heavy, onnxruntime
 
     name = settings.mlflow.registered_model
     try:
@@ -129,9 +135,6 @@ def ensure_champion(settings: Settings, train_config: Path | None, console: Cons
     if info is not None:
         console.print(f"model: [bold]{name}[/bold] champion is version {info.version} (reused)")
         return info.uri
-    from trainer.config import load_config
-    from trainer.pipeline import run_training
-
     what = train_config or "configs/ulasan-mini.yaml"
     console.print(f"model: {name} has no champion yet: training one ({what})")
     try:
@@ -152,8 +155,6 @@ def ensure_champion(settings: Settings, train_config: Path | None, console: Cons
 
 def count_rows(dsn: str, ids: list[str]) -> dict[str, int]:
     """Rows of ``ids`` in the three tables the worker writes."""
-    import psycopg
-
     out = {}
     with psycopg.connect(dsn, connect_timeout=5) as conn:
         for table in ("reviews", "text_features", "prediction_logs"):
@@ -193,6 +194,197 @@ def _progress_table(
     return table
 
 
+@dataclass
+class _Job:
+    """One run of the main job: what it was asked, and the workers it started."""
+
+    options: RunOptions
+    settings: Settings
+    console: Console
+    run_id: str
+    model: str
+    worker: WorkerGroup
+    metrics_ports: list[int]
+
+    @property
+    def prefix(self) -> str:
+        return self.options.topic_prefix
+
+
+def _ensure_job_topics(settings: Settings, prefix: str) -> None:
+    kafka = settings.kafka
+    ensure_topics(
+        kafka.bootstrap_servers,
+        [prefix + t for t in topics.all_topics_with_dlq()],
+        kafka.partitions,
+        kafka.replication_factor,
+    )
+
+
+def _start_workers(
+    options: RunOptions, settings: Settings, run_id: str, model: str, console: Console
+) -> tuple[WorkerGroup, list[int]]:
+    """Start the consumer group serving ``model``; the workers and their metrics ports (the
+    configured port and up, or free ones)."""
+    n_workers = options.workers or default_workers(settings.kafka.partitions)
+    ports = [free_port(settings.metrics_port + n) for n in range(n_workers)]
+    worker = worker_group(
+        model=model,
+        app_id=options.app_id,
+        overrides={
+            "ULASAN_WORKER__TOPIC_PREFIX": options.topic_prefix,
+            "ULASAN_WORKER__INTRA_OP_THREADS": str(worker_threads(n_workers)),
+        },
+        log_dir=settings.state_dir / "logs",
+        stem=run_id,
+        ports=ports,
+    )
+    console.print(f"workers: starting {n_workers} (logs {worker.log_path})")
+    worker.start()
+    return worker, ports
+
+
+@dataclass
+class _Stream:
+    """The replay's sink and what watches its effect: the sentiment tail and the lag."""
+
+    spec: ReplaySpec
+    total: int
+    sink: RecordingSink
+    monitor: SentimentMonitor
+    probe: LagProbe
+
+    def close(self) -> None:
+        self.monitor.stop()
+        self.probe.close()
+
+
+def _open_stream(job: _Job) -> _Stream:
+    """The replay spec, the rows it will publish, the publisher, and the watchers (started)."""
+    options, settings, run_id = job.options, job.settings, job.run_id
+    spec = (
+        replay_preset(options.preset, run_id=run_id)
+        if options.preset
+        else ReplaySpec(run_id=run_id)
+    )
+    total = max(count_lines(options.file) - (1 if spec.header else 0), 0)
+    if options.max_rows:
+        total = min(total, options.max_rows)
+    publisher = Publisher(settings, topic_overrides=prefixed_topics(job.prefix))
+    publisher.check_connection()
+    sink = RecordingSink(publisher)
+    bootstrap = settings.kafka.bootstrap_servers
+    monitor = SentimentMonitor(bootstrap, job.prefix + topics.SENTIMENT, sink.ingested)
+    monitor.start()
+    try:
+        probe = LagProbe(
+            bootstrap,
+            options.app_id,
+            [job.prefix + t for t in (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN, topics.SENTIMENT)],
+        )
+    except BaseException:
+        monitor.stop()
+        raise
+    return _Stream(spec, total, sink, monitor, probe)
+
+
+class _Replay(threading.Thread):
+    """Replays the review file into the stream's sink; its outcome is read by the main thread."""
+
+    def __init__(self, job: _Job, stream: _Stream) -> None:
+        super().__init__(name="replay", daemon=True)
+        self.job, self.stream = job, stream
+        self.stats: RunStats | None = None  # set when the replay is done
+        self.progress: RunStats | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        options = self.job.options
+        checkpoints = PostgresCheckpoints(self.job.settings.postgres.dsn)
+        try:
+            self.stats = replay(
+                options.file,
+                self.stream.spec,
+                publisher=self.stream.sink,
+                checkpoints=checkpoints,
+                rate=options.rate,
+                max_rows=options.max_rows,
+                on_progress=lambda stats, _line: setattr(self, "progress", stats),
+            )
+        except BaseException as exc:  # shown by the main thread
+            self.error = exc
+        finally:
+            checkpoints.close()
+
+
+class _Stall:
+    """Raises :class:`MainJobError` when a progress marker stops changing for ``timeout_s``."""
+
+    def __init__(self, job: _Job) -> None:
+        self.job = job
+        self.last: tuple[int, int, int] | None = None
+        self.since = time.monotonic()
+
+    def check(self, published: int, scored: int, rows: int, now: float) -> None:
+        marker = (published, scored, rows)
+        if marker != self.last:
+            self.last, self.since = marker, now
+            return
+        timeout_s = self.job.options.stall_timeout_s
+        if now - self.since > timeout_s:
+            worker = self.job.worker
+            raise MainJobError(
+                f"no progress for {timeout_s:.0f}s (published {published}, "
+                f"scored {scored}, rows {rows}); the worker log ({worker.log_path}) ends "
+                f"with:\n{worker.log_tail()}"
+            )
+
+
+def _watch(job: _Job, stream: _Stream, producer: _Replay, started: float) -> None:
+    """Show live progress until every published review is scored and in PostgreSQL."""
+    rows, next_count = 0, 0.0
+    stall = _Stall(job)
+    with Live(console=job.console, refresh_per_second=4, transient=False) as live:
+        while True:
+            job.worker.check_alive()
+            if producer.error is not None:
+                raise producer.error
+            mon = stream.monitor.snapshot()
+            now = time.monotonic()
+            if now >= next_count:
+                ids = list(stream.sink.ingested)
+                rows = count_rows(job.settings.postgres.dsn, ids)["prediction_logs"] if ids else 0
+                next_count = now + 1.0
+            stats = producer.stats or producer.progress
+            lag = stream.probe.lag()
+            live.update(_progress_table(job.run_id, stats, stream.total, mon, lag, rows, started))
+            done_producing = producer.stats is not None
+            published = len(stream.sink.ingested)
+            if done_producing and mon.scored >= published and rows >= published:
+                return
+            stall.check(published, mon.scored, rows, now)
+            time.sleep(0.25)
+
+
+def _summarise(job: _Job, stream: _Stream, stats: RunStats, started: float) -> RunSummary:
+    mon = stream.monitor.snapshot()
+    ids = list(stream.sink.ingested)
+    span = (mon.last_at or time.monotonic()) - started
+    return RunSummary(
+        run_id=job.run_id,
+        published=stats.published,
+        bad_rows=len(stats.bad_rows),
+        scored=mon.scored,
+        labels={label: mon.labels.get(label, 0) for label in LABELS},
+        events_per_s=mon.scored / span if span > 0 else 0.0,
+        latency_p50_ms=percentile(mon.latencies_ms, 50),
+        latency_p99_ms=percentile(mon.latencies_ms, 99),
+        rows=count_rows(job.settings.postgres.dsn, ids) if ids else {},
+        model=", ".join(mon.model_versions) if mon.model_versions else job.model,
+        elapsed_s=time.monotonic() - started,
+    )
+
+
 def run_main_job(
     options: RunOptions,
     settings: Settings,
@@ -201,155 +393,36 @@ def run_main_job(
     on_summary: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     """Run the main job; see the module docstring. Ctrl-C stops the worker it started."""
-    from producers.checkpoints import PostgresCheckpoints
-    from producers.files import count_lines
-    from producers.publish import Publisher, prefixed_topics
-    from producers.replay import replay
-    from ulasan.core.kafka_admin import ensure_topics
-
     run_id = new_run_id()
     if options.start_stack:
         start_stack(settings, console)
     model = options.model or ensure_champion(settings, options.train_config, console)
-
-    prefix = options.topic_prefix
-    names = [prefix + t for t in topics.all_topics_with_dlq()]
-    ensure_topics(
-        settings.kafka.bootstrap_servers,
-        names,
-        settings.kafka.partitions,
-        settings.kafka.replication_factor,
-    )
-    n_workers = options.workers or default_workers(settings.kafka.partitions)
-    env = {
-        "ULASAN_WORKER__TOPIC_PREFIX": prefix,
-        "ULASAN_WORKER__INTRA_OP_THREADS": str(worker_threads(n_workers)),
-    }
-    metrics_ports: list[int] = []
-    group = []
-    for n in range(n_workers):
-        port = free_port(settings.metrics_port + n)
-        metrics_ports.append(port)
-        group.append(
-            WorkerProcess(
-                ["--model", model, "--metrics-port", str(port), "--app-id", options.app_id],
-                worker_env(env),
-                settings.state_dir / "logs" / f"{run_id}-worker-{n}.log",
-            )
-        )
-    worker = WorkerGroup(group)
-    log_path = worker.log_path
-    console.print(f"workers: starting {n_workers} (logs {log_path})")
-    worker.start()
-    summary = RunSummary(run_id=run_id, model=model)
-    monitor: SentimentMonitor | None = None
-    probe: LagProbe | None = None
+    _ensure_job_topics(settings, options.topic_prefix)
+    worker, ports = _start_workers(options, settings, run_id, model, console)
+    job = _Job(options, settings, console, run_id, model, worker, ports)
+    stream: _Stream | None = None
     try:
         with console.status("waiting for the workers to join their consumer group"):
             worker.wait_ready()
-        addresses = ", ".join(f"http://127.0.0.1:{p}/metrics" for p in metrics_ports)
+        addresses = ", ".join(f"http://127.0.0.1:{p}/metrics" for p in ports)
         console.print(f"workers: ready, metrics on {addresses}")
-
-        spec = (
-            replay_preset(options.preset, run_id=run_id)
-            if options.preset
-            else ReplaySpec(run_id=run_id)
-        )
-        publisher = Publisher(settings, topic_overrides=prefixed_topics(prefix))
-        publisher.check_connection()
-        sink = RecordingSink(publisher)
-        monitor = SentimentMonitor(
-            settings.kafka.bootstrap_servers, prefix + topics.SENTIMENT, sink.ingested
-        )
-        monitor.start()
-        probe = LagProbe(
-            settings.kafka.bootstrap_servers,
-            options.app_id,
-            [prefix + t for t in (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN, topics.SENTIMENT)],
-        )
-        total = max(count_lines(options.file) - (1 if spec.header else 0), 0)
-        if options.max_rows:
-            total = min(total, options.max_rows)
-
-        outcome: dict[str, Any] = {}
-        progress: dict[str, RunStats] = {}
-
-        def produce() -> None:
-            checkpoints = PostgresCheckpoints(settings.postgres.dsn)
-            try:
-                outcome["stats"] = replay(
-                    options.file,
-                    spec,
-                    publisher=sink,
-                    checkpoints=checkpoints,
-                    rate=options.rate,
-                    max_rows=options.max_rows,
-                    on_progress=lambda stats, _line: progress.__setitem__("stats", stats),
-                )
-            except BaseException as exc:  # shown by the main thread
-                outcome["error"] = exc
-            finally:
-                checkpoints.close()
-
-        producer = threading.Thread(target=produce, name="replay", daemon=True)
+        stream = _open_stream(job)
+        producer = _Replay(job, stream)
         started = time.monotonic()
         producer.start()
-        rows = 0
-        last_marker: tuple[int, int, int] | None = None
-        last_change = time.monotonic()
-        next_count = 0.0
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
-            while True:
-                worker.check_alive()
-                if "error" in outcome:
-                    raise outcome["error"]
-                mon = monitor.snapshot()
-                now = time.monotonic()
-                if now >= next_count:
-                    ids = list(sink.ingested)
-                    rows = count_rows(settings.postgres.dsn, ids)["prediction_logs"] if ids else 0
-                    next_count = now + 1.0
-                stats = outcome.get("stats") or progress.get("stats")
-                live.update(_progress_table(run_id, stats, total, mon, probe.lag(), rows, started))
-                done_producing = "stats" in outcome
-                published = len(sink.ingested)
-                if done_producing and mon.scored >= published and rows >= published:
-                    break
-                marker = (published, mon.scored, rows)
-                if marker != last_marker:
-                    last_marker, last_change = marker, now
-                elif now - last_change > options.stall_timeout_s:
-                    raise MainJobError(
-                        f"no progress for {options.stall_timeout_s:.0f}s (published {published}, "
-                        f"scored {mon.scored}, rows {rows}); the worker log ({log_path}) ends "
-                        f"with:\n{worker.log_tail()}"
-                    )
-                time.sleep(0.25)
-        stats = outcome["stats"]
-        mon = monitor.snapshot()
-        ids = list(sink.ingested)
-        summary.published = stats.published
-        summary.bad_rows = len(stats.bad_rows)
-        summary.scored = mon.scored
-        summary.labels = {label: mon.labels.get(label, 0) for label in LABELS}
-        span = (mon.last_at or time.monotonic()) - started
-        summary.events_per_s = mon.scored / span if span > 0 else 0.0
-        summary.latency_p50_ms = percentile(mon.latencies_ms, 50)
-        summary.latency_p99_ms = percentile(mon.latencies_ms, 99)
-        summary.rows = count_rows(settings.postgres.dsn, ids) if ids else {}
-        summary.elapsed_s = time.monotonic() - started
-        if mon.model_versions:
-            summary.model = ", ".join(mon.model_versions)
-        print_summary(summary, settings, prefix, metrics_ports, log_path, stats, console)
+        _watch(job, stream, producer, started)
+        assert producer.stats is not None  # _watch returns once the replay is done
+        summary = _summarise(job, stream, producer.stats, started)
+        print_summary(
+            summary, settings, job.prefix, ports, worker.log_path, producer.stats, console
+        )
         if on_summary is not None:
             on_summary(summary)
         if not options.once:
-            serve_until_interrupted(monitor, probe, worker, console)
+            serve_until_interrupted(stream.monitor, stream.probe, worker, console)
     finally:
-        if monitor is not None:
-            monitor.stop()
-        if probe is not None:
-            probe.close()
+        if stream is not None:
+            stream.close()
         code = worker.stop()
         console.print(f"worker: stopped (exit code {code})")
     return summary
@@ -391,8 +464,6 @@ def print_summary(
     console: Console,
 ) -> None:
     """The summary: counts per label, throughput, latency, rows, and where to look."""
-    from producers.cli import report_bad_rows
-
     console.print()
     report_bad_rows(stats.bad_rows, show=10)
     labels = Table(title="labels", title_justify="left")

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,24 +22,10 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from schemas import codec
 from schemas.events import SentimentScored
 from ulasan.errors import MainJobError
+from ulasan.procs import Child, child_env, read_tail, spawn
 
-ULASAN_BIN = Path(sys.executable).parent / "ulasan"
 #: faust's worker logs this once its agents run (consumer group joined, partitions assigned).
 READY_MARK = "Ready"
-
-
-def free_port(preferred: int | None = None) -> int:
-    """``preferred`` when nobody listens on it, else any free port on 127.0.0.1."""
-    if preferred:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", preferred))
-                return preferred
-            except OSError:
-                pass
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -57,42 +39,28 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 @dataclass
 class WorkerProcess:
-    """One ``ulasan worker`` subprocess in its own session, its output in ``log_path``."""
+    """One ``ulasan worker`` subprocess in its own session, its output appended to ``log_path``."""
 
     args: list[str]
     env: dict[str, str]
     log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
+    child: Child | None = None
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        try:
-            self.proc = subprocess.Popen(
-                [str(ULASAN_BIN), "worker", *self.args],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        proc = spawn(["worker", *self.args], env=self.env, log_path=self.log_path, append=True)
+        self.child = Child("worker", proc, self.log_path)
 
     def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except FileNotFoundError:
-            return ""
+        return read_tail(self.log_path, chars)
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.child is not None and self.child.alive()
 
     def check_alive(self) -> None:
         """Raise :class:`MainJobError` with the log's tail when the worker has exited."""
-        if self.proc is not None and self.proc.poll() is not None:
+        if self.child is not None and not self.child.alive():
             raise MainJobError(
-                f"the stream worker exited with code {self.proc.returncode}; "
+                f"the stream worker exited with code {self.child.exit_code}; "
                 f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
             )
 
@@ -111,24 +79,9 @@ class WorkerProcess:
 
     def stop(self, timeout_s: float = 60.0) -> int | None:
         """SIGTERM (a clean leave of the consumer group), SIGKILL after ``timeout_s``."""
-        if self.proc is None:
+        if self.child is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
-        return self.proc.returncode
-
-
-def worker_env(overrides: Mapping[str, str]) -> dict[str, str]:
-    """This process's environment with ``overrides`` (ULASAN_* settings) on top."""
-    env = dict(os.environ)
-    env.update(overrides)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
+        return self.child.stop(timeout_s)
 
 
 class LagProbe:
@@ -323,3 +276,27 @@ class WorkerGroup:
     def log_tail(self, chars: int = 3000) -> str:
         per = max(500, chars // len(self.workers))
         return "\n".join(f"[{w.log_path.name}]\n{w.log_tail(per)}" for w in self.workers)
+
+
+def worker_group(
+    *,
+    model: str,
+    app_id: str,
+    overrides: Mapping[str, str],
+    log_dir: Path,
+    stem: str,
+    ports: Sequence[int],
+) -> WorkerGroup:
+    """``len(ports)`` ``ulasan worker`` processes of consumer group ``app_id`` serving ``model``
+    with the ``ULASAN_*`` ``overrides``: worker ``n`` serves metrics on ``ports[n]`` (0: any
+    free port) and logs to ``<log_dir>/<stem>-worker-<n>.log``. Not started yet."""
+    return WorkerGroup(
+        [
+            WorkerProcess(
+                ["--model", model, "--metrics-port", str(port), "--app-id", app_id],
+                child_env(overrides),
+                log_dir / f"{stem}-worker-{n}.log",
+            )
+            for n, port in enumerate(ports)
+        ]
+    )

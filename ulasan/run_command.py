@@ -5,6 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.console import Console
+
+from producers.errors import ProducerError
+from producers.replay import PRDECT_FILE
+from ulasan.core.errors import CoreError
+from ulasan.core.settings import Settings
+from ulasan.errors import UlasanError
+from ulasan.main_job import RunOptions, run_main_job
+from ulasan.options import Workers
 
 
 def run_command(
@@ -25,27 +34,13 @@ def run_command(
     max_rows: int | None = typer.Option(None, "--max", min=1, help="replay at most N reviews"),
     topic_prefix: str = typer.Option("", "--topic-prefix", help="isolated topics (tests)"),
     app_id: str = typer.Option("ulasan-worker", "--app-id", help="the worker's consumer group"),
-    workers: int | None = typer.Option(
-        None,
-        "--workers",
-        min=1,
-        help="worker processes in the group [one per core, at most the partitions]",
-    ),
+    workers: Workers = None,
     no_stack: bool = typer.Option(
         False, "--no-stack", help="do not start the local stack (use the configured services)"
     ),
 ) -> None:
     """The main job: stack up, champion (trained if missing), the workers, the review stream
     replayed with live progress, then a summary; serves until Ctrl-C unless --once."""
-    from rich.console import Console
-
-    from producers.errors import ProducerError
-    from producers.replay import PRDECT_FILE
-    from ulasan.core.errors import CoreError
-    from ulasan.core.settings import Settings
-    from ulasan.errors import UlasanError
-    from ulasan.main_job import RunOptions, run_main_job
-
     console = Console()
     if file is None:
         file = PRDECT_FILE

@@ -10,24 +10,33 @@ local stack: its own topic prefix, database, registered model name and state fol
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import typer
+from confluent_kafka import Producer
 from rich.console import Console
 
+from schemas import topics
+from schemas.codec import encode
+from schemas.events import LabelFeedback, ReviewReceived
+from trainer.config import load_config
+from trainer.consumer import RetrainConfig, holdout
+from trainer.data import load_prdect
+from trainer.pipeline import EVAL_SET_NAME, load_training_data, run_training
+from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import PROJECT_ROOT, Settings
+from ulasan.procs import Child, child_env, read_tail, spawn
+from ulasan.sandbox import create_database, delete_topics, drop_database
 
 app = typer.Typer(help="End-to-end scenarios of the closed loop.", no_args_is_help=True)
-ULASAN = Path(sys.executable).parent / "ulasan"
 
 
 @dataclass
@@ -73,271 +82,312 @@ def _json_object(value: str, option: str) -> dict[str, Any]:
     return parsed
 
 
-def _wait(check: Callable[[], Any], timeout_s: float, what: str, procs: list[Any]) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for name, proc, log in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited ({proc.returncode}):\n{_tail(log)}")
-        value = check()
-        if value:
-            return value
-        time.sleep(1.0)
-    logs = "\n".join(f"--- {n}\n{_tail(log)}" for n, _, log in procs)
-    raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}\n{logs}")
+@dataclass
+class _Scenario:
+    """One run: its knobs, its private corner of the stack (topic prefix, database, registered
+    model name, work folder) and the processes it started."""
+
+    settings: Settings
+    cfg: ScenarioConfig
+    console: Console
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return f"scn{self.tag}."
+
+    @property
+    def dbname(self) -> str:
+        return f"scenario_{self.tag}"
+
+    @property
+    def model(self) -> str:
+        return f"ulasan-scenario-{self.tag}"
+
+    @property
+    def workdir(self) -> Path:
+        return self.settings.state_dir / "scenario" / self.tag
+
+    @property
+    def dsn(self) -> str:
+        return self.settings.postgres.model_copy(update={"dbname": self.dbname}).dsn
+
+    @property
+    def scoped(self) -> Settings:
+        """The settings of this process pointed at the scenario's database, model and state."""
+        return self.settings.model_copy(
+            update={
+                "postgres": self.settings.postgres.model_copy(update={"dbname": self.dbname}),
+                "mlflow": self.settings.mlflow.model_copy(update={"registered_model": self.model}),
+                "state_dir": self.workdir / "state",
+            }
+        )
+
+    def launch(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log_path = self.workdir / f"{name}.log"
+        self.children.append(Child(name, spawn(args, env=env, log_path=log_path), log_path))
+
+    def wait(self, check: Callable[[], Any], timeout_s: float, what: str) -> Any:
+        """Poll ``check`` every second until it returns something truthy; raise when a child
+        exits or after ``timeout_s``, with the children's logs."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for child in self.children:
+                if not child.alive():
+                    raise RuntimeError(
+                        f"{child.name} exited ({child.exit_code}):\n{child.log(4000)}"
+                    )
+            value = check()
+            if value:
+                return value
+            time.sleep(1.0)
+        logs = "\n".join(f"--- {c.name}\n{c.log(4000)}" for c in self.children)
+        raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}\n{logs}")
+
+    def query(self, sql: str, *args: Any) -> Any:
+        with psycopg.connect(self.dsn, connect_timeout=5) as conn:
+            return conn.execute(sql, args).fetchone()
+
+    def stop_children(self) -> None:
+        for child in self.children:
+            child.stop(60)
 
 
-def _tail(path: Path, n: int = 4000) -> str:
-    return path.read_text(errors="replace")[-n:] if path.exists() else ""
+def _base_env(scn: _Scenario) -> dict[str, str]:
+    """The child processes' environment: this one's without its ``ULASAN_*`` settings, pointed
+    at the scenario's database, registered model and state folder."""
+    settings, pg = scn.settings, scn.settings.postgres
+    overrides = {
+        "ULASAN_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "ULASAN_POSTGRES__HOST": pg.host,
+        "ULASAN_POSTGRES__PORT": str(pg.port),
+        "ULASAN_POSTGRES__USER": pg.user,
+        "ULASAN_POSTGRES__DBNAME": scn.dbname,
+        "ULASAN_MLFLOW__TRACKING_URI": settings.mlflow.uri,
+        "ULASAN_MLFLOW__REGISTERED_MODEL": scn.model,
+        "ULASAN_STATE_DIR": str(scn.workdir / "state"),
+    }
+    if pg.password:
+        overrides["ULASAN_POSTGRES__PASSWORD"] = pg.password
+    return child_env(overrides, inherit_settings=False)
+
+
+def _worker_env(scn: _Scenario) -> dict[str, str]:
+    cfg = scn.cfg
+    return _base_env(scn) | {
+        "ULASAN_WORKER__APP_ID": f"scenario-{scn.tag}",
+        "ULASAN_WORKER__TOPIC_PREFIX": scn.prefix,
+        "ULASAN_WORKER__MODEL": f"models:/{scn.model}@champion",
+        "ULASAN_WORKER__INTRA_OP_THREADS": "1",
+        "ULASAN_DRIFT__WINDOW_S": str(cfg.window_s),
+        "ULASAN_DRIFT__GRACE_S": "2",
+        "ULASAN_DRIFT__MIN_EVENTS": str(cfg.min_events),
+        "ULASAN_DRIFT__FEEDBACK_RECONCILE_S": "2",
+        "ULASAN_TRIGGERS__FEEDBACK_MIN": str(min(100, cfg.min_events)),
+        "ULASAN_TRIGGERS__COOLDOWN_S": str(max(600.0, cfg.timeout_s)),
+    }
+
+
+def _trainer_env(scn: _Scenario) -> dict[str, str]:
+    cfg = scn.cfg
+    knobs = {
+        f"ULASAN_RETRAIN__{key.upper()}": value if isinstance(value, str) else json.dumps(value)
+        for key, value in cfg.retrain_settings.items()
+    }
+    overrides = {**cfg.train_overrides, "gate.tolerance": cfg.gate_tolerance}
+    return (
+        _base_env(scn)
+        | knobs
+        | {
+            "ULASAN_RETRAIN__TOPIC_PREFIX": scn.prefix,
+            "ULASAN_RETRAIN__GROUP_ID": f"scenario-trainer-{scn.tag}",
+            "ULASAN_RETRAIN__CONFIG": str(cfg.train_config),
+            "ULASAN_RETRAIN__HOLDOUT_SHARE": str(cfg.holdout_share),
+            "ULASAN_RETRAIN__LOGS_DIR": str(scn.workdir / "retraining"),
+            "ULASAN_RETRAIN__OVERRIDES": json.dumps({**overrides, **cfg.retrain_overrides}),
+        }
+    )
+
+
+def _stream_rows(cfg: ScenarioConfig) -> tuple[list[Any], list[tuple[str, str]]]:
+    """The labelled PRDECT-ID rows to stream, and the hold-out among them (text, label)."""
+    rows = [e for e in load_prdect() if e.label is not None and e.text.strip()]
+    if cfg.reviews is not None:
+        rows = rows[: cfg.reviews]
+    held = [(e.text, str(e.label)) for e in rows if holdout(str(e.id), cfg.holdout_share)]
+    return rows, held
+
+
+def _champion(scn: _Scenario) -> tuple[str, str]:
+    """The SmSA champion, reused (``champion_run``) or trained now: (version, run id)."""
+    cfg, console = scn.cfg, scn.console
+    base = champion_config(cfg)
+    if cfg.champion_run:
+        console.rule(f"champion: the SmSA model of run {cfg.champion_run}")
+        v1 = register_champion_run(scn.scoped, cfg.champion_run, base, scn.workdir / "champion")
+        champion_run = cfg.champion_run
+    else:
+        console.rule("champion: trained on SmSA only")
+        champion = run_training(base, scn.scoped, console=console, progress=False)
+        if not (champion.gate or {}).get("promoted"):
+            raise RuntimeError(f"the SmSA champion was not promoted: {champion.gate}")
+        v1 = str(champion.model_version)
+        champion_run = str(champion.run_id)
+    console.print(f"champion: version {v1} of run {champion_run} (reuse: --champion-run)")
+    return v1, champion_run
+
+
+def _stream(scn: _Scenario, producer: Producer, batch: Sequence[Any]) -> None:
+    """Each row as a review and its rating feedback, at about ``cfg.rate`` reviews/s."""
+    raw, feedback = scn.prefix + topics.REVIEWS_RAW, scn.prefix + topics.FEEDBACK
+    for i, e in enumerate(batch):
+        rid = str(e.id)
+        review = ReviewReceived(review_id=rid, source="prdect", text=e.text, rating=e.rating)
+        producer.produce(raw, key=rid.encode(), value=encode(review))
+        fb = LabelFeedback(
+            feedback_id=f"rating:{rid}", review_id=rid, label=e.label, source="rating"
+        )
+        producer.produce(feedback, key=rid.encode(), value=encode(fb))
+        if i % 100 == 99:
+            producer.flush(30)
+            time.sleep(100 / scn.cfg.rate)
+    if producer.flush(60) != 0:
+        raise RuntimeError("reviews were not delivered to Kafka")
+
+
+def _await_retrain(scn: _Scenario) -> Any:
+    """The first finished retraining run's row; raises when it was not promoted."""
+    run_row = scn.wait(
+        lambda: scn.query(
+            "SELECT run_id, status, promoted_version, decision, scores, data_sizes, reasons "
+            "FROM retrain_runs "
+            "WHERE status <> 'running' ORDER BY finished_at LIMIT 1"
+        ),
+        scn.cfg.timeout_s,
+        "a retraining run to finish",
+    )
+    if run_row[2] is None:
+        raise RuntimeError(f"the retraining run was not promoted: {run_row}")
+    return run_row
+
+
+def _served_by(scn: _Scenario, version: str) -> int:
+    return int(
+        scn.query(
+            "SELECT count(*) FROM prediction_logs WHERE model_version = %s AND NOT shadow",
+            version,
+        )[0]
+    )
+
+
+def _loop(scn: _Scenario, rows: list[Any]) -> tuple[Any, float]:
+    """Stream the first share, wait for the retrain's promotion, stream the rest, wait for the
+    promoted version to serve: (the retraining run's row, the time streaming started)."""
+    cfg, console = scn.cfg, scn.console
+    producer = Producer({"bootstrap.servers": scn.settings.kafka.bootstrap_servers, "acks": "all"})
+    cut = int(len(rows) * cfg.first_share)
+    # drift windows are aligned to multiples of window_s (epoch seconds): start just after
+    # a boundary, so the first window holds the whole pre-retrain stream; from a random
+    # phase the trigger fired part-way through it (the retrain saw 1,844 to 3,779 reviews)
+    time.sleep(-time.time() % cfg.window_s + 0.2)
+    console.rule(f"streaming {cut} PRDECT-ID reviews with rating feedback")
+    started = time.time()
+    _stream(scn, producer, rows[:cut])
+    run_row = _await_retrain(scn)
+    v2 = str(run_row[2])
+    console.rule(f"version {v2} promoted; streaming the other {len(rows) - cut} reviews")
+    _stream(scn, producer, rows[cut:])
+    scn.wait(lambda: _served_by(scn, v2) > 0, cfg.timeout_s, f"reviews scored by version {v2}")
+    return run_row, started
+
+
+def _result(
+    scn: _Scenario,
+    champion: tuple[str, str],
+    run_row: Any,
+    rows: list[Any],
+    held: list[tuple[str, str]],
+    started: float,
+) -> dict[str, Any]:
+    """The scenario's figures: macro-F1 on the hold-out before and after, the loop's time."""
+    from trainer.evaluate import evaluate_model  # noqa: PLC0415 - heavy, numpy
+
+    (v1, champion_run), v2 = champion, str(run_row[2])
+    first_drift = scn.query("SELECT min(created_at) FROM drift_reports WHERE drifted")[0]
+    any_report = scn.query("SELECT min(created_at), count(*) FROM drift_reports")
+    first_served = scn.query(
+        'SELECT min("timestamp") FROM prediction_logs WHERE model_version = %s AND NOT shadow',
+        v2,
+    )[0]
+    reference = first_drift or any_report[0]
+    loop_seconds = (
+        (first_served - reference).total_seconds() if reference and first_served else None
+    )
+    before = evaluate_model(f"models:/{scn.model}/{v1}", held, scn.scoped)
+    after = evaluate_model(f"models:/{scn.model}/{v2}", held, scn.scoped)
+    return {
+        "macro_f1_before": before["macro_f1"],
+        "macro_f1_after": after["macro_f1"],
+        "loop_seconds": loop_seconds,
+        "promoted_version": v2,
+        "per_class_before": before["per_class"],
+        "per_class_after": after["per_class"],
+        "champion_version": v1,
+        "champion_run": champion_run,
+        "holdout_reviews": len(held),
+        "streamed_reviews": len(rows),
+        "drift_reports": int(any_report[1]),
+        "first_drift_report_at": str(first_drift) if first_drift else None,
+        "served_by_promoted": _served_by(scn, v2),
+        "retrain_run": {
+            "run_id": run_row[0],
+            "status": run_row[1],
+            "decision": run_row[3],
+            "scores": run_row[4],
+            "data_sizes": run_row[5],
+            "reasons": list(run_row[6]),
+        },
+        "wall_seconds": time.time() - started,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "workdir": str(scn.workdir),
+    }
 
 
 def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None) -> dict[str, Any]:
     """Run the scenario; the result dict (``macro_f1_before``, ``macro_f1_after``,
     ``loop_seconds``, ``promoted_version`` and details). Raises on a timeout or a dead process."""
-    import psycopg
-    from confluent_kafka import Producer
-
-    from deploy.local.database import migrate
-    from schemas import topics
-    from schemas.codec import encode
-    from schemas.events import LabelFeedback, ReviewReceived
-    from trainer.consumer import holdout
-    from trainer.data import load_prdect
-    from trainer.evaluate import evaluate_model
-    from trainer.pipeline import run_training
-    from ulasan.core.kafka_admin import ensure_topics
-
-    console = console or Console(stderr=True)
-    tag = uuid.uuid4().hex[:10]
-    prefix, dbname, model = f"scn{tag}.", f"scenario_{tag}", f"ulasan-scenario-{tag}"
-    workdir = settings.state_dir / "scenario" / tag
-    workdir.mkdir(parents=True, exist_ok=True)
-    pg = settings.postgres
-    admin = pg.dsn
-    dsn = pg.model_copy(update={"dbname": dbname}).dsn
-    scoped = settings.model_copy(
-        update={
-            "postgres": pg.model_copy(update={"dbname": dbname}),
-            "mlflow": settings.mlflow.model_copy(update={"registered_model": model}),
-            "state_dir": workdir / "state",
-        }
-    )
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    migrate(dsn)
-    procs: list[Any] = []
+    scn = _Scenario(settings, cfg, console or Console(stderr=True))
+    scn.workdir.mkdir(parents=True, exist_ok=True)
+    create_database(settings.postgres.dsn, scn.dbname, scn.dsn)
     try:
-        rows = [e for e in load_prdect() if e.label is not None and e.text.strip()]
-        if cfg.reviews is not None:
-            rows = rows[: cfg.reviews]
-        held = [(e.text, str(e.label)) for e in rows if holdout(str(e.id), cfg.holdout_share)]
-
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ULASAN_")}
-        env.update(
-            {
-                "ULASAN_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-                "ULASAN_POSTGRES__HOST": pg.host,
-                "ULASAN_POSTGRES__PORT": str(pg.port),
-                "ULASAN_POSTGRES__USER": pg.user,
-                "ULASAN_POSTGRES__DBNAME": dbname,
-                "ULASAN_MLFLOW__TRACKING_URI": settings.mlflow.uri,
-                "ULASAN_MLFLOW__REGISTERED_MODEL": model,
-                "ULASAN_STATE_DIR": str(workdir / "state"),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        if pg.password:
-            env["ULASAN_POSTGRES__PASSWORD"] = pg.password
-        worker_env = env | {
-            "ULASAN_WORKER__APP_ID": f"scenario-{tag}",
-            "ULASAN_WORKER__TOPIC_PREFIX": prefix,
-            "ULASAN_WORKER__MODEL": f"models:/{model}@champion",
-            "ULASAN_WORKER__INTRA_OP_THREADS": "1",
-            "ULASAN_DRIFT__WINDOW_S": str(cfg.window_s),
-            "ULASAN_DRIFT__GRACE_S": "2",
-            "ULASAN_DRIFT__MIN_EVENTS": str(cfg.min_events),
-            "ULASAN_DRIFT__FEEDBACK_RECONCILE_S": "2",
-            "ULASAN_TRIGGERS__FEEDBACK_MIN": str(min(100, cfg.min_events)),
-            "ULASAN_TRIGGERS__COOLDOWN_S": str(max(600.0, cfg.timeout_s)),
-        }
-        trainer_env = env | {
-            **{
-                f"ULASAN_RETRAIN__{key.upper()}": value
-                if isinstance(value, str)
-                else json.dumps(value)
-                for key, value in cfg.retrain_settings.items()
-            },
-            "ULASAN_RETRAIN__TOPIC_PREFIX": prefix,
-            "ULASAN_RETRAIN__GROUP_ID": f"scenario-trainer-{tag}",
-            "ULASAN_RETRAIN__CONFIG": str(cfg.train_config),
-            "ULASAN_RETRAIN__HOLDOUT_SHARE": str(cfg.holdout_share),
-            "ULASAN_RETRAIN__LOGS_DIR": str(workdir / "retraining"),
-            "ULASAN_RETRAIN__OVERRIDES": json.dumps(
-                {
-                    **cfg.train_overrides,
-                    "gate.tolerance": cfg.gate_tolerance,
-                    **cfg.retrain_overrides,
-                }
-            ),
-        }
+        rows, held = _stream_rows(cfg)
         # topics first: a consumer subscribed to a missing topic only sees it after its next
         # metadata refresh (minutes); the worker's own outputs are created by the worker
         ensure_topics(
             settings.kafka.bootstrap_servers,
-            [prefix + t for t in (topics.RETRAIN_REQUESTS, topics.MODEL_UPDATES)],
+            [scn.prefix + t for t in (topics.RETRAIN_REQUESTS, topics.MODEL_UPDATES)],
             1,
             settings.kafka.replication_factor,
         )
-
-        def start(name: str, cmd: list[str], penv: dict[str, str]) -> None:
-            log = workdir / f"{name}.log"
-            with log.open("wb") as fh:
-                proc = subprocess.Popen(  # noqa: S603 - our own entry point
-                    cmd, env=penv, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            procs.append((name, proc, log))
-
         # the trainer only waits for requests: it starts (and imports) while the champion trains
-        start("trainer", [str(ULASAN), "trainer", "serve"], trainer_env)
-
-        base = champion_config(cfg)
-        if cfg.champion_run:
-            console.rule(f"champion: the SmSA model of run {cfg.champion_run}")
-            v1 = register_champion_run(scoped, cfg.champion_run, base, workdir / "champion")
-            champion_run = cfg.champion_run
-        else:
-            console.rule("champion: trained on SmSA only")
-            champion = run_training(base, scoped, console=console, progress=False)
-            if not (champion.gate or {}).get("promoted"):
-                raise RuntimeError(f"the SmSA champion was not promoted: {champion.gate}")
-            v1 = str(champion.model_version)
-            champion_run = str(champion.run_id)
-        console.print(f"champion: version {v1} of run {champion_run} (reuse: --champion-run)")
-        start("worker", [str(ULASAN), "worker", "--metrics-port", "0"], worker_env)
-
-        def query(sql: str, *args: Any) -> Any:
-            with psycopg.connect(dsn, connect_timeout=5) as conn:
-                return conn.execute(sql, args).fetchone()
-
-        producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "acks": "all"})
-
-        def stream(batch: list[Any]) -> None:
-            for i, e in enumerate(batch):
-                rid = str(e.id)
-                review = ReviewReceived(
-                    review_id=rid, source="prdect", text=e.text, rating=e.rating
-                )
-                producer.produce(
-                    prefix + topics.REVIEWS_RAW, key=rid.encode(), value=encode(review)
-                )
-                fb = LabelFeedback(
-                    feedback_id=f"rating:{rid}", review_id=rid, label=e.label, source="rating"
-                )
-                producer.produce(prefix + topics.FEEDBACK, key=rid.encode(), value=encode(fb))
-                if i % 100 == 99:
-                    producer.flush(30)
-                    time.sleep(100 / cfg.rate)
-            if producer.flush(60) != 0:
-                raise RuntimeError("reviews were not delivered to Kafka")
-
+        scn.launch("trainer", ["trainer", "serve"], _trainer_env(scn))
+        champion = _champion(scn)
+        scn.launch("worker", ["worker", "--metrics-port", "0"], _worker_env(scn))
         # the worker must serve before reviews come (it creates the topics)
-        _wait(
-            lambda: "Ready" in _tail(workdir / "worker.log", 1_000_000),
-            300,
-            "the worker to start",
-            procs,
-        )
-        cut = int(len(rows) * cfg.first_share)
-        # drift windows are aligned to multiples of window_s (epoch seconds): start just after
-        # a boundary, so the first window holds the whole pre-retrain stream; from a random
-        # phase the trigger fired part-way through it (the retrain saw 1,844 to 3,779 reviews)
-        time.sleep(-time.time() % cfg.window_s + 0.2)
-        console.rule(f"streaming {cut} PRDECT-ID reviews with rating feedback")
-        started = time.time()
-        stream(rows[:cut])
-        run_row = _wait(
-            lambda: query(
-                "SELECT run_id, status, promoted_version, decision, scores, data_sizes, reasons "
-                "FROM retrain_runs "
-                "WHERE status <> 'running' ORDER BY finished_at LIMIT 1"
-            ),
-            cfg.timeout_s,
-            "a retraining run to finish",
-            procs,
-        )
-        if run_row[2] is None:
-            raise RuntimeError(f"the retraining run was not promoted: {run_row}")
-        v2 = str(run_row[2])
-        console.rule(f"version {v2} promoted; streaming the other {len(rows) - cut} reviews")
-        stream(rows[cut:])
-        _wait(
-            lambda: query(
-                "SELECT count(*) FROM prediction_logs WHERE model_version = %s AND NOT shadow "
-                "HAVING count(*) > 0",
-                v2,
-            ),
-            cfg.timeout_s,
-            f"reviews scored by version {v2}",
-            procs,
-        )
-        first_drift = query("SELECT min(created_at) FROM drift_reports WHERE drifted")[0]
-        any_report = query("SELECT min(created_at), count(*) FROM drift_reports")
-        first_served = query(
-            'SELECT min("timestamp") FROM prediction_logs WHERE model_version = %s AND NOT shadow',
-            v2,
-        )[0]
-        reference = first_drift or any_report[0]
-        loop_seconds = (
-            (first_served - reference).total_seconds() if reference and first_served else None
-        )
-        before = evaluate_model(f"models:/{model}/{v1}", held, scoped)
-        after = evaluate_model(f"models:/{model}/{v2}", held, scoped)
-        served = query(
-            "SELECT count(*) FROM prediction_logs WHERE model_version = %s AND NOT shadow", v2
-        )[0]
-        return {
-            "macro_f1_before": before["macro_f1"],
-            "macro_f1_after": after["macro_f1"],
-            "loop_seconds": loop_seconds,
-            "promoted_version": v2,
-            "per_class_before": before["per_class"],
-            "per_class_after": after["per_class"],
-            "champion_version": v1,
-            "champion_run": champion_run,
-            "holdout_reviews": len(held),
-            "streamed_reviews": len(rows),
-            "drift_reports": int(any_report[1]),
-            "first_drift_report_at": str(first_drift) if first_drift else None,
-            "served_by_promoted": int(served),
-            "retrain_run": {
-                "run_id": run_row[0],
-                "status": run_row[1],
-                "decision": run_row[3],
-                "scores": run_row[4],
-                "data_sizes": run_row[5],
-                "reasons": list(run_row[6]),
-            },
-            "wall_seconds": time.time() - started,
-            "finished_at": datetime.now(UTC).isoformat(),
-            "workdir": str(workdir),
-        }
+        worker_log = scn.workdir / "worker.log"
+        scn.wait(lambda: "Ready" in read_tail(worker_log, 1_000_000), 300, "the worker to start")
+        run_row, started = _loop(scn, rows)
+        return _result(scn, champion, run_row, rows, held, started)
     finally:
-        for _, proc, _ in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        scn.stop_children()
         if not cfg.keep:
-            _cleanup(settings, admin, dbname, prefix, model)
+            _cleanup(scn)
 
 
 def champion_config(cfg: ScenarioConfig) -> Any:
     """The SmSA champion's training config: ``train_config`` + ``train_overrides`` on SmSA,
     pre-trained without PRDECT-ID's texts when ``champion_unseen_domain``."""
-    from trainer.config import load_config
-
     config = load_config(cfg.train_config).with_overrides({**cfg.train_overrides, "data": "smsa"})
     if cfg.champion_unseen_domain and config.pretrain_corpus == "train":
         config = config.with_overrides({"pretrain_corpus": "no-prdect"})
@@ -348,14 +398,14 @@ def register_champion_run(settings: Settings, run_id: str, config: Any, dest: Pa
     """Register an earlier run's ``serving/`` artifact as the scenario model's champion (no
     training): its scores on the fixed set come from the run's ``reports/``, its training-data
     hash is recomputed from ``config`` (the SmSA data it was trained on). The version."""
-    from trainer.pipeline import EVAL_SET_NAME, load_training_data
-    from trainer.registry import (
+    # both registries import onnxruntime (and MLflow when they run)
+    from trainer.registry import (  # noqa: PLC0415 - heavy
         EvalScores,
         dataset_hash,
         register_candidate,
         set_alias,
     )
-    from ulasan.core.registry import CHAMPION, SERVING_ARTIFACT, client
+    from ulasan.core.registry import CHAMPION, SERVING_ARTIFACT, client  # noqa: PLC0415 - heavy
 
     mc = client(settings)
     dest.mkdir(parents=True, exist_ok=True)
@@ -384,26 +434,29 @@ def register_champion_run(settings: Settings, run_id: str, config: Any, dest: Pa
     return version.version
 
 
-def _cleanup(settings: Settings, admin: str, dbname: str, prefix: str, model: str) -> None:
-    import psycopg
-    from confluent_kafka.admin import AdminClient
+def _cleanup(scn: _Scenario) -> None:
+    """Drop the scenario's database, delete its topics and its registered model."""
+    from ulasan.core.registry import client  # noqa: PLC0415 - heavy, onnxruntime, MLflow
 
     try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        ka = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
-        doomed = [t for t in ka.list_topics(timeout=10).topics if t.startswith(prefix)]
-        doomed += [
-            t for t in ka.list_topics(timeout=10).topics if t.startswith(f"scenario-{prefix[3:-1]}")
-        ]
-        if doomed:
-            for fut in ka.delete_topics(doomed, operation_timeout=30).values():
-                fut.result()
-        from mlflow import MlflowClient
-
-        MlflowClient(settings.mlflow.uri, settings.mlflow.uri).delete_registered_model(model)
+        drop_database(scn.settings.postgres.dsn, scn.dbname)
+        delete_topics(scn.settings.kafka.bootstrap_servers, (scn.prefix, f"scenario-{scn.tag}"))
+        client(scn.settings).delete_registered_model(scn.model)
     except Exception as exc:  # noqa: BLE001 - cleanup must not hide the result
         print(f"scenario cleanup incomplete: {exc}", file=sys.stderr)
+
+
+def _retrain_knobs(value: str) -> dict[str, Any]:
+    """``--retrain-settings``: a JSON object of :class:`RetrainConfig` fields."""
+    knobs = _json_object(value, "--retrain-settings")
+    unknown = sorted(set(knobs) - set(RetrainConfig.model_fields))
+    if unknown:
+        raise typer.BadParameter(
+            f"not RetrainConfig fields: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(RetrainConfig.model_fields))})",
+            param_hint="--retrain-settings",
+        )
+    return knobs
 
 
 @app.command("domain-shift")
@@ -447,21 +500,11 @@ def domain_shift(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """SmSA champion -> PRDECT-ID stream -> drift -> retrain -> promote -> hot reload."""
-    from trainer.consumer import RetrainConfig
-
-    knobs = _json_object(retrain_settings, "--retrain-settings")
-    unknown = sorted(set(knobs) - set(RetrainConfig.model_fields))
-    if unknown:
-        raise typer.BadParameter(
-            f"not RetrainConfig fields: {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(RetrainConfig.model_fields))})",
-            param_hint="--retrain-settings",
-        )
     cfg = ScenarioConfig(
+        retrain_settings=_retrain_knobs(retrain_settings),  # checked first, as it always was
         train_config=config,
         train_overrides=_json_object(train_overrides, "--train-overrides"),
         retrain_overrides=_json_object(overrides, "--retrain-overrides"),
-        retrain_settings=knobs,
         reviews=reviews,
         window_s=window_s,
         min_events=min_events,

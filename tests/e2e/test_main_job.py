@@ -6,16 +6,17 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import psycopg
+from mlflow.exceptions import MlflowException
 
 from deploy.local.database import migrate
+from ulasan.core.registry import client
 from ulasan.core.settings import PROJECT_ROOT, Settings
+from ulasan.procs import ULASAN_BIN
+from ulasan.sandbox import create_database, delete_topics, drop_database
 
-ULASAN = Path(sys.executable).parent / "ulasan"
 TABLES = ("reviews", "text_features", "prediction_logs")
 
 
@@ -32,8 +33,7 @@ def test_main_job_once_with_a_tiny_model(tmp_path):
     pg = settings.postgres
     admin_dsn = pg.dsn
     dsn = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{dbname}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
+    create_database(admin_dsn, dbname)
     small = tmp_path / "prdect-200.csv"
     lines = (PROJECT_ROOT / "data/prdect_id/prdect_id.csv").read_text("utf-8").splitlines(True)
     small.write_text("".join(lines[:201]), encoding="utf-8")
@@ -45,7 +45,7 @@ def test_main_job_once_with_a_tiny_model(tmp_path):
         "COLUMNS": "200",
     }
     cmd = [
-        str(ULASAN),
+        str(ULASAN_BIN),
         "run",
         "--once",
         "--file",
@@ -87,26 +87,7 @@ def test_main_job_once_with_a_tiny_model(tmp_path):
         assert "training one" not in out
         assert counts(dsn) == {t: 400 for t in TABLES}  # the same file, a new run id
     finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        _delete_topics(settings.kafka.bootstrap_servers, (prefix, app_id))
-        _delete_model(settings, model_name)
-
-
-def _delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    doomed = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefixes)]
-    if doomed:
-        for future in admin.delete_topics(doomed, operation_timeout=30).values():
-            future.result()
-
-
-def _delete_model(settings: Settings, name: str) -> None:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient(tracking_uri=settings.mlflow.uri, registry_uri=settings.mlflow.uri)
-    with contextlib.suppress(MlflowException):  # already gone is fine
-        client.delete_registered_model(name)
+        drop_database(admin_dsn, dbname)
+        delete_topics(settings.kafka.bootstrap_servers, (prefix, app_id))
+        with contextlib.suppress(MlflowException):  # already gone is fine
+            client(settings).delete_registered_model(model_name)

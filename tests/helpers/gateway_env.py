@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import ssl
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from tests.helpers.stream_env import ULASAN, StreamEnv, free_port, wait_until
+from tests.helpers.stream_env import StreamEnv, wait_until
+from ulasan.procs import Child, free_port, gateway_serve_args, spawn
 
 
 @dataclass
-class GatewayProcess:
+class GatewayProcess(Child):
     """One `ulasan gateway serve` subprocess and where it listens."""
 
-    proc: subprocess.Popen[bytes]
     http_port: int
     grpc_port: int
-    log_path: Path
     audit_path: Path
     scheme: str = "http"
     verify: ssl.SSLContext | bool = True
@@ -33,9 +29,6 @@ class GatewayProcess:
     @property
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_up(self, timeout_s: float = 60.0) -> None:
         def up() -> bool:
@@ -59,14 +52,8 @@ class GatewayProcess:
 
         wait_until(ready, timeout_s, "the gateway to be ready (a worker answering)", 1.0)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+    def stop(self, timeout_s: float = 20.0, kill_wait_s: float = 10.0) -> int:
+        return super().stop(timeout_s, kill_wait_s)
 
 
 def start_gateway(
@@ -87,24 +74,9 @@ def start_gateway(
         ULASAN_GATEWAY__INSTANCE_ID=f"gw-{name}-{env.prefix.strip('.')}",
         **extra_env,
     )
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(ULASAN),
-                "gateway",
-                "serve",
-                "--http-port",
-                str(http_port),
-                "--grpc-port",
-                str(grpc_port),
-                "--no-register",
-            ],
-            env=variables,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=env.workdir,
-        )
-    gw = GatewayProcess(proc, http_port, grpc_port, log_path, audit, scheme, verify)
+    proc = spawn(
+        gateway_serve_args(http_port, grpc_port), env=variables, log_path=log_path, cwd=env.workdir
+    )
+    gw = GatewayProcess(name, proc, log_path, http_port, grpc_port, audit, scheme, verify)
     gw.wait_up()
     return gw

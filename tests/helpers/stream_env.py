@@ -8,11 +8,6 @@ as real subprocesses pointed at them through ``ULASAN_*`` environment overrides.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -24,9 +19,12 @@ from schemas import topics
 from schemas.codec import decode
 from schemas.events import DeadLetter, SentimentScored
 from ulasan.core.settings import Settings
+from ulasan.procs import ULASAN_BIN, Child, child_env, free_port, spawn
+
+__all__ = ["ULASAN", "BackgroundProducer", "StreamEnv", "Worker", "free_port", "wait_until"]
 
 T = TypeVar("T")
-ULASAN = Path(sys.executable).parent / "ulasan"
+ULASAN = ULASAN_BIN
 TABLES = ("reviews", "text_features", "prediction_logs")
 
 
@@ -40,12 +38,6 @@ def wait_until(check: Callable[[], T], timeout_s: float, what: str, interval_s: 
             return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def review_payload(i: int, *, text: str | None = None, **extra: Any) -> bytes:
@@ -63,38 +55,18 @@ def review_payload(i: int, *, text: str | None = None, **extra: Any) -> bytes:
 
 
 @dataclass
-class Worker:
-    """One ``ulasan worker`` subprocess and its log file."""
+class Worker(Child):
+    """One ``ulasan worker`` subprocess, its log file and its metrics port."""
 
-    name: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
     metrics_port: int
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no commit, no goodbye (what a crash looks like)."""
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self, timeout_s: float = 60.0) -> int:
-        """SIGTERM and wait for a clean exit; SIGKILL if it does not come."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise AssertionError(
-                    f"worker {self.name} ignored SIGTERM for {timeout_s}s:\n{self.log()[-3000:]}"
-                ) from None
-        return int(self.proc.returncode)
+    def stop(self, timeout_s: float = 60.0, kill_wait_s: float = 30.0) -> int:
+        """SIGTERM and wait for a clean exit; SIGKILL if it does not come (and fail)."""
+        if not self.terminate(timeout_s, kill_wait_s):
+            raise AssertionError(
+                f"worker {self.name} ignored SIGTERM for {timeout_s}s:\n{self.log()[-3000:]}"
+            )
+        return self.proc.wait()
 
 
 @dataclass
@@ -172,8 +144,9 @@ class StreamEnv:
 
     # -- workers ------------------------------------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ULASAN_")}
-        env.update(
+        """This process's environment without its ``ULASAN_*`` settings, pointed at the topics,
+        the database and the model of this env, and ``extra`` on top."""
+        return child_env(
             {
                 "ULASAN_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
                 "ULASAN_KAFKA__PARTITIONS": str(self.partitions),
@@ -191,24 +164,20 @@ class StreamEnv:
                 "ULASAN_WORKER__PG_RETRY_MAX_S": "2",
                 "ULASAN_WORKER__LAG_INTERVAL_S": "1",
                 "ULASAN_WORKER__INTRA_OP_THREADS": "1",
-                "PYTHONUNBUFFERED": "1",
-            }
+                **extra,
+            },
+            inherit_settings=False,
         )
-        env.update(extra)
-        return env
 
     def start_worker(self, name: str = "w1", **extra_env: str) -> Worker:
         port = free_port()
         log_path = self.workdir / f"worker-{name}-{len(self.workers)}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [str(ULASAN), "worker", "--metrics-port", str(port)],
-                env=self.env(**extra_env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=self.workdir,
-            )
+        proc = spawn(
+            ["worker", "--metrics-port", str(port)],
+            env=self.env(**extra_env),
+            log_path=log_path,
+            cwd=self.workdir,
+        )
         worker = Worker(name, proc, log_path, port)
         self.workers.append(worker)
         return worker
