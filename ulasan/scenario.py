@@ -101,10 +101,10 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
     from schemas import topics
     from schemas.codec import encode
     from schemas.events import LabelFeedback, ReviewReceived
-    from trainer.consumer import holdout
     from trainer.data import load_prdect
     from trainer.evaluate import evaluate_model
     from trainer.pipeline import run_training
+    from trainer.retrain.split import holdout
     from ulasan.core.kafka_admin import ensure_topics
 
     console = console or Console(stderr=True)
@@ -447,7 +447,7 @@ def domain_shift(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """SmSA champion -> PRDECT-ID stream -> drift -> retrain -> promote -> hot reload."""
-    from trainer.consumer import RetrainConfig
+    from trainer.retrain.config import RetrainConfig
 
     knobs = _json_object(retrain_settings, "--retrain-settings")
     unknown = sorted(set(knobs) - set(RetrainConfig.model_fields))
