@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import psycopg
+
 from schemas.events import LABELS
 from trainer.errors import DataError
 from ulasan.core.settings import PROJECT_ROOT
@@ -276,8 +278,6 @@ def load_postgres(
     rating). ``since`` (timezone-aware) keeps reviews whose label arrived at or after it:
     the chosen feedback's time, or the review's ``ingested_at`` for a rating label.
     """
-    import psycopg
-
     if since is not None and since.tzinfo is None:
         raise DataError("since must be timezone-aware (e.g. datetime.now(UTC))")
     try:

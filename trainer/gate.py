@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import ModelPromoted
 from trainer.errors import GateError, TrainerError
+from trainer.evaluate import evaluate_model
 from trainer.registry import (
     EvalScores,
     ModelVersionInfo,
@@ -154,8 +155,6 @@ def score_version(
 ) -> EvalScores:
     """The version's scores on the set: the recorded ones if taken on this very set, else
     evaluate its serving folder now and record them on the version."""
-    from trainer.evaluate import evaluate_model
-
     eval_hash = eval_hash or dataset_hash(eval_examples)
     recorded = info.scores
     if recorded is not None and recorded.dataset_hash == eval_hash:

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from schemas.events import LABELS
+from trainer.data import load_smsa
 from trainer.errors import DataError
 from ulasan.core.settings import PROJECT_ROOT
 from ulasan.core.text import FEATURE_VERSION, Lexicon, clean, content_stems
@@ -141,8 +142,6 @@ def build_command(
     prior_strength: float = typer.Option(10000.0, "--prior-strength", help="prior pseudo-counts"),
 ) -> None:
     """Build the lexicon from SmSA train (never valid or test) and write it to --out."""
-    from trainer.data import load_smsa
-
     examples = load_smsa("train")
     lexicon = build_lexicon(
         [e.text for e in examples],

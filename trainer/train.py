@@ -23,6 +23,7 @@ from trainer.modeling import autocast, count_parameters, load_classifier, mini_b
 from trainer.pretrain import PretrainResult, pretrain_mlm
 from trainer.progress import add_task, advance, progress_bar
 from trainer.tokenizer import train_wordpiece
+from ulasan.core.text import clean
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -78,8 +79,6 @@ def texts_and_labels(examples: Sequence[Any]) -> tuple[list[str], list[str]]:
 
 def clean_texts(texts: Sequence[str], *, lowercase: bool = True) -> list[str]:
     """The serving runtime's cleaning (``ulasan.core.text.clean``), so no skew."""
-    from ulasan.core.text import clean
-
     return [clean(t, lowercase=lowercase) for t in texts]
 
 
