@@ -140,6 +140,22 @@ def _summarise(
     )
 
 
+def _torch_engine(checkpoint: Path, threads: int, pad: int) -> Callable[[list[list[int]]], Any]:
+    """The PyTorch checkpoint as an engine: a batch of token ids -> logits (eager, fp32)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.set_num_threads(threads)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+
+    def torch_run(batch: list[list[int]]) -> Any:
+        feeds = pad_batch(batch, pad)
+        with torch.inference_mode():
+            return model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits
+
+    return torch_run
+
+
 def run_engine_bench(
     serving: Path,
     checkpoint: Path | None,
@@ -162,18 +178,7 @@ def run_engine_bench(
     notes: list[str] = []
 
     if checkpoint is not None:
-        import torch
-        from transformers import AutoModelForSequenceClassification
-
-        torch.set_num_threads(threads)
-        model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
-
-        def torch_run(batch: list[list[int]]) -> Any:
-            feeds = pad_batch(batch, pad)
-            with torch.inference_mode():
-                return model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits
-
-        engines.append(("pytorch-eager-fp32", torch_run))
+        engines.append(("pytorch-eager-fp32", _torch_engine(checkpoint, threads, pad)))
     else:
         notes.append("no PyTorch checkpoint found: pass --checkpoint for the eager baseline")
 

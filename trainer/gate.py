@@ -165,6 +165,18 @@ def score_version(
     return scores
 
 
+def _gated_version(
+    settings: Settings, version: str | int | None, alias: str | None
+) -> ModelVersionInfo:
+    """``version``, else the version ``alias`` (default ``candidate``) names."""
+    if version is None and alias is None:
+        alias = CANDIDATE
+    try:
+        return get_version(settings, version=version, alias=alias if version is None else None)
+    except TrainerError as exc:
+        raise GateError(f"nothing to gate: {exc}") from exc
+
+
 def run_gate(
     settings: Settings,
     eval_examples: Sequence[tuple[str, str]],
@@ -183,12 +195,7 @@ def run_gate(
     config = config or GateConfig()
     if not eval_examples:
         raise GateError("no evaluation examples: the gate needs the fixed evaluation set")
-    if version is None and alias is None:
-        alias = CANDIDATE
-    try:
-        info = get_version(settings, version=version, alias=alias if version is None else None)
-    except TrainerError as exc:
-        raise GateError(f"nothing to gate: {exc}") from exc
+    info = _gated_version(settings, version, alias)
     eval_hash = dataset_hash(eval_examples)
     incumbent = champion(settings)
     cand_scores = score_version(
