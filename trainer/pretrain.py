@@ -247,16 +247,8 @@ def _mlm_loop(
     with progress_bar(progress, console) as bar:
         task = add_task(bar, what, steps)
         for batch in islice(_mlm_batches(data, weights, rng, cfg.batch_size), steps):
-            corrupted, attention, rows, cols, targets = _masked_batch(
-                data, batch, tokenizer, rng, cfg, first_regular
-            )
-            with autocast(bf16):
-                hidden = model.bert(
-                    input_ids=torch.from_numpy(corrupted),
-                    attention_mask=torch.from_numpy(attention),
-                ).last_hidden_state
-                logits = model.cls(hidden[torch.from_numpy(rows), torch.from_numpy(cols)])
-            loss = loss_fn(logits.float(), torch.from_numpy(targets))
+            masked = _masked_batch(data, batch, tokenizer, rng, cfg, first_regular)
+            loss = _mlm_loss(model, masked, loss_fn, bf16=bf16)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -277,6 +269,27 @@ def _mlm_loop(
             advance(bar, task, f"loss {value:.3f}")
     model.eval()
     return PretrainResult(model, step, time.perf_counter() - started, history)
+
+
+def _mlm_loss(
+    model: Any,
+    masked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    loss_fn: Any,
+    *,
+    bf16: bool,
+) -> Any:
+    """The MLM loss of one masked batch (the encoder runs on the whole batch, the head only
+    on the masked positions)."""
+    import torch
+
+    corrupted, attention, rows, cols, targets = masked
+    with autocast(bf16):
+        hidden = model.bert(
+            input_ids=torch.from_numpy(corrupted),
+            attention_mask=torch.from_numpy(attention),
+        ).last_hidden_state
+        logits = model.cls(hidden[torch.from_numpy(rows), torch.from_numpy(cols)])
+    return loss_fn(logits.float(), torch.from_numpy(targets))
 
 
 def _mlm_optimizer(model: Any, cfg: PretrainConfig, *, lr: float, steps: int) -> tuple[Any, Any]:

@@ -307,23 +307,15 @@ def fine_tune(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     started = time.perf_counter()
-    raw_train, train_labels = texts_and_labels(train_examples)
-    raw_valid, valid_labels = texts_and_labels(valid_examples)
-    if not raw_train or not raw_valid:
+    train, valid = texts_and_labels(train_examples), texts_and_labels(valid_examples)
+    if not train[0] or not valid[0]:
         raise TrainingError(
-            f"need training and validation examples, got {len(raw_train)} and {len(raw_valid)}"
+            f"need training and validation examples, got {len(train[0])} and {len(valid[0])}"
         )
     if prepared is None:
-        prepared = _prepare(config, raw_train, progress=progress, console=console)
-    data = _encode(
-        config, prepared, (raw_train, train_labels), (raw_valid, valid_labels), sample_weights
-    )
-    class_weights = (
-        _inverse_frequency(train_labels, data.weights) if config.class_weighting else None
-    )
-    weight_tensor = (
-        torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
-    )
+        prepared = _prepare(config, train[0], progress=progress, console=console)
+    data = _encode(config, prepared, train, valid, sample_weights)
+    class_weights, weight_tensor = _class_weights(config, data)
     model, history, selection = _train_epochs(
         config, prepared, data, weight_tensor, rng, progress, console, on_epoch
     )
@@ -342,7 +334,7 @@ def fine_tune(
         n_train=len(data.train_ids),
         n_valid=len(data.valid_texts),
         num_parameters=count_parameters(model),
-        label_counts=dict(Counter(train_labels)),
+        label_counts=dict(Counter(data.train_labels)),
         class_weights=class_weights,
         pretrain=prepared.pretrain,
         extra={
@@ -351,6 +343,16 @@ def fine_tune(
             "epoch_size": data.epoch_size,
         },
     )
+
+
+def _class_weights(config: TrainConfig, data: _Encoded) -> tuple[list[float] | None, Any]:
+    """``config.class_weighting``'s inverse class frequencies, as a list and a tensor."""
+    import torch
+
+    if not config.class_weighting:
+        return None, None
+    weights = _inverse_frequency(data.train_labels, data.weights)
+    return weights, torch.tensor(weights, dtype=torch.float32)
 
 
 def _prepare(
@@ -456,16 +458,8 @@ def _train_epochs(
             report, valid_loss = _evaluate(
                 model, tokenizer, data.valid_texts, data.valid_labels, config, weight_tensor
             )
-            metrics = {
-                "epoch": float(epoch),
-                "train_loss": train_loss,
-                "valid_loss": valid_loss,
-                "valid_accuracy": report["accuracy"],
-                "valid_macro_f1": report["macro_f1"],
-                "valid_ece": report["ece"],
-                "lr": scheduler.get_last_lr()[0],
-                "epoch_seconds": time.perf_counter() - epoch_started,
-            }
+            metrics = _epoch_metrics(epoch, train_loss, valid_loss, report, scheduler)
+            metrics["epoch_seconds"] = time.perf_counter() - epoch_started
             history.append(metrics)
             if on_epoch is not None:
                 on_epoch(epoch, metrics)
@@ -478,6 +472,20 @@ def _train_epochs(
             if selection.observe(report["macro_f1"], epoch, model):
                 break
     return model, history, selection
+
+
+def _epoch_metrics(
+    epoch: int, train_loss: float, valid_loss: float, report: dict[str, Any], scheduler: Any
+) -> dict[str, float]:
+    return {
+        "epoch": float(epoch),
+        "train_loss": train_loss,
+        "valid_loss": valid_loss,
+        "valid_accuracy": report["accuracy"],
+        "valid_macro_f1": report["macro_f1"],
+        "valid_ece": report["ece"],
+        "lr": scheduler.get_last_lr()[0],
+    }
 
 
 def _train_epoch(
