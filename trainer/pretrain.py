@@ -14,7 +14,7 @@ import numpy as np
 from trainer.batching import epoch_sample, length_bucketed_batches, pad_batch
 from trainer.config import ArchitectureConfig, PretrainConfig
 from trainer.errors import TrainingError
-from trainer.modeling import autocast, mini_bert_config
+from trainer.modeling import autocast, decay_groups, mini_bert_config
 from trainer.progress import add_task, advance, progress_bar
 
 LOG_EVERY = 20
@@ -296,15 +296,8 @@ def _mlm_optimizer(model: Any, cfg: PretrainConfig, *, lr: float, steps: int) ->
     """AdamW (RoBERTa's betas; no decay on biases and LayerNorm), warm-up then linear decay."""
     import torch
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
-    no_decay = [
-        p for n, p in model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)
-    ]
     optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
+        decay_groups(model, cfg.weight_decay),
         lr=lr,
         betas=(0.9, 0.98),
         eps=1e-6,

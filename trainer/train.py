@@ -19,7 +19,13 @@ from trainer.batching import epoch_sample, length_bucketed_batches, pad_batch
 from trainer.config import TrainConfig
 from trainer.errors import TrainingError
 from trainer.metrics import classification_report
-from trainer.modeling import autocast, count_parameters, load_classifier, mini_bert_config
+from trainer.modeling import (
+    autocast,
+    count_parameters,
+    decay_groups,
+    load_classifier,
+    mini_bert_config,
+)
 from trainer.pretrain import PretrainResult, pretrain_mlm
 from trainer.progress import add_task, advance, progress_bar
 from trainer.tokenizer import train_wordpiece
@@ -400,15 +406,8 @@ def _optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[Any, 
     import torch
 
     warmup = max(1, int(total_steps * config.warmup_ratio))
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
-    no_decay = [
-        p for n, p in model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)
-    ]
     optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
+        decay_groups(model, config.weight_decay),
         lr=config.lr,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
