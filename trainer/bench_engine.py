@@ -19,10 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from schemas.events import LABELS
 from trainer.errors import TrainerError
+from trainer.export import export_serving_folder
+from trainer.tokenizer import train_wordpiece
 from ulasan.core.inference import OnnxPredictor
 from ulasan.core.inference.manifest import MANIFEST_FILE, ModelManifest
 from ulasan.core.inference.runtime import pad_batch
+from ulasan.core.text import clean, default_lexicon
 
 if TYPE_CHECKING:
     from ulasan.core.settings import Settings
@@ -73,9 +77,6 @@ def shape_model(shape: str, settings: Settings, *, max_length: int = 128) -> tup
     if not (checkpoint / "config.json").is_file():
         _build_shape_checkpoint(SHAPES[shape], checkpoint, max_length=max_length)
     if not (serving / MANIFEST_FILE).is_file():
-        from trainer.export import export_serving_folder
-        from ulasan.core.text import default_lexicon
-
         export_serving_folder(
             checkpoint,
             serving,
@@ -91,10 +92,6 @@ def shape_model(shape: str, settings: Settings, *, max_length: int = 128) -> tup
 def _build_shape_checkpoint(dims: dict[str, int], out: Path, *, max_length: int) -> None:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
-
-    from schemas.events import LABELS
-    from trainer.tokenizer import train_wordpiece
-    from ulasan.core.text import clean
 
     corpus = [clean(t) for t in bench_texts(1260)]
     with (PROJECT_ROOT / "data" / "smsa" / "train.tsv").open(encoding="utf-8") as fh:
@@ -143,6 +140,22 @@ def _summarise(
     )
 
 
+def _torch_engine(checkpoint: Path, threads: int, pad: int) -> Callable[[list[list[int]]], Any]:
+    """The PyTorch checkpoint as an engine: a batch of token ids -> logits (eager, fp32)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.set_num_threads(threads)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+
+    def torch_run(batch: list[list[int]]) -> Any:
+        feeds = pad_batch(batch, pad)
+        with torch.inference_mode():
+            return model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits
+
+    return torch_run
+
+
 def run_engine_bench(
     serving: Path,
     checkpoint: Path | None,
@@ -165,18 +178,7 @@ def run_engine_bench(
     notes: list[str] = []
 
     if checkpoint is not None:
-        import torch
-        from transformers import AutoModelForSequenceClassification
-
-        torch.set_num_threads(threads)
-        model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
-
-        def torch_run(batch: list[list[int]]) -> Any:
-            feeds = pad_batch(batch, pad)
-            with torch.inference_mode():
-                return model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits
-
-        engines.append(("pytorch-eager-fp32", torch_run))
+        engines.append(("pytorch-eager-fp32", _torch_engine(checkpoint, threads, pad)))
     else:
         notes.append("no PyTorch checkpoint found: pass --checkpoint for the eager baseline")
 

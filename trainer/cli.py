@@ -1,16 +1,27 @@
 """``ulasan train`` (and, from the registry side, ``evaluate`` and ``promote``): the trainer's CLI.
 
 The app is merged into the top-level ``ulasan`` app without a group name, so its commands
-are ``ulasan train``, ``ulasan evaluate``, ``ulasan promote``. Heavy imports stay inside
-the commands.
+are ``ulasan train``, ``ulasan evaluate``, ``ulasan promote``. Heavy imports (torch,
+transformers, mlflow) stay inside the trainer's functions.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 from rich.console import Console
+
+from trainer.config import load_config
+from trainer.errors import TrainerError
+from trainer.evaluate import evaluate_model, read_examples
+from trainer.gate import GateConfig, run_gate
+from trainer.pipeline import EVAL_SET_NAME, fixed_eval_set, run_training, summary_table
+from trainer.report import markdown_table, run_report
+from trainer.validation import validate
+from ulasan.core.inference import InferenceError
+from ulasan.core.settings import Settings
 
 app = typer.Typer(help="Train, evaluate and promote sentiment models.", no_args_is_help=True)
 console = Console()
@@ -57,11 +68,6 @@ def train(
     Data and validation, tokenizer and MLM pre-training (ulasan-mini), fine-tuning, evaluation,
     ONNX export and int8 quantization, registration as candidate, the promotion gate.
     """
-    from trainer.config import load_config
-    from trainer.errors import TrainerError
-    from trainer.pipeline import run_training, summary_table
-    from ulasan.core.settings import Settings
-
     try:
         cfg = load_config(config).with_overrides(
             {
@@ -123,13 +129,6 @@ def evaluate(
 
     Keys: n, accuracy, macro_f1, per_class, confusion_matrix, ece, model_name, model_version.
     """
-    import json
-
-    from trainer.errors import TrainerError
-    from trainer.evaluate import evaluate_model, read_examples
-    from ulasan.core.inference import InferenceError
-    from ulasan.core.settings import Settings
-
     err = Console(stderr=True)
     if fmt is not None and fmt not in ("tsv", "csv", "jsonl"):
         err.print(f"[red]unknown --format {fmt!r}:[/red] use tsv, csv or jsonl")
@@ -172,23 +171,12 @@ def promote(
     Passes: accuracy >= --min-accuracy and macro-F1 >= the champion's minus --tolerance, both on
     the evaluation set. Prints the decision as JSON; exit status 0 promoted, 3 refused, 1 error.
     """
-    import json
-
-    from trainer.errors import TrainerError
-    from trainer.evaluate import read_examples
-    from trainer.gate import GateConfig, run_gate
-    from ulasan.core.inference import InferenceError
-    from ulasan.core.settings import Settings
-
     err = Console(stderr=True)
     if version is not None and alias is not None:
         err.print("[red]give --version or --alias, not both[/red]")
         raise typer.Exit(2)
     try:
         if eval_data is None:
-            from trainer.pipeline import EVAL_SET_NAME, fixed_eval_set
-            from trainer.validation import validate
-
             eval_name = EVAL_SET_NAME
             examples = [(e.text, str(e.label)) for e in validate(fixed_eval_set()).accepted]
         else:
@@ -231,12 +219,6 @@ def report(
     Sets: SmSA valid (deduplicated), SmSA test, NusaX test without SmSA train texts, PRDECT-ID
     with rating-derived labels (out of domain).
     """
-    import json
-
-    from trainer.errors import TrainerError
-    from trainer.report import markdown_table, run_report
-    from ulasan.core.settings import Settings
-
     try:
         result = run_report(model, Settings(), baseline=baseline)
     except TrainerError as exc:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 import logging
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from trainer.errors import TrainerError
+from trainer.retrain.config import TrainerSettings
+from trainer.retrain.service import serve
+from ulasan.core.settings import Settings
 
 console = Console()
 app = typer.Typer(help="The retraining consumer of retrain.requests.v1.", no_args_is_help=True)
@@ -22,9 +28,6 @@ def serve_command(
     loglevel: str = typer.Option("info", "--loglevel"),
 ) -> None:
     """Consume retrain.requests.v1: train, gate, promote, announce; one run at a time."""
-    from trainer.consumer import TrainerSettings, serve
-    from trainer.errors import TrainerError
-
     logging.basicConfig(
         level=loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
     )
@@ -56,10 +59,6 @@ def runs_command(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """The latest retraining runs from retrain_runs."""
-    import psycopg
-
-    from ulasan.core.settings import Settings
-
     settings = Settings()
     with psycopg.connect(settings.postgres.dsn, connect_timeout=10) as conn:
         cur = conn.execute(

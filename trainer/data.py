@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import psycopg
+
 from schemas.events import LABELS
 from trainer.errors import DataError
 from ulasan.core.settings import PROJECT_ROOT
@@ -220,33 +222,44 @@ def load_file(
         else:
             rows = _read_dicts(path, [str(c) for c in wanted.values()], delimiter=sep)
 
-    examples = []
-    for line_no, row in rows:
-        text = row[text_col]
-        label = normalise_label(row[label_col]) if label_col is not None else None
-        meta: dict[str, str] = {}
-        rating = None
-        if rating_col is not None:
-            rating, raw = parse_rating(row[rating_col])
-            if raw is not None:
-                meta[RATING_RAW] = raw
-        if label is not None:
-            meta[LABEL_SOURCE] = "label"
-        elif rating is not None:
-            label = rating_label(rating)
-            meta[LABEL_SOURCE] = "rating"
-        row_id = row[id_col] if id_col is not None else None
-        examples.append(
-            Example(
-                text="" if text is None else str(text),
-                label=label,
-                rating=rating,
-                source=source,
-                id=str(row_id) if row_id not in (None, "") else f"{source}/{line_no}",
-                meta=meta,
-            )
-        )
-    return examples
+    return [
+        _example(row, line_no, source, text_col, label_col, rating_col, id_col)
+        for line_no, row in rows
+    ]
+
+
+def _example(
+    row: Mapping[Column, Any],
+    line_no: int,
+    source: str,
+    text_col: Column,
+    label_col: Column | None,
+    rating_col: Column | None,
+    id_col: Column | None,
+) -> Example:
+    """One row of a user file as an Example: an explicit label wins over the rating's."""
+    text = row[text_col]
+    label = normalise_label(row[label_col]) if label_col is not None else None
+    meta: dict[str, str] = {}
+    rating = None
+    if rating_col is not None:
+        rating, raw = parse_rating(row[rating_col])
+        if raw is not None:
+            meta[RATING_RAW] = raw
+    if label is not None:
+        meta[LABEL_SOURCE] = "label"
+    elif rating is not None:
+        label = rating_label(rating)
+        meta[LABEL_SOURCE] = "rating"
+    row_id = row[id_col] if id_col is not None else None
+    return Example(
+        text="" if text is None else str(text),
+        label=label,
+        rating=rating,
+        source=source,
+        id=str(row_id) if row_id not in (None, "") else f"{source}/{line_no}",
+        meta=meta,
+    )
 
 
 _POSTGRES_QUERY = """
@@ -276,8 +289,6 @@ def load_postgres(
     rating). ``since`` (timezone-aware) keeps reviews whose label arrived at or after it:
     the chosen feedback's time, or the review's ``ingested_at`` for a rating label.
     """
-    import psycopg
-
     if since is not None and since.tzinfo is None:
         raise DataError("since must be timezone-aware (e.g. datetime.now(UTC))")
     try:

@@ -18,6 +18,8 @@ import numpy as np
 from schemas.events import LABELS
 from trainer.errors import EvaluationError
 from trainer.metrics import classification_report
+from ulasan.core.inference import OnnxPredictor
+from ulasan.core.registry import resolve_model
 
 if TYPE_CHECKING:
     from ulasan.core.inference import Predictor
@@ -198,9 +200,6 @@ def evaluate_model(
     intra_op_threads: int | None = None,
 ) -> dict[str, Any]:
     """Resolve ``ref`` (``models:/NAME@ALIAS``, ``models:/NAME/N`` or a folder) and score it."""
-    from ulasan.core.inference import OnnxPredictor
-    from ulasan.core.registry import resolve_model
-
     folder, name, version = resolve_model(ref, settings)
     predictor = OnnxPredictor.from_folder(
         folder, model_version=version, intra_op_threads=intra_op_threads

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from schemas.events import LABELS
 from trainer.errors import ExportError
@@ -102,47 +103,21 @@ def export_serving_folder(
         raise ExportError("parity_texts is empty: give a few hundred held-out texts")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ExportError(f"{out} is not empty; pass overwrite=True or choose another folder")
-    config, tok_config = _read_checkpoint(checkpoint)
-    pad_token_id = _pad_token_id(checkpoint, config, tok_config)
-    length = _max_length(config, tok_config, max_length)
-
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        export_s, quantize_s = _build_graphs(checkpoint, staging, quantize, quantization)
-        if not keep_fp32 and not quantize:
-            raise ExportError("keep_fp32=False needs quantize=True (the fp32 graph is the model)")
-        shutil.copy2(checkpoint / TOKENIZER_FILE, staging / TOKENIZER_FILE)
-        lexicon.save(staging / LEXICON_FILE)
-        manifest = ModelManifest(
+        manifest, export_s, quantize_s = _write_folder(
+            checkpoint,
+            staging,
             model_name=model_name,
-            labels=list(LABELS),
-            max_length=length,
-            lowercase=_lowercases(checkpoint, tok_config),
-            feature_version=FEATURE_VERSION,
-            lexicon_version=str(lexicon.version),
-            input_names=_graph_inputs(staging / MODEL_FILE),
-            pad_token_id=pad_token_id,
-            model_file=MODEL_FILE,
-            fp32_model_file=MODEL_FP32_FILE if quantize else None,
-            quantization=f"dynamic-int8-{quantization}" if quantize else None,
-            parity=Parity(n_texts=0),
-            source_checkpoint=str(checkpoint.resolve()),
+            lexicon=lexicon,
+            parity_texts=parity_texts,
+            quantize=quantize,
+            quantization=quantization,
+            max_length=max_length,
+            keep_fp32=keep_fp32,
+            fp32_atol=fp32_atol,
         )
-        manifest.write(staging)
-        parity = _parity(checkpoint, staging, manifest, parity_texts)
-        manifest = manifest.model_copy(update={"parity": parity})
-        manifest.write(staging)
-        fp32_diff = parity.fp32_max_abs_logit_diff
-        if fp32_diff is not None and fp32_diff > fp32_atol:
-            raise ExportError(
-                f"fp32 ONNX logits differ from PyTorch by {parity.fp32_max_abs_logit_diff:.2e} "
-                f"(> {fp32_atol:.0e}): the exported graph is not faithful"
-            )
-        if quantize and not keep_fp32:
-            (staging / MODEL_FP32_FILE).unlink()
-            manifest = manifest.model_copy(update={"fp32_model_file": None})
-            manifest.write(staging)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -158,6 +133,61 @@ def export_serving_folder(
         export_s=export_s,
         quantize_s=quantize_s,
     )
+
+
+def _write_folder(
+    checkpoint: Path,
+    staging: Path,
+    *,
+    model_name: str,
+    lexicon: Lexicon,
+    parity_texts: Sequence[str],
+    quantize: bool,
+    quantization: Quantization,
+    max_length: int | None,
+    keep_fp32: bool,
+    fp32_atol: float,
+) -> tuple[ModelManifest, float, float]:
+    """Write the serving folder's files into ``staging`` and check parity: the manifest and
+    the export and quantization seconds."""
+    config, tok_config = _read_checkpoint(checkpoint)
+    pad_token_id = _pad_token_id(checkpoint, config, tok_config)
+    length = _max_length(config, tok_config, max_length)
+    export_s, quantize_s = _build_graphs(checkpoint, staging, quantize, quantization)
+    if not keep_fp32 and not quantize:
+        raise ExportError("keep_fp32=False needs quantize=True (the fp32 graph is the model)")
+    shutil.copy2(checkpoint / TOKENIZER_FILE, staging / TOKENIZER_FILE)
+    lexicon.save(staging / LEXICON_FILE)
+    manifest = ModelManifest(
+        model_name=model_name,
+        labels=list(LABELS),
+        max_length=length,
+        lowercase=_lowercases(checkpoint, tok_config),
+        feature_version=FEATURE_VERSION,
+        lexicon_version=str(lexicon.version),
+        input_names=_graph_inputs(staging / MODEL_FILE),
+        pad_token_id=pad_token_id,
+        model_file=MODEL_FILE,
+        fp32_model_file=MODEL_FP32_FILE if quantize else None,
+        quantization=f"dynamic-int8-{quantization}" if quantize else None,
+        parity=Parity(n_texts=0),
+        source_checkpoint=str(checkpoint.resolve()),
+    )
+    manifest.write(staging)
+    parity = _parity(checkpoint, staging, manifest, parity_texts)
+    manifest = manifest.model_copy(update={"parity": parity})
+    manifest.write(staging)
+    fp32_diff = parity.fp32_max_abs_logit_diff
+    if fp32_diff is not None and fp32_diff > fp32_atol:
+        raise ExportError(
+            f"fp32 ONNX logits differ from PyTorch by {parity.fp32_max_abs_logit_diff:.2e} "
+            f"(> {fp32_atol:.0e}): the exported graph is not faithful"
+        )
+    if quantize and not keep_fp32:
+        (staging / MODEL_FP32_FILE).unlink()
+        manifest = manifest.model_copy(update={"fp32_model_file": None})
+        manifest.write(staging)
+    return manifest, export_s, quantize_s
 
 
 def _read_checkpoint(checkpoint: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -179,8 +209,6 @@ def _read_checkpoint(checkpoint: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _pad_token_id(checkpoint: Path, config: dict[str, Any], tok_config: dict[str, Any]) -> int:
-    from tokenizers import Tokenizer
-
     pad = tok_config.get("pad_token")
     if isinstance(pad, dict):
         pad = pad.get("content")

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import ModelPromoted
 from trainer.errors import GateError, TrainerError
+from trainer.evaluate import evaluate_model
 from trainer.registry import (
     EvalScores,
     ModelVersionInfo,
@@ -154,8 +155,6 @@ def score_version(
 ) -> EvalScores:
     """The version's scores on the set: the recorded ones if taken on this very set, else
     evaluate its serving folder now and record them on the version."""
-    from trainer.evaluate import evaluate_model
-
     eval_hash = eval_hash or dataset_hash(eval_examples)
     recorded = info.scores
     if recorded is not None and recorded.dataset_hash == eval_hash:
@@ -164,6 +163,18 @@ def score_version(
     scores = EvalScores.from_report(report, dataset_hash=eval_hash, name=eval_name)
     set_tags(settings, info.version, scores.to_tags())
     return scores
+
+
+def _gated_version(
+    settings: Settings, version: str | int | None, alias: str | None
+) -> ModelVersionInfo:
+    """``version``, else the version ``alias`` (default ``candidate``) names."""
+    if version is None and alias is None:
+        alias = CANDIDATE
+    try:
+        return get_version(settings, version=version, alias=alias if version is None else None)
+    except TrainerError as exc:
+        raise GateError(f"nothing to gate: {exc}") from exc
 
 
 def run_gate(
@@ -184,12 +195,7 @@ def run_gate(
     config = config or GateConfig()
     if not eval_examples:
         raise GateError("no evaluation examples: the gate needs the fixed evaluation set")
-    if version is None and alias is None:
-        alias = CANDIDATE
-    try:
-        info = get_version(settings, version=version, alias=alias if version is None else None)
-    except TrainerError as exc:
-        raise GateError(f"nothing to gate: {exc}") from exc
+    info = _gated_version(settings, version, alias)
     eval_hash = dataset_hash(eval_examples)
     incumbent = champion(settings)
     cand_scores = score_version(

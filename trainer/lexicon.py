@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from schemas.events import LABELS
+from trainer.data import load_smsa
 from trainer.errors import DataError
 from ulasan.core.settings import PROJECT_ROOT
 from ulasan.core.text import FEATURE_VERSION, Lexicon, clean, content_stems
@@ -82,6 +83,36 @@ def build_lexicon(
     if z_threshold <= 0 or min_count < 1 or prior_strength <= 0:
         raise DataError("z_threshold and prior_strength must be > 0, min_count >= 1")
 
+    chosen, both = _polar_words(texts, labels, z_threshold, min_count, prior_strength)
+
+    meta: dict[str, Any] = {
+        "method": "log-odds ratio, informative Dirichlet prior (Monroe et al. 2008), one "
+        "polarity against all other texts",
+        "source": source,
+        "texts": len(texts),
+        "label_counts": dict(sorted(Counter(labels).items())),
+        "z_threshold": z_threshold,
+        "min_count": min_count,
+        "prior_strength": prior_strength,
+        "feature_version": FEATURE_VERSION,
+        "dropped_in_both": both,
+        "scores": {
+            polarity: {w: round(s, 3) for w, s in sorted(words.items())}
+            for polarity, words in chosen.items()
+        },
+    }
+    return Lexicon(frozenset(chosen["positive"]), frozenset(chosen["negative"]), meta=meta)
+
+
+def _polar_words(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    z_threshold: float,
+    min_count: int,
+    prior_strength: float,
+) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Each polarity's words with their z-scores, and the words that qualified for both
+    (dropped from both)."""
     by_label: dict[str, Counter[str]] = {label: Counter() for label in LABELS}
     for text, label in zip(texts, labels, strict=True):
         by_label[label].update(content_stems(clean(text)))
@@ -105,24 +136,7 @@ def build_lexicon(
     for polarity in POLARITIES:
         for word in both:
             del chosen[polarity][word]
-
-    meta: dict[str, Any] = {
-        "method": "log-odds ratio, informative Dirichlet prior (Monroe et al. 2008), one "
-        "polarity against all other texts",
-        "source": source,
-        "texts": len(texts),
-        "label_counts": dict(sorted(Counter(labels).items())),
-        "z_threshold": z_threshold,
-        "min_count": min_count,
-        "prior_strength": prior_strength,
-        "feature_version": FEATURE_VERSION,
-        "dropped_in_both": both,
-        "scores": {
-            polarity: {w: round(s, 3) for w, s in sorted(words.items())}
-            for polarity, words in chosen.items()
-        },
-    }
-    return Lexicon(frozenset(chosen["positive"]), frozenset(chosen["negative"]), meta=meta)
+    return chosen, both
 
 
 app = typer.Typer(help="The sentiment lexicon: rebuild it from SmSA train.", no_args_is_help=True)
@@ -141,8 +155,6 @@ def build_command(
     prior_strength: float = typer.Option(10000.0, "--prior-strength", help="prior pseudo-counts"),
 ) -> None:
     """Build the lexicon from SmSA train (never valid or test) and write it to --out."""
-    from trainer.data import load_smsa
-
     examples = load_smsa("train")
     lexicon = build_lexicon(
         [e.text for e in examples],

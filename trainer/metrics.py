@@ -35,39 +35,15 @@ def classification_report(
     or a malformed ``probs`` array.
     """
     labels = list(labels)
-    if len(set(labels)) != len(labels) or not labels:
-        raise MetricsError(f"labels must be distinct and non-empty, got {labels}")
-    if len(y_true) != len(y_pred):
-        raise MetricsError(f"{len(y_true)} true labels but {len(y_pred)} predictions")
-    if not y_true:
-        raise MetricsError("nothing to score: no examples")
-    index = {label: i for i, label in enumerate(labels)}
-    unknown = sorted({str(y) for y in (*y_true, *y_pred) if y not in index})
-    if unknown:
-        raise MetricsError(f"labels {unknown} are not among {labels}")
-
+    index = _check_labels(y_true, y_pred, labels)
     k = len(labels)
     t = np.fromiter((index[y] for y in y_true), dtype=np.int64, count=len(y_true))
     p = np.fromiter((index[y] for y in y_pred), dtype=np.int64, count=len(y_pred))
     cm = np.zeros((k, k), dtype=np.int64)
     np.add.at(cm, (t, p), 1)
 
-    per_class: dict[str, dict[str, float | int]] = {}
-    f1s = []
-    for i, label in enumerate(labels):
-        tp = int(cm[i, i])
-        predicted = int(cm[:, i].sum())
-        support = int(cm[i, :].sum())
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        f1s.append(f1)
-        per_class[label] = {
-            "precision": precision,
-            "recall": recall,
-            "f1": f1,
-            "support": support,
-        }
+    per_class = _per_class(cm, labels)
+    f1s = [float(scores["f1"]) for scores in per_class.values()]
 
     ece = None
     if probs is not None:
@@ -82,6 +58,42 @@ def classification_report(
         "labels": labels,
         "ece": ece,
     }
+
+
+def _check_labels(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: list[str]
+) -> dict[str, int]:
+    """Each label's index; :class:`MetricsError` on what classification_report refuses."""
+    if len(set(labels)) != len(labels) or not labels:
+        raise MetricsError(f"labels must be distinct and non-empty, got {labels}")
+    if len(y_true) != len(y_pred):
+        raise MetricsError(f"{len(y_true)} true labels but {len(y_pred)} predictions")
+    if not y_true:
+        raise MetricsError("nothing to score: no examples")
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({str(y) for y in (*y_true, *y_pred) if y not in index})
+    if unknown:
+        raise MetricsError(f"labels {unknown} are not among {labels}")
+    return index
+
+
+def _per_class(cm: np.ndarray, labels: list[str]) -> dict[str, dict[str, float | int]]:
+    """Precision, recall, F1 and support of each label from the confusion matrix."""
+    per_class: dict[str, dict[str, float | int]] = {}
+    for i, label in enumerate(labels):
+        tp = int(cm[i, i])
+        predicted = int(cm[:, i].sum())
+        support = int(cm[i, :].sum())
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": support,
+        }
+    return per_class
 
 
 def macro_f1(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> float:

@@ -100,3 +100,16 @@ def autocast(enabled: bool) -> Any:
 
 def count_parameters(model: Any) -> int:
     return int(sum(p.numel() for p in model.parameters()))
+
+
+def decay_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups: ``weight_decay`` on weight matrices, none on biases and
+    LayerNorm."""
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
+    no_decay = [
+        p for n, p in model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)
+    ]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]

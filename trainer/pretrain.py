@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from trainer.batching import epoch_sample, length_bucketed_batches, pad_batch
 from trainer.config import ArchitectureConfig, PretrainConfig
 from trainer.errors import TrainingError
-from trainer.modeling import autocast, mini_bert_config
+from trainer.modeling import autocast, decay_groups, mini_bert_config
 from trainer.progress import add_task, advance, progress_bar
 
 LOG_EVERY = 20
@@ -153,26 +154,8 @@ def adapt_mlm(
     ``weights`` (one per text, see :func:`trainer.batching.epoch_sample`) draws each pass over
     the texts by sampling weight instead of every text once: a retrain passes the
     fine-tuning's weights, so the MLM sees the new domain as often as the fine-tuning does."""
-    import torch
-    from transformers import BertForMaskedLM
-
-    if cfg.adapt_steps < 1:
-        raise TrainingError("domain-adaptive pre-training needs adapt_steps >= 1")
-    if weights is not None and len(weights) != len(texts):
-        raise TrainingError(f"{len(weights)} MLM sampling weights for {len(texts)} texts")
-    if getattr(classifier.config, "model_type", None) != "bert":
-        raise TrainingError(
-            f"domain-adaptive pre-training continues BERT encoders, not "
-            f"{getattr(classifier.config, 'model_type', type(classifier).__name__)!r}"
-        )
-    torch.manual_seed(seed)
-    mlm = BertForMaskedLM(classifier.config)
-    # the MLM encoder has no pooler: everything else must carry over, both ways
-    encoder = {k: v for k, v in classifier.bert.state_dict().items() if not k.startswith("pooler.")}
-    missing, unexpected = mlm.bert.load_state_dict(encoder, strict=False)
-    if missing or unexpected:
-        raise TrainingError(f"encoder mismatch: missing {missing}, unexpected {unexpected}")
-    mlm.tie_weights()
+    _check_adaptable(classifier, texts, cfg, weights)
+    mlm = _mlm_from(classifier, seed)
     max_length = min(cfg.max_length, classifier.config.max_position_embeddings)
     encoded = _encode(tokenizer, texts, max_length)
     drawn = None
@@ -201,6 +184,36 @@ def adapt_mlm(
     return result
 
 
+def _check_adaptable(
+    classifier: Any, texts: Sequence[str], cfg: PretrainConfig, weights: Sequence[float] | None
+) -> None:
+    if cfg.adapt_steps < 1:
+        raise TrainingError("domain-adaptive pre-training needs adapt_steps >= 1")
+    if weights is not None and len(weights) != len(texts):
+        raise TrainingError(f"{len(weights)} MLM sampling weights for {len(texts)} texts")
+    if getattr(classifier.config, "model_type", None) != "bert":
+        raise TrainingError(
+            f"domain-adaptive pre-training continues BERT encoders, not "
+            f"{getattr(classifier.config, 'model_type', type(classifier).__name__)!r}"
+        )
+
+
+def _mlm_from(classifier: Any, seed: int) -> Any:
+    """A BERT MLM model with ``classifier``'s encoder and a fresh head (decoder tied)."""
+    import torch
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(seed)
+    mlm = BertForMaskedLM(classifier.config)
+    # the MLM encoder has no pooler: everything else must carry over, both ways
+    encoder = {k: v for k, v in classifier.bert.state_dict().items() if not k.startswith("pooler.")}
+    missing, unexpected = mlm.bert.load_state_dict(encoder, strict=False)
+    if missing or unexpected:
+        raise TrainingError(f"encoder mismatch: missing {missing}, unexpected {unexpected}")
+    mlm.tie_weights()
+    return mlm
+
+
 def _mlm_loop(
     model: Any,
     data: _Encoded,
@@ -217,6 +230,7 @@ def _mlm_loop(
     on_log: Callable[[int, dict[str, float]], None] | None,
     what: str,
 ) -> PretrainResult:
+    """``steps`` MLM steps of ``model`` on ``data``; the loss is logged every ``LOG_EVERY``."""
     import torch
 
     torch.manual_seed(seed)
@@ -224,15 +238,66 @@ def _mlm_loop(
     if not data.ids:
         raise TrainingError("no text long enough to pre-train on")
     model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
-    no_decay = [
-        p for n, p in model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)
-    ]
+    optimizer, scheduler = _mlm_optimizer(model, cfg, lr=lr, steps=steps)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    first_regular = max(set(tokenizer.all_special_ids)) + 1
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    step, running, running_n = 0, 0.0, 0
+    with progress_bar(progress, console) as bar:
+        task = add_task(bar, what, steps)
+        for batch in islice(_mlm_batches(data, weights, rng, cfg.batch_size), steps):
+            masked = _masked_batch(data, batch, tokenizer, rng, cfg, first_regular)
+            loss = _mlm_loss(model, masked, loss_fn, bf16=bf16)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingError(f"MLM loss became {value} at step {step}; lower the MLM lr")
+            running += value
+            running_n += 1
+            if step % LOG_EVERY == 0 or step == steps:
+                entry = {"mlm_loss": running / running_n, "lr": float(scheduler.get_last_lr()[0])}
+                history.append({"step": float(step), **entry})
+                if on_log is not None:
+                    on_log(step, entry)
+                running, running_n = 0.0, 0
+            advance(bar, task, f"loss {value:.3f}")
+    model.eval()
+    return PretrainResult(model, step, time.perf_counter() - started, history)
+
+
+def _mlm_loss(
+    model: Any,
+    masked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    loss_fn: Any,
+    *,
+    bf16: bool,
+) -> Any:
+    """The MLM loss of one masked batch (the encoder runs on the whole batch, the head only
+    on the masked positions)."""
+    import torch
+
+    corrupted, attention, rows, cols, targets = masked
+    with autocast(bf16):
+        hidden = model.bert(
+            input_ids=torch.from_numpy(corrupted),
+            attention_mask=torch.from_numpy(attention),
+        ).last_hidden_state
+        logits = model.cls(hidden[torch.from_numpy(rows), torch.from_numpy(cols)])
+    return loss_fn(logits.float(), torch.from_numpy(targets))
+
+
+def _mlm_optimizer(model: Any, cfg: PretrainConfig, *, lr: float, steps: int) -> tuple[Any, Any]:
+    """AdamW (RoBERTa's betas; no decay on biases and LayerNorm), warm-up then linear decay."""
+    import torch
+
     optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
+        decay_groups(model, cfg.weight_decay),
         lr=lr,
         betas=(0.9, 0.98),
         eps=1e-6,
@@ -242,64 +307,42 @@ def _mlm_loop(
         optimizer,
         lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup + 1))),
     )
-    loss_fn = torch.nn.CrossEntropyLoss()
-    specials = set(tokenizer.all_special_ids)
-    first_regular = max(specials) + 1
+    return optimizer, scheduler
+
+
+def _mlm_batches(
+    data: _Encoded, weights: np.ndarray | None, rng: np.random.Generator, batch_size: int
+) -> Iterator[np.ndarray]:
+    """Row indices of length-bucketed batches, pass after pass without end; a pass is every
+    text once, or a draw by sampling weight (afresh each pass)."""
     lengths = [len(x) for x in data.ids]
-    history: list[dict[str, float]] = []
-    started = time.perf_counter()
-    step, running, running_n = 0, 0.0, 0
-    with progress_bar(progress, console) as bar:
-        task = add_task(bar, what, steps)
-        while step < steps:
-            # one pass: every text once, or a draw by sampling weight (afresh each pass)
-            drawn = np.arange(len(lengths)) if weights is None else epoch_sample(weights, rng)
-            passes = length_bucketed_batches([lengths[i] for i in drawn], cfg.batch_size, rng=rng)
-            for positions in passes:
-                if step >= steps:
-                    break
-                batch = drawn[positions]
-                ids, attention = pad_batch([data.ids[i] for i in batch], tokenizer.pad_token_id)
-                words = np.full(ids.shape, -1, dtype=np.int64)
-                for row, i in enumerate(batch):
-                    words[row, : len(data.words[i])] = data.words[i]
-                corrupted, rows, cols, targets = mask_batch(
-                    ids,
-                    words,
-                    rng=rng,
-                    probability=cfg.mask_probability,
-                    mask_id=tokenizer.mask_token_id,
-                    vocab_size=len(tokenizer),
-                    first_regular_id=first_regular,
-                    whole_word=cfg.whole_word_masking,
-                )
-                with autocast(bf16):
-                    hidden = model.bert(
-                        input_ids=torch.from_numpy(corrupted),
-                        attention_mask=torch.from_numpy(attention),
-                    ).last_hidden_state
-                    logits = model.cls(hidden[torch.from_numpy(rows), torch.from_numpy(cols)])
-                loss = loss_fn(logits.float(), torch.from_numpy(targets))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise TrainingError(f"MLM loss became {value} at step {step}; lower the MLM lr")
-                running += value
-                running_n += 1
-                if step % LOG_EVERY == 0 or step == steps:
-                    entry = {
-                        "mlm_loss": running / running_n,
-                        "lr": float(scheduler.get_last_lr()[0]),
-                    }
-                    history.append({"step": float(step), **entry})
-                    if on_log is not None:
-                        on_log(step, entry)
-                    running, running_n = 0.0, 0
-                advance(bar, task, f"loss {value:.3f}")
-    model.eval()
-    return PretrainResult(model, step, time.perf_counter() - started, history)
+    while True:
+        drawn = np.arange(len(lengths)) if weights is None else epoch_sample(weights, rng)
+        for positions in length_bucketed_batches([lengths[i] for i in drawn], batch_size, rng=rng):
+            yield drawn[positions]
+
+
+def _masked_batch(
+    data: _Encoded,
+    batch: np.ndarray,
+    tokenizer: Any,
+    rng: np.random.Generator,
+    cfg: PretrainConfig,
+    first_regular: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The batch padded and masked: ``(corrupted ids, attention mask, rows, cols, targets)``."""
+    ids, attention = pad_batch([data.ids[i] for i in batch], tokenizer.pad_token_id)
+    words = np.full(ids.shape, -1, dtype=np.int64)
+    for row, i in enumerate(batch):
+        words[row, : len(data.words[i])] = data.words[i]
+    corrupted, rows, cols, targets = mask_batch(
+        ids,
+        words,
+        rng=rng,
+        probability=cfg.mask_probability,
+        mask_id=tokenizer.mask_token_id,
+        vocab_size=len(tokenizer),
+        first_regular_id=first_regular,
+        whole_word=cfg.whole_word_masking,
+    )
+    return corrupted, attention, rows, cols, targets

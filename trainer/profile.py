@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from schemas.events import LABELS, TextFeatures
 from trainer.errors import ProfileError
+from ulasan.core.inference import OnnxPredictor
 from ulasan.core.inference.manifest import PROFILE_FILE, TOKENIZER_FILE, ModelManifest
 from ulasan.core.text import FEATURE_VERSION, clean, features
 
@@ -60,8 +62,6 @@ def numeric_summary(
 def unknown_token_rate(texts: Sequence[str], tokenizer_file: Path, *, lowercase: bool) -> float:
     """Share of (non-special) tokens of the cleaned texts that the tokenizer maps to its unknown
     token; 0.0 for a tokenizer without one (byte-level BPE never produces unknowns)."""
-    from tokenizers import Tokenizer
-
     spec = json.loads(Path(tokenizer_file).read_text(encoding="utf-8"))
     unk = (spec.get("model") or {}).get("unk_token")
     tok = Tokenizer.from_file(str(tokenizer_file))
@@ -96,35 +96,13 @@ def build_profile(
     most ``max_predict`` randomly chosen texts. Raises :class:`ProfileError` on empty or
     mismatched input or labels outside ``schemas.events.LABELS``.
     """
-    if len(texts) != len(labels):
-        raise ProfileError(f"{len(texts)} texts but {len(labels)} labels")
-    if not texts:
-        raise ProfileError("cannot profile an empty training set")
-    unknown_labels = sorted({lab for lab in labels if lab not in LABELS})
-    if unknown_labels:
-        raise ProfileError(f"labels {unknown_labels} are not among {list(LABELS)}")
+    _check_inputs(texts, labels)
     folder = Path(folder)
     manifest = ModelManifest.read(folder)
     if predictor is None:
-        from ulasan.core.inference import OnnxPredictor
-
         predictor = OnnxPredictor.from_folder(folder)
     rng = random.Random(seed)  # noqa: S311 - sampling, not security
-
-    feats = [features(t, lexicon=lexicon) for t in texts]
-    numeric = {
-        name: numeric_summary(
-            [float(getattr(f, name)) for f in feats], sample_size=sample_size, rng=rng
-        )
-        for name in NUMERIC_FEATURES
-    }
-    categorical = {
-        name: {
-            "true": sum(bool(getattr(f, name)) for f in feats),
-            "false": sum(not getattr(f, name) for f in feats),
-        }
-        for name in BOOLEAN_FEATURES
-    }
+    numeric, categorical = _feature_summaries(texts, lexicon, sample_size, rng)
     label_counts = Counter(labels)
 
     chosen = sorted(rng.sample(range(len(texts)), min(max_predict, len(texts))))
@@ -156,6 +134,37 @@ def build_profile(
             texts, folder / TOKENIZER_FILE, lowercase=manifest.lowercase
         ),
     }
+
+
+def _check_inputs(texts: Sequence[str], labels: Sequence[str]) -> None:
+    if len(texts) != len(labels):
+        raise ProfileError(f"{len(texts)} texts but {len(labels)} labels")
+    if not texts:
+        raise ProfileError("cannot profile an empty training set")
+    unknown_labels = sorted({lab for lab in labels if lab not in LABELS})
+    if unknown_labels:
+        raise ProfileError(f"labels {unknown_labels} are not among {list(LABELS)}")
+
+
+def _feature_summaries(
+    texts: Sequence[str], lexicon: Lexicon | None, sample_size: int, rng: random.Random
+) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+    """The numeric features' summaries and the boolean features' counts over ``texts``."""
+    feats = [features(t, lexicon=lexicon) for t in texts]
+    numeric = {
+        name: numeric_summary(
+            [float(getattr(f, name)) for f in feats], sample_size=sample_size, rng=rng
+        )
+        for name in NUMERIC_FEATURES
+    }
+    categorical = {
+        name: {
+            "true": sum(bool(getattr(f, name)) for f in feats),
+            "false": sum(not getattr(f, name) for f in feats),
+        }
+        for name in BOOLEAN_FEATURES
+    }
+    return numeric, categorical
 
 
 def write_profile(profile: dict[str, Any], folder: str | Path) -> Path:

@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemas.events import LABELS
+from trainer.data import load_nusax, load_prdect, load_smsa
+from trainer.evaluate import evaluate_model
 from trainer.metrics import classification_report
+from trainer.pipeline import EVAL_SET_NAME, fixed_eval_set
+from ulasan.core.settings import Settings
+from ulasan.core.text import clean
 
 if TYPE_CHECKING:
     from trainer.data import Example
-    from ulasan.core.settings import Settings
 
 #: C values tried for the baseline's LinearSVC, chosen on SmSA valid (deduplicated), never test.
 SVM_C_GRID = (0.1, 0.3, 1.0, 3.0)
@@ -30,9 +34,6 @@ SVM_C_GRID = (0.1, 0.3, 1.0, 3.0)
 def evaluation_sets() -> dict[str, list[Example]]:
     """The held-out sets, each labelled with ``LABELS`` only (rows without a label are left
     out and counted by :func:`trainer.validation.validate`, never silently)."""
-    from trainer.data import load_nusax, load_prdect, load_smsa
-    from trainer.pipeline import EVAL_SET_NAME, fixed_eval_set
-
     smsa_train = [e.text for e in load_smsa("train")]
     prdect = [e for e in load_prdect() if e.label in LABELS]
     return {
@@ -51,8 +52,6 @@ def tfidf_svm_baseline(
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_pipeline, make_union
     from sklearn.svm import LinearSVC
-
-    from ulasan.core.text import clean
 
     x_train = [clean(e.text) for e in train]
     y_train = [str(e.label) for e in train]
@@ -82,11 +81,6 @@ def run_report(
     model_ref: str | None, settings: Settings, *, baseline: bool = True
 ) -> dict[str, Any]:
     """Score ``model_ref`` (a serving folder or ``models:/`` URI) and/or the baseline."""
-    from trainer.data import load_smsa
-    from trainer.evaluate import evaluate_model
-    from trainer.pipeline import EVAL_SET_NAME
-    from ulasan.core.text import clean
-
     sets = evaluation_sets()
     out: dict[str, Any] = {"sets": {name: len(rows) for name, rows in sets.items()}, "models": {}}
     if model_ref is not None:
@@ -131,8 +125,6 @@ def markdown_table(report: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ulasan.core.settings import Settings
-
     parser = argparse.ArgumentParser(prog="python -m trainer.report", description=__doc__)
     parser.add_argument("--model", help="serving folder or models:/ulasan-sentiment@champion")
     parser.add_argument("--no-baseline", action="store_true")

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers.trainers import WordPieceTrainer
+
 from trainer.errors import TrainingError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -32,8 +35,6 @@ def train_wordpiece(
     pre-tokenization, ``[CLS] text [SEP]``) whose ``save_pretrained`` writes the
     ``tokenizer.json`` the serving runtime loads with ``tokenizers`` alone.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
     from transformers import BertTokenizerFast
 
     corpus = [t for t in texts if t.strip()]

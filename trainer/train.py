@@ -19,10 +19,17 @@ from trainer.batching import epoch_sample, length_bucketed_batches, pad_batch
 from trainer.config import TrainConfig
 from trainer.errors import TrainingError
 from trainer.metrics import classification_report
-from trainer.modeling import autocast, count_parameters, load_classifier, mini_bert_config
+from trainer.modeling import (
+    autocast,
+    count_parameters,
+    decay_groups,
+    load_classifier,
+    mini_bert_config,
+)
 from trainer.pretrain import PretrainResult, pretrain_mlm
 from trainer.progress import add_task, advance, progress_bar
 from trainer.tokenizer import train_wordpiece
+from ulasan.core.text import clean
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -78,8 +85,6 @@ def texts_and_labels(examples: Sequence[Any]) -> tuple[list[str], list[str]]:
 
 def clean_texts(texts: Sequence[str], *, lowercase: bool = True) -> list[str]:
     """The serving runtime's cleaning (``ulasan.core.text.clean``), so no skew."""
-    from ulasan.core.text import clean
-
     return [clean(t, lowercase=lowercase) for t in texts]
 
 
@@ -232,6 +237,50 @@ def _average_state(states: list[dict[str, Any]]) -> dict[str, Any]:
     return averaged
 
 
+@dataclass
+class _Encoded:
+    """Fine-tuning's inputs, cleaned as serving will clean them and tokenized."""
+
+    train_ids: list[list[int]]
+    y: np.ndarray
+    train_labels: list[str]
+    valid_texts: list[str]
+    valid_labels: list[str]
+    max_length: int
+    #: per-example sampling weights (None: every example once per epoch)
+    weights: np.ndarray | None
+
+    @property
+    def epoch_size(self) -> int:
+        n = len(self.train_ids)
+        return n if self.weights is None else max(1, round(float(self.weights.sum())))
+
+
+@dataclass
+class _Selection:
+    """Early stopping and checkpoint selection on valid macro-F1: the best epoch and the
+    ``keep`` best snapshots (for averaging)."""
+
+    keep: int
+    patience: int
+    snapshots: list[tuple[float, int, dict[str, Any]]] = field(default_factory=list)
+    best_f1: float = -1.0
+    best_epoch: int = 0
+    stale: int = 0
+
+    def observe(self, macro_f1: float, epoch: int, model: Any) -> bool:
+        """Keep this epoch's weights if among the best; True when training should stop."""
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.snapshots.append((macro_f1, epoch, state))
+        self.snapshots.sort(key=lambda s: (-s[0], s[1]))
+        del self.snapshots[self.keep :]
+        if macro_f1 > self.best_f1:
+            self.best_f1, self.best_epoch, self.stale = macro_f1, epoch, 0
+            return False
+        self.stale += 1
+        return bool(self.patience and self.stale >= self.patience)
+
+
 def fine_tune(
     config: TrainConfig,
     train_examples: Sequence[Any],
@@ -264,175 +313,262 @@ def fine_tune(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     started = time.perf_counter()
-
-    raw_train, train_labels = texts_and_labels(train_examples)
-    raw_valid, valid_labels = texts_and_labels(valid_examples)
-    if not raw_train or not raw_valid:
+    train, valid = texts_and_labels(train_examples), texts_and_labels(valid_examples)
+    if not train[0] or not valid[0]:
         raise TrainingError(
-            f"need training and validation examples, got {len(raw_train)} and {len(raw_valid)}"
+            f"need training and validation examples, got {len(train[0])} and {len(valid[0])}"
         )
     if prepared is None:
-        if config.is_mini:
-            prepared = prepare_mini(
-                config, clean_texts(raw_train), progress=progress, console=console
-            )
-        else:
-            tokenizer, model = load_classifier(config.model)
-            prepared = PreparedModel(tokenizer, model)
+        prepared = _prepare(config, train[0], progress=progress, console=console)
+    data = _encode(config, prepared, train, valid, sample_weights)
+    class_weights, weight_tensor = _class_weights(config, data)
+    model, history, selection = _train_epochs(
+        config, prepared, data, weight_tensor, rng, progress, console, on_epoch
+    )
+    model, final_report, averaged_epochs = _select(
+        config, model, prepared.tokenizer, data, weight_tensor, selection
+    )
+    checkpoint_dir = _save(config, output_dir, model, prepared.tokenizer, data, history)
+    return TrainResult(
+        checkpoint_dir=checkpoint_dir,
+        model_name=config.model,
+        history=history,
+        best_epoch=selection.best_epoch,
+        averaged_epochs=averaged_epochs,
+        valid_report=final_report,
+        seconds=time.perf_counter() - started,
+        n_train=len(data.train_ids),
+        n_valid=len(data.valid_texts),
+        num_parameters=count_parameters(model),
+        label_counts=dict(Counter(data.train_labels)),
+        class_weights=class_weights,
+        pretrain=prepared.pretrain,
+        extra={
+            "tokenizer_seconds": prepared.tokenizer_seconds,
+            "max_length": data.max_length,
+            "epoch_size": data.epoch_size,
+        },
+    )
+
+
+def _class_weights(config: TrainConfig, data: _Encoded) -> tuple[list[float] | None, Any]:
+    """``config.class_weighting``'s inverse class frequencies, as a list and a tensor."""
+    import torch
+
+    if not config.class_weighting:
+        return None, None
+    weights = _inverse_frequency(data.train_labels, data.weights)
+    return weights, torch.tensor(weights, dtype=torch.float32)
+
+
+def _prepare(
+    config: TrainConfig, raw_train: list[str], *, progress: bool, console: Any
+) -> PreparedModel:
+    """ulasan-mini built from the training texts, or ``config.model`` loaded."""
+    if config.is_mini:
+        return prepare_mini(config, clean_texts(raw_train), progress=progress, console=console)
+    tokenizer, model = load_classifier(config.model)
+    return PreparedModel(tokenizer, model)
+
+
+def _encode(
+    config: TrainConfig,
+    prepared: PreparedModel,
+    train: tuple[list[str], list[str]],
+    valid: tuple[list[str], list[str]],
+    sample_weights: Sequence[float] | None,
+) -> _Encoded:
+    """``(texts, labels)`` of train and valid, cleaned and tokenized for ``prepared``."""
+    (raw_train, train_labels), (raw_valid, valid_labels) = train, valid
     tokenizer, model = prepared.tokenizer, prepared.model
     # Clean as serving will: cased checkpoints keep their case.
     lowercase = tokenizer_lowercases(tokenizer)
     train_texts = clean_texts(raw_train, lowercase=lowercase)
-    valid_texts = clean_texts(raw_valid, lowercase=lowercase)
     max_positions = getattr(model.config, "max_position_embeddings", config.max_length)
     max_length = min(config.max_length, max_positions)
-
     train_ids = tokenizer(train_texts, truncation=True, max_length=max_length)["input_ids"]
-    y = np.asarray([LABELS.index(label) for label in train_labels], dtype=np.int64)
     weights = (
         check_sample_weights(sample_weights, len(train_ids)) if sample_weights is not None else None
     )
-    class_weights = None
-    if config.class_weighting:
-        class_weights = _inverse_frequency(train_labels, weights)
-    weight_tensor = (
-        torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
-    )
-    loss_fn = torch.nn.CrossEntropyLoss(
-        weight=weight_tensor, label_smoothing=config.label_smoothing
+    return _Encoded(
+        train_ids=train_ids,
+        y=np.asarray([LABELS.index(label) for label in train_labels], dtype=np.int64),
+        train_labels=train_labels,
+        valid_texts=clean_texts(raw_valid, lowercase=lowercase),
+        valid_labels=valid_labels,
+        max_length=max_length,
+        weights=weights,
     )
 
-    epoch_size = len(train_ids) if weights is None else max(1, round(float(weights.sum())))
-    steps_per_epoch = math.ceil(epoch_size / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+
+def _optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:
+    """AdamW (no weight decay on biases and LayerNorm) and linear warm-up then decay."""
+    import torch
+
     warmup = max(1, int(total_steps * config.warmup_ratio))
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
-    no_decay = [
-        p for n, p in model.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)
-    ]
     optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
+        decay_groups(model, config.weight_decay),
         lr=config.lr,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / (total_steps - warmup + 1))),
     )
-    lengths = [len(x) for x in train_ids]
+    return optimizer, scheduler
+
+
+def _train_epochs(
+    config: TrainConfig,
+    prepared: PreparedModel,
+    data: _Encoded,
+    weight_tensor: Any,
+    rng: np.random.Generator,
+    progress: bool,
+    console: Any,
+    on_epoch: EpochCallback | None,
+) -> tuple[Any, list[dict[str, float]], _Selection]:
+    """Train up to ``config.epochs`` epochs with early stopping: the model (last epoch's
+    weights), the per-epoch metrics and the selection of the best epochs."""
+    import torch
+
+    tokenizer, model = prepared.tokenizer, prepared.model
+    loss_fn = torch.nn.CrossEntropyLoss(
+        weight=weight_tensor, label_smoothing=config.label_smoothing
+    )
+    total_steps = math.ceil(data.epoch_size / config.batch_size) * config.epochs
+    optimizer, scheduler = _optimizer(model, config, total_steps)
     history: list[dict[str, float]] = []
-    snapshots: list[tuple[float, int, dict[str, Any]]] = []  # (macro_f1, epoch, state)
-    best_f1, best_epoch, stale = -1.0, 0, 0
+    selection = _Selection(keep=config.average_last, patience=config.patience)
     with progress_bar(progress, console) as bar:
         task = add_task(bar, "fine-tuning", total_steps)
         for epoch in range(1, config.epochs + 1):
             model.train()
             epoch_started = time.perf_counter()
-            loss_sum, seen = 0.0, 0
-            picked = np.arange(len(train_ids)) if weights is None else epoch_sample(weights, rng)
-            for positions in length_bucketed_batches(
-                [lengths[i] for i in picked],
-                config.batch_size,
-                rng=rng,
-                dynamic=config.dynamic_padding,
-            ):
-                batch = picked[positions]
-                input_ids, mask = pad_batch(
-                    [train_ids[i] for i in batch],
-                    tokenizer.pad_token_id,
-                    pad_to=None if config.dynamic_padding else max_length,
-                )
-                with autocast(config.bf16):
-                    logits = model(
-                        input_ids=torch.from_numpy(input_ids),
-                        attention_mask=torch.from_numpy(mask),
-                    ).logits
-                loss = loss_fn(logits.float(), torch.from_numpy(y[batch]))
+
+            def step(loss: Any, value: float, epoch: int = epoch) -> None:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise TrainingError(f"training loss became {value} in epoch {epoch}; lower lr")
-                loss_sum += value * len(batch)
-                seen += len(batch)
                 advance(bar, task, f"epoch {epoch}/{config.epochs} loss {value:.3f}")
+
+            train_loss = _train_epoch(config, model, tokenizer, data, loss_fn, rng, epoch, step)
             report, valid_loss = _evaluate(
-                model, tokenizer, valid_texts, valid_labels, config, weight_tensor
+                model, tokenizer, data.valid_texts, data.valid_labels, config, weight_tensor
             )
-            metrics = {
-                "epoch": float(epoch),
-                "train_loss": loss_sum / seen,
-                "valid_loss": valid_loss,
-                "valid_accuracy": report["accuracy"],
-                "valid_macro_f1": report["macro_f1"],
-                "valid_ece": report["ece"],
-                "lr": scheduler.get_last_lr()[0],
-                "epoch_seconds": time.perf_counter() - epoch_started,
-            }
+            metrics = _epoch_metrics(epoch, train_loss, valid_loss, report, scheduler)
+            metrics["epoch_seconds"] = time.perf_counter() - epoch_started
             history.append(metrics)
             if on_epoch is not None:
                 on_epoch(epoch, metrics)
             if bar is not None:
                 bar.console.print(
-                    f"epoch {epoch}: train loss {metrics['train_loss']:.4f}  valid loss "
+                    f"epoch {epoch}: train loss {train_loss:.4f}  valid loss "
                     f"{valid_loss:.4f}  acc {report['accuracy']:.4f}  "
                     f"macro-F1 {report['macro_f1']:.4f}"
                 )
-            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            snapshots.append((report["macro_f1"], epoch, state))
-            snapshots.sort(key=lambda s: (-s[0], s[1]))
-            del snapshots[config.average_last :]
-            if report["macro_f1"] > best_f1:
-                best_f1, best_epoch, stale = report["macro_f1"], epoch, 0
-            else:
-                stale += 1
-                if config.patience and stale >= config.patience:
-                    break
+            if selection.observe(report["macro_f1"], epoch, model):
+                break
+    return model, history, selection
 
-    best_state = next(s for f1, e, s in snapshots if e == best_epoch)
-    model.load_state_dict(best_state)
-    final_report, _ = _evaluate(model, tokenizer, valid_texts, valid_labels, config, weight_tensor)
-    averaged_epochs = [best_epoch]
-    if len(snapshots) > 1:
-        averaged = copy.deepcopy(model)
-        averaged.load_state_dict(_average_state([s for _, _, s in snapshots]))
-        avg_report, _ = _evaluate(
-            averaged, tokenizer, valid_texts, valid_labels, config, weight_tensor
+
+def _epoch_metrics(
+    epoch: int, train_loss: float, valid_loss: float, report: dict[str, Any], scheduler: Any
+) -> dict[str, float]:
+    return {
+        "epoch": float(epoch),
+        "train_loss": train_loss,
+        "valid_loss": valid_loss,
+        "valid_accuracy": report["accuracy"],
+        "valid_macro_f1": report["macro_f1"],
+        "valid_ece": report["ece"],
+        "lr": scheduler.get_last_lr()[0],
+    }
+
+
+def _train_epoch(
+    config: TrainConfig,
+    model: Any,
+    tokenizer: Any,
+    data: _Encoded,
+    loss_fn: Any,
+    rng: np.random.Generator,
+    epoch: int,
+    step: Callable[[Any, float], None],
+) -> float:
+    """One epoch over the (sampled) training examples in length-bucketed batches; its mean
+    training loss. ``step(loss, value)`` back-propagates and advances the optimizer."""
+    import torch
+
+    n = len(data.train_ids)
+    picked = np.arange(n) if data.weights is None else epoch_sample(data.weights, rng)
+    lengths = [len(data.train_ids[i]) for i in picked]
+    loss_sum, seen = 0.0, 0
+    for positions in length_bucketed_batches(
+        lengths, config.batch_size, rng=rng, dynamic=config.dynamic_padding
+    ):
+        batch = picked[positions]
+        input_ids, mask = pad_batch(
+            [data.train_ids[i] for i in batch],
+            tokenizer.pad_token_id,
+            pad_to=None if config.dynamic_padding else data.max_length,
         )
+        with autocast(config.bf16):
+            logits = model(
+                input_ids=torch.from_numpy(input_ids),
+                attention_mask=torch.from_numpy(mask),
+            ).logits
+        loss = loss_fn(logits.float(), torch.from_numpy(data.y[batch]))
+        value = float(loss.detach())
+        step(loss, value)
+        if not math.isfinite(value):
+            raise TrainingError(f"training loss became {value} in epoch {epoch}; lower lr")
+        loss_sum += value * len(batch)
+        seen += len(batch)
+    return loss_sum / seen
+
+
+def _select(
+    config: TrainConfig,
+    model: Any,
+    tokenizer: Any,
+    data: _Encoded,
+    weight_tensor: Any,
+    selection: _Selection,
+) -> tuple[Any, dict[str, Any], list[int]]:
+    """The best epoch's weights, or the average of the kept epochs when that scores higher on
+    valid: the model, its valid report and the epochs it holds."""
+    best_state = next(s for _, e, s in selection.snapshots if e == selection.best_epoch)
+    model.load_state_dict(best_state)
+    texts, labels = data.valid_texts, data.valid_labels
+    final_report, _ = _evaluate(model, tokenizer, texts, labels, config, weight_tensor)
+    averaged_epochs = [selection.best_epoch]
+    if len(selection.snapshots) > 1:
+        averaged = copy.deepcopy(model)
+        averaged.load_state_dict(_average_state([s for _, _, s in selection.snapshots]))
+        avg_report, _ = _evaluate(averaged, tokenizer, texts, labels, config, weight_tensor)
         if avg_report["macro_f1"] > final_report["macro_f1"]:
             model, final_report = averaged, avg_report
-            averaged_epochs = sorted(e for _, e, _ in snapshots)
+            averaged_epochs = sorted(e for _, e, _ in selection.snapshots)
+    return model, final_report, averaged_epochs
 
+
+def _save(
+    config: TrainConfig,
+    output_dir: Path | None,
+    model: Any,
+    tokenizer: Any,
+    data: _Encoded,
+    history: list[dict[str, float]],
+) -> Path:
+    """Save model and tokenizer to ``<output_dir>/checkpoint`` and the history beside it."""
     out = Path(output_dir) if output_dir is not None else config.resolved_output_dir() / "last"
     checkpoint_dir = out / "checkpoint"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
     model.save_pretrained(checkpoint_dir)
-    tokenizer.model_max_length = max_length
+    tokenizer.model_max_length = data.max_length
     tokenizer.save_pretrained(checkpoint_dir)
     (out / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
-    return TrainResult(
-        checkpoint_dir=checkpoint_dir,
-        model_name=config.model,
-        history=history,
-        best_epoch=best_epoch,
-        averaged_epochs=averaged_epochs,
-        valid_report=final_report,
-        seconds=time.perf_counter() - started,
-        n_train=len(train_texts),
-        n_valid=len(valid_texts),
-        num_parameters=count_parameters(model),
-        label_counts=dict(Counter(train_labels)),
-        class_weights=class_weights,
-        pretrain=prepared.pretrain,
-        extra={
-            "tokenizer_seconds": prepared.tokenizer_seconds,
-            "max_length": max_length,
-            "epoch_size": epoch_size,
-        },
-    )
+    return checkpoint_dir

@@ -130,20 +130,7 @@ def validate(
         else:
             passed.append((index, example, clean(example.text)))
 
-    labels_of: defaultdict[str, set[str]] = defaultdict(set)
-    for _, example, key in passed:
-        if example.label is not None:
-            labels_of[key].add(example.label)
-    accepted: list[Example] = []
-    seen: set[str] = set()
-    for index, example, key in passed:
-        if len(labels_of[key]) > 1:
-            rejected.append(_rejection(index, example, "conflicting_label"))
-        elif key in seen:
-            rejected.append(_rejection(index, example, "duplicate"))
-        else:
-            seen.add(key)
-            accepted.append(example)
+    accepted = _deduplicate(passed, rejected)
     rejected.sort(key=lambda r: r.index)
 
     distribution = {label: 0 for label in labels}
@@ -159,6 +146,28 @@ def validate(
         warnings=warnings,
         imbalance_ratio=ratio,
     )
+
+
+def _deduplicate(
+    passed: list[tuple[int, Example, str]], rejected: list[Rejection]
+) -> list[Example]:
+    """The rows that passed, less texts seen with two labels and repeats (appended to
+    ``rejected``); first occurrences kept, in order."""
+    labels_of: defaultdict[str, set[str]] = defaultdict(set)
+    for _, example, key in passed:
+        if example.label is not None:
+            labels_of[key].add(example.label)
+    accepted: list[Example] = []
+    seen: set[str] = set()
+    for index, example, key in passed:
+        if len(labels_of[key]) > 1:
+            rejected.append(_rejection(index, example, "conflicting_label"))
+        elif key in seen:
+            rejected.append(_rejection(index, example, "duplicate"))
+        else:
+            seen.add(key)
+            accepted.append(example)
+    return accepted
 
 
 def _row_problem(

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokenizers.models import WordPiece
+
 from trainer.errors import TrainingError
 
 
@@ -65,7 +67,6 @@ def extend_vocabulary(
     ``tokenizer`` and resize ``model``'s embeddings; each new row is the mean of the word's
     old pieces' rows. Both are changed in place."""
     import torch
-    from tokenizers.models import WordPiece
 
     backend = tokenizer.backend_tokenizer
     old = backend.model

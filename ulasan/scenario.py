@@ -28,9 +28,10 @@ from schemas import topics
 from schemas.codec import encode
 from schemas.events import LabelFeedback, ReviewReceived
 from trainer.config import load_config
-from trainer.consumer import RetrainConfig, holdout
 from trainer.data import load_prdect
 from trainer.pipeline import EVAL_SET_NAME, load_training_data, run_training
+from trainer.retrain.config import RetrainConfig
+from trainer.retrain.split import holdout
 from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import PROJECT_ROOT, Settings
 from ulasan.procs import Child, child_env, read_tail, spawn

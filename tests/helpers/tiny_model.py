@@ -2,7 +2,8 @@
 
 ``build_tiny_checkpoint(out_dir)`` writes a Hugging Face checkpoint folder (model + fast
 tokenizer via ``save_pretrained``, ``id2label``/``label2id`` in ``schemas.events.LABELS`` order)
-whose tokenizer is a WordPiece vocabulary trained on a few hundred shipped SmSA texts.
+whose tokenizer is the trainer's WordPiece (:func:`trainer.tokenizer.train_wordpiece`) trained
+on a few hundred shipped SmSA texts.
 ``train_tiny_checkpoint`` additionally fine-tunes it for a few steps so it learns something.
 """
 
@@ -14,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.events import LABELS
+from trainer.export import export_serving_folder
+from trainer.tokenizer import train_wordpiece
+from ulasan.core.text import default_lexicon
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SMSA_DIR = PROJECT_ROOT / "data" / "smsa"
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 @dataclass(frozen=True)
@@ -43,37 +46,6 @@ def smsa_rows(split: str = "train", limit: int | None = 400) -> list[tuple[str, 
     return rows
 
 
-def build_tokenizer(texts: list[str], vocab_size: int, model_max_length: int):  # noqa: ANN201
-    """A BertTokenizerFast with a WordPiece vocabulary trained on ``texts`` (lower-cased)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
-    from transformers import BertTokenizerFast
-
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(
-        texts, WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
-    )
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-    )
-    return BertTokenizerFast(
-        tokenizer_object=tok,
-        do_lower_case=True,
-        model_max_length=model_max_length,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-
-
 def build_tiny_checkpoint(
     out_dir: Path,
     *,
@@ -88,7 +60,13 @@ def build_tiny_checkpoint(
     torch.manual_seed(seed)
     if texts is None:
         texts = [t for t, _ in smsa_rows("train", limit=400)]
-    tokenizer = build_tokenizer(texts, shape.vocab_size, shape.max_position_embeddings)
+    # the trainer's own WordPiece tokenizer (every word kept: min_frequency 0)
+    tokenizer = train_wordpiece(
+        texts,
+        vocab_size=shape.vocab_size,
+        min_frequency=0,
+        model_max_length=shape.max_position_embeddings,
+    )
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=shape.hidden_size,
@@ -152,9 +130,6 @@ def tiny_serving_folder(base_dir: Path, *, trained: bool = True) -> Path:
     ``trained=True`` fine-tunes for 60 steps on 400 SmSA train rows (it learns a little);
     ``trained=False`` exports the random initialisation (a deliberately worse model).
     """
-    from trainer.export import export_serving_folder
-    from ulasan.core.text import default_lexicon
-
     key = (str(base_dir), trained)
     if key not in _SERVING_CACHE:
         name = "tiny-trained" if trained else "tiny-random"

@@ -8,6 +8,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from tests.helpers.tiny_model import build_tiny_checkpoint, smsa_rows
+from trainer.export import export_serving_folder
+from ulasan.core.text import default_lexicon
+
 MODEL_NAME = "tiny-stream-test"
 
 
@@ -18,10 +22,6 @@ def tiny_serving_folder() -> Path:
     Random weights are enough for pipeline mechanics; the folder is the real export format,
     loaded by the real ``OnnxPredictor``.
     """
-    from tests.helpers.tiny_model import build_tiny_checkpoint, smsa_rows
-    from trainer.export import export_serving_folder
-    from ulasan.core.text import default_lexicon
-
     root = Path(tempfile.mkdtemp(prefix="ulasan-tiny-serving-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     checkpoint = build_tiny_checkpoint(root / "checkpoint")

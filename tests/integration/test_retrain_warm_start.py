@@ -14,9 +14,9 @@ import pytest
 
 from tests.helpers.tiny_model import build_tiny_checkpoint, tiny_serving_folder
 from trainer import registry
-from trainer.consumer import warm_start_source
 from trainer.errors import RegistryError
 from trainer.pipeline import write_checkpoint_meta
+from trainer.retrain.warm_start import warm_start_source
 from ulasan.core.settings import Settings
 
 

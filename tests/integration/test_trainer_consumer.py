@@ -9,7 +9,9 @@ import uuid
 import psycopg
 
 from schemas.events import RetrainRequested
-from trainer.consumer import RunRecord, RunStore, TrainerSettings, handle
+from trainer.retrain.config import TrainerSettings
+from trainer.retrain.request import handle
+from trainer.retrain.store import RunRecord, RunStore
 
 
 def record(key: str) -> RunRecord:

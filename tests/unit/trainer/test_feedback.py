@@ -7,8 +7,8 @@ import json
 import pytest
 
 from stream_processors.feedback.logic import JOIN_BY_IDS, RECONCILE, Outcome, RollingError, outcomes
-from trainer.consumer import SELECTION_SALT, holdout, split_labelled
 from trainer.data import Example
+from trainer.retrain.split import SELECTION_SALT, holdout, split_labelled
 
 
 def test_rolling_error_keeps_the_last_n() -> None:

@@ -1,11 +1,11 @@
-"""What a retrain trains on and what its gate compares on (trainer.consumer, pure parts)."""
+"""What a retrain trains on and what its gate compares on (trainer.retrain, pure parts)."""
 
 from __future__ import annotations
 
 from trainer.config import load_config
-from trainer.consumer import base_share, gate_examples
 from trainer.data import Example
 from trainer.pipeline import fixed_eval_set
+from trainer.retrain.split import base_share, gate_examples, write_jsonl
 from ulasan.core.settings import PROJECT_ROOT
 
 
@@ -44,7 +44,6 @@ def test_the_gate_set_is_the_fixed_set_plus_the_stream_holdout() -> None:
 
 
 def test_the_selection_split_chooses_the_epoch_and_is_never_trained_on(tmp_path) -> None:  # noqa: ANN001
-    from trainer.consumer import write_jsonl
     from trainer.pipeline import load_training_data
     from ulasan.core.settings import Settings
 

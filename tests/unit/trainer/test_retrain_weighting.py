@@ -12,18 +12,12 @@ import pytest
 
 from schemas.events import LABELS
 from trainer.config import load_config
-from trainer.consumer import (
-    BASE_WEIGHT,
-    LABELLED_WEIGHT,
-    WARM_START_OVERRIDES,
-    RetrainConfig,
-    effective_base_weight,
-    sample_weight,
-)
 from trainer.data import Example
 from trainer.errors import TrainingError
 from trainer.pipeline import serving_model_name, write_checkpoint_meta
 from trainer.registry import CHECKPOINT_META_FILE, read_checkpoint_meta
+from trainer.retrain.config import BASE_WEIGHT, LABELLED_WEIGHT, WARM_START_OVERRIDES, RetrainConfig
+from trainer.retrain.weighting import effective_base_weight, sample_weight
 from trainer.train import check_sample_weights, epoch_sample, fine_tune
 
 CUES = {"positive": "mantap", "negative": "kecewa", "neutral": "alamat"}

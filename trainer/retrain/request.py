@@ -1,0 +1,306 @@
+"""One retrain request end to end: lock, claim, data, warm start, training, hold-out scores,
+the gate, the announcement and the run's record (see :mod:`trainer.retrain`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from schemas.events import ModelPromoted, RetrainRequested
+from trainer.config import TrainConfig, load_config
+from trainer.data import Example, load_postgres, load_smsa
+from trainer.evaluate import evaluate_model
+from trainer.gate import GateConfig, GateDecision, run_gate
+from trainer.pipeline.run import run_training
+from trainer.registry import ModelVersionInfo, champion
+from trainer.retrain.config import TrainerSettings
+from trainer.retrain.split import (
+    GATE_SET_NAME,
+    SELECTION_SALT,
+    base_share,
+    gate_examples,
+    split_labelled,
+    write_jsonl,
+)
+from trainer.retrain.store import RunRecord, RunStore
+from trainer.retrain.warm_start import warm_start_source
+from trainer.retrain.weighting import effective_base_weight, sample_weight
+from ulasan.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: (TrainConfig, settings, run_name, sample_weight) -> PipelineResult
+Trainer = Callable[[Any, Settings, str, Callable[[Example], float] | None], Any]
+
+
+def default_train(
+    config: Any, settings: Settings, run_name: str, weight: Callable[[Example], float] | None
+) -> Any:
+    """The training pipeline, quiet (no progress bars, log to stderr)."""
+    return run_training(
+        config,
+        settings,
+        console=Console(stderr=True),
+        progress=False,
+        run_name=run_name,
+        sample_weight=weight,
+    )
+
+
+def handle(
+    request: RetrainRequested,
+    settings: TrainerSettings,
+    store: RunStore,
+    publish: Callable[[ModelPromoted], None],
+    *,
+    train: Trainer = default_train,
+) -> RunRecord:
+    """Handle one request end to end (see :mod:`trainer.retrain`); never raises for a failed
+    training: the run is recorded as ``failed`` with the error."""
+    cfg = settings.retrain
+    record = RunRecord(
+        run_id=f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        request_id=request.request_id,
+        dedupe_key=request.dedupe_key,
+        reasons=list(request.reasons),
+        status="running",
+    )
+    store.lock(cfg.lock_timeout_s)
+    try:
+        if not store.claim(record):
+            record.status = "duplicate"
+            log.info(
+                "retrain request %s (key %s) is a duplicate: ignored",
+                request.request_id,
+                request.dedupe_key,
+            )
+            return record
+        run_dir = cfg.logs_dir / record.run_id
+        try:
+            retrain(request, settings, record, run_dir, publish, train)
+        except Exception as exc:  # recorded, not swallowed: status failed + error + log
+            log.exception("retraining run %s failed", record.run_id)
+            record.status = "failed"
+            record.error = f"{type(exc).__name__}: {exc}"
+        record.finished_at = time.time()
+        store.finish(record)
+        _write_run_json(run_dir, record)
+        return record
+    finally:
+        store.unlock()
+
+
+def _write_run_json(run_dir: Path, record: RunRecord) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "run.json").write_text(
+        json.dumps({**asdict(record), "duration_s": record.duration_s}, indent=2, default=str)
+        + "\n",
+        encoding="utf-8",
+    )
+
+
+@dataclass(frozen=True)
+class RetrainData:
+    """What one retrain trains on and is scored on, and the config keys that point the
+    pipeline at it."""
+
+    config: TrainConfig
+    held_pairs: list[tuple[str, str]]
+    overrides: dict[str, Any]
+    weight: Callable[[Example], float]
+
+
+def retrain(
+    request: RetrainRequested,
+    settings: TrainerSettings,
+    record: RunRecord,
+    run_dir: Path,
+    publish: Callable[[ModelPromoted], None],
+    train: Trainer,
+) -> None:
+    """Train, score, gate and announce one claimed request, filling ``record``."""
+    before = champion(settings)
+    if request.model_version and before is not None and before.version != request.model_version:
+        record.status = "stale"
+        record.decision = (
+            f"requested for version {request.model_version}, version {before.version} serves now"
+        )
+        return
+    data = prepare_data(settings, record, run_dir)
+    if before is not None and data.held_pairs:
+        report = evaluate_model(before.uri, data.held_pairs, settings)
+        record.scores["holdout_before"] = _brief(report) | {"version": before.version}
+    result = train_candidate(settings, record, data, before, train)
+    if not result.model_version:
+        record.status = "done"
+        record.decision = "not registered (register_model is off in the config): nothing to gate"
+        return
+    name = settings.mlflow.registered_model
+    if data.held_pairs:
+        uri = f"models:/{name}/{result.model_version}"
+        report = evaluate_model(uri, data.held_pairs, settings)
+        record.scores["holdout_after"] = _brief(report) | {"version": result.model_version}
+    if not data.config.promote:
+        record.status = "done"
+        record.decision = "not gated (promote is off in the config)"
+        return
+    decision = gate(settings, record, data, str(result.model_version))
+    if decision.promoted:
+        announce(settings, record, decision, publish)
+
+
+def prepare_data(settings: TrainerSettings, record: RunRecord, run_dir: Path) -> RetrainData:
+    """Split the labelled reviews, keep a share of the base corpus, write the data files into
+    ``run_dir`` and record their sizes and the sampling weights."""
+    cfg = settings.retrain
+    labelled = [e for e in load_postgres(settings.postgres.dsn) if e.label is not None]
+    if cfg.max_labelled is not None:
+        labelled = labelled[-cfg.max_labelled :]
+    new_train, held = split_labelled(labelled, cfg.holdout_share)
+    selection: list[Example] = []
+    if cfg.selection_share > 0:
+        new_train, selection = split_labelled(new_train, cfg.selection_share, salt=SELECTION_SALT)
+    config = load_config(cfg.config).with_overrides(cfg.overrides)
+    base = base_share(load_smsa("train"), len(new_train), config.max_examples, config.seed)
+    path = write_jsonl(run_dir / "train.jsonl", [*base, *new_train])
+    held_path = write_jsonl(run_dir / "holdout.jsonl", held)
+    base_weight = effective_base_weight(
+        n_base=len(base),
+        n_new=len(new_train),
+        labelled=cfg.labelled_weight,
+        base=cfg.base_weight,
+        min_share=cfg.min_base_share,
+    )
+    record.data_sizes = {
+        "base": len(base),
+        "labelled": len(labelled),
+        "labelled_train": len(new_train),
+        "labelled_holdout": len(held),
+        "labelled_selection": len(selection),
+        "sampled_per_epoch": round(len(base) * base_weight + len(new_train) * cfg.labelled_weight),
+    }
+    record.scores["sampling"] = {
+        "labelled_weight": cfg.labelled_weight,
+        "labelled_class_balance": cfg.labelled_class_balance,
+        "base_weight": base_weight,
+        "base_weight_configured": cfg.base_weight,
+        "min_base_share": cfg.min_base_share,
+    }
+    # the pipeline registers the candidate; the gate runs here, on base set + stream hold-out
+    # the cap is applied above (every new review kept): the pipeline must not sample again
+    overrides: dict[str, Any] = {
+        "data": f"file:{path}",
+        "promote": False,
+        "max_examples": len(base) + len(new_train),
+    }
+    if cfg.decision_bias and len(held) >= cfg.decision_bias_min_rows:
+        overrides["bias_data"] = f"file:{held_path}"
+    if selection:
+        overrides["selection_data"] = f"file:{write_jsonl(run_dir / 'selection.jsonl', selection)}"
+    weight = sample_weight(
+        new_train,
+        labelled=cfg.labelled_weight,
+        base=base_weight,
+        class_balance=cfg.labelled_class_balance,
+    )
+    held_pairs = [(e.text, str(e.label)) for e in held]
+    return RetrainData(config=config, held_pairs=held_pairs, overrides=overrides, weight=weight)
+
+
+def train_candidate(
+    settings: TrainerSettings,
+    record: RunRecord,
+    data: RetrainData,
+    before: ModelVersionInfo | None,
+    train: Trainer,
+) -> Any:
+    """Train the candidate: continued from the champion's checkpoint when it has one (and
+    ``warm_start`` is on), else from scratch; record how, and the run's figures."""
+    cfg = settings.retrain
+    with tempfile.TemporaryDirectory(prefix="ulasan-warm-") as tmp:
+        source = None
+        record.scores["warm_start"] = {"used": False, "reason": "warm_start is off"}
+        if cfg.warm_start:
+            source, record.scores["warm_start"] = warm_start_source(settings, before, Path(tmp))
+        if source is not None:
+            train_config = load_config(cfg.config).with_overrides(
+                {
+                    **cfg.warm_start_overrides,
+                    **cfg.overrides,
+                    **data.overrides,
+                    "model": str(source),
+                }
+            )
+        else:
+            train_config = data.config.with_overrides(data.overrides)
+        result = train(train_config, settings, f"retrain-{record.run_id}", data.weight)
+    record.scores["eval"] = {k: _brief(v) for k, v in (result.reports or {}).items()}
+    stage_seconds = getattr(result, "stage_seconds", None) or {}
+    record.scores["stage_seconds"] = {k: round(float(v), 1) for k, v in stage_seconds.items()}
+    summary = getattr(result, "train_summary", None) or {}
+    record.scores["adapt_steps"] = summary.get("adapt_steps", 0)
+    record.scores["vocab_added"] = summary.get("vocab_added", 0)
+    record.scores["decision_bias"] = summary.get("decision_bias")
+    return result
+
+
+def gate(settings: Settings, record: RunRecord, data: RetrainData, version: str) -> GateDecision:
+    """The gate on the fixed base set plus the stream hold-out; its verdict recorded."""
+    config = data.config
+    gate_set = gate_examples(config, data.held_pairs)
+    decision = run_gate(
+        settings,
+        gate_set,
+        version=version,
+        config=GateConfig(min_accuracy=config.gate.min_accuracy, tolerance=config.gate.tolerance),
+        eval_name=GATE_SET_NAME,
+    )
+    verdict = decision.as_dict()
+    record.scores["gate"] = {
+        "set": GATE_SET_NAME,
+        "n": len(gate_set),
+        "stream_holdout": len(data.held_pairs),
+        "candidate": verdict["candidate"],
+        "champion": verdict["champion"],
+    }
+    record.decision = decision.reason
+    record.status = "done"
+    return decision
+
+
+def announce(
+    settings: Settings,
+    record: RunRecord,
+    decision: GateDecision,
+    publish: Callable[[ModelPromoted], None],
+) -> None:
+    """Publish the promotion as ``ModelPromoted`` (the workers reload the champion)."""
+    name = settings.mlflow.registered_model
+    record.promoted_version = str(decision.candidate_version)
+    event = ModelPromoted(
+        model_name=name,
+        version=record.promoted_version,
+        alias="champion",
+        previous_version=decision.champion_version,
+        model_uri=f"models:/{name}@champion",
+        metrics={
+            "accuracy": float(decision.candidate.accuracy),
+            "macro_f1": float(decision.candidate.macro_f1),
+        },
+    )
+    publish(event)
+    log.warning("promoted version %s and announced it", record.promoted_version)
+
+
+def _brief(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: report.get(k) for k in ("n", "accuracy", "macro_f1")}

@@ -1,0 +1,73 @@
+"""What a retrain trains on, chooses its epoch on and is gated on: the labelled reviews split
+by a hash of their id (fixed across runs), the share of the base corpus kept beside them, and
+the gate's set."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from trainer.config import TrainConfig
+from trainer.data import Example
+from trainer.pipeline.data import fixed_eval_set
+from trainer.validation import validate
+
+#: salt of the selection split: drawn from what the hold-out left, independent of it
+SELECTION_SALT = "selection:"
+#: The retrain gate's set: the fixed base set (SmSA valid, deduplicated) + the stream hold-out.
+GATE_SET_NAME = "smsa-valid-dedup+stream-holdout"
+
+
+def holdout(review_id: str, share: float, *, salt: str = "") -> bool:
+    """Is this review held out? Fixed by a hash of its id: the same in every run. ``salt``
+    draws another split, independent of the unsalted one (the selection split)."""
+    h = int.from_bytes(hashlib.sha256((salt + review_id).encode()).digest()[:8], "big")
+    return h / 2**64 < share
+
+
+def split_labelled(
+    examples: Sequence[Example], share: float, *, salt: str = ""
+) -> tuple[list[Example], list[Example]]:
+    """``(train, held_out)`` by :func:`holdout` on each example's id."""
+    train: list[Example] = []
+    held: list[Example] = []
+    for e in examples:
+        (held if holdout(e.id or e.text, share, salt=salt) else train).append(e)
+    return train, held
+
+
+def write_jsonl(path: Path, examples: Sequence[Example]) -> Path:
+    """Write ``examples`` as JSON lines (``id``, ``text``, ``label``); the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for e in examples:
+            fh.write(json.dumps({"id": e.id, "text": e.text, "label": e.label}) + "\n")
+    return path
+
+
+def base_share(base: Sequence[Example], labelled: int, cap: int | None, seed: int) -> list[Example]:
+    """The base corpus rows to train on beside ``labelled`` new reviews: all of them, or, when
+    the config caps the examples at ``cap``, a seeded sample of ``cap - labelled`` (at least a
+    tenth of the cap, so the old domain is never forgotten outright). The new labelled reviews
+    are what a retrain is for: a cap never samples them away."""
+    if cap is None or len(base) + labelled <= cap:
+        return list(base)
+    keep = min(len(base), max(cap - labelled, cap // 10))
+    return random.Random(seed).sample(list(base), keep)  # noqa: S311 - sampling, not security
+
+
+def gate_examples(
+    config: TrainConfig, held_pairs: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """What a retrain's candidate and champion are compared on: the pipeline's fixed evaluation
+    set (SmSA valid without train texts, sampled as the pipeline samples it) plus the labelled
+    stream reviews held out of training (fixed by review-id hash). A model for the new domain
+    must beat the champion where the stream now is, without giving up the base domain: both
+    halves are in one set, so macro-F1 weighs every class over old and new reviews alike."""
+    valid = list(validate(fixed_eval_set()).accepted)
+    if config.max_valid_examples is not None and len(valid) > config.max_valid_examples:
+        valid = random.Random(config.seed + 1).sample(valid, config.max_valid_examples)  # noqa: S311
+    return [(e.text, str(e.label)) for e in valid] + list(held_pairs)
