@@ -8,6 +8,7 @@ as real subprocesses pointed at them through ``ULASAN_*`` environment overrides.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -15,9 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+import psycopg
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from deploy.local.database import migrate
 from schemas import topics
 from schemas.codec import decode
 from schemas.events import DeadLetter, SentimentScored
+from ulasan.core.kafka_admin import admin_client, ensure_topics
 from ulasan.core.settings import Settings
 from ulasan.procs import ULASAN_BIN, Child, child_env, free_port, spawn
 
@@ -113,10 +120,6 @@ class StreamEnv:
 
     def create(self, *, topic_names: list[str] | None = None) -> None:
         """Create the topics (all of them unless ``topic_names``) and the migrated database."""
-        import psycopg
-
-        from deploy.local.database import migrate
-        from ulasan.core.kafka_admin import ensure_topics
 
         ensure_topics(self.bootstrap, topic_names or self.topic_names, self.partitions, 1)
         with psycopg.connect(self.admin_dsn(), autocommit=True) as conn:
@@ -124,9 +127,6 @@ class StreamEnv:
         migrate(self.dsn)
 
     def destroy(self) -> None:
-        import psycopg
-
-        from ulasan.core.kafka_admin import admin_client
 
         for w in self.workers:
             w.kill()
@@ -193,7 +193,6 @@ class StreamEnv:
         wait_until(assigned, timeout_s, f"worker {worker.name} to get partitions")
 
     def metrics(self, worker: Worker) -> str:
-        import httpx
 
         try:
             return httpx.get(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=2).text
@@ -202,7 +201,6 @@ class StreamEnv:
 
     # -- data in and out ----------------------------------------------------------------------
     def produce(self, payloads: Iterable[tuple[bytes | None, bytes]]) -> int:
-        from confluent_kafka import Producer
 
         producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5, "acks": "all"})
         n = 0
@@ -221,7 +219,6 @@ class StreamEnv:
         )
 
     def count(self, table: str) -> int:
-        import psycopg
 
         with psycopg.connect(self.dsn, connect_timeout=5) as conn:
             row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
@@ -252,7 +249,6 @@ class StreamEnv:
         Committed == end with rows missing means records were lost; committed < end with an
         idle worker means a stalled partition (records fetched but never processed).
         """
-        from confluent_kafka import Consumer, TopicPartition
 
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.app_id})
         lines = ["offsets (partition: committed/end):"]
@@ -275,8 +271,6 @@ class StreamEnv:
     def missing_report(self) -> str:
         """Where the reviews missing from PostgreSQL are: raw, clean and sentiment records
         (partition@offset) holding each review id, so a failure says which stage lost them."""
-        import psycopg
-        from confluent_kafka import Consumer, TopicPartition
 
         def located(canonical: str) -> dict[str, list[str]]:
             name = self.topic(canonical)
@@ -334,7 +328,6 @@ class StreamEnv:
 
     def read_topic(self, topic: str, expect: int, timeout_s: float = 60.0) -> list[bytes]:
         """Every record value of ``topic`` from the beginning: at least ``expect`` of them."""
-        from confluent_kafka import Consumer
 
         consumer = Consumer(
             {
@@ -376,7 +369,6 @@ class StreamEnv:
     def duplicates(self) -> dict[str, int]:
         """Rows per table beyond one per key (must be zero: writes are idempotent); for
         prediction_logs, per review (a gateway request's rows have no review_id)."""
-        import psycopg
 
         keys = {
             "reviews": "review_id",
@@ -397,7 +389,6 @@ class BackgroundProducer:
     """Produces reviews ``start..stop`` spread over about ``seconds`` on a thread."""
 
     def __init__(self, env: StreamEnv, start: int, stop: int, seconds: float) -> None:
-        import threading
 
         self.env, self.start_i, self.stop_i, self.seconds = env, start, stop, seconds
         self.error: BaseException | None = None

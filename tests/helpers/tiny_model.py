@@ -14,6 +14,14 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+)
+
 from schemas.events import LABELS
 from trainer.export import export_serving_folder
 from trainer.tokenizer import train_wordpiece
@@ -54,8 +62,6 @@ def build_tiny_checkpoint(
     seed: int = 0,
 ) -> Path:
     """Write a randomly initialised BERT classifier + tokenizer to ``out_dir``; return it."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(seed)
     if texts is None:
@@ -96,8 +102,6 @@ def train_tiny_checkpoint(
     seed: int = 0,
 ) -> Path:
     """Fine-tune the checkpoint in place for ``steps`` optimizer steps on ``rows``."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.manual_seed(seed)
     rng = random.Random(seed)

@@ -11,7 +11,10 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
+from deploy.local.manager import service_problems
+from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import Settings
 
 
@@ -22,7 +25,6 @@ def unique(prefix: str) -> str:
 
 def delete_topics(bootstrap: str, names: list[str], prefix: str | None = None) -> None:
     """Delete ``names`` and, with ``prefix``, every topic whose name starts with it."""
-    from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     doomed = set(names)
@@ -48,7 +50,6 @@ def settings() -> Settings:
 @pytest.fixture(scope="session", autouse=True)
 def local_stack(settings: Settings) -> Settings:
     """Check once that Kafka, PostgreSQL, MLflow and Prometheus answer; fail (never skip) if not."""
-    from deploy.local.manager import service_problems
 
     problems = service_problems(settings)
     if problems:
@@ -70,7 +71,6 @@ class TopicFactory:
 
     def new(self, partitions: int = 1, prefix: str = "it") -> str:
         """Create ``test.<prefix>-<hex>`` with ``partitions`` partitions; return its name."""
-        from ulasan.core.kafka_admin import ensure_topics
 
         name = unique(f"test.{prefix}")
         ensure_topics(self.bootstrap, [name], partitions, 1)

@@ -11,12 +11,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from confluent_kafka import Consumer, Producer
 
 from schemas import topics
 from tests.helpers.stream_env import StreamEnv, wait_until
 from tests.helpers.tiny_model import smsa_rows
 from tests.helpers.tiny_serving import copy_serving_folder
 from trainer.profile import build_profile, write_profile
+from ulasan.core.kafka_admin import admin_client
 from ulasan.core.settings import Settings
 from ulasan.core.text import default_lexicon
 
@@ -40,7 +42,6 @@ def drift_env_fixture(settings: Settings, tmp_path: Path) -> Iterator[StreamEnv]
         yield env
     finally:
         env.destroy()
-        from ulasan.core.kafka_admin import admin_client
 
         admin = admin_client(env.bootstrap)
         doomed = [
@@ -58,7 +59,6 @@ def drift_env_fixture(settings: Settings, tmp_path: Path) -> Iterator[StreamEnv]
 
 def windows_in_changelog(env: StreamEnv) -> dict[str, dict[str, Any]]:
     """The latest value of every open window (``w:<start>``) in the drift table's changelog."""
-    from confluent_kafka import Consumer
 
     consumer = Consumer(
         {
@@ -130,7 +130,6 @@ def test_a_killed_workers_open_window_is_recovered_and_reported_whole(
     start = float(key.removeprefix("w:"))
 
     # close the window now: a tick past its end, sent on the observations topic like the timer's
-    from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": env.bootstrap, "acks": "all"})
     tick = {"kind": "tick", "t": start + WINDOW_S + 1.0}

@@ -18,8 +18,11 @@ from typing import Any
 
 import grpc
 import httpx
+import psycopg
 import pytest
+import schemathesis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, given, settings
 
 from producers.gateway.grpc_gen import ulasan_pb2 as pb
 from producers.gateway.grpc_gen import ulasan_pb2_grpc as pb_grpc
@@ -30,6 +33,7 @@ from schemas.events import LabelFeedback, ModelPromoted
 from tests.helpers.gateway_env import GatewayProcess, start_gateway
 from tests.helpers.stream_env import StreamEnv, Worker, wait_until
 from tests.helpers.tiny_serving import MODEL_NAME, copy_serving_folder
+from tests.helpers.tls import self_signed
 from tests.integration.conftest import delete_topics
 from ulasan.core.settings import Settings
 
@@ -163,7 +167,6 @@ def test_grpc_round_trip(live: Live) -> None:
 def actual_labels(live: Live, request_id: str, texts: int, timeout_s: float = 60.0) -> list[str]:
     """The ``actual_label`` of each stored prediction of ``request_id`` once all ``texts`` are
     stored and labelled (the request-logs agent stores them; the feedback agent joins)."""
-    import psycopg
 
     def joined() -> list[str] | None:
         with psycopg.connect(live.env.dsn) as conn:
@@ -309,8 +312,6 @@ def test_forced_reload_is_admin_only_audited_and_announced(live: Live) -> None:
 
 
 def test_schemathesis_finds_no_server_error(live: Live) -> None:
-    import schemathesis
-    from hypothesis import HealthCheck, given, settings
 
     base = live.open.url
     schema = schemathesis.openapi.from_url(base + "/openapi.json")
@@ -339,7 +340,6 @@ def test_schemathesis_finds_no_server_error(live: Live) -> None:
 
 
 def test_tls_for_http_and_grpc(live: Live) -> None:
-    from tests.helpers.tls import self_signed
 
     cert, key = self_signed(live.env.workdir / "tls")
     trust = ssl.create_default_context(cafile=str(cert))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 
 from schemas import topics
 from schemas.codec import decode, encode
@@ -40,7 +42,6 @@ def reload_env_fixture(settings: Settings, tmp_path: Path) -> Iterator[tuple[Str
         yield env, reg
     finally:
         env.destroy()
-        from confluent_kafka.admin import AdminClient
 
         with contextlib.suppress(Exception):
             admin = AdminClient({"bootstrap.servers": env.bootstrap})
@@ -88,7 +89,6 @@ def test_a_promotion_under_load_swaps_the_model_with_no_failed_or_lost_event(
     with BackgroundProducer(env, N_BEFORE, N_BEFORE + N_DURING, seconds=6.0):
         time.sleep(2.0)
         registry.set_alias(reg, registry.CHAMPION, v2)
-        from confluent_kafka import Producer
 
         producer = Producer({"bootstrap.servers": env.bootstrap, "acks": "all"})
         event = ModelPromoted(

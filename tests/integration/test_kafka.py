@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from schemas.topics import all_topics_with_dlq
+from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import Settings
 
 
@@ -65,7 +67,6 @@ def group_consumer(bootstrap: str, group: str) -> Consumer:
 
 
 def test_every_ulasan_topic_exists_with_the_configured_partitions(settings: Settings) -> None:
-    from confluent_kafka.admin import AdminClient
 
     meta = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers}).list_topics(
         timeout=10
@@ -111,7 +112,6 @@ def test_fresh_topics_report_their_partitions(
     settings: Settings, kafka_topics: Any, unique_name: Callable[[str], str]
 ) -> None:
     """Right after a creation the broker may list a topic with no partitions; no false note."""
-    from ulasan.core.kafka_admin import ensure_topics
 
     bootstrap = settings.kafka.bootstrap_servers
     names = [unique_name("test.fresh") for _ in range(5)]

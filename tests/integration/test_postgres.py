@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 from psycopg import sql
+from yoyo import get_backend, read_migrations
 
 from deploy.local import database
 from ulasan.core.settings import PostgresSettings, Settings
@@ -93,7 +94,6 @@ def test_schema_keys_and_checks(fresh_dsn: str) -> None:
 
 
 def test_rollback_removes_every_table(fresh_dsn: str) -> None:
-    from yoyo import get_backend, read_migrations
 
     database.migrate(fresh_dsn)
     backend = get_backend(database.yoyo_uri(fresh_dsn))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
+from urllib.parse import unquote
 
 import psycopg
 import pytest
@@ -20,6 +22,7 @@ from producers.publish import Publisher, prefixed_topics
 from producers.replay import ReplaySpec, replay
 from schemas import codec, topics
 from schemas.events import LabelFeedback, ReviewReceived
+from ulasan.core.kafka_admin import ensure_topics
 
 ULASAN = Path(sys.executable).parent / "ulasan"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "google_play"
@@ -45,7 +48,6 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[tuple[
         consumer.assign([TopicPartition(topic, p, 0) for p in ends])
         out: list[tuple[str, bytes]] = []
         remaining = {p for p, high in ends.items() if high > 0}
-        import time
 
         deadline = time.monotonic() + timeout_s
         while remaining and time.monotonic() < deadline:
@@ -65,7 +67,6 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[tuple[
 def prefix(kafka_topics, unique_name) -> str:
     """A topic prefix with its own reviews.raw.v1 and feedback.v1 (3 partitions each)."""
     p = unique_name("test.prod") + "."
-    from ulasan.core.kafka_admin import ensure_topics
 
     names = [p + topics.REVIEWS_RAW, p + topics.FEEDBACK]
     ensure_topics(kafka_topics.bootstrap, names, 3, 1)
@@ -197,7 +198,6 @@ class RecordedPlay:
         self.pages = pages
 
     def __call__(self, request):
-        from urllib.parse import unquote
 
         body = unquote(request.data.decode())
         match = re.search(r'\[(\d+),null,\\"([^\\]+)\\"\]', body)

@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
+from producers.gateway.metrics import GatewayMetrics
+from stream_processors.metrics import LoopMetrics, WorkerMetrics
 from tests.helpers import grafana
 from tests.helpers.grafana import (
     BUILTIN_VARIABLES,
@@ -148,10 +151,6 @@ def test_every_ulasan_metric_of_the_code_has_a_panel(defined: list[MetricDef]) -
 
 
 def test_the_source_parser_agrees_with_the_real_registries() -> None:
-    from prometheus_client import CollectorRegistry
-
-    from producers.gateway.metrics import GatewayMetrics
-    from stream_processors.metrics import LoopMetrics, WorkerMetrics
 
     worker = WorkerMetrics()
     LoopMetrics(worker.registry)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from producers.gateway.errors import Forbidden, RateLimited, Unauthenticated
 from producers.gateway.security import AuditLog, Guard, hash_key
-from producers.gateway.settings import ApiKey, GatewayConfig
+from producers.gateway.settings import ApiKey, GatewayConfig, GatewaySettings
 
 
 class Clock:
@@ -45,7 +45,6 @@ def test_settings_refuse_inconsistent_security(tmp_path: Path) -> None:
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from producers.gateway.settings import GatewaySettings
 
     digest = hash_key("k")
     monkeypatch.setenv("ULASAN_GATEWAY__AUTH_REQUIRED", "true")

@@ -204,7 +204,7 @@ def test_an_app_without_reviews_publishes_nothing(monkeypatch):
 
 
 def test_importing_the_scraper_does_not_switch_off_tls_verification():
-    import google_play_scraper.utils.request  # noqa: F401  (its import disables verification)
+    import google_play_scraper.utils.request  # noqa: F401, PLC0415  (its import disables verification)
 
     _library()
     assert ssl._create_default_https_context is not ssl._create_unverified_context

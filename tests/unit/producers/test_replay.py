@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -144,7 +145,6 @@ def test_max_then_resume_publishes_every_good_row_exactly_once(tmp_path):
 
 
 def _sha(path: Path) -> str:
-    import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from stream_processors.feedback.store import LoopStore
 from stream_processors.metrics import WorkerMetrics
 from stream_processors.settings import WorkerConfig
 from stream_processors.sink.postgres import PostgresSink
@@ -69,7 +70,6 @@ def test_a_write_after_close_waits_to_be_cancelled_instead_of_crashing_the_agent
 
 
 def test_the_loop_store_closed_for_shutdown_waits_instead_of_raising() -> None:
-    from stream_processors.feedback.store import LoopStore
 
     store = LoopStore(f"postgresql://ulasan@127.0.0.1:{free_port()}/ulasan")
 

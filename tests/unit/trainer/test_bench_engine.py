@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from tests.helpers.tiny_model import tiny_serving_folder
 from trainer.bench_engine import bench_texts, run_engine_bench, shape_model
 from trainer.errors import TrainerError
+from ulasan.cli import app
 from ulasan.core.settings import Settings
 
 
@@ -46,7 +47,6 @@ def test_without_checkpoint_the_baseline_is_named_missing(serving: Path) -> None
 
 
 def test_cli_json(serving: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ulasan.cli import app
 
     monkeypatch.setenv("ULASAN_STATE_DIR", str(tmp_path))
     args = ["bench", "engine", "--model", str(serving), "--texts", "8", "--batch", "4", "--json"]
@@ -60,7 +60,6 @@ def test_cli_json(serving: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_cli_needs_exactly_one_source() -> None:
-    from ulasan.cli import app
 
     out = CliRunner().invoke(app, ["bench", "engine", "--json"])
     assert out.exit_code == 2

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import f1_score
 
 from schemas.events import LABELS
+from tests.helpers.tiny_model import build_tiny_checkpoint
 from trainer.bias import GRID, apply_bias, choose_bias, macro_f1
 from trainer.config import load_config
 from trainer.errors import ConfigError, TrainingError
+from trainer.modeling import load_classifier
+from trainer.pipeline import choose_decision_bias
 
 
 def _rare_middle_class(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -72,10 +77,6 @@ def test_bad_inputs_are_clear_errors() -> None:
 
 
 def test_apply_bias_moves_the_head_and_the_argmax(tmp_path: Path) -> None:
-    import torch
-
-    from tests.helpers.tiny_model import build_tiny_checkpoint
-    from trainer.modeling import load_classifier
 
     folder = build_tiny_checkpoint(tmp_path / "m", texts=["bagus sekali", "jelek sekali"] * 20)
     tokenizer, model = load_classifier(folder)
@@ -90,11 +91,6 @@ def test_apply_bias_moves_the_head_and_the_argmax(tmp_path: Path) -> None:
 
 
 def test_the_pipeline_writes_the_chosen_offsets_into_the_checkpoint(tmp_path: Path) -> None:
-    import json
-
-    from tests.helpers.tiny_model import build_tiny_checkpoint
-    from trainer.modeling import load_classifier
-    from trainer.pipeline import choose_decision_bias
 
     texts = [f"ulasan nomor {i} biasa saja" for i in range(12)]
     folder = build_tiny_checkpoint(tmp_path / "m", texts=texts)

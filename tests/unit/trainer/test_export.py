@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,6 @@ def test_refuses_a_non_empty_folder(random_checkpoint: Path, tmp_path: Path) -> 
 
 
 def test_refuses_labels_in_another_order(random_checkpoint: Path, tmp_path: Path) -> None:
-    import shutil
 
     ckpt = tmp_path / "reordered"
     shutil.copytree(random_checkpoint, ckpt)
@@ -110,7 +110,6 @@ def test_refuses_labels_in_another_order(random_checkpoint: Path, tmp_path: Path
 def test_refuses_a_checkpoint_without_fast_tokenizer(
     random_checkpoint: Path, tmp_path: Path
 ) -> None:
-    import shutil
 
     ckpt = tmp_path / "slow"
     shutil.copytree(random_checkpoint, ckpt)

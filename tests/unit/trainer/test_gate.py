@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import pytest
 
 from trainer.errors import GateError
 from trainer.gate import GateConfig, GateDecision, decide
-from trainer.registry import EvalScores, dataset_hash
+from trainer.registry import EvalScores, _plain, dataset_hash
 
 
 def scores(acc: float, f1: float, h: str = "h1") -> EvalScores:
@@ -92,11 +96,6 @@ def test_dataset_hash() -> None:
 
 
 def test_reports_become_plain_json() -> None:
-    import dataclasses
-    import json
-    from pathlib import Path
-
-    from trainer.registry import _plain
 
     @dataclasses.dataclass
     class Report:

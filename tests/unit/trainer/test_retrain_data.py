@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from trainer.config import load_config
 from trainer.data import Example
-from trainer.pipeline import fixed_eval_set
+from trainer.pipeline import fixed_eval_set, load_training_data
 from trainer.retrain.split import base_share, gate_examples, write_jsonl
-from ulasan.core.settings import PROJECT_ROOT
+from ulasan.core.settings import PROJECT_ROOT, Settings
 
 
 def rows(n: int, prefix: str = "base") -> list[Example]:
@@ -44,8 +44,6 @@ def test_the_gate_set_is_the_fixed_set_plus_the_stream_holdout() -> None:
 
 
 def test_the_selection_split_chooses_the_epoch_and_is_never_trained_on(tmp_path) -> None:  # noqa: ANN001
-    from trainer.pipeline import load_training_data
-    from ulasan.core.settings import Settings
 
     labels = ("positive", "negative", "neutral")
     train = [Example(text=f"ulasan nomor {i}", label=labels[i % 3], id=f"r{i}") for i in range(30)]

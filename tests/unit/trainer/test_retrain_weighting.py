@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from schemas.events import LABELS
+from tests.helpers.tiny_model import build_tiny_checkpoint
 from trainer.config import load_config
 from trainer.data import Example
 from trainer.errors import TrainingError
@@ -113,7 +114,6 @@ def test_the_retrain_defaults_up_weight_the_new_domain_and_continue_gently() -> 
 
 
 def test_fine_tune_with_sample_weights_continues_a_checkpoint(tmp_path: Path) -> None:
-    from tests.helpers.tiny_model import build_tiny_checkpoint
 
     folder = build_tiny_checkpoint(tmp_path / "base", texts=[t for t, _ in cue_rows(200, 1)])
     config = load_config("configs/tiny.yaml").with_overrides(

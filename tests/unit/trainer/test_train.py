@@ -9,14 +9,22 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tokenizers import Tokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+import trainer.pretrain as pretrain
 from schemas.events import LABELS
+from tests.helpers.tiny_model import build_tiny_checkpoint
 from trainer.batching import length_bucketed_batches, pad_batch
-from trainer.config import load_config
+from trainer.config import PretrainConfig, load_config
+from trainer.data import Example
 from trainer.errors import TrainingError
-from trainer.pretrain import mask_batch
+from trainer.modeling import load_classifier
+from trainer.pipeline import TrainingData, corpus_weights
+from trainer.pretrain import adapt_mlm, mask_batch
 from trainer.tokenizer import train_wordpiece, unknown_token_rate
 from trainer.train import fine_tune, predict_proba, texts_and_labels
 
@@ -112,7 +120,6 @@ def test_mask_batch_masks_whole_words_and_never_specials(whole_word: bool) -> No
 
 
 def test_tokenizer_round_trip_and_serving_file(tmp_path: Path) -> None:
-    from tokenizers import Tokenizer
 
     texts = [t for t, _ in synthetic(300, 0)]
     tokenizer = train_wordpiece(texts, vocab_size=300, min_frequency=1, model_max_length=32)
@@ -142,7 +149,6 @@ def test_tokenizer_needs_text() -> None:
 
 
 def test_texts_and_labels_accepts_pairs_and_objects_and_rejects_bad_labels() -> None:
-    from trainer.data import Example
 
     texts, labels = texts_and_labels([("a", "Positive"), Example(text="b", label="negative")])
     assert texts == ["a", "b"] and labels == ["positive", "negative"]
@@ -151,7 +157,6 @@ def test_texts_and_labels_accepts_pairs_and_objects_and_rejects_bad_labels() -> 
 
 
 def test_fine_tune_learns_a_separable_task_and_saves_a_checkpoint(tmp_path: Path) -> None:
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     config = load_config("configs/tiny.yaml").with_overrides(
         # lr 2e-3 for 12 epochs learns this in every one of 15 tries; 3e-3 for 6 epochs
@@ -197,7 +202,6 @@ def test_fine_tune_refuses_a_missing_class(tmp_path: Path) -> None:
 
 
 def test_fine_tune_a_local_checkpoint_folder(tmp_path: Path) -> None:
-    from tests.helpers.tiny_model import build_tiny_checkpoint
 
     folder = build_tiny_checkpoint(
         tmp_path / "base", texts=[t for t, _ in synthetic(200, 4)], seed=1
@@ -215,10 +219,6 @@ def test_fine_tune_a_local_checkpoint_folder(tmp_path: Path) -> None:
 
 
 def test_a_checkpoint_with_other_labels_gets_a_fresh_head(tmp_path: Path) -> None:
-    from transformers import AutoModelForSequenceClassification
-
-    from tests.helpers.tiny_model import build_tiny_checkpoint
-    from trainer.modeling import load_classifier
 
     folder = build_tiny_checkpoint(tmp_path / "base", texts=[t for t, _ in synthetic(100, 7)])
     model = AutoModelForSequenceClassification.from_pretrained(folder)
@@ -238,19 +238,12 @@ def test_a_checkpoint_with_other_labels_gets_a_fresh_head(tmp_path: Path) -> Non
 
 
 def test_an_unloadable_model_is_a_clear_error(tmp_path: Path) -> None:
-    from trainer.modeling import load_classifier
 
     with pytest.raises(TrainingError, match="--model ulasan-mini"):
         load_classifier(tmp_path / "no-such-checkpoint")
 
 
 def test_domain_adaptive_mlm_continues_the_encoder_and_keeps_the_head(tmp_path: Path) -> None:
-    import torch
-
-    from tests.helpers.tiny_model import build_tiny_checkpoint
-    from trainer.config import PretrainConfig
-    from trainer.modeling import load_classifier
-    from trainer.pretrain import adapt_mlm
 
     texts = [t for t, _ in synthetic(200, 11)]
     folder = build_tiny_checkpoint(tmp_path / "base", texts=texts, seed=3)
@@ -270,10 +263,6 @@ def test_domain_adaptive_mlm_continues_the_encoder_and_keeps_the_head(tmp_path: 
 def test_domain_adaptive_mlm_draws_texts_by_sampling_weight(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trainer.pretrain as pretrain
-    from tests.helpers.tiny_model import build_tiny_checkpoint
-    from trainer.config import PretrainConfig
-    from trainer.modeling import load_classifier
 
     texts = [t for t, _ in synthetic(120, 12)]
     folder = build_tiny_checkpoint(tmp_path / "base", texts=texts, seed=3)
@@ -303,8 +292,6 @@ def test_domain_adaptive_mlm_draws_texts_by_sampling_weight(
 
 
 def test_corpus_weights_follow_the_training_examples() -> None:
-    from trainer.data import Example
-    from trainer.pipeline import TrainingData, corpus_weights
 
     train = [
         Example("Barangnya BAGUS sekali", "positive"),

@@ -7,9 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from tokenizers import Tokenizer
 
 from tests.helpers.tiny_model import build_tiny_checkpoint
 from trainer.errors import TrainingError
+from trainer.modeling import load_classifier
+from trainer.vocab import extend_vocabulary, fragmented_words
 
 BASE = [
     "aplikasi ini bagus sekali dan cepat",
@@ -24,10 +28,6 @@ PRODUCT = [
 
 
 def test_fragmented_words_are_added_whole_with_mean_embeddings(tmp_path: Path) -> None:
-    import torch
-
-    from trainer.modeling import load_classifier
-    from trainer.vocab import extend_vocabulary, fragmented_words
 
     folder = build_tiny_checkpoint(tmp_path / "base", texts=BASE, seed=1)
     tokenizer, model = load_classifier(folder)
@@ -54,7 +54,6 @@ def test_fragmented_words_are_added_whole_with_mean_embeddings(tmp_path: Path) -
     # The extended tokenizer is what the serving folder carries: saved and reloaded (and read
     # by the tokenizers library alone, as the serving runtime does), it splits the same way.
     tokenizer.save_pretrained(tmp_path / "saved")
-    from tokenizers import Tokenizer
 
     served = Tokenizer.from_file(str(tmp_path / "saved" / "tokenizer.json"))
     assert served.encode("packingnya rapi").ids == tokenizer("packingnya rapi")["input_ids"]
@@ -63,8 +62,6 @@ def test_fragmented_words_are_added_whole_with_mean_embeddings(tmp_path: Path) -
 
 
 def test_nothing_fragmented_enough_changes_nothing(tmp_path: Path) -> None:
-    from trainer.modeling import load_classifier
-    from trainer.vocab import extend_vocabulary
 
     folder = build_tiny_checkpoint(tmp_path / "base", texts=BASE, seed=1)
     tokenizer, model = load_classifier(folder)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from trainer.data import load_prdect
+from trainer.pipeline import unlabelled_corpus
 from ulasan.cli import app
+from ulasan.core.settings import PROJECT_ROOT
+from ulasan.scenario import ScenarioConfig, champion_config
 
 
 @pytest.mark.parametrize(
@@ -25,10 +29,6 @@ def test_bad_json_options_are_usage_errors(args: list[str], message: str) -> Non
 
 
 def test_the_champion_has_not_seen_the_product_domain() -> None:
-    from trainer.data import load_prdect
-    from trainer.pipeline import unlabelled_corpus
-    from ulasan.core.settings import PROJECT_ROOT
-    from ulasan.scenario import ScenarioConfig, champion_config
 
     assert champion_config(ScenarioConfig()).pretrain_corpus == "no-prdect"
     assert champion_config(ScenarioConfig()).data == "smsa"

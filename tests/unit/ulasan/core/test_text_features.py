@@ -17,7 +17,7 @@ from ulasan.core.text import (
     process,
     sentiment_counts,
 )
-from ulasan.core.text.lexicon import analyse_token
+from ulasan.core.text.lexicon import NEGATOR, NEGATORS, analyse_token, stopwords
 
 LEX = Lexicon(
     positive=frozenset({"bagus", "cepat", "senang", "ramah", "mantap"}),
@@ -131,7 +131,6 @@ def test_negation_rule(text: str, positive: int, negative: int) -> None:
 
 
 def test_negators_survive_stopword_removal() -> None:
-    from ulasan.core.text.lexicon import NEGATOR, NEGATORS, stopwords
 
     assert not NEGATORS & stopwords()
     for word in ("tidak", "bukan", "belum", "jangan", "kurang", "tak", "gak", "nggak", "enggak"):
