@@ -19,10 +19,10 @@ from trainer.retrain.store import Heartbeat, RunRecord, RunStore
 from ulasan.core.settings import Settings
 
 
-@pytest.fixture(name="settings", scope="module")
-def db_settings_fixture(local_stack: Settings) -> Iterator[Settings]:
+@pytest.fixture(name="db", scope="module")
+def db_fixture(settings: Settings) -> Iterator[Settings]:
     """The stack's settings on a fresh migrated database of this module's own."""
-    with fresh_database(local_stack) as fresh:
+    with fresh_database(settings) as fresh:
         yield fresh
 
 
@@ -36,8 +36,8 @@ def record(key: str) -> RunRecord:
     )
 
 
-def test_the_lock_admits_one_trainer_at_a_time(settings) -> None:  # noqa: ANN001
-    a, b = RunStore(settings.postgres.dsn), RunStore(settings.postgres.dsn)
+def test_the_lock_admits_one_trainer_at_a_time(db) -> None:  # noqa: ANN001
+    a, b = RunStore(db.postgres.dsn), RunStore(db.postgres.dsn)
     try:
         a.lock(10)
         assert not b.try_lock()
@@ -56,11 +56,11 @@ def test_the_lock_admits_one_trainer_at_a_time(settings) -> None:  # noqa: ANN00
         b.close()
 
 
-def test_a_duplicate_request_is_ignored_and_never_trains(settings, tmp_path) -> None:  # noqa: ANN001
+def test_a_duplicate_request_is_ignored_and_never_trains(db, tmp_path) -> None:  # noqa: ANN001
     key = f"test:{uuid.uuid4().hex}"
-    store = RunStore(settings.postgres.dsn)
+    store = RunStore(db.postgres.dsn)
     trained: list[str] = []
-    ts = TrainerSettings(retrain={"logs_dir": tmp_path}, postgres=settings.postgres)
+    ts = TrainerSettings(retrain={"logs_dir": tmp_path}, postgres=db.postgres)
     try:
         assert store.claim(record(key), lease_s=60, max_attempts=3).claimed
         store.finish(done(key, store))
@@ -77,7 +77,7 @@ def test_a_duplicate_request_is_ignored_and_never_trains(settings, tmp_path) -> 
         store.unlock()
     finally:
         store.close()
-        with psycopg.connect(settings.postgres.dsn, autocommit=True) as conn:
+        with psycopg.connect(db.postgres.dsn, autocommit=True) as conn:
             conn.execute("DELETE FROM retrain_runs WHERE dedupe_key = %s", (key,))
 
 
@@ -102,9 +102,9 @@ def lease_left(store: RunStore, key: str) -> float:
     return float(row[0])
 
 
-def test_a_live_lease_is_busy_and_an_expired_one_is_taken_over(settings) -> None:  # noqa: ANN001
+def test_a_live_lease_is_busy_and_an_expired_one_is_taken_over(db) -> None:  # noqa: ANN001
     key = f"test:{uuid.uuid4().hex}"
-    store = RunStore(settings.postgres.dsn)
+    store = RunStore(db.postgres.dsn)
     try:
         first = record(key)
         assert store.claim(first, lease_s=2, max_attempts=3).claimed  # then its trainer dies
@@ -125,9 +125,9 @@ def test_a_live_lease_is_busy_and_an_expired_one_is_taken_over(settings) -> None
         store.close()
 
 
-def test_a_failed_run_is_claimed_again_up_to_max_attempts(settings) -> None:  # noqa: ANN001
+def test_a_failed_run_is_claimed_again_up_to_max_attempts(db) -> None:  # noqa: ANN001
     key = f"test:{uuid.uuid4().hex}"
-    store = RunStore(settings.postgres.dsn)
+    store = RunStore(db.postgres.dsn)
     try:
         for attempt in (1, 2):
             r = record(key)
@@ -140,9 +140,9 @@ def test_a_failed_run_is_claimed_again_up_to_max_attempts(settings) -> None:  # 
         store.close()
 
 
-def test_a_run_that_dies_every_time_is_given_up_after_max_attempts(settings) -> None:  # noqa: ANN001
+def test_a_run_that_dies_every_time_is_given_up_after_max_attempts(db) -> None:  # noqa: ANN001
     key = f"test:{uuid.uuid4().hex}"
-    store = RunStore(settings.postgres.dsn)
+    store = RunStore(db.postgres.dsn)
     try:
         assert store.claim(record(key), lease_s=1, max_attempts=1).claimed
         time.sleep(1.2)  # dead: its lease expired, and it had its one attempt
@@ -156,13 +156,13 @@ def test_a_run_that_dies_every_time_is_given_up_after_max_attempts(settings) -> 
         store.close()
 
 
-def test_the_heartbeat_renews_the_lease_while_the_run_trains(settings) -> None:  # noqa: ANN001
+def test_the_heartbeat_renews_the_lease_while_the_run_trains(db) -> None:  # noqa: ANN001
     key = f"test:{uuid.uuid4().hex}"
-    store = RunStore(settings.postgres.dsn)
+    store = RunStore(db.postgres.dsn)
     try:
         r = record(key)
         assert store.claim(r, lease_s=1.5, max_attempts=3).claimed
-        with Heartbeat(settings.postgres.dsn, r.run_id, lease_s=1.5) as beat:
+        with Heartbeat(db.postgres.dsn, r.run_id, lease_s=1.5) as beat:
             time.sleep(3.0)  # twice the lease: without renewals it would have expired
             assert beat.beats >= 2
             assert lease_left(store, key) > 0
