@@ -212,6 +212,7 @@ def start_trainer(loop: Loop, name: str, *args: str) -> Child:
     return Child(name, proc, log_path)
 
 
+@pytest.mark.slow
 def test_a_trainer_killed_mid_retrain_or_before_its_announcement_loses_nothing(
     loop: Loop,
 ) -> None:
