@@ -126,3 +126,9 @@ class LoopMetrics:
             ["reason"],
             registry=registry,
         )
+        self.drift_alerts = Counter(
+            "ulasan_drift_alerts",
+            "Drifted windows that requested no retrain, by kind (unlabelled: too few new labels).",
+            ["kind"],
+            registry=registry,
+        )

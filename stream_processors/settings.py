@@ -6,9 +6,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from stream_processors.drift.config import DriftConfig
 from stream_processors.triggers.logic import TriggerConfig
+from ulasan.core.registry import champion_uri
 from ulasan.core.settings import Settings
-
-DEFAULT_MODEL_REF = "models:/ulasan-sentiment@champion"
 
 
 class WorkerConfig(BaseModel):
@@ -20,9 +19,9 @@ class WorkerConfig(BaseModel):
         description="faust app id = Kafka consumer group; workers with one id share partitions",
     )
     model: str = Field(
-        DEFAULT_MODEL_REF,
-        min_length=1,
-        description="models:/NAME@ALIAS, models:/NAME/VERSION or a serving folder",
+        "",
+        description="models:/NAME@ALIAS, models:/NAME/VERSION or a serving folder; empty (the "
+        "default): models:/<mlflow.registered_model>@champion, the model the trainer promotes",
     )
     topic_prefix: str = Field(
         "",
@@ -108,6 +107,14 @@ class WorkerSettings(Settings):
     worker: WorkerConfig = WorkerConfig()
     drift: DriftConfig = DriftConfig()  # ULASAN_DRIFT__*: windows and tests (docs/drift.md)
     triggers: TriggerConfig = TriggerConfig()  # ULASAN_TRIGGERS__*: retraining thresholds
+
+    @model_validator(mode="after")
+    def _default_model(self) -> WorkerSettings:
+        # one setting names the model (ULASAN_MLFLOW__REGISTERED_MODEL): the worker serves
+        # what the trainer promotes and the triggers judge, whatever it is called
+        if not self.worker.model.strip():
+            self.worker = self.worker.model_copy(update={"model": champion_uri(self)})
+        return self
 
     @property
     def effective_metrics_port(self) -> int:

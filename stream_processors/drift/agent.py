@@ -9,7 +9,10 @@
   ``window_s``, a rolling error, the trigger state. Ticks (a timer publishes them) close windows
   ``grace_s`` after their end: each closed window with enough events gives a DriftReport
   (drift.reports.v1 + drift_reports) and the triggers may publish a RetrainRequested
-  (retrain.requests.v1).
+  (retrain.requests.v1). A drifted window without new labels is an alert only (metric
+  ``ulasan_drift_alerts_total{kind="unlabelled"}`` and a warning). Every
+  ``triggers.check_interval_s`` a tick also checks the time and data rules, so a quiet stream
+  whose windows never close still retrains.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from stream_processors.drift.window import Closed, DriftWindows, StateBuffer, pa
 from stream_processors.feedback.logic import Outcome
 from stream_processors.kafka import compat
 from stream_processors.records import decode_records, records_of
+from stream_processors.triggers.logic import check_due
 from stream_processors.wiring import Deps, LoopDeps, Outputs, raw_topic
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,8 @@ class DriftShell:
         self.models = models
         self.windows = DriftWindows(loop.drift, loop.triggers, app_id)
         self.buffer = StateBuffer(table)
+        #: when the timer last checked the time and data rules (tick time; None: not yet)
+        self.last_check: float | None = None
 
     def flush(self, stream: Any, event: Any) -> None:
         # faust sends a table change to the changelog partition of the *current* event, which
@@ -89,6 +95,19 @@ class DriftShell:
         self.flush(stream, event)
         for start in self.windows.due(self.table, message.tick):
             await self.close(start, message.tick)
+        await self.check_timer(message.tick)
+
+    async def check_timer(self, now: float) -> None:
+        """The time and data rules, every ``check_interval_s`` (windows or not)."""
+        if not check_due(self.last_check, now, self.loop.triggers):
+            return
+        self.last_check = now
+        reference = await self.models.reference()
+        if reference is None:
+            return
+        request = self.windows.timer_request(self.table, now, reference)
+        if request is not None:
+            await self.publish_request(request)
 
     async def close(self, start: float, now: float) -> None:
         state, closed = self.windows.pop(self.table, start)
@@ -107,6 +126,8 @@ class DriftShell:
                 )
             return
         await self.publish_report(closed, closed.report)
+        if self.windows.unlabelled_drift(self.table, reference, closed):
+            self.alert_unlabelled(closed.report)
         self.windows.record_accuracy(self.table, closed, state)
         request = self.windows.retrain_request(self.table, now, reference, closed)
         if request is not None:
@@ -127,6 +148,19 @@ class DriftShell:
             report.drift_score,
             report.drifted,
             [s.name for s in report.signals if s.drifted],
+        )
+
+    def alert_unlabelled(self, report: DriftReport) -> None:
+        """Drift with too few new labels: counted and logged; no retrain on the labelled data
+        the champion was trained on (docs/drift.md "Drift without labels")."""
+        self.loop.metrics.drift_alerts.labels("unlabelled").inc()
+        log.warning(
+            "drift window %s..%s drifted (score %.2f) with fewer than %d new labels: alert "
+            "only, no retrain request (label reviews, or retrain by hand: ulasan trainer)",
+            report.window_start,
+            report.window_end,
+            report.drift_score,
+            self.loop.triggers.drift_min_labelled,
         )
 
     async def publish_request(self, request: RetrainRequested) -> None:

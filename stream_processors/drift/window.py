@@ -14,12 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Collection, Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.events import DriftReport, RetrainRequested, SentimentScored, TextFeatures
+from schemas.events import (
+    DriftReport,
+    RetrainReason,
+    RetrainRequested,
+    SentimentScored,
+    TextFeatures,
+)
 from stream_processors.drift.accumulator import (
     DriftAccumulator,
     FeedbackObservation,
@@ -32,7 +38,15 @@ from stream_processors.drift.errors import StateError
 from stream_processors.drift.reference import BOOLEAN_FEATURES, NUMERIC_FEATURES, Reference
 from stream_processors.drift.stats import DriftVerdict
 from stream_processors.feedback.logic import RollingError
-from stream_processors.triggers.logic import TriggerConfig, TriggerInputs, evaluate, initial_state
+from stream_processors.triggers.logic import (
+    REASONS,
+    TIMER_RULES,
+    TriggerConfig,
+    TriggerInputs,
+    evaluate,
+    initial_state,
+    unlabelled_drift,
+)
 
 WINDOW_PREFIX = "w:"
 BATCH = "batch"
@@ -236,14 +250,15 @@ class DriftWindows:
         kept = [h for h in history if h[0] >= horizon] + [(end, accuracy)]
         table["history"] = [list(h) for h in kept[-cfg.trend_max_points :]]
 
-    def retrain_request(
-        self, table: State, now: float, reference: Reference, closed: Closed
-    ) -> RetrainRequested | None:
-        """Evaluate the triggers at ``now`` after the reported window ``closed``: a request
-        (its new trigger state stored in ``table``) or None."""
+    def trigger_inputs(
+        self, table: State, reference: Reference, closed: Closed | None = None
+    ) -> TriggerInputs:
+        """What the triggers see now: the champion's age and baseline (``reference``), the
+        labelled reviews and rolling error since it serves, and ``closed``'s drift score."""
         err, count = self.rolling.result(_get(table, "rolling", self.rolling.initialize))
         labelled = _get(table, "labelled", dict)
-        inputs = TriggerInputs(
+        verdict = closed.verdict if closed is not None else None
+        return TriggerInputs(
             model_version=reference.model_version,
             last_training_at=reference.created_at,
             labelled_since=int(labelled.get("count", 0))
@@ -252,13 +267,40 @@ class DriftWindows:
             rolling_error=err,
             rolling_n=count,
             baseline_accuracy=reference.baseline_accuracy,
-            drift_score=closed.verdict.drift_score if closed.verdict is not None else None,
-            window_start=closed.start,
-            window_end=closed.start + self.config.window_s,
+            drift_score=verdict.drift_score if verdict is not None else None,
+            window_start=closed.start if closed is not None else None,
+            window_end=closed.start + self.config.window_s if closed is not None else None,
         )
-        state, request = evaluate(
-            _get(table, "triggers", initial_state), inputs, self.triggers, now
-        )
+
+    def retrain_request(
+        self, table: State, now: float, reference: Reference, closed: Closed
+    ) -> RetrainRequested | None:
+        """Evaluate the triggers at ``now`` after the reported window ``closed``: a request
+        (its new trigger state stored in ``table``) or None."""
+        return self._evaluate(table, now, self.trigger_inputs(table, reference, closed))
+
+    def timer_request(
+        self, table: State, now: float, reference: Reference
+    ) -> RetrainRequested | None:
+        """Evaluate the rules that need no window (time, data) at ``now``: the timer's check,
+        so a quiet stream whose windows never close still retrains its 30-day-old champion."""
+        inputs = self.trigger_inputs(table, reference)
+        return self._evaluate(table, now, inputs, TIMER_RULES)
+
+    def unlabelled_drift(self, table: State, reference: Reference, closed: Closed) -> bool:
+        """The window ``closed`` drifted but too few new labels exist to retrain on: the
+        drift policy's alert (docs/drift.md "Drift without labels")."""
+        return unlabelled_drift(self.trigger_inputs(table, reference, closed), self.triggers)
+
+    def _evaluate(
+        self,
+        table: State,
+        now: float,
+        inputs: TriggerInputs,
+        rules: Collection[RetrainReason] = REASONS,
+    ) -> RetrainRequested | None:
+        state = _get(table, "triggers", initial_state)
+        state, request = evaluate(state, inputs, self.triggers, now, rules)
         if request is not None:
             table["triggers"] = state
         return request

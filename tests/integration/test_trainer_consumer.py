@@ -1,17 +1,29 @@
-"""The trainer consumer on the real PostgreSQL: one training at a time, duplicates ignored."""
+"""The trainer consumer on the real PostgreSQL: one training at a time, duplicates ignored,
+claims as leases (a dead run is taken over, a failed one tried again, a live one waited for)."""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import psycopg
+import pytest
 
 from schemas.events import RetrainRequested
+from tests.helpers.loop_env import fresh_database
 from trainer.retrain.config import TrainerSettings
 from trainer.retrain.request import handle
-from trainer.retrain.store import RunRecord, RunStore
+from trainer.retrain.store import Heartbeat, RunRecord, RunStore
+from ulasan.core.settings import Settings
+
+
+@pytest.fixture(name="db", scope="module")
+def db_fixture(settings: Settings) -> Iterator[Settings]:
+    """The stack's settings on a fresh migrated database of this module's own."""
+    with fresh_database(settings) as fresh:
+        yield fresh
 
 
 def record(key: str) -> RunRecord:
@@ -24,8 +36,8 @@ def record(key: str) -> RunRecord:
     )
 
 
-def test_the_lock_admits_one_trainer_at_a_time(settings) -> None:  # noqa: ANN001
-    a, b = RunStore(settings.postgres.dsn), RunStore(settings.postgres.dsn)
+def test_the_lock_admits_one_trainer_at_a_time(db) -> None:  # noqa: ANN001
+    a, b = RunStore(db.postgres.dsn), RunStore(db.postgres.dsn)
     try:
         a.lock(10)
         assert not b.try_lock()
@@ -44,13 +56,14 @@ def test_the_lock_admits_one_trainer_at_a_time(settings) -> None:  # noqa: ANN00
         b.close()
 
 
-def test_a_duplicate_request_is_ignored_and_never_trains(settings, tmp_path) -> None:  # noqa: ANN001
+def test_a_duplicate_request_is_ignored_and_never_trains(db, tmp_path) -> None:  # noqa: ANN001
     key = f"test:{uuid.uuid4().hex}"
-    store = RunStore(settings.postgres.dsn)
+    store = RunStore(db.postgres.dsn)
     trained: list[str] = []
-    ts = TrainerSettings(retrain={"logs_dir": tmp_path})
+    ts = TrainerSettings(retrain={"logs_dir": tmp_path}, postgres=db.postgres)
     try:
-        assert store.claim(record(key))
+        assert store.claim(record(key), lease_s=60, max_attempts=3).claimed
+        store.finish(done(key, store))
         request = RetrainRequested(request_id=uuid.uuid4().hex, dedupe_key=key, reasons=["drift"])
         result = handle(
             request,
@@ -64,5 +77,95 @@ def test_a_duplicate_request_is_ignored_and_never_trains(settings, tmp_path) -> 
         store.unlock()
     finally:
         store.close()
-        with psycopg.connect(settings.postgres.dsn, autocommit=True) as conn:
+        with psycopg.connect(db.postgres.dsn, autocommit=True) as conn:
             conn.execute("DELETE FROM retrain_runs WHERE dedupe_key = %s", (key,))
+
+
+def done(key: str, store: RunStore) -> RunRecord:
+    """The record of ``key``'s run, finished as done."""
+    row = store.conn.execute(
+        "SELECT run_id FROM retrain_runs WHERE dedupe_key = %s", (key,)
+    ).fetchone()
+    assert row is not None
+    r = record(key)
+    r.run_id, r.status, r.finished_at = row[0], "done", time.time()
+    return r
+
+
+def lease_left(store: RunStore, key: str) -> float:
+    row = store.conn.execute(
+        "SELECT extract(epoch FROM lease_until - now())::float8 FROM retrain_runs "
+        "WHERE dedupe_key = %s",
+        (key,),
+    ).fetchone()
+    assert row is not None and row[0] is not None
+    return float(row[0])
+
+
+def test_a_live_lease_is_busy_and_an_expired_one_is_taken_over(db) -> None:  # noqa: ANN001
+    key = f"test:{uuid.uuid4().hex}"
+    store = RunStore(db.postgres.dsn)
+    try:
+        first = record(key)
+        assert store.claim(first, lease_s=2, max_attempts=3).claimed  # then its trainer dies
+        second = record(key)
+        claim = store.claim(second, lease_s=2, max_attempts=3)
+        assert not claim.claimed and claim.busy and 0 < claim.lease_left_s <= 2
+        time.sleep(claim.lease_left_s + 0.2)  # the dead run's lease runs out
+        claim = store.claim(second, lease_s=60, max_attempts=3)
+        assert claim.claimed and claim.attempts == 2 and second.attempts == 2
+        status, run_id = store.conn.execute(
+            "SELECT status, run_id FROM retrain_runs WHERE dedupe_key = %s", (key,)
+        ).fetchone()  # type: ignore[misc]
+        assert (status, run_id) == ("running", second.run_id)
+        store.finish(done(key, store))
+        again = store.claim(record(key), lease_s=60, max_attempts=3)
+        assert not again.claimed and not again.busy and again.status == "done"  # a duplicate
+    finally:
+        store.close()
+
+
+def test_a_failed_run_is_claimed_again_up_to_max_attempts(db) -> None:  # noqa: ANN001
+    key = f"test:{uuid.uuid4().hex}"
+    store = RunStore(db.postgres.dsn)
+    try:
+        for attempt in (1, 2):
+            r = record(key)
+            assert store.claim(r, lease_s=60, max_attempts=2).attempts == attempt
+            r.status, r.error, r.finished_at = "failed", "MLflow down", time.time()
+            store.finish(r)
+        out = store.claim(record(key), lease_s=60, max_attempts=2)
+        assert not out.claimed and out.status == "failed" and out.attempts == 2
+    finally:
+        store.close()
+
+
+def test_a_run_that_dies_every_time_is_given_up_after_max_attempts(db) -> None:  # noqa: ANN001
+    key = f"test:{uuid.uuid4().hex}"
+    store = RunStore(db.postgres.dsn)
+    try:
+        assert store.claim(record(key), lease_s=1, max_attempts=1).claimed
+        time.sleep(1.2)  # dead: its lease expired, and it had its one attempt
+        out = store.claim(record(key), lease_s=60, max_attempts=1)
+        assert not out.claimed and out.status == "failed"
+        error = store.conn.execute(
+            "SELECT error FROM retrain_runs WHERE dedupe_key = %s", (key,)
+        ).fetchone()
+        assert error is not None and "given up" in error[0]
+    finally:
+        store.close()
+
+
+def test_the_heartbeat_renews_the_lease_while_the_run_trains(db) -> None:  # noqa: ANN001
+    key = f"test:{uuid.uuid4().hex}"
+    store = RunStore(db.postgres.dsn)
+    try:
+        r = record(key)
+        assert store.claim(r, lease_s=1.5, max_attempts=3).claimed
+        with Heartbeat(db.postgres.dsn, r.run_id, lease_s=1.5) as beat:
+            time.sleep(3.0)  # twice the lease: without renewals it would have expired
+            assert beat.beats >= 2
+            assert lease_left(store, key) > 0
+            assert store.claim(record(key), lease_s=60, max_attempts=3).busy
+    finally:
+        store.close()

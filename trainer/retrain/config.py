@@ -115,6 +115,30 @@ class RetrainConfig(BaseModel):
     topic_prefix: str = ""
     logs_dir: Path = PROJECT_ROOT / "logs" / "retraining"
     lock_timeout_s: float = Field(24 * 3600.0, gt=0, description="longest wait for the lock")
+    lease_s: float = Field(
+        60.0,
+        ge=1.0,
+        description="a claim's lease, renewed every third of it while the run trains; a run "
+        "whose lease expired lost its trainer and is taken over by the next one",
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="tries of one request (a failed or a dead run is tried again)"
+    )
+    retry_backoff_s: float = Field(
+        30.0, gt=0, description="wait before a failed run is tried again (doubles per try)"
+    )
+    retry_backoff_max_s: float = Field(600.0, gt=0, description="ceiling of that wait")
+    announce_timeout_s: float = Field(
+        30.0, gt=0, description="one try at delivering a ModelPromoted (retried until delivered)"
+    )
+    announce_backoff_max_s: float = Field(
+        60.0, gt=0, description="ceiling of the doubling wait between delivery tries"
+    )
+    session_timeout_s: float = Field(
+        45.0,
+        ge=6.0,
+        description="Kafka consumer session: a dead trainer's requests move to another after this",
+    )
 
 
 class TrainerSettings(Settings):

@@ -32,9 +32,10 @@ from trainer.retrain.split import (
     split_labelled,
     write_jsonl,
 )
-from trainer.retrain.store import RunRecord, RunStore
+from trainer.retrain.store import Heartbeat, RunRecord, RunStore
 from trainer.retrain.warm_start import warm_start_source
 from trainer.retrain.weighting import effective_base_weight, sample_weight
+from ulasan.core.registry import champion_uri
 from ulasan.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ def handle(
     train: Trainer = default_train,
 ) -> RunRecord:
     """Handle one request end to end (see :mod:`trainer.retrain`); never raises for a failed
-    training: the run is recorded as ``failed`` with the error."""
+    training: the run is recorded as ``failed`` with the error. ``busy`` (another trainer's
+    claim is live: try again in ``retry_in_s``) and ``duplicate`` runs are not recorded."""
     cfg = settings.retrain
     record = RunRecord(
         run_id=f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
@@ -77,27 +79,46 @@ def handle(
     )
     store.lock(cfg.lock_timeout_s)
     try:
-        if not store.claim(record):
-            record.status = "duplicate"
+        announce_pending(settings, store, publish)
+        claim = store.claim(record, lease_s=cfg.lease_s, max_attempts=cfg.max_attempts)
+        if not claim.claimed:
+            record.attempts = claim.attempts
+            record.status = "busy" if claim.busy else "duplicate"
+            if claim.busy:  # a live lease: when it ends; a pending promotion: after a backoff
+                record.retry_in_s = claim.lease_left_s or cfg.retry_backoff_s
             log.info(
-                "retrain request %s (key %s) is a duplicate: ignored",
+                "retrain request %s (key %s): %s (held by a %s run, %d attempt(s))",
                 request.request_id,
                 request.dedupe_key,
+                record.status,
+                claim.status,
+                claim.attempts,
             )
             return record
+        if record.attempts > 1:
+            log.warning("retrain key %s: attempt %d", record.dedupe_key, record.attempts)
         run_dir = cfg.logs_dir / record.run_id
-        try:
-            retrain(request, settings, record, run_dir, publish, train)
-        except Exception as exc:  # recorded, not swallowed: status failed + error + log
-            log.exception("retraining run %s failed", record.run_id)
-            record.status = "failed"
-            record.error = f"{type(exc).__name__}: {exc}"
+        with Heartbeat(settings.postgres.dsn, record.run_id, cfg.lease_s):
+            try:
+                retrain(request, settings, record, run_dir, Promotion(store, publish), train)
+            except Exception as exc:  # recorded, not swallowed: status failed + error + log
+                log.exception("retraining run %s failed", record.run_id)
+                record.status = "failed"
+                record.error = f"{type(exc).__name__}: {exc}"
         record.finished_at = time.time()
         store.finish(record)
         _write_run_json(run_dir, record)
         return record
     finally:
         store.unlock()
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Where a run's promotion is recorded (``store``) and announced (``publish``)."""
+
+    store: RunStore
+    publish: Callable[[ModelPromoted], None]
 
 
 def _write_run_json(run_dir: Path, record: RunRecord) -> None:
@@ -125,16 +146,17 @@ def retrain(
     settings: TrainerSettings,
     record: RunRecord,
     run_dir: Path,
-    publish: Callable[[ModelPromoted], None],
+    promotion: Promotion,
     train: Trainer,
 ) -> None:
-    """Train, score, gate and announce one claimed request, filling ``record``."""
+    """Train, score, gate and announce one claimed request, filling ``record``. The version
+    the gate may promote is recorded before it moves the alias, so a trainer that dies after
+    the move leaves a promotion the next trainer announces (:func:`announce_pending`)."""
     before = champion(settings)
-    if request.model_version and before is not None and before.version != request.model_version:
+    stale = stale_reason(request, before)
+    if stale is not None:
         record.status = "stale"
-        record.decision = (
-            f"requested for version {request.model_version}, version {before.version} serves now"
-        )
+        record.decision = stale
         return
     data = prepare_data(settings, record, run_dir)
     if before is not None and data.held_pairs:
@@ -154,9 +176,23 @@ def retrain(
         record.status = "done"
         record.decision = "not gated (promote is off in the config)"
         return
+    promotion.store.promoting(record.run_id, str(result.model_version))
     decision = gate(settings, record, data, str(result.model_version))
-    if decision.promoted:
-        announce(settings, record, decision, publish)
+    if not decision.promoted:
+        promotion.store.promoting(record.run_id, None)
+        return
+    announce(settings, record, decision, promotion.publish)
+    promotion.store.announced(record.run_id)
+
+
+def stale_reason(request: RetrainRequested, current: ModelVersionInfo | None) -> str | None:
+    """Why ``request`` judged a champion that no longer serves (``current`` is the registered
+    model's champion now); None when it is current."""
+    if request.model_version and current is not None and current.version != request.model_version:
+        return (
+            f"requested for version {request.model_version}, version {current.version} serves now"
+        )
+    return None
 
 
 def prepare_data(settings: TrainerSettings, record: RunRecord, run_dir: Path) -> RetrainData:
@@ -279,12 +315,13 @@ def gate(settings: Settings, record: RunRecord, data: RetrainData, version: str)
 
 
 def announce(
-    settings: Settings,
+    settings: TrainerSettings,
     record: RunRecord,
     decision: GateDecision,
     publish: Callable[[ModelPromoted], None],
 ) -> None:
-    """Publish the promotion as ``ModelPromoted`` (the workers reload the champion)."""
+    """Publish the promotion as ``ModelPromoted`` (the workers reload the champion), trying
+    again until it is delivered: the alias has moved, the workers must hear of it."""
     name = settings.mlflow.registered_model
     record.promoted_version = str(decision.candidate_version)
     event = ModelPromoted(
@@ -292,14 +329,75 @@ def announce(
         version=record.promoted_version,
         alias="champion",
         previous_version=decision.champion_version,
-        model_uri=f"models:/{name}@champion",
+        model_uri=champion_uri(settings),
         metrics={
             "accuracy": float(decision.candidate.accuracy),
             "macro_f1": float(decision.candidate.macro_f1),
         },
     )
-    publish(event)
+    record.scores["announce_tries"] = deliver(settings, event, publish)
     log.warning("promoted version %s and announced it", record.promoted_version)
+
+
+def deliver(
+    settings: TrainerSettings,
+    event: ModelPromoted,
+    publish: Callable[[ModelPromoted], None],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Publish ``event`` until one try succeeds (a doubling wait between tries, up to
+    ``announce_backoff_max_s``); the number of tries."""
+    cfg = settings.retrain
+    wait = 1.0
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            publish(event)
+            return tries
+        except Exception as exc:  # Kafka away or the topic missing: the workers must hear it
+            log.error(
+                "could not announce version %s (try %d), trying again in %.0fs: %s",
+                event.version,
+                tries,
+                wait,
+                exc,
+            )
+        sleep(wait)
+        wait = min(wait * 2.0, cfg.announce_backoff_max_s)
+
+
+def announce_pending(
+    settings: TrainerSettings, store: RunStore, publish: Callable[[ModelPromoted], None]
+) -> int:
+    """Announce the promotions recorded but never announced (a trainer died after the gate,
+    or before a delivery); forget the recorded ones whose alias never moved. The number
+    announced; a registry that does not answer is logged and left for the next call."""
+    pending = store.unannounced()
+    if not pending:
+        return 0
+    try:
+        current = champion(settings)
+    except Exception as exc:  # MLflow away: the next request (or restart) tries again
+        log.error("cannot check %d unannounced promotion(s): %s", len(pending), exc)
+        return 0
+    announced = 0
+    for run in pending:
+        if current is None or current.version != run.version:
+            store.promoting(run.run_id, None)  # the gate never moved the alias
+            continue
+        event = ModelPromoted(
+            model_name=settings.mlflow.registered_model,
+            version=run.version,
+            alias="champion",
+            model_uri=champion_uri(settings),
+        )
+        deliver(settings, event, publish)
+        store.announced(run.run_id, f"promoted version {run.version}; announced after a restart")
+        log.warning("announced version %s, promoted by run %s before", run.version, run.run_id)
+        announced += 1
+    return announced
 
 
 def _brief(report: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from prometheus_client import generate_latest
 from pydantic import ValidationError
 
 from stream_processors.metrics import WorkerMetrics
-from stream_processors.settings import DEFAULT_MODEL_REF, WorkerConfig, WorkerSettings
+from stream_processors.settings import WorkerConfig, WorkerSettings
 from stream_processors.wiring import TopicNames
 
 
@@ -17,11 +17,21 @@ def test_worker_settings_read_the_ulasan_prefix(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("ULASAN_KAFKA__PARTITIONS", "3")
     s = WorkerSettings()
     assert s.worker.max_batch == 16
-    assert s.worker.model == DEFAULT_MODEL_REF
+    assert s.worker.model == "models:/ulasan-sentiment@champion"
     assert s.kafka.partitions == 3
     assert s.effective_metrics_port == s.metrics_port
     assert TopicNames(s.worker.topic_prefix).raw == "t1.reviews.raw.v1"
     assert TopicNames("t1.").dlq("t1.reviews.raw.v1") == "t1.reviews.raw.v1.dlq"
+
+
+def test_the_default_model_derives_from_the_registered_model_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # one setting names the model: the worker serves what the trainer and the gate promote
+    monkeypatch.setenv("ULASAN_MLFLOW__REGISTERED_MODEL", "ulasan-shop")
+    assert WorkerSettings().worker.model == "models:/ulasan-shop@champion"
+    monkeypatch.setenv("ULASAN_WORKER__MODEL", "models:/other@challenger")
+    assert WorkerSettings().worker.model == "models:/other@challenger"  # explicit: kept
 
 
 def test_worker_settings_refuse_inconsistent_values() -> None:

@@ -238,3 +238,41 @@ def test_no_trigger_leaves_the_trigger_state_unset(reference: Reference) -> None
     closed = core.judge(table, T0, state, reference)
     assert core.retrain_request(table, T0 + WINDOW_S + 6.0, reference, closed) is None
     assert "triggers" not in table
+
+
+def _drifted_window(core: DriftWindows, table: dict[str, Any], reference: Reference, n_fb: int):  # noqa: ANN202
+    items = scores(400, T0 + 1.0, seed=5, shift=0.6)
+    items += [feedback(True, T0 + 1.0) for _ in range(n_fb)]
+    fold_all(core, table, items, T0 + 2.0)
+    state, _ = core.pop(table, T0)
+    closed = core.judge(table, T0, state, reference)
+    assert closed.report is not None and closed.report.drifted
+    return closed
+
+
+def test_drift_without_new_labels_is_an_alert_not_a_retrain(reference: Reference) -> None:
+    core, table = windows(), {}
+    closed = _drifted_window(core, table, reference, n_fb=0)
+    assert core.unlabelled_drift(table, reference, closed)
+    assert core.retrain_request(table, T0 + WINDOW_S + 6.0, reference, closed) is None
+    assert "triggers" not in table  # nothing fired: no cooldown blocks the next retrain
+
+
+def test_drift_with_new_labels_requests_a_retrain(reference: Reference) -> None:
+    core, table = windows(), {}
+    labels = TriggerConfig().drift_min_labelled
+    closed = _drifted_window(core, table, reference, n_fb=labels)
+    assert not core.unlabelled_drift(table, reference, closed)
+    request = core.retrain_request(table, T0 + WINDOW_S + 6.0, reference, closed)
+    assert request is not None and request.reasons == ["drift"]
+    assert request.statistics["labelled_since_training"] == labels
+
+
+def test_the_timer_fires_the_time_trigger_on_a_quiet_stream(reference: Reference) -> None:
+    core, table = windows(), {}  # no observation at all: no window ever closes
+    trained = reference.created_at
+    assert core.timer_request(table, trained + 29 * 86400.0, reference) is None
+    request = core.timer_request(table, trained + 30 * 86400.0, reference)
+    assert request is not None and request.reasons == ["time"]
+    assert request.model_version == reference.model_version and request.window_end is None
+    assert table["triggers"]["fired_keys"] == [request.dedupe_key]

@@ -190,19 +190,33 @@ def _tick(t: float) -> bytes:
     return json.dumps({"kind": "tick", "t": t}).encode()
 
 
+SHIFTED = [
+    "PRODUK INI SANGAT MENGECEWAKAN!!! pengiriman lama sekali, barang rusak, "
+    f"kemasan penyok, penjual tidak responsif, nomor pesanan {i} https://toko.id/{i} 😡😡"
+    for i in range(120)
+]
+
+
+def _labels(n: int) -> list[bytes]:
+    """``n`` feedback outcomes (right) for the serving version, in the window of T0."""
+    return [
+        json.dumps(
+            {"kind": "feedback", "correct": True, "model_version": VERSION, "t": T0 + 2.0}
+        ).encode()
+        for _ in range(n)
+    ]
+
+
 def test_a_shifted_window_is_reported_as_drift_and_fires_a_retrain_request(
     predictor: OnnxPredictor,
 ) -> None:
     store = MemoryLoopStore({})
     app = make_app(predictor, store)
-    shifted = [
-        "PRODUK INI SANGAT MENGECEWAKAN!!! pengiriman lama sekali, barang rusak, "
-        f"kemasan penyok, penjual tidak responsif, nomor pesanan {i} https://toko.id/{i} 😡😡"
-        for i in range(120)
-    ]
+    shifted = SHIFTED
 
     async def scenario(agent: Any, subs: dict[str, Any]) -> None:
-        for value in _window_observations(shifted, "negative"):
+        # new labels for the champion: the drift is worth a retrain
+        for value in _window_observations(shifted, "negative") + _labels(100):
             await agent.put(value, key=b"drift")
         await agent.put(_tick(T0 + WINDOW_S - 1.0), key=b"drift")  # not due: nothing yet
         await agent.put(_tick(T0 + WINDOW_S + 2.0), key=b"drift")  # end + grace passed
@@ -291,3 +305,51 @@ def test_batched_observations_fill_the_window_like_single_ones_and_bad_ones_are_
         )
         == 2.0
     )
+
+
+def test_a_shifted_window_without_new_labels_is_an_alert_only(predictor: OnnxPredictor) -> None:
+    store = MemoryLoopStore({})
+    app = make_app(predictor, store)
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        for value in _window_observations(SHIFTED, "negative") + _labels(99):
+            await agent.put(value, key=b"drift")
+        await agent.put(_tick(T0 + WINDOW_S + 2.0), key=b"drift")
+        (out,) = await take(subs[topics.DRIFT_REPORTS], 1)
+        assert decode(out.value, DriftReport).drifted
+        await asyncio.sleep(0.2)
+        assert subs[topics.RETRAIN_REQUESTS].empty()
+
+    run(app, "drift_windows", scenario)
+    registry = app.deps.metrics.registry
+    assert registry.get_sample_value("ulasan_drift_alerts_total", {"kind": "unlabelled"}) == 1.0
+    assert registry.get_sample_value("ulasan_retrain_requests_total", {"reason": "drift"}) is None
+
+
+def test_a_quiet_stream_retrains_its_30_day_old_champion_on_the_timer(
+    predictor: OnnxPredictor,
+) -> None:
+    app = make_app(predictor, MemoryLoopStore({}))
+    trained = T0 - 86400.0  # make_reference's created_at
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        # no observation at all: only the timer's ticks reach the windows agent
+        await agent.put(_tick(trained + 29 * 86400.0), key=b"drift")
+        await asyncio.sleep(0.2)
+        assert subs[topics.RETRAIN_REQUESTS].empty()
+        await agent.put(_tick(trained + 30 * 86400.0), key=b"drift")  # a check is due
+        (req,) = await take(subs[topics.RETRAIN_REQUESTS], 1)
+        request = decode(req.value, RetrainRequested)
+        assert request.reasons == ["time"] and request.model_version == VERSION
+        await agent.put(_tick(trained + 30 * 86400.0 + 1.0), key=b"drift")  # not due yet
+        await asyncio.sleep(0.2)
+        assert subs[topics.RETRAIN_REQUESTS].empty()
+
+    run(app, "drift_windows", scenario)
+    assert subs_empty(app)
+
+
+def subs_empty(app: WorkerApp) -> bool:
+    """No drift report was made (no window ever closed)."""
+    registry = app.deps.metrics.registry
+    return registry.get_sample_value("ulasan_drift_windows_total", {"outcome": "reported"}) is None

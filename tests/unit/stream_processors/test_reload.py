@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from schemas.codec import encode
 from schemas.events import ModelPromoted
 from stream_processors.inference.batching import PredictorHolder
-from stream_processors.inference.reload import ModelReloader
+from stream_processors.inference.reload import Backoff, ModelReloader
 from stream_processors.settings import WorkerConfig, WorkerSettings
 from ulasan.core.inference.errors import InferenceError, ModelResolutionError
 
@@ -30,10 +32,19 @@ class Registry:
     def __init__(self, **aliases: str) -> None:
         self.aliases = aliases
         self.broken = False
+        self.down = False
         self.loads: list[str] = []
+
+    def resolve(self, ref: str) -> str:
+        """The alias's version without loading anything (what reconcile asks first)."""
+        if self.down:
+            raise ConnectionRefusedError("MLflow does not answer")
+        return self.aliases[ref.rsplit("@", 1)[1]]
 
     def load(self, ref: str) -> Version:
         self.loads.append(ref)
+        if self.down:
+            raise ConnectionRefusedError("MLflow does not answer")
         if self.broken:
             raise InferenceError("the ONNX session could not be created")
         alias = ref.rsplit("@", 1)[1]
@@ -46,7 +57,15 @@ def reloader(registry: Registry, serving: str = "1") -> ModelReloader:
     settings = WorkerSettings(worker=WorkerConfig(model=f"models:/{NAME}@champion"))
     # the startup predictor carries the manifest's name, not the registered one
     holder = PredictorHolder(Version("ulasan-mini", serving))  # type: ignore[arg-type]
-    return ModelReloader(settings, holder, registry=CollectorRegistry(), loader=registry.load)
+    return ModelReloader(
+        settings,
+        holder,
+        registry=CollectorRegistry(),
+        loader=registry.load,
+        resolver=registry.resolve,
+        retry_initial_s=1.0,
+        retry_max_s=8.0,
+    )
 
 
 def promoted(version: str, alias: str = "champion", name: str = NAME) -> ModelPromoted:
@@ -101,3 +120,88 @@ def test_a_challenger_is_shadowed_and_dropped_once_it_is_the_champion() -> None:
     r.handle(promoted("2"))
     assert r.holder.current.model_version == "2"
     assert r.shadow.current is None  # the challenger is the champion now
+
+
+def failures(r: ModelReloader) -> float:
+    return float(r.reloads.labels("champion", "failed")._value.get())
+
+
+def test_reconcile_loads_only_when_the_registry_names_another_version() -> None:
+    registry = Registry(champion="1")
+    r = reloader(registry)
+    result = r.reconcile()
+    assert (
+        result is not None
+        and not result.swapped
+        and registry.loads == [f"models:/{NAME}@challenger"]
+    )  # the champion was not loaded again; only the challenger was looked for
+    registry.loads.clear()
+    registry.aliases["champion"] = "2"  # an announcement that never arrived
+    result = r.reconcile(shadow=False)
+    assert result is not None and result.swapped and r.holder.current.model_version == "2"
+    assert registry.loads[0] == f"models:/{NAME}@champion"
+
+
+def test_any_error_while_loading_is_counted_and_the_old_model_serves() -> None:
+    registry = Registry(champion="2")
+    r = reloader(registry)
+    registry.down = True  # not an InferenceError: it used to end the listener thread
+    with pytest.raises(ModelResolutionError, match="ConnectionRefusedError"):
+        r.reload()
+    with pytest.raises(ModelResolutionError, match="MLflow does not answer"):
+        r.reconcile()
+    assert r.holder.current.model_version == "1" and failures(r) == 2
+
+
+def test_a_failed_reconcile_is_tried_again_with_a_doubling_backoff_until_it_works() -> None:
+    registry = Registry(champion="2")
+    r = reloader(registry)
+    registry.down = True
+    waits = []
+    for _ in range(5):
+        before = time.monotonic()
+        r._try_reconcile(shadow=False)
+        waits.append(round(r._reconcile_at - before))
+    assert waits == [1, 2, 4, 8, 8] and r.holder.current.model_version == "1"
+    registry.down = False
+    before = time.monotonic()
+    r._try_reconcile(shadow=False)
+    assert r.holder.current.model_version == "2"
+    assert r._reconcile_at - before >= r.reconcile_s - 1  # back to the slow cadence
+    registry.down = True
+    r._try_reconcile(shadow=False)
+    assert r._reconcile_at - time.monotonic() <= 1.0  # the backoff started over
+
+
+def test_a_failed_reload_on_an_announcement_schedules_a_reconcile() -> None:
+    registry = Registry(champion="1")
+    r = reloader(registry)
+    r._reconcile_at = time.monotonic() + 300.0
+    registry.aliases["champion"] = "2"
+    registry.broken = True
+
+    class Msg:
+        def error(self) -> None:
+            return None
+
+        def value(self) -> bytes:
+            return encode(promoted("2"))
+
+        def offset(self) -> int:
+            return 0
+
+    r._on_message(Msg())  # does not raise: the listener goes on
+    assert r.holder.current.model_version == "1" and failures(r) == 1
+    assert r._reconcile_at - time.monotonic() <= 1.0
+    registry.broken = False
+    r._try_reconcile(shadow=False)
+    assert r.holder.current.model_version == "2"
+
+
+def test_backoff_doubles_to_its_ceiling_and_resets() -> None:
+    b = Backoff(0.5, 3.0)
+    assert [b.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    b.reset()
+    assert b.next() == 0.5
+    with pytest.raises(ValueError):
+        Backoff(2.0, 1.0)
