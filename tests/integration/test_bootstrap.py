@@ -1,0 +1,64 @@
+"""``ulasan bootstrap`` (compose's one-shot service) on the real stack: idempotent, and it finds
+the champion or says there is none."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.tiny_model import tiny_serving_folder
+from trainer import registry
+from ulasan.core.registry import CHAMPION
+from ulasan.core.settings import PROJECT_ROOT, Settings
+
+
+def bootstrap(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ULASAN_MLFLOW__REGISTERED_MODEL": name, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "ulasan.cli", "bootstrap", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_bootstrap_reports_a_missing_champion_then_finds_one(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    name = f"test-bootstrap-{uuid.uuid4().hex[:8]}"
+    reg = settings.model_copy(
+        update={"mlflow": settings.mlflow.model_copy(update={"registered_model": name})}
+    )
+    mc = registry.client(reg)
+    try:
+        first = bootstrap(name, "--no-train")
+        assert first.returncode == 3, first.stdout + first.stderr
+        # the shared stack is already migrated and has every topic: nothing to do, no error
+        assert "migrations: current" in first.stdout
+        assert "topics: all exist" in first.stdout
+        assert f"{name} has none" in first.stdout
+
+        folder = tiny_serving_folder(tmp_path_factory.getbasetemp(), trained=False)
+        exp = mc.get_experiment_by_name("ulasan-tests")
+        exp_id = exp.experiment_id if exp else mc.create_experiment("ulasan-tests")
+        run_id = mc.create_run(exp_id).info.run_id
+        registry.log_serving_folder(reg, run_id, Path(folder))
+        version = registry.register_candidate(reg, run_id, folder, train_dataset_hash="h")
+        mc.set_terminated(run_id)
+        mc.set_registered_model_alias(name, CHAMPION, version.version)
+
+        second = bootstrap(name)  # --train is the default: with a champion nothing is trained
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert f"models:/{name}/{version.version}" in second.stdout
+        assert "training" not in second.stdout
+    finally:
+        with contextlib.suppress(Exception):
+            mc.delete_registered_model(name)
