@@ -4,30 +4,24 @@ the champion or says there is none."""
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
 from tests.helpers.tiny_model import tiny_serving_folder
 from trainer import registry
+from ulasan.cli import app
 from ulasan.core.registry import CHAMPION
-from ulasan.core.settings import PROJECT_ROOT, Settings
+from ulasan.core.settings import Settings
 
 
-def bootstrap(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ULASAN_MLFLOW__REGISTERED_MODEL": name, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "ulasan.cli", "bootstrap", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def bootstrap(name: str, *args: str) -> Result:
+    """``ulasan bootstrap ARGS`` with the registered model ``name`` (the Typer app in process:
+    the console script runs the same)."""
+    env = {"ULASAN_MLFLOW__REGISTERED_MODEL": name, "COLUMNS": "200"}
+    return CliRunner().invoke(app, ["bootstrap", *args], env=env)
 
 
 def test_bootstrap_reports_a_missing_champion_then_finds_one(
@@ -40,11 +34,11 @@ def test_bootstrap_reports_a_missing_champion_then_finds_one(
     mc = registry.client(reg)
     try:
         first = bootstrap(name, "--no-train")
-        assert first.returncode == 3, first.stdout + first.stderr
+        assert first.exit_code == 3, first.output
         # the shared stack is already migrated and has every topic: nothing to do, no error
-        assert "migrations: current" in first.stdout
-        assert "topics: all exist" in first.stdout
-        assert f"{name} has none" in first.stdout
+        assert "migrations: current" in first.output
+        assert "topics: all exist" in first.output
+        assert f"{name} has none" in first.output
 
         folder = tiny_serving_folder(tmp_path_factory.getbasetemp(), trained=False)
         exp = mc.get_experiment_by_name("ulasan-tests")
@@ -56,9 +50,9 @@ def test_bootstrap_reports_a_missing_champion_then_finds_one(
         mc.set_registered_model_alias(name, CHAMPION, version.version)
 
         second = bootstrap(name)  # --train is the default: with a champion nothing is trained
-        assert second.returncode == 0, second.stdout + second.stderr
-        assert f"models:/{name}/{version.version}" in second.stdout
-        assert "training" not in second.stdout
+        assert second.exit_code == 0, second.output
+        assert f"models:/{name}/{version.version}" in second.output
+        assert "training" not in second.output
     finally:
         with contextlib.suppress(Exception):
             mc.delete_registered_model(name)
