@@ -31,6 +31,7 @@ from producers.files import (
 from producers.runner import EventSink, FileSource, Parsed, RunStats, run_file
 from schemas import topics
 from schemas.events import MAX_TEXT_CHARS, ReviewReceived
+from ulasan.core.settings import project_paths
 
 PRODUCER = "replay"
 
@@ -61,7 +62,8 @@ PRESETS: dict[str, ReplaySpec] = {
 }
 
 #: The review stream the main job replays by default.
-PRDECT_FILE = Path(__file__).resolve().parent.parent / "data" / "prdect_id" / "prdect_id.csv"
+#: the shipped PRDECT-ID file, under ULASAN_DATA_DIR (default the checkout's data/)
+PRDECT_FILE = project_paths().data / "prdect_id" / "prdect_id.csv"
 
 
 def preset(name: str, **overrides: Any) -> ReplaySpec:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import logging.config
 import time
 import uuid
 from collections.abc import Callable
@@ -18,9 +18,12 @@ from schemas.codec import CodecError, decode
 from schemas.events import SentimentScored
 from stream_processors.app import create_app
 from stream_processors.errors import WorkerConfigError
+from stream_processors.model_wait import Backoff, wait_for_model
 from stream_processors.settings import WorkerSettings
 from stream_processors.wiring import Deps, TopicNames, ensure_topics
 from ulasan.core.inference import InferenceError
+from ulasan.core.logs import logging_config
+from ulasan.core.registry import parse_models_uri
 from ulasan.core.serving import MetricsEndpoint, MetricsServeError
 
 console = Console()
@@ -52,9 +55,8 @@ def worker(
     }
     settings = _worker_settings({k: v for k, v in overrides.items() if v is not None})
     cfg = settings.worker
-    logging.basicConfig(
-        level=cfg.loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
-    )
+    log_config = logging_config(cfg.loglevel, settings.log_format)
+    logging.config.dictConfig(log_config)
     deps = _load_deps(settings)
     _ensure_worker_topics(settings)
     app = create_app(settings, deps)
@@ -63,7 +65,11 @@ def worker(
         _serve_metrics(endpoint, settings, deps.metrics.serve)
         # faust's Worker installs SIGTERM/SIGINT handlers that stop the agents, commit what
         # was acked and close the consumer, so a stop is a clean leave of the consumer group.
-        faust.Worker(app, loglevel=cfg.loglevel).execute_from_commandline()
+        # text keeps faust's own (coloured) format; json goes through faust's dictConfig too
+        json_config = log_config if settings.log_format == "json" else None
+        faust.Worker(
+            app, loglevel=cfg.loglevel, logging_config=json_config
+        ).execute_from_commandline()
 
 
 def _worker_settings(overrides: dict[str, Any]) -> WorkerSettings:
@@ -75,10 +81,14 @@ def _worker_settings(overrides: dict[str, Any]) -> WorkerSettings:
 
 
 def _load_deps(settings: WorkerSettings) -> Deps:
-    """The worker's dependencies (the model loaded); exit 2 with advice when there is none."""
+    """The worker's dependencies (the model loaded), waiting up to ``model_wait_s`` for a model
+    that is not in the registry yet; exit 2 with advice when there is none after that."""
     cfg = settings.worker
+    # only a registry reference can appear later; a wrong folder path is an error at once
+    wait_s = cfg.model_wait_s if parse_models_uri(cfg.model) is not None else 0.0
+    backoff = Backoff(wait_s, cfg.model_retry_initial_s, cfg.model_retry_max_s)
     try:
-        deps = Deps.for_worker(settings)
+        deps = wait_for_model(lambda: Deps.for_worker(settings), cfg.model, backoff)
     except InferenceError as exc:
         console.print(f"[red]cannot load the model {cfg.model!r}:[/red] {exc}")
         console.print(

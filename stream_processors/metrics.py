@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from ulasan.core.process_metrics import add_process_collectors
+
 PREDICTIONS_TOTAL = "ulasan_predictions"
 PREDICTION_LATENCY = "ulasan_prediction_latency_seconds"
 PREDICTION_CONFIDENCE = "ulasan_prediction_confidence"
@@ -30,6 +32,7 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        add_process_collectors(self.registry)
         r = self.registry
         self.predictions = Counter(
             PREDICTIONS_TOTAL,

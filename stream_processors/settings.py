@@ -23,6 +23,15 @@ class WorkerConfig(BaseModel):
         description="models:/NAME@ALIAS, models:/NAME/VERSION or a serving folder; empty (the "
         "default): models:/<mlflow.registered_model>@champion, the model the trainer promotes",
     )
+    model_wait_s: float = Field(
+        900.0,
+        ge=0,
+        description="how long a worker waits for its model to appear in the registry (a fresh "
+        "deployment trains the first champion while workers start), retrying with a doubling "
+        "backoff and logging each try; 0 = exit at once (code 2)",
+    )
+    model_retry_initial_s: float = Field(1.0, gt=0, description="first wait for the model")
+    model_retry_max_s: float = Field(30.0, gt=0, description="longest wait between tries")
     topic_prefix: str = Field(
         "",
         description="prepended to every topic name (isolates tests and tenants), e.g. 't1.'",

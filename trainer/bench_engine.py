@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from schemas.events import LABELS
+from trainer.data import DATA_ROOT
 from trainer.errors import TrainerError
 from trainer.export import export_serving_folder
 from trainer.tokenizer import train_wordpiece
@@ -31,8 +32,7 @@ from ulasan.core.text import clean, default_lexicon
 if TYPE_CHECKING:
     from ulasan.core.settings import Settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BENCH_TEXTS = PROJECT_ROOT / "data" / "smsa" / "valid.tsv"
+BENCH_TEXTS = DATA_ROOT / "smsa" / "valid.tsv"
 #: IndoBERT-base (indolem/indobert-base-uncased) dimensions
 INDOBERT_BASE = {
     "vocab_size": 31923,
@@ -94,7 +94,7 @@ def _build_shape_checkpoint(dims: dict[str, int], out: Path, *, max_length: int)
     from transformers import BertConfig, BertForSequenceClassification
 
     corpus = [clean(t) for t in bench_texts(1260)]
-    with (PROJECT_ROOT / "data" / "smsa" / "train.tsv").open(encoding="utf-8") as fh:
+    with (DATA_ROOT / "smsa" / "train.tsv").open(encoding="utf-8") as fh:
         corpus += [clean(row[0]) for row in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)]
     tokenizer = train_wordpiece(corpus, vocab_size=dims["vocab_size"], model_max_length=max_length)
     torch.manual_seed(0)

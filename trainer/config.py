@@ -17,9 +17,10 @@ from pydantic import (
 
 from schemas.events import LABELS
 from trainer.errors import ConfigError
-from ulasan.core.settings import PROJECT_ROOT
+from ulasan.core.settings import project_paths
 
-CONFIG_DIR = PROJECT_ROOT / "configs"
+#: ULASAN_CONFIGS_DIR (default the checkout's configs/)
+CONFIG_DIR = project_paths().configs
 DEFAULT_CONFIG = CONFIG_DIR / "ulasan-mini.yaml"
 MINI_MODEL = "ulasan-mini"
 
@@ -189,7 +190,8 @@ class TrainConfig(_Section):
         return self.model == MINI_MODEL
 
     def resolved_output_dir(self) -> Path:
-        return self.output_dir if self.output_dir.is_absolute() else PROJECT_ROOT / self.output_dir
+        """``output_dir``, a relative one under ``ULASAN_ROOT_DIR`` (the checkout)."""
+        return project_paths().resolve(self.output_dir)
 
     def with_overrides(self, overrides: dict[str, Any]) -> TrainConfig:
         """A copy with dotted keys (``pretrain.steps``) replaced; ``None`` values are ignored."""

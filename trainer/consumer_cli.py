@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import psycopg
 import typer
@@ -13,6 +12,7 @@ from rich.table import Table
 from trainer.errors import TrainerError
 from trainer.retrain.config import TrainerSettings
 from trainer.retrain.service import serve
+from ulasan.core.logs import configure_logging
 from ulasan.core.settings import Settings
 
 console = Console()
@@ -28,10 +28,8 @@ def serve_command(
     loglevel: str = typer.Option("info", "--loglevel"),
 ) -> None:
     """Consume retrain.requests.v1: train, gate, promote, announce; one run at a time."""
-    logging.basicConfig(
-        level=loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
-    )
     settings = TrainerSettings()
+    configure_logging(loglevel, settings.log_format)
     console.print(
         f"trainer: {settings.retrain.topic_prefix}retrain.requests.v1 at "
         f"{settings.kafka.bootstrap_servers}, config {settings.retrain.config}, "

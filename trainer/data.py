@@ -22,10 +22,11 @@ import psycopg
 
 from schemas.events import LABELS
 from trainer.errors import DataError
-from ulasan.core.settings import PROJECT_ROOT
+from ulasan.core.settings import project_paths
 
 #: Where the shipped corpora live (smsa/, nusax_id/, prdect_id/); every loader takes ``root``.
-DATA_ROOT = PROJECT_ROOT / "data"
+#: ULASAN_DATA_DIR (default the checkout's data/)
+DATA_ROOT = project_paths().data
 SPLITS = ("train", "valid", "test")
 #: ``Example.meta`` key holding a rating cell that is not a whole number (validation rejects it).
 RATING_RAW = "rating_raw"

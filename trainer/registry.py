@@ -7,7 +7,9 @@ its accuracy and macro-F1 on a named evaluation set (with that set's hash). Alia
 ``candidate`` (newest registered) and ``champion`` (what serves; moved only by the gate).
 The same run also keeps the PyTorch ``checkpoint/`` the serving folder was exported from
 (weights, tokenizer, ``ulasan_checkpoint.json``): what a retrain continues from
-(:func:`download_checkpoint`).
+(:func:`download_checkpoint`), and the served graph as an MLflow ``onnx`` flavor (``onnx/``,
+with the tokenizer and manifest beside it as extra files), which ``mlflow.onnx.load_model``,
+MLServer's and KServe's MLflow runtimes load as they are.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ if TYPE_CHECKING:
     from ulasan.core.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The run's MLflow ``onnx`` flavor of the served (int8) graph: ``runs:/<run>/onnx``.
+ONNX_FLAVOR_ARTIFACT = "onnx"
 
 
 @dataclass(frozen=True)
@@ -163,15 +167,17 @@ def log_serving_folder(
     *,
     reports: Mapping[str, Any] | None = None,
 ) -> str:
-    """Log ``folder`` as the run's ``serving/`` artifact, its ``profile.json`` (if any) at the
-    artifact root, and each report as ``reports/<name>.json``. Returns the ``runs:/`` URI."""
+    """Log ``folder`` as the run's ``serving/`` artifact, the served graph as an MLflow ``onnx``
+    flavor (``onnx/``), its ``profile.json`` (if any) at the artifact root, and each report as
+    ``reports/<name>.json``. Returns the ``runs:/`` URI of the serving folder."""
     from mlflow.exceptions import MlflowException
 
     folder = Path(folder)
-    ModelManifest.read(folder)
+    manifest = ModelManifest.read(folder)
     mc = client(settings)
     try:
         mc.log_artifacts(run_id, str(folder), artifact_path=SERVING_ARTIFACT)
+        log_onnx_flavor(mc, run_id, folder, manifest)
         if (folder / PROFILE_FILE).is_file():
             mc.log_artifact(run_id, str(folder / PROFILE_FILE))
         if reports:
@@ -183,6 +189,32 @@ def log_serving_folder(
     except MlflowException as exc:
         raise RegistryError(f"cannot log {folder} to run {run_id}: {exc.message}") from exc
     return f"runs:/{run_id}/{SERVING_ARTIFACT}"
+
+
+def log_onnx_flavor(mc: MlflowClient, run_id: str, folder: Path, manifest: ModelManifest) -> str:
+    """Log the serving folder's graph as the run's MLflow ``onnx`` flavor; its ``runs:/`` URI.
+
+    ``mlflow.onnx.save_model`` writes the flavor (``MLmodel``, the graph, its requirements)
+    into a temporary folder that the client then logs to the run: ``mlflow.onnx.log_model``
+    would need the process-wide tracking URI and active run, which ulasan never sets. The
+    folder's other files (tokenizer, manifest, profile) travel as the flavor's extra files.
+    """
+    import mlflow.onnx
+    import onnx
+
+    graph = onnx.load(str(folder / manifest.model_file))
+    extra = sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix != ".onnx")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / ONNX_FLAVOR_ARTIFACT
+        mlflow.onnx.save_model(
+            graph,
+            str(out),
+            save_as_external_data=False,
+            extra_files=extra,
+            metadata={"ulasan.model_name": manifest.model_name, "labels": list(manifest.labels)},
+        )
+        mc.log_artifacts(run_id, str(out), artifact_path=ONNX_FLAVOR_ARTIFACT)
+    return f"runs:/{run_id}/{ONNX_FLAVOR_ARTIFACT}"
 
 
 def _plain(value: Any) -> Any:

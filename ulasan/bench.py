@@ -20,7 +20,7 @@ from rich.table import Table
 
 from trainer.errors import TrainerError
 from ulasan.bench_pipeline import run_pipeline_bench
-from ulasan.core.settings import PROJECT_ROOT, Settings
+from ulasan.core.settings import Settings, project_paths
 from ulasan.core.text.bench import run_text_bench
 from ulasan.core.text.errors import TextError
 from ulasan.errors import UlasanError
@@ -184,7 +184,7 @@ def text(
 ) -> None:
     """Clean + features throughput on one core, beside clean alone and the uncached stemmer."""
     with _failures(TextError):
-        result = run_text_bench(n, PROJECT_ROOT / "data")
+        result = run_text_bench(n, project_paths().data)
     if as_json:
         _print_json(result)
         return

@@ -18,6 +18,7 @@ from stream_processors.cli import consume_app, worker
 from trainer.cli import app as trainer_app
 from trainer.consumer_cli import app as trainer_consumer_app
 from ulasan.bench import app as bench_app
+from ulasan.bootstrap import bootstrap_command
 from ulasan.core.settings import Settings
 from ulasan.run_command import run_command as main_run_command
 from ulasan.scenario import app as scenario_app
@@ -67,6 +68,8 @@ def _register_subcommands() -> None:
     # the closed loop: `ulasan trainer serve|runs`, `ulasan scenario domain-shift`
     app.add_typer(trainer_consumer_app, name="trainer")
     app.add_typer(scenario_app, name="scenario")
+    # containers: migrations, topics and the first champion (compose's bootstrap service)
+    app.command("bootstrap")(bootstrap_command)
 
 
 _register_subcommands()

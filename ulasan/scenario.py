@@ -27,13 +27,13 @@ from rich.console import Console
 from schemas import topics
 from schemas.codec import encode
 from schemas.events import LabelFeedback, ReviewReceived
-from trainer.config import load_config
+from trainer.config import DEFAULT_CONFIG, load_config
 from trainer.data import load_prdect
 from trainer.pipeline import EVAL_SET_NAME, load_training_data, run_training
 from trainer.retrain.config import RetrainConfig
 from trainer.retrain.split import holdout
 from ulasan.core.kafka_admin import ensure_topics
-from ulasan.core.settings import PROJECT_ROOT, Settings
+from ulasan.core.settings import Settings
 from ulasan.procs import Child, child_env, read_tail, spawn
 from ulasan.sandbox import create_database, delete_topics, drop_database
 
@@ -44,7 +44,7 @@ app = typer.Typer(help="End-to-end scenarios of the closed loop.", no_args_is_he
 class ScenarioConfig:
     """Knobs of one run (the CI test uses the tiny model and a few hundred reviews)."""
 
-    train_config: Path = PROJECT_ROOT / "configs" / "ulasan-mini.yaml"
+    train_config: Path = DEFAULT_CONFIG
     #: dotted config keys for both trainings (the SmSA champion and the retrain)
     train_overrides: dict[str, Any] = field(default_factory=dict)
     #: dotted config keys for the retrain only (on top of ``train_overrides``)
@@ -462,9 +462,7 @@ def _retrain_knobs(value: str) -> dict[str, Any]:
 
 @app.command("domain-shift")
 def domain_shift(
-    config: Path = typer.Option(
-        PROJECT_ROOT / "configs" / "ulasan-mini.yaml", "--config", help="training config"
-    ),
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="training config"),
     reviews: int | None = typer.Option(None, "--reviews", min=50, help="PRDECT-ID rows (all)"),
     window_s: float = typer.Option(
         20.0, "--window", help="drift window seconds (the first covers the pre-retrain stream)"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from producers.gateway.protos import ROOT, generate
 from producers.gateway.security import hash_key
 from producers.gateway.server import Gateway
 from producers.gateway.settings import GatewaySettings
+from ulasan.core.logs import configure_logging
 from ulasan.core.serving import MetricsEndpoint
 
 console = Console()
@@ -34,8 +34,10 @@ def serve(
     metrics_host: str | None = typer.Option(
         None, "--metrics-host", help="address Prometheus reaches /metrics at [127.0.0.1]"
     ),
-    register: bool = typer.Option(
-        True, "--register/--no-register", help="register /metrics as a Prometheus file_sd target"
+    register: bool | None = typer.Option(
+        None,
+        "--register/--no-register",
+        help="register /metrics as a file_sd target [ULASAN_PROMETHEUS__REGISTER_TARGETS]",
     ),
 ) -> None:
     """Serve the gateway until SIGTERM or Ctrl-C (needs Kafka and running `ulasan worker`s)."""
@@ -48,9 +50,7 @@ def serve(
         metrics_host=metrics_host,
     )
     cfg = settings.gateway
-    logging.basicConfig(
-        level=cfg.loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(cfg.loglevel, settings.log_format)
     gateway = Gateway.build(settings)
     with MetricsEndpoint(
         settings, host=cfg.metrics_host, role="gateway", register=register

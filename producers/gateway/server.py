@@ -80,6 +80,8 @@ class Gateway:
                     port=cfg.http_port,
                     log_level="warning",
                     access_log=False,
+                    # uvicorn's records go to the process's handlers (ULASAN_LOG_FORMAT)
+                    log_config=None,
                     ssl_certfile=str(cfg.tls_cert) if cfg.tls_cert else None,
                     ssl_keyfile=str(cfg.tls_key) if cfg.tls_key else None,
                     lifespan="off",

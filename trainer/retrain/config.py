@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ulasan.core.settings import PROJECT_ROOT, Settings
+from ulasan.core.settings import Settings, project_paths
 
 #: Continued fine-tuning of the champion: a lower learning rate than training from scratch
 #: (the weights are already good), no new tokenizer (the checkpoint's own, extended by up to
@@ -47,7 +47,8 @@ class RetrainConfig(BaseModel):
     """How the trainer consumer trains (``ULASAN_RETRAIN__*``)."""
 
     config: Path = Field(
-        PROJECT_ROOT / "configs" / "ulasan-mini.yaml", description="training config (YAML)"
+        default_factory=lambda: project_paths().configs / "ulasan-mini.yaml",
+        description="training config (YAML); default <ULASAN_CONFIGS_DIR>/ulasan-mini.yaml",
     )
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="dotted config keys to override, e.g. epochs"
@@ -113,7 +114,10 @@ class RetrainConfig(BaseModel):
     )
     group_id: str = "ulasan-trainer"
     topic_prefix: str = ""
-    logs_dir: Path = PROJECT_ROOT / "logs" / "retraining"
+    logs_dir: Path = Field(
+        default_factory=lambda: project_paths().logs / "retraining",
+        description="one folder per retraining run; default <ULASAN_LOGS_DIR>/retraining",
+    )
     lock_timeout_s: float = Field(24 * 3600.0, gt=0, description="longest wait for the lock")
     lease_s: float = Field(
         60.0,
@@ -144,4 +148,4 @@ class RetrainConfig(BaseModel):
 class TrainerSettings(Settings):
     """The trainer consumer's settings: the shared tree plus ``retrain``."""
 
-    retrain: RetrainConfig = RetrainConfig()
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)

@@ -32,15 +32,18 @@ class MetricsEndpoint:
     """The /metrics endpoints of one process and the scrape targets registered for them.
 
     ``role`` labels the targets (``worker``, ``gateway``); ``register=False`` serves without
-    registering (a process Prometheus should not scrape). A target that cannot be registered
-    is logged and skipped: the process runs unscraped rather than not at all.
+    registering (a process Prometheus should not scrape, or one Prometheus discovers itself);
+    ``None`` follows ``settings.prometheus.register_targets``. A target that cannot be
+    registered is logged and skipped: the process runs unscraped rather than not at all.
     """
 
-    def __init__(self, settings: Settings, *, host: str, role: str, register: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, host: str, role: str, register: bool | None = None
+    ) -> None:
         self.settings = settings
         self.host = host
         self.role = role
-        self.register = register
+        self.register = settings.prometheus.register_targets if register is None else register
         self.targets: list[str] = []
 
     def announce(

@@ -11,6 +11,7 @@ Build a :class:`Settings` once at the entry point and pass it down; no other mod
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,11 @@ class PrometheusSettings(BaseModel):
         description="file_sd folder where processes register their /metrics endpoint; "
         "default <state_dir>/prometheus/targets",
     )
+    register_targets: bool = Field(
+        True,
+        description="register each /metrics endpoint as a file_sd target; off where Prometheus "
+        "finds the processes itself (DNS service discovery in compose, a ServiceMonitor)",
+    )
 
     @property
     def url(self) -> str:
@@ -98,7 +104,57 @@ class StackSettings(BaseModel):
         return Path.home() / ".cache" / "ulasan" / f"kafka-{self.kafka_version}"
 
 
-class Settings(BaseSettings):
+class ProjectPaths(BaseSettings):
+    """Where the project's own files are: training configs, data sets, logs and run folders.
+
+    The defaults are the source checkout's folders; an installed package (a container image)
+    sets them, e.g. ``ULASAN_CONFIGS_DIR=/app/configs``, since nothing is found relative to
+    ``site-packages``. Built alone (:func:`project_paths`) by modules that have no ``Settings``
+    at hand; :class:`Settings` carries the same fields.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore"
+    )
+
+    root_dir: Path = Field(
+        PROJECT_ROOT,
+        description="where relative project paths resolve (a training config's output_dir, "
+        "artifacts/train by default)",
+    )
+    configs_dir: Path | None = Field(
+        None, description="training configs; default <root_dir>/configs"
+    )
+    data_dir: Path | None = Field(
+        None, description="the shipped data sets; default <root_dir>/data"
+    )
+    logs_dir: Path | None = Field(
+        None, description="run logs (the trainer's retraining runs); default <root_dir>/logs"
+    )
+
+    @property
+    def configs(self) -> Path:
+        return self.configs_dir or self.root_dir / "configs"
+
+    @property
+    def data(self) -> Path:
+        return self.data_dir or self.root_dir / "data"
+
+    @property
+    def logs(self) -> Path:
+        return self.logs_dir or self.root_dir / "logs"
+
+    def resolve(self, path: Path) -> Path:
+        """``path`` as is when absolute, else under :attr:`root_dir`."""
+        return path if path.is_absolute() else self.root_dir / path
+
+
+def project_paths() -> ProjectPaths:
+    """The project's paths from the environment (``ULASAN_ROOT_DIR``, ``ULASAN_DATA_DIR``, ...)."""
+    return ProjectPaths()
+
+
+class Settings(ProjectPaths):
     """Everything a ulasan process needs to find its peers."""
 
     model_config = SettingsConfigDict(
@@ -118,4 +174,7 @@ class Settings(BaseSettings):
     stack: StackSettings = StackSettings()
     metrics_port: int = Field(
         9464, description="first port of the /metrics endpoints of ulasan's own processes"
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text for people; json (one object a line) for log shippers"
     )
