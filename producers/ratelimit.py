@@ -37,6 +37,11 @@ class TokenBucket:
         self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
         self._last = now
 
+    def wait_for(self, n: float = 1.0) -> float:
+        """Seconds until ``n`` tokens are there (0 when they are now); takes none."""
+        self._refill()
+        return max(0.0, (n - self._tokens) / self.rate)
+
     def try_acquire(self, n: float = 1.0) -> float:
         """Take ``n`` tokens and return 0 if there are enough; else return the wait in seconds."""
         if n > self.burst:

@@ -75,6 +75,8 @@ def decode(data: Any, model: type[E]) -> E:
         ) from exc
     except RecursionError as exc:
         raise CodecError("invalid_json", "the JSON document is nested too deeply") from exc
+    except ValueError as exc:  # an integer literal past Python's 4300-digit limit
+        raise CodecError("invalid_json", "a number in the JSON document is too long") from exc
     if not isinstance(obj, dict):
         raise CodecError("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
     version = obj.get("schema_version", 1)

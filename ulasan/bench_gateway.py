@@ -279,6 +279,8 @@ class _GatewayRun:
         overrides = {
             "ULASAN_WORKER__TOPIC_PREFIX": self.prefix,
             "ULASAN_GATEWAY__TOPIC_PREFIX": self.prefix,
+            # /ready checks that this group holds the request partitions
+            "ULASAN_GATEWAY__WORKER_GROUP": self.app_id,
             "ULASAN_DRIFT__ENABLED": "false",
         }
         if self.threads is not None:

@@ -13,6 +13,7 @@ import psycopg
 from yoyo import get_backend, read_migrations
 
 from deploy.local.errors import MigrationError
+from ulasan.core.settings import redact_dsn
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -33,7 +34,7 @@ def yoyo_uri(dsn: str) -> str:
     """The yoyo database URI of a ``postgresql://`` DSN, on the psycopg 3 driver."""
     scheme, sep, rest = dsn.partition("://")
     if not sep or scheme not in ("postgresql", "postgres"):
-        raise MigrationError(f"expected a postgresql:// DSN, got {dsn!r}")
+        raise MigrationError(f"expected a postgresql:// DSN, got {redact_dsn(dsn)!r}")
     return f"postgresql+psycopg://{rest}"
 
 
@@ -47,7 +48,9 @@ def _backend(dsn: str):  # type: ignore[no-untyped-def]
     try:
         return get_backend(yoyo_uri(dsn))
     except psycopg.OperationalError as exc:
-        raise MigrationError(f"cannot connect to {dsn}: {str(exc).strip()}") from exc
+        raise MigrationError(
+            f"cannot connect to {redact_dsn(dsn)}: {redact_dsn(str(exc).strip())}"
+        ) from exc
 
 
 def pending(dsn: str, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
@@ -74,6 +77,8 @@ def migrate(dsn: str, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
             backend.apply_migrations(todo)
         return [m.id for m in todo]
     except psycopg.Error as exc:
-        raise MigrationError(f"applying migrations to {dsn} failed: {str(exc).strip()}") from exc
+        raise MigrationError(
+            f"applying migrations to {redact_dsn(dsn)} failed: {redact_dsn(str(exc).strip())}"
+        ) from exc
     finally:
         backend.connection.close()

@@ -25,7 +25,7 @@ from rich.table import Table
 from deploy.local.errors import ServiceUnavailable, StackError
 from schemas import codec, topics
 from schemas.events import ReviewReceived
-from ulasan.core.settings import Settings
+from ulasan.core.settings import Settings, redact_dsn
 
 SMOKE_SOURCE = "smoke"
 SMOKE_EXPERIMENT = "ulasan-smoke"
@@ -164,7 +164,9 @@ def store_and_load(dsn: str, events: list[ReviewReceived]) -> list[ReviewReceive
                 ([e.review_id for e in events],),
             ).fetchall()
     except psycopg.Error as exc:
-        raise ServiceUnavailable(f"postgres at {dsn}: {str(exc).strip()}") from exc
+        raise ServiceUnavailable(
+            f"postgres at {redact_dsn(dsn)}: {redact_dsn(str(exc).strip())}"
+        ) from exc
     return [ReviewReceived.model_validate(row) for row in rows]
 
 

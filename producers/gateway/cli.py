@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from prometheus_client import start_http_server
 from rich.console import Console
 
 from producers.gateway.errors import GatewayError
@@ -86,9 +87,19 @@ def _on_ready(gateway: Gateway, endpoint: MetricsEndpoint) -> Callable[[dict[str
 
     def ready(ports: dict[str, int]) -> None:
         if "http" in ports:
-            console.print(
-                f"HTTP on {scheme}://{cfg.host}:{ports['http']} (docs at /docs, /metrics)"
+            docs = "docs at /docs" if cfg.docs_on else "docs off"
+            console.print(f"HTTP on {scheme}://{cfg.host}:{ports['http']} ({docs})")
+        if cfg.metrics_port is not None:
+            registry = gateway.core.metrics.registry
+            endpoint.announce(
+                f"gateway-{cfg.metrics_port}",
+                cfg.metrics_port,
+                serve=lambda port: start_http_server(
+                    port, addr=cfg.metrics_host, registry=registry
+                ),
             )
+            console.print(f"/metrics on http://{cfg.metrics_host}:{cfg.metrics_port}")
+        elif "http" in ports:
             endpoint.announce(f"gateway-{ports['http']}", ports["http"])
         if "grpc" in ports:
             console.print(f"gRPC on {cfg.host}:{ports['grpc']} (TLS: {bool(cfg.tls_cert)})")

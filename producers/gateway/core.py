@@ -8,6 +8,12 @@ that partition (manually assigned, from its end, no consumer group) and keeps re
 ``reply_to`` is its own, so replicas never steal each other's replies. Each request waits on a
 future under ``asyncio.timeout``: a missing reply ends in :class:`DeadlineExceeded`, never a
 hang. Everything is asyncio (aiokafka); nothing blocks the event loop.
+
+Readiness is what a caller would get: Kafka answers, the workers' consumer group holds every
+partition of predict.requests.v1 (described with the admin client), and a request round-trips
+(a probe, unless a real reply arrived within ``ready_window_s``). Errors a caller sees say what
+failed in its terms; broker addresses, registry URLs and client exception texts stay out of
+responses and logs (a log line names the exception type only).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from confluent_kafka import ConsumerGroupState, KafkaException
 
 from producers.gateway.errors import DeadlineExceeded, GatewayError, Unavailable
 from producers.gateway.metrics import GatewayMetrics, Stats
@@ -35,7 +42,7 @@ from schemas import topics
 from schemas.codec import CodecError, decode, encode
 from schemas.events import LabelFeedback, ModelPromoted, PredictionRequested, SentimentScored
 from ulasan.core.errors import CoreError
-from ulasan.core.kafka_admin import ensure_topics
+from ulasan.core.kafka_admin import admin_client, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +112,9 @@ class GatewayCore:
         self._pending: dict[str, Pending] = {}
         self._producer: Any = None
         self._consumer: Any = None
+        self._admin: Any = None
         self._reader: asyncio.Task[None] | None = None
+        self._readiness: asyncio.Task[dict[str, Any]] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -141,9 +150,10 @@ class GatewayCore:
         except KafkaError as exc:
             await self.stop()
             raise Unavailable(
-                f"Kafka at {bootstrap} does not answer ({exc}); is it running "
+                f"Kafka at {bootstrap} does not answer ({type(exc).__name__}); is it running "
                 "(`ulasan stack status`)?"
             ) from exc
+        self._admin = admin_client(bootstrap)
         self._reader = asyncio.create_task(self._read_replies(), name="gateway-replies")
         log.info("gateway %s reads %s[%d]", self.instance_id, self.replies_topic, self.partition)
 
@@ -161,9 +171,18 @@ class GatewayCore:
                 kafka.bootstrap_servers, names, kafka.partitions, kafka.replication_factor
             )
         except CoreError as exc:
-            raise Unavailable(f"cannot create the gateway's topics: {exc}") from exc
+            log.error("creating the gateway's topics failed: %s", type(exc).__name__)
+            raise Unavailable(
+                f"cannot create the gateway's topics on Kafka at {kafka.bootstrap_servers}; is "
+                "it running (`ulasan stack status`)?"
+            ) from exc
 
     async def stop(self) -> None:
+        if self._readiness is not None:
+            self._readiness.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
+                await self._readiness
+            self._readiness = None
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
@@ -178,7 +197,7 @@ class GatewayCore:
                     await client.stop()
                 except Exception as exc:  # noqa: BLE001 - shutting down; say it and go on
                     log.warning("closing a Kafka client failed: %r", exc)
-        self._consumer = self._producer = None
+        self._consumer = self._producer = self._admin = None
 
     # -- replies -------------------------------------------------------------------------------
     async def _read_replies(self) -> None:
@@ -188,7 +207,7 @@ class GatewayCore:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broker hiccup: say so, keep reading
-                log.warning("reading replies failed, retrying: %r", exc)
+                log.warning("reading replies failed (%s), retrying", type(exc).__name__)
                 await asyncio.sleep(0.5)
                 continue
             for records in batches.values():
@@ -201,7 +220,7 @@ class GatewayCore:
             scored = decode(value, SentimentScored)
         except CodecError as exc:
             self.metrics.replies.labels("undecodable").inc()
-            log.error("undecodable reply on %s: %s", self.replies_topic, exc)
+            log.error("undecodable reply on %s (%s)", self.replies_topic, exc.reason)
             return
         if scored.reply_to != self.instance_id or scored.request_id is None:
             self.metrics.replies.labels("foreign").inc()
@@ -268,7 +287,10 @@ class GatewayCore:
         try:
             await self._producer.send_and_wait(topic, value=value, key=key.encode("utf-8"))
         except KafkaError as exc:
-            raise Unavailable(f"Kafka refused the event on {topic}: {exc}") from exc
+            log.warning("publishing to %s failed (%s)", topic, type(exc).__name__)
+            raise Unavailable(
+                "the request could not be queued (Kafka did not take it); retry shortly"
+            ) from exc
 
     async def feedback(
         self, *, label: str, review_id: str | None = None, request_id: str | None = None
@@ -294,16 +316,65 @@ class GatewayCore:
             async with asyncio.timeout(timeout_s):
                 await self._producer.client.fetch_all_metadata()
         except TimeoutError:
-            return f"no metadata answer within {timeout_s:g} s"
+            return f"Kafka did not answer within {timeout_s:g} s"
         except Exception as exc:  # any client error means "not reachable" here
-            return f"{type(exc).__name__}: {exc}"
+            log.warning("Kafka metadata request failed (%s)", type(exc).__name__)
+            return "Kafka does not answer"
         return None
 
+    async def workers_hold_requests(self, timeout_s: float = 3.0) -> str | None:
+        """None when the workers' consumer group is stable and its members hold every
+        partition of predict.requests.v1, else what is missing (in a caller's terms)."""
+        group = self.cfg.worker_group
+        if self._admin is None or self._producer is None:
+            return "not connected"
+        try:
+            async with asyncio.timeout(timeout_s):
+                partitions = await self._producer.partitions_for(self.requests_topic)
+            described = await asyncio.to_thread(self._describe_group, group, timeout_s)
+        except (KafkaException, KafkaError, TimeoutError) as exc:
+            log.warning("describing consumer group %s failed (%s)", group, type(exc).__name__)
+            return f"the worker group {group!r} could not be described; is Kafka up?"
+        if not described.members:
+            return f"no worker has joined the group {group!r}: start `ulasan worker`"
+        if described.state != ConsumerGroupState.STABLE:
+            return f"the worker group {group!r} is rebalancing ({described.state.name.lower()})"
+        held = {
+            tp.partition
+            for member in described.members
+            for tp in (member.assignment.topic_partitions if member.assignment else [])
+            if tp.topic == self.requests_topic
+        }
+        missing = sorted(set(partitions or ()) - held) if partitions else []
+        if not partitions or missing:
+            return (
+                f"no worker of {group!r} holds partition(s) {missing or 'any'} of "
+                f"{self.requests_topic}: requests there would wait"
+            )
+        return None
+
+    def _describe_group(self, group: str, timeout_s: float) -> Any:
+        futures = self._admin.describe_consumer_groups([group], request_timeout=timeout_s)
+        return futures[group].result(timeout=timeout_s + 1.0)
+
     async def readiness(self) -> dict[str, Any]:
-        """Kafka reachable, and workers answering with a model (a recent reply, or a probe)."""
+        """Kafka reachable, the workers' group holding the request partitions, and a request
+        round trip (a recent reply, or a probe). Concurrent callers share one evaluation."""
+        task = self._readiness
+        if task is None or task.done():
+            task = self._readiness = asyncio.create_task(self._evaluate_readiness())
+        return await asyncio.shield(task)
+
+    async def _evaluate_readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
         problem = await self.kafka_ok()
         checks["kafka"] = {"ok": problem is None, **({"error": problem} if problem else {})}
+        workers = await self.workers_hold_requests() if problem is None else "Kafka does not answer"
+        checks["workers"] = {
+            "ok": workers is None,
+            "group": self.cfg.worker_group,
+            **({"error": workers} if workers else {}),
+        }
         last, miss = self.last_reply_monotonic, self.last_miss_monotonic
         # a recent reply proves workers answer, unless a request has missed its deadline since
         recent = (
@@ -311,7 +382,7 @@ class GatewayCore:
             and time.monotonic() - last < self.cfg.ready_window_s
             and (miss is None or miss < last)
         )
-        if not recent and problem is None:
+        if not recent and problem is None and workers is None:
             try:
                 await self.predict(
                     ["siap melayani"], deadline_s=self.cfg.probe_deadline_s, record=False
@@ -320,10 +391,10 @@ class GatewayCore:
             except GatewayError as exc:
                 checks["replies"] = {"ok": False, "error": str(exc)}
         if "replies" not in checks:
-            checks["replies"] = {"ok": recent}
+            checks["replies"] = {"ok": recent and workers is None}
         serving = self.serving
         checks["model"] = {
-            "ok": recent and serving is not None,
+            "ok": checks["replies"]["ok"] and serving is not None,
             **(
                 {"model_name": serving.model_name, "model_version": serving.model_version}
                 if serving
@@ -353,13 +424,13 @@ class GatewayCore:
             async with httpx.AsyncClient(timeout=3.0) as client:
                 resp = await client.get(url, params={"name": name, "alias": alias})
         except httpx.HTTPError as exc:
-            raise Unavailable(
-                f"MLflow at {self.settings.mlflow.uri} does not answer: {exc}"
-            ) from exc
+            log.warning("the model registry did not answer (%s)", type(exc).__name__)
+            raise Unavailable("the model registry does not answer; try again later") from exc
         if resp.status_code != 200:
+            log.info("the model registry answered HTTP %d for %s@%s", resp.status_code, name, alias)
             raise Unavailable(
-                f"MLflow has no {name}@{alias} (HTTP {resp.status_code}); train and promote a "
-                "model (`ulasan train`, `ulasan promote`)"
+                f"the model registry has no {name}@{alias}; train and promote a model "
+                "(`ulasan train`, `ulasan promote`)"
             )
         version = resp.json().get("model_version", {})
         return {"name": name, "alias": alias, "version": str(version.get("version", ""))}

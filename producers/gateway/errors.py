@@ -71,3 +71,19 @@ class RateLimited(GatewayError):
 
 class GatewayConfigError(GatewayError):
     """The gateway's settings are inconsistent (TLS half configured, auth on with no keys...)."""
+
+
+class PayloadTooLarge(GatewayError):
+    """A request body (or gRPC message) over the configured limit; refused before it is read."""
+
+    http_status = 413
+    grpc_code = "RESOURCE_EXHAUSTED"
+    reason = "payload_too_large"
+
+
+class RequestTimeout(GatewayError):
+    """The client did not send its whole body in time."""
+
+    http_status = 408
+    grpc_code = "DEADLINE_EXCEEDED"
+    reason = "request_timeout"

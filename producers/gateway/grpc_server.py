@@ -1,5 +1,12 @@
 """The gRPC face of the gateway (grpc.aio): Predict, PredictBatch, PredictStream, Feedback,
-ModelInfo, plus standard health checking and server reflection.
+ModelInfo, plus standard health checking and (by setting) server reflection.
+
+Limits: messages up to ``grpc_max_message_bytes`` each way, at most
+``grpc_max_concurrent_rpcs`` RPCs at once (more get RESOURCE_EXHAUSTED), one rate-limit token
+per PredictStream message (a stream is no way around the limit) and at most
+``stream_max_in_flight`` messages of one stream being scored at once (the stream is not read
+further until one is answered). The health service says SERVING only while the gateway is
+ready (:func:`watch_readiness`).
 
 Requests that protobuf cannot parse (a ``string`` that is not UTF-8) are answered with
 INVALID_ARGUMENT instead of grpc's generic INTERNAL: the deserialisers wrap parse errors in
@@ -10,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -19,11 +28,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from producers.gateway.core import GatewayCore
-from producers.gateway.errors import GatewayError, InvalidInput
+from producers.gateway.errors import GatewayError, InvalidInput, RateLimited
 from producers.gateway.grpc_gen import ulasan_pb2 as pb
-from producers.gateway.security import AuditLog, Guard, Principal
+from producers.gateway.security import AuditLog, AuthFailed, Guard, Principal, peer_host
 from producers.gateway.validation import check_text, check_texts
 from schemas.events import SentimentScored
+
+log = logging.getLogger(__name__)
 
 PROTOCOL = "grpc"
 SERVICE = "ulasan.v1.Gateway"
@@ -44,8 +55,10 @@ def _parser(message: Any) -> Callable[[bytes], Any]:
     def parse(data: bytes) -> Any:
         try:
             return message.FromString(data)
-        except Exception as exc:  # protobuf's DecodeError and friends
-            return Unparsable(f"the request is not a valid {message.__name__}: {exc}")
+        except Exception as exc:  # protobuf's DecodeError and friends; their text stays here
+            if "utf-8" in str(exc).lower():
+                return Unparsable(f"a string field of the {message.__name__} is not valid UTF-8")
+            return Unparsable(f"the request is not a valid {message.__name__} (truncated?)")
 
     return parse
 
@@ -70,15 +83,24 @@ class GatewayService:
         self.core = core
         self.guard = guard
         self.audit = audit
+        self.stream_max_in_flight = core.cfg.stream_max_in_flight
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _caller(self, context: grpc.aio.ServicerContext) -> Principal:
+    async def _authenticate(self, context: grpc.aio.ServicerContext) -> Principal:
         metadata = dict(context.invocation_metadata() or ())
         secret = metadata.get("x-api-key")
         auth = str(metadata.get("authorization", ""))
         if not secret and auth.lower().startswith("bearer "):
             secret = auth[7:].strip()
-        who = self.guard.authenticate(str(secret) if secret else None, context.peer() or "")
+        client = peer_host(context.peer() or "")
+        try:
+            return self.guard.authenticate(str(secret) if secret else None, client)
+        except AuthFailed as exc:
+            await self.audit.auth_failed(exc, PROTOCOL)
+            raise
+
+    async def _caller(self, context: grpc.aio.ServicerContext) -> Principal:
+        who = await self._authenticate(context)
         self.guard.limit(who)
         return who
 
@@ -96,34 +118,54 @@ class GatewayService:
         started = time.perf_counter()
         code = "OK"
         try:
+            who = await self._caller(context)
             if isinstance(request, Unparsable):
                 raise InvalidInput("request", request.reason)
-            who = self._caller(context)
             return await body(request, who)
         except GatewayError as exc:
             code = exc.grpc_code
             metrics.errors.labels(route, exc.reason, PROTOCOL).inc()
-            retry = getattr(exc, "retry_after_s", None)
-            if retry is not None:
-                context.set_trailing_metadata((("retry-after", str(max(1, round(retry + 0.5)))),))
-            await context.abort(getattr(grpc.StatusCode, exc.grpc_code), str(exc))
+            await _abort(context, exc)
+        except Exception as exc:  # noqa: BLE001 - answered and logged without its text
+            code = "INTERNAL"
+            metrics.errors.labels(route, "internal", PROTOCOL).inc()
+            await _abort_internal(context, route, exc)
         finally:
             gauge.dec()
             metrics.observe(route, PROTOCOL, code, time.perf_counter() - started)
 
     async def _stream_pump(
-        self, requests: AsyncIterator[Any], out: _Answers, tasks: set[asyncio.Task[None]]
+        self,
+        who: Principal,
+        requests: AsyncIterator[Any],
+        out: _Answers,
+        tasks: set[asyncio.Task[None]],
     ) -> None:
-        """Send each streamed text as soon as it arrives; ``None`` once every answer is in."""
+        """Send each streamed text as soon as it arrives (one rate-limit token each, at most
+        ``stream_max_in_flight`` at once); ``None`` once every answer is in, or the error that
+        ends the stream once the messages before it are answered."""
+        slots = asyncio.Semaphore(self.stream_max_in_flight)
+        end: GatewayError | None = None
         n = 0
-        async for req in requests:
-            task = asyncio.create_task(self._stream_one(n, req, out))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            n += 1
+        try:
+            async for req in requests:
+                try:
+                    self.guard.limit(who)
+                except RateLimited as exc:
+                    end = RateLimited(f"message {n}: {exc}", exc.retry_after_s)
+                    break
+                await slots.acquire()
+                task = asyncio.create_task(self._stream_one(n, req, out))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                task.add_done_callback(lambda _: slots.release())
+                n += 1
+        except Exception as exc:  # noqa: BLE001 - reading the stream failed: end it, say so
+            log.warning("reading a PredictStream failed (%s)", type(exc).__name__)
+            end = GatewayError(f"reading the stream failed after message {n}; open a new one")
         while tasks:
             await asyncio.gather(*list(tasks))
-        await out.put(None)
+        await out.put(end)
 
     async def _stream_one(self, n: int, req: Any, out: _Answers) -> None:
         """Score message ``n`` of a stream; its answer or its error goes to ``out``."""
@@ -177,14 +219,15 @@ class GatewayService:
         route = f"/{SERVICE}/PredictStream"
         metrics = self.core.metrics
         try:
-            self._caller(context)
+            who = await self._authenticate(context)  # the messages take the tokens
         except GatewayError as exc:
             metrics.observe(route, PROTOCOL, exc.grpc_code, 0.0)
-            await context.abort(getattr(grpc.StatusCode, exc.grpc_code), str(exc))
+            await _abort(context, exc)
+        await context.send_initial_metadata(())  # the stream is accepted
         out: _Answers = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()
         started = time.perf_counter()
-        feeder = asyncio.create_task(self._stream_pump(requests, out, tasks))
+        feeder = asyncio.create_task(self._stream_pump(who, requests, out, tasks))
         code = "OK"
         try:
             while True:
@@ -194,7 +237,7 @@ class GatewayService:
                 if isinstance(item, GatewayError):
                     code = item.grpc_code
                     metrics.errors.labels(route, item.reason, PROTOCOL).inc()
-                    await context.abort(getattr(grpc.StatusCode, item.grpc_code), str(item))
+                    await _abort(context, item)
                 else:
                     yield item
         finally:
@@ -241,6 +284,21 @@ class GatewayService:
         return await self._run("ModelInfo", request, context, body)  # type: ignore[no-any-return]
 
 
+async def _abort(context: grpc.aio.ServicerContext, exc: GatewayError) -> None:
+    retry = getattr(exc, "retry_after_s", None)
+    if retry is not None:
+        context.set_trailing_metadata((("retry-after", str(max(1, round(retry + 0.5)))),))
+    await context.abort(getattr(grpc.StatusCode, exc.grpc_code), str(exc))
+
+
+async def _abort_internal(context: grpc.aio.ServicerContext, route: str, exc: Exception) -> None:
+    error_id = uuid.uuid4().hex[:12]
+    log.error("unexpected %s answering %s (error id %s)", type(exc).__name__, route, error_id)
+    log.debug("error id %s", error_id, exc_info=True)
+    message = f"internal error (id {error_id}); the gateway logged it, try again"
+    await context.abort(grpc.StatusCode.INTERNAL, message)
+
+
 def _handlers(service: GatewayService) -> grpc.GenericRpcHandler:
     def unary(fn: Any, req: Any, resp: Any) -> grpc.RpcMethodHandler:
         return grpc.unary_unary_rpc_method_handler(
@@ -273,23 +331,46 @@ def build_grpc_server(
     address: str,
     credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
-    """A grpc.aio server with the gateway, health and reflection services bound to ``address``
-    (not started); returns it, its health servicer and the bound port."""
-    server = grpc.aio.server()
+    """A grpc.aio server with the gateway and health services (and reflection, when the
+    settings turn it on) bound to ``address`` with the limits of ``core.cfg`` (not started);
+    returns it, its health servicer and the bound port."""
+    cfg = core.cfg
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", cfg.grpc_max_message_bytes),
+            ("grpc.max_send_message_length", cfg.grpc_max_message_bytes),
+        ],
+        maximum_concurrent_rpcs=cfg.grpc_max_concurrent_rpcs,
+    )
     server.add_generic_rpc_handlers((_handlers(GatewayService(core, guard, audit)),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = (
-        SERVICE,
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
-    )
-    reflection.enable_server_reflection(names, server)
+    if cfg.reflection_on:
+        names = (
+            SERVICE,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, server)
     if credentials is not None:
         port = server.add_secure_port(address, credentials)
     else:
         port = server.add_insecure_port(address)
     return server, health_servicer, port
+
+
+async def watch_readiness(core: GatewayCore, health_servicer: Any) -> None:
+    """Keep the health service's status equal to the gateway's readiness, re-checked every
+    ``health_interval_s`` (NOT_SERVING until the first check passes); runs until cancelled."""
+    await set_serving(health_servicer, False)
+    while True:
+        try:
+            ready = bool((await core.readiness())["ready"])
+        except Exception as exc:  # noqa: BLE001 - a failed check means "not ready", keep watching
+            log.warning("readiness check failed (%s)", type(exc).__name__)
+            ready = False
+        await set_serving(health_servicer, ready)
+        await asyncio.sleep(core.cfg.health_interval_s)
 
 
 async def set_serving(health_servicer: Any, serving: bool) -> None:

@@ -3,13 +3,23 @@
 ``build_http_app(core, guard, audit)`` returns the ASGI app; the runner (``server.py``) starts
 the core and serves it with uvicorn. Every error has the same body: ``{"error": {"code",
 "message"}}`` plus ``detail`` (the items, each naming the field) for 422.
+
+A request passes the gate (:class:`_Gate`) before any route sees it: the caller is
+authenticated and rate-limited from the headers alone, then the body is streamed in up to
+``max_body_bytes`` (413 as soon as it would pass the limit, or at once when Content-Length
+says so) within ``body_timeout_s`` (408), and checked to be UTF-8. An unauthenticated caller
+never gets a byte of its body read. Messages say what failed in the caller's terms: no
+exception texts, broker addresses or registry URLs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any, Literal
 
@@ -18,16 +28,34 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from producers.gateway.core import GatewayCore, Prediction
-from producers.gateway.errors import GatewayError, InvalidInput
-from producers.gateway.security import AuditLog, Guard, Principal
-from producers.gateway.validation import check_text
+from producers.gateway.errors import (
+    GatewayError,
+    InvalidInput,
+    PayloadTooLarge,
+    RequestTimeout,
+    Unauthenticated,
+)
+from producers.gateway.security import AuditLog, AuthFailed, Guard, Principal
+from producers.gateway.validation import check_identifier, check_text
 from schemas.events import MAX_BATCH_TEXTS, MAX_TEXT_CHARS, SentimentScored
 
+log = logging.getLogger(__name__)
+
 PROTOCOL = "http"
-OPEN_ROUTES = frozenset({"/health", "/metrics"})
+DOCS_ROUTES = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 Label = Literal["negative", "neutral", "positive"]
 TextField = Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
 
@@ -68,6 +96,16 @@ class FeedbackIn(BaseModel):
     review_id: Annotated[StrictStr, Field(min_length=1, max_length=256)] | None = None
     request_id: Annotated[StrictStr, Field(min_length=1, max_length=256)] | None = None
     label: Label
+
+    @field_validator("review_id", "request_id")
+    @classmethod
+    def _storable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_identifier(value, str(info.field_name))
+        except InvalidInput as exc:
+            raise ValueError(exc.detail) from None
 
     @model_validator(mode="after")
     def _one(self) -> FeedbackIn:
@@ -141,6 +179,32 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     )
 
 
+def error_response(exc: GatewayError) -> JSONResponse:
+    """The JSON answer of a gateway error (Retry-After on 429, the field on 422)."""
+    headers = None
+    retry = getattr(exc, "retry_after_s", None)
+    if retry is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(retry)))}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, InvalidInput):
+        extra["detail"] = [{"field": exc.field, "msg": exc.detail}]
+    if isinstance(exc, Unauthenticated):
+        headers = {"WWW-Authenticate": 'Bearer realm="ulasan"'}
+    return _error(exc.http_status, exc.reason, str(exc), headers=headers, **extra)
+
+
+def open_routes(core: GatewayCore) -> frozenset[str]:
+    """Routes that need no API key: liveness; /metrics unless auth is on or it has its own
+    port; the docs when they are served."""
+    cfg = core.cfg
+    routes = {"/health"}
+    if not cfg.auth_required and cfg.metrics_port is None:
+        routes.add("/metrics")
+    if cfg.docs_on:
+        routes |= DOCS_ROUTES
+    return frozenset(routes)
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p != "body"]
     out = ""
@@ -165,21 +229,26 @@ class _Metrics:
         async def capture(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                status["started"] = 1
             await send(message)
 
         gauge = self.metrics.in_flight.labels(PROTOCOL)
         gauge.inc()
         started = time.perf_counter()
         try:
-            if scope.get("method") == "POST":
-                body, bad = await _read_utf8(receive)
-                if bad is not None:
-                    await _error(422, "invalid_input", bad, detail=[{"field": "body", "msg": bad}])(
-                        scope, receive, capture
-                    )
-                    return
-                receive = _replay(body)
             await self.app(scope, receive, capture)
+        except Exception as exc:  # noqa: BLE001 - answered and logged without its text
+            error_id = uuid.uuid4().hex[:12]
+            log.error(
+                "unexpected %s answering %s (error id %s)",
+                type(exc).__name__,
+                scope.get("path"),
+                error_id,
+            )
+            log.debug("error id %s", error_id, exc_info=True)
+            if not status.get("started"):
+                message = f"internal error (id {error_id}); the gateway logged it, try again"
+                await _error(500, "internal", message)(scope, receive, capture)
         finally:
             gauge.dec()
             route = scope.get("route")
@@ -190,23 +259,98 @@ class _Metrics:
                 self.metrics.errors.labels(path, str(code), PROTOCOL).inc()
 
 
-async def _read_utf8(receive: Any) -> tuple[bytes, str | None]:
-    """The whole request body, and why it is not UTF-8 (None when it is): JSON bodies must be
-    UTF-8, and FastAPI would answer bad bytes with a bare 400."""
-    chunks = []
+class _Gate:
+    """Pure ASGI middleware: authentication and rate limit from the headers, then the body,
+    bounded in size and time, checked to be UTF-8 and handed on (see the module docstring)."""
+
+    def __init__(self, app: Any, core: GatewayCore, guard: Guard, audit: AuditLog) -> None:
+        self.app = app
+        self.guard = guard
+        self.audit = audit
+        self.open = open_routes(core)
+        self.max_body = core.cfg.max_body_bytes
+        self.body_timeout_s = core.cfg.body_timeout_s
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            if scope["path"] not in self.open:
+                who = await self._admit(scope)
+                scope.setdefault("state", {})["principal"] = who
+            if scope.get("method") in BODY_METHODS:
+                receive = _replay(await self._body(scope, receive))
+        except GatewayError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _admit(self, scope: dict[str, Any]) -> Principal:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        secret = headers.get("x-api-key")
+        auth = headers.get("authorization", "")
+        if not secret and auth.lower().startswith("bearer "):
+            secret = auth[7:].strip()
+        client = scope.get("client")
+        address = str(client[0]) if client else ""
+        try:
+            who = self.guard.authenticate(secret, address)
+        except AuthFailed as exc:
+            await self.audit.auth_failed(exc, PROTOCOL)
+            raise
+        self.guard.limit(who)
+        return who
+
+    async def _body(self, scope: dict[str, Any], receive: Any) -> bytes:
+        """The whole body: 413 before more than ``max_body`` bytes are read, 408 when it takes
+        longer than ``body_timeout_s``, 422 when it is not UTF-8."""
+        for name, value in scope["headers"]:
+            declared = name.lower() == b"content-length" and value.isdigit()
+            if declared and int(value) > self.max_body:
+                raise PayloadTooLarge(self._too_large(int(value)))
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                body = await _read_limited(receive, self.max_body)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the body did not arrive within {self.body_timeout_s:g} s; send it at once"
+            ) from None
+        if body is None:
+            raise PayloadTooLarge(self._too_large(None))
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(
+                "body", f"the body is not valid UTF-8 (byte {exc.start}); send UTF-8 encoded JSON"
+            ) from None
+        return body
+
+    def _too_large(self, size: int | None) -> str:
+        got = f"{size} bytes" if size is not None else "more"
+        return (
+            f"the body has {got}, more than the limit of {self.max_body} bytes: send at most "
+            f"{MAX_BATCH_TEXTS} texts of at most {MAX_TEXT_CHARS} characters"
+        )
+
+
+async def _read_limited(receive: Any, limit: int) -> bytes | None:
+    """The request body from ``receive``, or None once it passes ``limit`` bytes (the rest is
+    never read)."""
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
-    body = b"".join(chunks)
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return body, f"the body is not valid UTF-8 (byte {exc.start}); send UTF-8 encoded JSON"
-    return body, None
+    return b"".join(chunks)
 
 
 def _replay(body: bytes) -> Any:
@@ -224,16 +368,21 @@ def _replay(body: bytes) -> Any:
 
 def build_http_app(core: GatewayCore, guard: Guard, audit: AuditLog) -> FastAPI:
     """The FastAPI app of one gateway (the core is started and stopped by the caller)."""
+    docs = core.cfg.docs_on
     app = FastAPI(
         title="ulasan gateway",
         version="1",
         description="Indonesian review sentiment, scored through the ulasan stream.",
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
-    caller = _caller(guard)
+    caller = _caller()
     _add_error_handlers(app)
     _add_service_routes(app, core, guard, caller)
     _add_prediction_routes(app, core, caller)
     _add_model_routes(app, core, guard, audit, caller)
+    app.add_middleware(_Gate, core=core, guard=guard, audit=audit)
     cors = core.cfg.cors_origins
     if cors:
         app.add_middleware(
@@ -249,17 +398,13 @@ def build_http_app(core: GatewayCore, guard: Guard, audit: AuditLog) -> FastAPI:
 Caller = Callable[[Request], Awaitable[Principal]]
 
 
-def _caller(guard: Guard) -> Caller:
-    """The dependency that authenticates and rate-limits the caller of a guarded route."""
+def _caller() -> Caller:
+    """The dependency that hands a guarded route the caller the gate admitted."""
 
     async def caller(request: Request) -> Principal:
-        secret = request.headers.get("x-api-key")
-        auth = request.headers.get("authorization", "")
-        if not secret and auth.lower().startswith("bearer "):
-            secret = auth[7:].strip()
-        client = request.client.host if request.client else ""
-        who = guard.authenticate(secret, client)
-        guard.limit(who)
+        who = request.scope.get("state", {}).get("principal")
+        if not isinstance(who, Principal):  # a route the gate treats as open: a bug
+            raise Unauthenticated("this route needs an API key")
         return who
 
     return caller
@@ -270,14 +415,17 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
-        headers = None
-        retry = getattr(exc, "retry_after_s", None)
-        if retry is not None:
-            headers = {"Retry-After": str(max(1, math.ceil(retry)))}
-        extra: dict[str, Any] = {}
-        if isinstance(exc, InvalidInput):
-            extra["detail"] = [{"field": exc.field, "msg": exc.detail}]
-        return _error(exc.http_status, exc.reason, str(exc), headers=headers, **extra)
+        return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not parse the body (e.g. a 5000-digit number)
+            msg = "the body is not valid JSON that can be read (a number too long?)"
+            return _error(
+                422, "invalid_input", f"body: {msg}", detail=[{"field": "body", "msg": msg}]
+            )
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -297,12 +445,16 @@ def _add_service_routes(app: FastAPI, core: GatewayCore, guard: Guard, caller: C
     """Service information, liveness, readiness, metrics and statistics."""
 
     @app.get("/", summary="Service information")
-    async def root() -> dict[str, Any]:
+    async def root(who: Principal = Depends(caller)) -> dict[str, Any]:
         return {
             **core.info(),
             "auth_required": guard.auth_required,
-            "docs": "/docs",
-            "limits": {"max_text_chars": MAX_TEXT_CHARS, "max_batch_texts": MAX_BATCH_TEXTS},
+            "docs": "/docs" if core.cfg.docs_on else None,
+            "limits": {
+                "max_text_chars": MAX_TEXT_CHARS,
+                "max_batch_texts": MAX_BATCH_TEXTS,
+                "max_body_bytes": core.cfg.max_body_bytes,
+            },
         }
 
     @app.get("/health", summary="Liveness: the process answers")
@@ -314,9 +466,12 @@ def _add_service_routes(app: FastAPI, core: GatewayCore, guard: Guard, caller: C
         state = await core.readiness()
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def metrics() -> Response:
-        return Response(generate_latest(core.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    if core.cfg.metrics_port is None:  # else served on its own port (server.py)
+
+        @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+        async def metrics() -> Response:
+            body = generate_latest(core.metrics.registry)
+            return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/stats", summary="Counts, latency percentiles and label distribution")
     async def stats(who: Principal = Depends(caller)) -> dict[str, Any]:
@@ -400,6 +555,8 @@ def _add_model_routes(
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "API key missing or not valid (when auth is on)"},
+    408: {"description": "the body did not arrive in time"},
+    413: {"description": "the body is over the size limit"},
     422: {"description": "bad input: the field and the limit are named"},
     429: {"description": "rate limit exceeded; see Retry-After"},
     503: {"description": "Kafka unavailable"},

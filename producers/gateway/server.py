@@ -14,7 +14,7 @@ import uvicorn
 
 from producers.gateway.core import GatewayCore
 from producers.gateway.errors import GatewayConfigError
-from producers.gateway.grpc_server import build_grpc_server, set_serving
+from producers.gateway.grpc_server import build_grpc_server, set_serving, watch_readiness
 from producers.gateway.http import build_http_app
 from producers.gateway.metrics import GatewayMetrics
 from producers.gateway.security import AuditLog, Guard
@@ -41,6 +41,29 @@ class Gateway:
         audit = AuditLog(settings.audit_log_path)
         return cls(settings, core, guard, audit, build_http_app(core, guard, audit))
 
+    def http_config(self, port: int | None = None) -> uvicorn.Config:
+        """uvicorn's settings with the gateway's limits: connections + requests at once
+        (``http_limit_concurrency``, then 503), idle keep-alive (``http_keep_alive_s``), request
+        line + headers (``http_max_header_bytes``, then 400; h11 is the parser that enforces it)."""
+        cfg = self.settings.gateway
+        return uvicorn.Config(
+            self.http_app,
+            host=cfg.host,
+            port=cfg.http_port if port is None else port,
+            http="h11",
+            log_level="warning",
+            access_log=False,
+            # uvicorn's records go to the process's handlers (ULASAN_LOG_FORMAT)
+            log_config=None,
+            ssl_certfile=str(cfg.tls_cert) if cfg.tls_cert else None,
+            ssl_keyfile=str(cfg.tls_key) if cfg.tls_key else None,
+            lifespan="off",
+            limit_concurrency=cfg.http_limit_concurrency,
+            timeout_keep_alive=cfg.http_keep_alive_s,
+            h11_max_incomplete_event_size=cfg.http_max_header_bytes,
+            server_header=False,
+        )
+
     def grpc_credentials(self) -> Any:
         cfg = self.settings.gateway
         if cfg.tls_cert is None or cfg.tls_key is None:
@@ -58,7 +81,7 @@ class Gateway:
 
         cfg = self.settings.gateway
         await self.core.start()
-        grpc_server = health = None
+        grpc_server = health = watcher = None
         ports: dict[str, int] = {}
         try:
             if cfg.grpc_port or cfg.http_port == 0:
@@ -70,23 +93,11 @@ class Gateway:
                     credentials=self.grpc_credentials(),
                 )
                 await grpc_server.start()
-                await set_serving(health, True)
+                watcher = asyncio.create_task(watch_readiness(self.core, health), name="health")
                 ports["grpc"] = port
             http: Any = None
             if cfg.http_port:
-                config = uvicorn.Config(
-                    self.http_app,
-                    host=cfg.host,
-                    port=cfg.http_port,
-                    log_level="warning",
-                    access_log=False,
-                    # uvicorn's records go to the process's handlers (ULASAN_LOG_FORMAT)
-                    log_config=None,
-                    ssl_certfile=str(cfg.tls_cert) if cfg.tls_cert else None,
-                    ssl_keyfile=str(cfg.tls_key) if cfg.tls_key else None,
-                    lifespan="off",
-                )
-                http = uvicorn.Server(config)
+                http = uvicorn.Server(self.http_config())
                 ports["http"] = cfg.http_port
             if on_ready is not None:
                 on_ready(ports)
@@ -95,6 +106,10 @@ class Gateway:
             else:
                 await asyncio.Event().wait()
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             if health is not None:
                 with contextlib.suppress(Exception):
                     await set_serving(health, False)

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from ulasan.core.settings import Settings
+from schemas.events import MAX_BATCH_TEXTS, MAX_TEXT_CHARS
+from ulasan.core.settings import WORKER_GROUP, Settings
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+#: The largest body a valid request can have: 100 texts of 5000 characters, each escaped as
+#: a JSON surrogate pair (``\ud83d\ude00``, 12 bytes per character), plus room for the rest.
+MAX_VALID_BODY_BYTES = MAX_BATCH_TEXTS * MAX_TEXT_CHARS * 12 + 64 * 1024
+#: The largest valid gRPC message: 100 texts of 5000 four-byte UTF-8 characters plus framing.
+MAX_VALID_GRPC_BYTES = MAX_BATCH_TEXTS * (MAX_TEXT_CHARS * 4 + 8) + 1024
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` is ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class ApiKey(BaseModel):
@@ -50,6 +68,15 @@ class GatewayConfig(BaseModel):
         30.0, gt=0, description="a reply younger than this proves workers serve a model"
     )
     probe_deadline_s: float = Field(1.5, gt=0, description="deadline of /ready's probe request")
+    worker_group: str = Field(
+        WORKER_GROUP,
+        min_length=1,
+        description="the workers' consumer group (their ULASAN_WORKER__APP_ID): /ready checks "
+        "that its members hold every partition of predict.requests.v1",
+    )
+    health_interval_s: float = Field(
+        10.0, gt=0, description="how often the gRPC health service re-checks readiness"
+    )
     champion_alias: str = Field("champion", min_length=1)
     # security: off by default for local use
     auth_required: bool = Field(False, description="require an API key on every non-open route")
@@ -65,7 +92,67 @@ class GatewayConfig(BaseModel):
         None, description="JSON-lines audit log of admin calls; default <state_dir>/gateway/audit"
     )
     metrics_host: str = Field("127.0.0.1", description="address Prometheus reaches /metrics at")
+    allow_plaintext_loopback: bool = Field(
+        False,
+        description="allow auth without TLS when the gateway listens on a loopback address only",
+    )
+    auth_fail_rate_per_s: float = Field(
+        0.2, gt=0, description="failed authentications per second allowed per client address"
+    )
+    auth_fail_burst: float = Field(
+        10, ge=1, description="failed authentications a client address may make at once"
+    )
+    max_buckets: int = Field(
+        10_000, ge=1, description="rate-limit buckets kept (least recently used evicted first)"
+    )
+    docs_enabled: bool | None = Field(
+        None, description="serve /docs and /openapi.json; default: only when auth is off"
+    )
+    grpc_reflection: bool | None = Field(
+        None, description="serve gRPC server reflection; default: only when auth is off"
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="serve /metrics on this port (at metrics_host) instead of the HTTP port; "
+        "without it /metrics needs an API key when auth is on",
+    )
+    # limits of the HTTP server (uvicorn) and the gRPC server
+    max_body_bytes: int = Field(
+        6 * 1024 * 1024,
+        ge=1024,
+        description="largest request body; a larger one is refused with 413 before it is read",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="longest time a client may take to send its body (else 408)"
+    )
+    http_limit_concurrency: int = Field(
+        256, ge=1, description="connections + requests at once; more are answered 503"
+    )
+    http_keep_alive_s: int = Field(5, ge=1, description="idle keep-alive connections close after")
+    http_max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="largest request line + headers (else 400)"
+    )
+    grpc_max_message_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="largest gRPC message received or sent"
+    )
+    grpc_max_concurrent_rpcs: int = Field(
+        256, ge=1, description="RPCs at once; more are answered RESOURCE_EXHAUSTED"
+    )
+    stream_max_in_flight: int = Field(
+        32, ge=1, description="messages of one PredictStream being scored at once"
+    )
     loglevel: str = "info"
+
+    @property
+    def docs_on(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else not self.auth_required
+
+    @property
+    def reflection_on(self) -> bool:
+        on = self.grpc_reflection
+        return on if on is not None else not self.auth_required
 
     @model_validator(mode="after")
     def _check(self) -> GatewayConfig:
@@ -73,6 +160,18 @@ class GatewayConfig(BaseModel):
             raise ValueError("set both tls_cert and tls_key, or neither")
         if self.auth_required and not self.api_keys:
             raise ValueError("auth_required is on but no api_keys are configured")
+        if self.auth_required and self.tls_cert is None:
+            if not self.allow_plaintext_loopback:
+                raise ValueError(
+                    "auth_required is on without TLS: API keys would cross the network in "
+                    "clear text. Set tls_cert and tls_key, or (on a loopback host only) "
+                    "allow_plaintext_loopback=true"
+                )
+            if not is_loopback(self.host):
+                raise ValueError(
+                    f"allow_plaintext_loopback applies to a loopback host only, but host is "
+                    f"{self.host!r}: set tls_cert and tls_key to serve API keys on it"
+                )
         names = [k.name for k in self.api_keys]
         if len(names) != len(set(names)):
             raise ValueError("api key names must be unique")

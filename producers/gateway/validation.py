@@ -21,13 +21,29 @@ def check_text(value: Any, field: str = "text") -> str:
         raise InvalidInput(
             field, f"has {len(value)} characters, more than the limit of {MAX_TEXT_CHARS}"
         )
+    return _storable(value, field)
+
+
+def _storable(value: str, field: str) -> str:
+    """``value`` if PostgreSQL can store it as text: valid UTF-8 and no NUL character."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInput(
             field, f"is not valid UTF-8 (a lone surrogate at character {exc.start})"
         ) from None
+    if "\x00" in value:
+        raise InvalidInput(
+            field, f"holds a NUL character (U+0000) at character {value.index(chr(0))}: remove it"
+        )
     return value
+
+
+def check_identifier(value: Any, field: str) -> str:
+    """A ``review_id`` or ``request_id``: a string of 1 to 256 storable characters."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 256:
+        raise InvalidInput(field, "must be a string of 1 to 256 characters")
+    return _storable(value, field)
 
 
 def check_texts(values: Any, field: str = "texts") -> list[str]:
@@ -55,6 +71,4 @@ def check_subject(review_id: Any, request_id: Any) -> tuple[str, str]:
     if len(given) != 1:
         raise InvalidInput("review_id", "give exactly one of review_id and request_id")
     field, value = given[0]
-    if not isinstance(value, str) or len(value) > 256:
-        raise InvalidInput(field, "must be a string of 1 to 256 characters")
-    return field, value
+    return field, check_identifier(value, field)

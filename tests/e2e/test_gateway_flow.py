@@ -47,10 +47,14 @@ def env(tmp_path: Path) -> Iterator[StreamEnv]:
 
 
 def test_reviews_and_gateway_requests_share_one_worker(env: StreamEnv) -> None:
-    worker = env.start_worker("w1", ULASAN_DRIFT__ENABLED="false")
-    env.wait_assigned(worker)
+    # the gateway starts first: until a worker holds predict.requests it is not ready
     gw: GatewayProcess = start_gateway(env, "e2e")
     try:
+        early = httpx.get(gw.url + "/ready", timeout=15)
+        assert early.status_code == 503, early.text
+        assert "no worker has joined" in early.json()["checks"]["workers"]["error"]
+        worker = env.start_worker("w1", ULASAN_DRIFT__ENABLED="false")
+        env.wait_assigned(worker)
         gw.wait_ready()
         with BackgroundProducer(env, 0, REVIEWS, seconds=4):
 

@@ -72,6 +72,8 @@ def start_gateway(
         ULASAN_GATEWAY__TOPIC_PREFIX=env.prefix,
         ULASAN_GATEWAY__AUDIT_LOG=str(audit),
         ULASAN_GATEWAY__INSTANCE_ID=f"gw-{name}-{env.prefix.strip('.')}",
+        ULASAN_GATEWAY__WORKER_GROUP=env.app_id,
+        ULASAN_GATEWAY__HEALTH_INTERVAL_S="1",
         **extra_env,
     )
     proc = spawn(

@@ -10,14 +10,34 @@ Build a :class:`Settings` once at the entry point and pass it down; no other mod
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "ULASAN_"
+#: The stream workers' default faust app id, which is their Kafka consumer group.
+WORKER_GROUP = "ulasan-worker"
+
+REDACTED = "***"
+# user:password@ in a URI (the password may hold '@': up to the last '@' before a space)
+_URI_PASSWORD = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^:/?#@\s]*:)\S*@")
+# password=... as a keyword (libpq "host=db password=x") or a query parameter ("?password=x")
+_KEYWORD_PASSWORD = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&#]+)")
+
+
+def redact_dsn(text: str) -> str:
+    """``text`` (a DSN, or a message quoting one) with every password replaced by ``***``.
+
+    Covers URI DSNs (``postgresql://user:secret@host/db``, ``...?password=secret``) and
+    keyword DSNs (``host=db password=secret``); text without a password comes back unchanged.
+    """
+    text = _URI_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    return _KEYWORD_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
 
 
 class KafkaSettings(BaseModel):
@@ -40,8 +60,16 @@ class PostgresSettings(BaseModel):
 
     @property
     def dsn(self) -> str:
-        auth = self.user if not self.password else f"{self.user}:{self.password}"
+        """The URI DSN; user and password are percent-encoded (libpq and yoyo decode them), so
+        a password holding ``@``, ``/`` or a space neither breaks the URI nor its redaction."""
+        user, password = quote(self.user, safe=""), quote(self.password, safe="")
+        auth = user if not password else f"{user}:{password}"
         return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}"
+
+    @property
+    def safe_dsn(self) -> str:
+        """``dsn`` with the password redacted: the form to print."""
+        return redact_dsn(self.dsn)
 
 
 class MLflowSettings(BaseModel):

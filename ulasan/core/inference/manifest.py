@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ulasan.core.inference.errors import ModelFolderError
 
@@ -18,6 +18,41 @@ TOKENIZER_FILE = "tokenizer.json"
 LEXICON_FILE = "lexicon.json"
 PROFILE_FILE = "profile.json"
 FORMAT_VERSION: Literal[1] = 1
+
+
+def check_file_name(name: str) -> str:
+    """``name`` if it is a relative path inside a folder (no ``..``, not absolute, no drive or
+    backslash); raises ``ValueError`` saying why not."""
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
+    if not name or name.strip() != name:
+        raise ValueError(f"{name!r} is not a file name")
+    if "\\" in name or "\x00" in name:
+        raise ValueError(f"{name!r} holds a backslash or a NUL: use a plain relative path")
+    if posix.is_absolute() or windows.is_absolute() or windows.drive:
+        raise ValueError(f"{name!r} is absolute: files must lie inside the serving folder")
+    if ".." in posix.parts or name in (".", "./"):
+        raise ValueError(f"{name!r} leaves the serving folder ('..'): name a file inside it")
+    return name
+
+
+def folder_file(folder: Path, name: str) -> Path:
+    """``folder/name``, checked to lie inside ``folder`` once symlinks are resolved.
+
+    Raises :class:`ModelFolderError` when ``name`` is absolute, climbs out with ``..`` or is
+    (or passes through) a symlink that points outside the folder.
+    """
+    try:
+        check_file_name(name)
+    except ValueError as exc:
+        raise ModelFolderError(f"{folder}: {exc}") from None
+    root = Path(folder).resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
+        raise ModelFolderError(
+            f"{folder}/{name} resolves outside the serving folder (a symlink to {path}?): "
+            "serving files must lie inside it"
+        )
+    return path
 
 
 class Parity(BaseModel):
@@ -55,6 +90,11 @@ class ModelManifest(BaseModel):
     parity: Parity
     source_checkpoint: str | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("model_file", "fp32_model_file")
+    @classmethod
+    def _inside(cls, value: str | None) -> str | None:
+        return None if value is None else check_file_name(value)
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / MANIFEST_FILE

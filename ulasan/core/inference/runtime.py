@@ -15,7 +15,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from ulasan.core.inference.errors import InvalidInput, ModelFolderError
-from ulasan.core.inference.manifest import TOKENIZER_FILE, ModelManifest
+from ulasan.core.inference.manifest import TOKENIZER_FILE, ModelManifest, folder_file
 from ulasan.core.inference.predictor import Prediction
 from ulasan.core.text import clean
 
@@ -95,8 +95,8 @@ class OnnxPredictor:
         """
         folder = Path(path)
         manifest = ModelManifest.read(folder)
-        graph = folder / (model_file or manifest.model_file)
-        tok_path = folder / TOKENIZER_FILE
+        graph = folder_file(folder, model_file or manifest.model_file)
+        tok_path = folder_file(folder, TOKENIZER_FILE)
         for f in (graph, tok_path):
             if not f.is_file():
                 raise ModelFolderError(f"{f} is missing from the serving folder {folder}")
