@@ -54,6 +54,8 @@ SECRETS = {
     ),
     "GRAFANA_ADMIN_PASSWORD": "gf-" + os.urandom(8).hex(),
     "ALERT_WEBHOOK_URL": "https://hooks.example.invalid/ulasan?token=a&b=$c",
+    "GATEWAY_TLS_CERT_FILE": "./.tls/gateway.crt",
+    "GATEWAY_TLS_KEY_FILE": "./.tls/gateway.key",
 }
 _VAR = re.compile(
     r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
@@ -484,8 +486,10 @@ def test_prometheus_discovers_every_worker_and_gateway_replica(compose: dict[str
     gateway_cmd = services(compose)["gateway"]["command"]
     assert sd == {
         "worker": int(next(w for w in worker_cmd if w.startswith("--metrics-port=")).split("=")[1]),
-        "gateway": int(next(w for w in gateway_cmd if w.startswith("--http-port=")).split("=")[1]),
+        # with auth on, the gateway serves /metrics on a port of its own (not behind its keys)
+        "gateway": int(env_of(services(compose)["gateway"])["ULASAN_GATEWAY__METRICS_PORT"]),
     }
+    assert all(not w.startswith("--http-port=9464") for w in gateway_cmd)
     (targets,) = [a["static_configs"][0]["targets"] for a in config["alerting"]["alertmanagers"]]
     host, port = targets[0].split(":")
     assert host in services(compose)
