@@ -14,6 +14,8 @@ from ulasan.core.settings import Settings
 from ulasan.errors import UlasanError
 from ulasan.main_job import RunOptions, run_main_job
 from ulasan.options import Workers
+from ulasan.procs import interrupt_on_stop_signals
+from ulasan.profiles import PROFILES
 
 
 def run_command(
@@ -38,9 +40,25 @@ def run_command(
     no_stack: bool = typer.Option(
         False, "--no-stack", help="do not start the local stack (use the configured services)"
     ),
+    loop_profile: str = typer.Option(
+        "demo",
+        "--profile",
+        help="drift windows and trigger cool-downs: demo (20 s windows, the loop closes within "
+        "minutes) or production (the defaults: 1 h windows); the run prints the values",
+    ),
 ) -> None:
-    """The main job: stack up, champion (trained if missing), the workers, the review stream
-    replayed with live progress, then a summary; serves until Ctrl-C unless --once."""
+    """The main job: stack up, champion (trained if missing), then the worker group, the
+    gateway (HTTP, gRPC), the trainer consumer and the UI, supervised; the review stream and
+    its rating feedback replayed with live progress, a summary, then it serves and shows the
+    closed loop (drift -> retrain -> gate -> promotion -> hot reload) until Ctrl-C or SIGTERM.
+    With --once: the workers only, exit after the replay."""
+    if loop_profile not in PROFILES:
+        raise typer.BadParameter(
+            f"unknown profile {loop_profile!r} (known: {', '.join(PROFILES)})",
+            param_hint="--profile",
+        )
+    # SIGTERM (timeout, systemd, containers) stops the children as Ctrl-C does
+    interrupt_on_stop_signals()
     console = Console()
     if file is None:
         file = PRDECT_FILE
@@ -57,6 +75,7 @@ def run_command(
         app_id=app_id,
         start_stack=not no_stack,
         workers=workers,
+        profile=loop_profile,
     )
     try:
         run_main_job(options, Settings(), console)
