@@ -526,12 +526,17 @@ def domain_shift(
         champion_unseen_domain=not champion_sees_prdect,
     )
     interrupt_on_stop_signals()  # SIGTERM stops the worker and the trainer as Ctrl-C does
-    if as_json:
-        # MLflow prints "View run ..." lines to stdout: only the result may reach it
-        with json_stdout() as emit:
-            result = run(Settings(), cfg)
-            keys = ("macro_f1_before", "macro_f1_after", "loop_seconds", "promoted_version")
-            emit({k: result[k] for k in keys})
+    _run_and_print(cfg, as_json=as_json)
+
+
+def _run_and_print(cfg: ScenarioConfig, *, as_json: bool) -> None:
+    """Run the scenario; print the headline figures as one JSON document (``--json``: what
+    else reaches stdout meanwhile, MLflow's "View run ..." lines, goes to stderr) or the
+    whole result."""
+    if not as_json:
+        Console().print_json(json.dumps(run(Settings(), cfg), default=str))
         return
-    result = run(Settings(), cfg)
-    Console().print_json(json.dumps(result, default=str))
+    with json_stdout() as emit:
+        result = run(Settings(), cfg)
+        keys = ("macro_f1_before", "macro_f1_after", "loop_seconds", "promoted_version")
+        emit({k: result[k] for k in keys})
