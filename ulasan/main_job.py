@@ -430,7 +430,8 @@ def _print_loop(console: Console, loop: LoopWatch | None, started: datetime) -> 
     for ev in loop.drain():
         since = duration((ev.at - started).total_seconds())
         at = ev.at.astimezone().strftime("%H:%M:%S")
-        console.print(f"loop {at} (+{since})  {ev.stage:<9} {ev.text}", highlight=False)
+        line = f"loop {at} (+{since})  {ev.stage:<9} {ev.text}"
+        console.print(line, highlight=False, markup=False)
 
 
 def _watch(
@@ -541,12 +542,30 @@ def _stream_and_serve(job: _Job, on_summary: Callable[[RunSummary], None] | None
             on_summary(summary)
         if not job.options.once:
             serve_until_interrupted(job, stream, loop, began)
+            _loop_verdict(job.console, loop)
         return summary
     finally:
         if loop is not None:
             loop.stop()
         if stream is not None:
             stream.close()
+
+
+def _loop_verdict(console: Console, loop: LoopWatch | None) -> None:
+    """One line on the way out: how long the closed loop took, or how far it got."""
+    if loop is None:
+        return
+    timeline = loop.timeline
+    if timeline.loop_seconds is not None:
+        console.print(f"closed loop: complete in {duration(timeline.loop_seconds)}")
+    elif timeline.events:
+        last = timeline.events[-1]
+        console.print(
+            f"closed loop: not complete; its last step was {last.stage}: {last.text}",
+            markup=False,
+        )
+    else:
+        console.print("closed loop: no drift report or retrain request was seen in this run")
 
 
 def serve_until_interrupted(

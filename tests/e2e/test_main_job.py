@@ -193,7 +193,8 @@ def test_run_supervises_every_process_and_sigterm_leaves_none(tmp_path: Path) ->
         assert re.search(r"^ui  \S", text, re.M), text[-3000:]
         url = re.search(r"^http docs  (http://127\.0\.0\.1:\d+)/docs", text, re.M)
         assert url is not None, text[-3000:]
-        answer = httpx.post(f"{url[1]}/predict", json={"text": "barang bagus"}, timeout=30)
+        base = url[1]
+        answer = httpx.post(f"{base}/predict", json={"text": "barang bagus"}, timeout=30)
         assert answer.status_code == 200, answer.text
 
         seen.update(_descendants(proc.pid))
@@ -206,12 +207,12 @@ def test_run_supervises_every_process_and_sigterm_leaves_none(tmp_path: Path) ->
         os.killpg(roles["gateway serve"][0], signal.SIGKILL)
         _wait(lambda: "gateway: restarted (1 of 3)" in log.read_text(), 60, "the restart", log)
         assert "gateway: exited with code -9" in log.read_text()
-        _wait(lambda: _answers(url[1]), 120, "the restarted gateway", log)
+        _wait(lambda: _answers(base), 120, "the restarted gateway", log)
         seen.update(_descendants(proc.pid))
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=180) == 0, log.read_text()[-6000:]
-        survivors = {pid: cmd for pid, cmd in seen.items() if _alive(pid)}
+        survivors = {pid: cmdline for pid, cmdline in seen.items() if _alive(pid)}
         assert survivors == {}, log.read_text()[-3000:]
         assert "stopping" in log.read_text() and "stopped: worker-0" in log.read_text()
     finally:
