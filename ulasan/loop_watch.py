@@ -169,7 +169,7 @@ class LoopWatch(threading.Thread):
             while not self._halt.is_set():
                 msg = self._consumer.poll(0.5)
                 if msg is not None and not msg.error():
-                    self._handle(msg.topic(), msg.value())
+                    self._handle(msg.topic() or "", msg.value())
                 clock = self.now().timestamp()
                 if clock >= next_poll:
                     next_poll = clock + POLL_S
@@ -178,11 +178,11 @@ class LoopWatch(threading.Thread):
         finally:
             self._consumer.close()
 
-    def _handle(self, topic: str, value: bytes) -> None:
+    def _handle(self, topic: str, value: bytes | None) -> None:
         try:
             with self._lock:
-                self._decoders[topic](value, self.now())
-        except CodecError as exc:
+                self._decoders[topic](value or b"", self.now())
+        except (CodecError, KeyError) as exc:
             log.warning("loop watch: undecodable event on %s: %s", topic, exc)
 
     def _poll_runs(self) -> None:

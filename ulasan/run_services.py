@@ -4,6 +4,7 @@ their ports, readiness, and the table of addresses printed once they are up."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +35,18 @@ class Ports:
 
 
 def ui_available() -> bool:
-    """Whether this installation has ``ulasan ui`` (asks its ``--help``)."""
+    """Whether this installation has ``ulasan ui``: read off the command line's app when this
+    process runs it (no second start-up), else asked of ``ulasan ui --help``."""
+    cli = sys.modules.get("ulasan.cli")  # not imported here: the command line imports us
+    app = getattr(cli, "app", None)
+    if app is not None:
+        names = {c.name for c in app.registered_commands}
+        return "ui" in names | {g.name for g in app.registered_groups}
+    return ui_command_answers()
+
+
+def ui_command_answers() -> bool:
+    """Whether ``ulasan ui --help`` succeeds (a start-up of the command line: seconds)."""
     try:
         done = subprocess.run(
             [str(ULASAN_BIN), "ui", "--help"],

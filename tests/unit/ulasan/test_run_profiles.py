@@ -14,7 +14,13 @@ from stream_processors.triggers.logic import TriggerConfig
 from ulasan.cli import app
 from ulasan.core.settings import Settings
 from ulasan.profiles import PROFILES, profile
-from ulasan.run_services import Ports, ServiceSpec, address_lines, ui_available
+from ulasan.run_services import (
+    Ports,
+    ServiceSpec,
+    address_lines,
+    ui_available,
+    ui_command_answers,
+)
 from ulasan.scenario import ScenarioConfig, _Scenario, _worker_env
 
 
@@ -108,4 +114,5 @@ def test_services_share_the_run_topics_and_ports(tmp_path: Path) -> None:
 
 def test_ui_is_started_exactly_when_the_command_exists() -> None:
     names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
-    assert ui_available() == ("ui" in names)
+    assert ui_available() == ("ui" in names)  # read off the loaded command line
+    assert ui_command_answers() == ("ui" in names)  # asked of a fresh `ulasan ui --help`
