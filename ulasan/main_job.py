@@ -360,11 +360,10 @@ def _open_stream(job: _Job) -> _Stream:
     monitor = SentimentMonitor(bootstrap, job.prefix + topics.SENTIMENT, sink.ingested)
     monitor.start()
     try:
-        probe = LagProbe(
-            bootstrap,
-            options.app_id,
-            [job.prefix + t for t in (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN, topics.SENTIMENT)],
-        )
+        # the topics the worker group consumes (sentiment.v1 is its output: counting it showed
+        # every score as lag)
+        consumed = (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN, topics.FEEDBACK)
+        probe = LagProbe(bootstrap, options.app_id, [job.prefix + t for t in consumed])
     except BaseException:
         monitor.stop()
         raise
