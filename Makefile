@@ -11,29 +11,38 @@ PATH_HASH := $(shell pwd -P | sha256sum | cut -c1-8)
 VENV ?= $(HOME)/.cache/ulasan/venv-$(LOCK_HASH)-$(PATH_HASH)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 BIN := $(VENV)/bin
+# uv: the one on PATH, else a private copy in its own venv (Debian's Python is externally
+# managed, PEP 668: `pip install` into it is refused, and a fresh Debian 12 has no pip at all)
+UV_VENV ?= $(HOME)/.cache/ulasan/uv-venv
+UV ?= $(shell command -v uv 2>/dev/null || echo $(UV_VENV)/bin/uv)
 ULASAN := $(BIN)/ulasan
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-deps venv run test test-unit lint schemas stack-up stack-down stack-status clean-state
+.PHONY: help setup system-deps uv venv run test test-unit lint schemas stack-up stack-down stack-status clean-state
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 system-deps:  ## apt-get install java, maven, postgresql and prometheus where missing
-	@bash deploy/local/install-system-deps.sh
+	@ULASAN_UV_VENV="$(UV_VENV)" bash deploy/local/install-system-deps.sh
+
+uv:  ## uv: the one on PATH, else a private copy in ~/.cache/ulasan/uv-venv (system Python untouched)
+	@[ -x "$(UV)" ] || { echo "installing uv into $(UV_VENV)"; \
+		python3 -m venv "$(UV_VENV)" && "$(UV_VENV)/bin/pip" install --quiet uv; }
+	@"$(UV)" --version
 
 venv: $(VENV)/.installed  ## the locked virtual environment (uv), linked at .venv
 $(VENV)/.installed: uv.lock pyproject.toml
-	@command -v uv >/dev/null || python3 -m pip install --quiet uv
-	uv sync --frozen --all-extras --python $(PYTHON_VERSION)
+	@$(MAKE) --no-print-directory uv
+	$(UV) sync --frozen --all-extras --python $(PYTHON_VERSION)
 	@touch $@
 	@ln -sfn $(VENV) .venv
 
 setup: system-deps venv  ## everything `run` and `test` need
 	@ln -sfn $(VENV) .venv
 
-run: setup  ## bring the stack up and run the main job
-	$(ULASAN) run
+run: setup  ## every process (stack, workers, gateway, trainer, UI), the stream, the loop
+	$(ULASAN) run --profile demo
 
 test: setup  ## the import contracts, then bring the stack up, run every test, bring it down
 	$(BIN)/lint-imports --no-cache

@@ -11,7 +11,7 @@ from typing import Any
 import faust
 import typer
 from confluent_kafka import Consumer, KafkaError
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from schemas.codec import CodecError, decode
@@ -175,7 +175,7 @@ def consume_sentiment(
 
 def _print_batch(msgs: list[Any], seen: int, max_events: int | None) -> int:
     """Print one consumed batch as table rows (a header before the first); the new count."""
-    table = _sentiment_table(show_header=seen == 0)
+    table = _sentiment_table(show_header=seen == 0, width=console.width)
     for msg in msgs:
         if max_events is not None and seen >= max_events:
             break
@@ -188,38 +188,67 @@ def _print_batch(msgs: list[Any], seen: int, max_events: int | None) -> int:
         try:
             ev = decode(msg.value(), SentimentScored)
         except CodecError as exc:
-            table.add_row(str(seen), "-", f"[red]undecodable ({exc.reason})[/red]", "", "", "", "")
+            cells = {"#": str(seen), "text": f"[red]undecodable ({exc.reason})[/red]"}
+            table.add_row(*_cells(table, cells))
             continue
-        table.add_row(*_row(seen, ev, msg.partition() or 0, msg.offset() or 0))
+        table.add_row(*_cells(table, _row(seen, ev, msg.partition() or 0, msg.offset() or 0)))
     console.print(table)
     return seen
 
 
-def _sentiment_table(*, show_header: bool) -> Table:
+#: From this console width on, every column is shown at full width; below it the partition
+#: and offset go and the review id and model are cut short, so label and confidence always
+#: keep their place and the text takes what is left (shortened with an ellipsis).
+WIDE_CONSOLE = 120
+
+
+def _sentiment_table(*, show_header: bool, width: int) -> Table:
+    """The columns for a console ``width`` columns wide (see :data:`WIDE_CONSOLE`): fixed
+    widths for all but the text, which gets the rest, so rich never squeezes label or conf."""
+    wide = width >= WIDE_CONSOLE
+    columns: list[tuple[str, int, JustifyMethod]] = [("#", 6, "right")]
+    if wide:
+        columns.append(("p@offset", 10, "left"))
+    columns += [
+        ("review", 20 if wide else 12, "left"),
+        ("label", 8, "left"),
+        ("conf", 5, "right"),
+        ("model", 22 if wide else 10, "left"),
+    ]
+    # one space of padding on each side of a cell, none at the table's outer edges
+    used = sum(w for _, w, _ in columns) + 2 * len(columns)
     table = Table(show_header=show_header, box=None, pad_edge=False)
-    table.add_column("#", justify="right", width=6)
-    table.add_column("p@offset", width=10)
-    table.add_column("review", width=20, overflow="ellipsis", no_wrap=True)
-    table.add_column("label", width=8)
-    table.add_column("conf", justify="right", width=5)
-    table.add_column("model", width=22, overflow="ellipsis", no_wrap=True)
-    table.add_column("text", overflow="ellipsis", no_wrap=True)
+    for name, col_width, justify in columns:
+        table.add_column(
+            name,
+            width=col_width,
+            justify=justify,
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+    table.add_column("text", width=max(10, width - used), no_wrap=True, overflow="ellipsis")
     return table
+
+
+def _cells(table: Table, values: dict[str, str]) -> list[str]:
+    """``values`` in the order of the table's columns ("" for a column without a value)."""
+    return [values.get(str(column.header), "") for column in table.columns]
 
 
 _COLOURS = {"positive": "green", "neutral": "yellow", "negative": "red"}
 
 
-def _row(n: int, ev: Any, partition: int, offset: int) -> tuple[str, ...]:
+def _row(n: int, ev: Any, partition: int, offset: int) -> dict[str, str]:
+    """One event's cells by column name."""
     colour = _COLOURS.get(ev.label, "white")
     subject = ev.review_id or f"{ev.request_id}[{ev.index}]"
     text = (ev.text or "").replace("\n", " ")
-    return (
-        str(n),
-        f"{partition}@{offset}",
-        subject,
-        f"[{colour}]{ev.label}[/{colour}]",
-        f"{ev.confidence:.2f}",
-        f"{ev.model_name}:{ev.model_version}",
-        text[:80],
-    )
+    return {
+        "#": str(n),
+        "p@offset": f"{partition}@{offset}",
+        "review": subject,
+        "label": f"[{colour}]{ev.label}[/{colour}]",
+        "conf": f"{ev.confidence:.2f}",
+        "model": f"{ev.model_name}:{ev.model_version}",
+        "text": text[:500],
+    }

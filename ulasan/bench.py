@@ -24,6 +24,7 @@ from ulasan.core.settings import Settings, project_paths
 from ulasan.core.text.bench import run_text_bench
 from ulasan.core.text.errors import TextError
 from ulasan.errors import UlasanError
+from ulasan.json_output import stdout_to_stderr
 from ulasan.options import SHAPE_HELP, AsJson, ServedModel, Shape, Workers, WorkerThreads
 from ulasan.pipeline_tools import default_workers, worker_threads
 
@@ -47,6 +48,8 @@ def _failures(*kinds: type[Exception]) -> Iterator[None]:
 
 
 def _print_json(result: dict[str, Any]) -> None:
+    """The one JSON document of ``--json`` (what ran before went to stderr: see
+    :func:`ulasan.json_output.stdout_to_stderr`)."""
     typer.echo(json.dumps(result))
 
 
@@ -154,7 +157,7 @@ def engine(
     if (model is None) == (shape is None):
         err.print("[red]give exactly one of --model and --shape[/red]")
         raise typer.Exit(2)
-    with _failures(TrainerError, InferenceError):
+    with _failures(TrainerError, InferenceError), stdout_to_stderr(as_json):
         folder, checkpoint = _engine_folder(model, shape, checkpoint, Settings())
         result = run_engine_bench(
             folder, checkpoint, n_texts=texts, batch_size=batch, threads=threads
@@ -183,7 +186,7 @@ def text(
     as_json: AsJson = False,
 ) -> None:
     """Clean + features throughput on one core, beside clean alone and the uncached stemmer."""
-    with _failures(TextError):
+    with _failures(TextError), stdout_to_stderr(as_json):
         result = run_text_bench(n, project_paths().data)
     if as_json:
         _print_json(result)
@@ -229,7 +232,8 @@ def pipeline(
             say=_say,
         )
 
-    result, served = _run_served(model, shape, workers, threads, bench)
+    with stdout_to_stderr(as_json):
+        result, served = _run_served(model, shape, workers, threads, bench)
     if as_json:
         _print_json(result)
         return
@@ -276,7 +280,8 @@ def gateway(
             say=_say,
         )
 
-    result, served = _run_served(model, shape, workers, threads, bench)
+    with stdout_to_stderr(as_json):
+        result, served = _run_served(model, shape, workers, threads, bench)
     if as_json:
         _print_json(result)
         return

@@ -1,4 +1,9 @@
-"""The main job (``ulasan run``, ``make run``): stack, champion, a worker, the review stream.
+"""The main job (``ulasan run``, ``make run``): stack, champion, every process, the review stream.
+
+It starts and supervises (:mod:`ulasan.supervisor`) the worker group and, unless ``--once``,
+the gateway, the trainer consumer and the UI (:mod:`ulasan.run_services`); replays the review
+file with its rating feedback; shows live progress and, while it serves, the closed loop's
+steps (:mod:`ulasan.loop_watch`) under the run's loop profile (:mod:`ulasan.profiles`).
 
 Each run replays the review file under a new *run id*, which is mixed into every review id
 (see :mod:`producers.replay`): a second run publishes the file again as new reviews, so the
@@ -19,6 +24,7 @@ from typing import Any
 import psycopg
 from rich.console import Console, Group
 from rich.live import Live
+from rich.rule import Rule
 from rich.table import Table
 
 from deploy.local import manager
@@ -38,6 +44,7 @@ from trainer.pipeline import run_training
 from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import Settings
 from ulasan.errors import MainJobError
+from ulasan.loop_watch import LoopWatch, duration
 from ulasan.pipeline_tools import (
     LagProbe,
     MonitorState,
@@ -48,7 +55,17 @@ from ulasan.pipeline_tools import (
     worker_group,
     worker_threads,
 )
-from ulasan.procs import free_port
+from ulasan.procs import free_port, stop_signals_deferred
+from ulasan.profiles import profile
+from ulasan.run_services import (
+    Ports,
+    ServiceSpec,
+    address_lines,
+    pick_ports,
+    ui_available,
+    wait_gateway,
+)
+from ulasan.supervisor import Supervisor
 
 #: How long the pipeline may make no progress at all before the run gives up.
 STALL_TIMEOUT_S = 180.0
@@ -71,6 +88,8 @@ class RunOptions:
     stall_timeout_s: float = STALL_TIMEOUT_S
     #: worker processes in the consumer group (None: one per core, at most the partitions)
     workers: int | None = None
+    #: the drift windows and trigger cool-downs of the workers (:mod:`ulasan.profiles`)
+    profile: str = "production"
 
 
 @dataclass
@@ -196,19 +215,26 @@ def _progress_table(
 
 @dataclass
 class _Job:
-    """One run of the main job: what it was asked, and the workers it started."""
+    """One run of the main job: what it was asked, and the processes it started."""
 
     options: RunOptions
     settings: Settings
     console: Console
     run_id: str
     model: str
+    supervisor: Supervisor
     worker: WorkerGroup
     metrics_ports: list[int]
+    #: the gateway's and the UI's ports; None with --once (workers only)
+    ports: Ports | None = None
 
     @property
     def prefix(self) -> str:
         return self.options.topic_prefix
+
+    @property
+    def log_dir(self) -> Path:
+        return self.settings.state_dir / "logs"
 
 
 def _ensure_job_topics(settings: Settings, prefix: str) -> None:
@@ -221,11 +247,12 @@ def _ensure_job_topics(settings: Settings, prefix: str) -> None:
     )
 
 
-def _start_workers(
-    options: RunOptions, settings: Settings, run_id: str, model: str, console: Console
+def _add_workers(
+    options: RunOptions, settings: Settings, run_id: str, model: str, supervisor: Supervisor
 ) -> tuple[WorkerGroup, list[int]]:
-    """Start the consumer group serving ``model``; the workers and their metrics ports (the
-    configured port and up, or free ones)."""
+    """The consumer group serving ``model`` with the run's loop profile, supervised (restarted
+    when one dies); the workers and their metrics ports (the configured port and up, or free
+    ones). Not started yet."""
     n_workers = options.workers or default_workers(settings.kafka.partitions)
     ports = [free_port(settings.metrics_port + n) for n in range(n_workers)]
     worker = worker_group(
@@ -234,14 +261,68 @@ def _start_workers(
         overrides={
             "ULASAN_WORKER__TOPIC_PREFIX": options.topic_prefix,
             "ULASAN_WORKER__INTRA_OP_THREADS": str(worker_threads(n_workers)),
+            **profile(options.profile).worker_env(),
         },
         log_dir=settings.state_dir / "logs",
         stem=run_id,
         ports=ports,
     )
-    console.print(f"workers: starting {n_workers} (logs {worker.log_path})")
-    worker.start()
+    for w in worker.workers:
+        supervisor.add(w, restart=True, essential=True)
     return worker, ports
+
+
+def _add_services(job: _Job) -> None:
+    """The gateway, the trainer consumer and the UI (when this installation has one),
+    supervised. Not started yet."""
+    options = job.options
+    with job.console.status("looking for `ulasan ui`"):
+        with_ui = ui_available()
+    job.ports = pick_ports(with_ui=with_ui)
+    spec = ServiceSpec(
+        log_dir=job.log_dir,
+        stem=job.run_id,
+        prefix=options.topic_prefix,
+        app_id=options.app_id,
+        ports=job.ports,
+        train_config=options.train_config,
+    )
+    job.supervisor.add(spec.gateway(), restart=True)
+    # not restarted: a retrain cut short would not resume (its claim stays)
+    job.supervisor.add(spec.trainer(), restart=False)
+    ui = spec.ui()
+    if ui is None:
+        job.console.print(
+            "ui: not started, this installation has no `ulasan ui` command", highlight=False
+        )
+    else:
+        job.supervisor.add(ui, restart=True)
+
+
+def _start(job: _Job) -> None:
+    """Start every process, wait for the workers (and the gateway), print where things are."""
+    console = job.console
+    job.supervisor.start()
+    started = ", ".join(
+        f"{e.service.name} (pid {e.service.child.proc.pid})"
+        for e in job.supervisor.entries
+        if e.service.child is not None
+    )
+    console.print(f"started: {started}; logs in {job.log_dir}", highlight=False)
+    with console.status("waiting for the workers to join their consumer group"):
+        job.worker.wait_ready()
+    console.print("workers: ready")
+    if job.ports is not None:
+        gateway = next(e.service for e in job.supervisor.entries if e.service.name == "gateway")
+        with console.status("waiting for the gateway to be ready"):
+            ready = wait_gateway(job.ports, gateway, job.supervisor.check)
+        if not ready:
+            console.print(f"[yellow]gateway: not ready yet[/yellow]; see {gateway.log_path}")
+    console.print(profile(job.options.profile).describe(), highlight=False)
+    console.print(Rule("addresses", align="left"))
+    for line in address_lines(job.settings, job.ports, job.metrics_ports, job.log_dir):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    console.print(Rule())
 
 
 @dataclass
@@ -262,10 +343,12 @@ class _Stream:
 def _open_stream(job: _Job) -> _Stream:
     """The replay spec, the rows it will publish, the publisher, and the watchers (started)."""
     options, settings, run_id = job.options, job.settings, job.run_id
+    # the ratings become feedback (feedback.v1): the labels the drift and feedback triggers
+    # judge the model by, and the retrain learns from
     spec = (
-        replay_preset(options.preset, run_id=run_id)
+        replay_preset(options.preset, run_id=run_id, emit_feedback=True)
         if options.preset
-        else ReplaySpec(run_id=run_id)
+        else ReplaySpec(run_id=run_id, emit_feedback=True)
     )
     total = max(count_lines(options.file) - (1 if spec.header else 0), 0)
     if options.max_rows:
@@ -277,11 +360,10 @@ def _open_stream(job: _Job) -> _Stream:
     monitor = SentimentMonitor(bootstrap, job.prefix + topics.SENTIMENT, sink.ingested)
     monitor.start()
     try:
-        probe = LagProbe(
-            bootstrap,
-            options.app_id,
-            [job.prefix + t for t in (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN, topics.SENTIMENT)],
-        )
+        # the topics the worker group consumes (sentiment.v1 is its output: counting it showed
+        # every score as lag)
+        consumed = (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN, topics.FEEDBACK)
+        probe = LagProbe(bootstrap, options.app_id, [job.prefix + t for t in consumed])
     except BaseException:
         monitor.stop()
         raise
@@ -340,13 +422,28 @@ class _Stall:
             )
 
 
-def _watch(job: _Job, stream: _Stream, producer: _Replay, started: float) -> None:
+def _print_loop(console: Console, loop: LoopWatch | None, started: datetime) -> None:
+    """The loop's new steps, each with its clock time and the time since the replay began."""
+    if loop is None:
+        return
+    for ev in loop.drain():
+        since = duration((ev.at - started).total_seconds())
+        at = ev.at.astimezone().strftime("%H:%M:%S")
+        line = f"loop {at} (+{since})  {ev.stage:<9} {ev.text}"
+        console.print(line, highlight=False, markup=False)
+
+
+def _watch(
+    job: _Job, stream: _Stream, producer: _Replay, loop: LoopWatch | None, started: float
+) -> None:
     """Show live progress until every published review is scored and in PostgreSQL."""
     rows, next_count = 0, 0.0
     stall = _Stall(job)
+    began = datetime.now(UTC)
     with Live(console=job.console, refresh_per_second=4, transient=False) as live:
         while True:
-            job.worker.check_alive()
+            job.supervisor.check()
+            _print_loop(job.console, loop, began)
             if producer.error is not None:
                 raise producer.error
             mon = stream.monitor.snapshot()
@@ -392,78 +489,116 @@ def run_main_job(
     *,
     on_summary: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
-    """Run the main job; see the module docstring. Ctrl-C stops the worker it started."""
+    """Run the main job; see the module docstring. Ctrl-C (and SIGTERM, see
+    :func:`ulasan.procs.interrupt_on_stop_signals`) stops every process it started."""
     run_id = new_run_id()
+    profile(options.profile)  # an unknown name fails before anything starts
     if options.start_stack:
         start_stack(settings, console)
-    model = options.model or ensure_champion(settings, options.train_config, console)
+    trained = options.model or ensure_champion(settings, options.train_config, console)
+    # the champion alias, not the version just found: workers follow promotions (hot reload)
+    model = options.model or f"models:/{settings.mlflow.registered_model}@champion"
     _ensure_job_topics(settings, options.topic_prefix)
-    worker, ports = _start_workers(options, settings, run_id, model, console)
-    job = _Job(options, settings, console, run_id, model, worker, ports)
-    stream: _Stream | None = None
+    supervisor = Supervisor(say=lambda line: console.print(line, highlight=False, markup=False))
     try:
-        with console.status("waiting for the workers to join their consumer group"):
-            worker.wait_ready()
-        addresses = ", ".join(f"http://127.0.0.1:{p}/metrics" for p in ports)
-        console.print(f"workers: ready, metrics on {addresses}")
+        worker, ports = _add_workers(options, settings, run_id, model, supervisor)
+        job = _Job(options, settings, console, run_id, trained, supervisor, worker, ports)
+        if not options.once:
+            _add_services(job)
+        _start(job)
+        return _stream_and_serve(job, on_summary)
+    finally:
+        with stop_signals_deferred():
+            codes = supervisor.stop()
+        stopped = ", ".join(f"{name} ({code})" for name, code in codes.items())
+        console.print(f"stopped: {stopped}", highlight=False)
+
+
+def _stream_and_serve(job: _Job, on_summary: Callable[[RunSummary], None] | None) -> RunSummary:
+    """Replay the stream with live progress, print the summary, then (without --once) serve
+    and show the loop until Ctrl-C."""
+    stream: _Stream | None = None
+    loop: LoopWatch | None = None
+    try:
         stream = _open_stream(job)
+        if job.ports is not None:
+            loop = LoopWatch(
+                bootstrap=job.settings.kafka.bootstrap_servers,
+                prefix=job.prefix,
+                dsn=job.settings.postgres.dsn,
+                model_name=job.settings.mlflow.registered_model,
+                gateway_url=job.ports.gateway_url,
+            )
+            loop.start()
         producer = _Replay(job, stream)
-        started = time.monotonic()
+        started, began = time.monotonic(), datetime.now(UTC)
         producer.start()
-        _watch(job, stream, producer, started)
+        _watch(job, stream, producer, loop, started)
         assert producer.stats is not None  # _watch returns once the replay is done
         summary = _summarise(job, stream, producer.stats, started)
-        print_summary(
-            summary, settings, job.prefix, ports, worker.log_path, producer.stats, console
-        )
+        print_summary(summary, producer.stats, job.console)
         if on_summary is not None:
             on_summary(summary)
-        if not options.once:
-            serve_until_interrupted(stream.monitor, stream.probe, worker, console)
+        if not job.options.once:
+            serve_until_interrupted(job, stream, loop, began)
+            _loop_verdict(job.console, loop)
+        return summary
     finally:
+        if loop is not None:
+            loop.stop()
         if stream is not None:
             stream.close()
-        code = worker.stop()
-        console.print(f"worker: stopped (exit code {code})")
-    return summary
+
+
+def _loop_verdict(console: Console, loop: LoopWatch | None) -> None:
+    """One line on the way out: how long the closed loop took, or how far it got."""
+    if loop is None:
+        return
+    timeline = loop.timeline
+    if timeline.loop_seconds is not None:
+        console.print(f"closed loop: complete in {duration(timeline.loop_seconds)}")
+    elif timeline.events:
+        last = timeline.events[-1]
+        console.print(
+            f"closed loop: not complete; its last step was {last.stage}: {last.text}",
+            markup=False,
+        )
+    else:
+        console.print("closed loop: no drift report or retrain request was seen in this run")
 
 
 def serve_until_interrupted(
-    monitor: SentimentMonitor, probe: LagProbe, worker: WorkerGroup, console: Console
+    job: _Job, stream: _Stream, loop: LoopWatch | None, began: datetime
 ) -> None:
-    """Keep the worker serving and show what flows by, until Ctrl-C."""
+    """Keep every process serving, show what flows by and the loop's steps, until Ctrl-C."""
+    console = job.console
     console.print(
-        "serving: the worker keeps consuming reviews.raw.v1 (publish more with "
-        "`ulasan produce ...`); press Ctrl-C to stop"
+        "serving: the workers keep consuming reviews.raw.v1 (publish more with "
+        "`ulasan produce ...`, or predict through the gateway); press Ctrl-C to stop"
     )
     try:
         with Live(console=console, refresh_per_second=1) as live:
             while True:
-                worker.check_alive()
-                mon = monitor.snapshot()
+                job.supervisor.check()
+                _print_loop(console, loop, began)
+                mon = stream.monitor.snapshot()
                 table = Table(show_header=False)
                 table.add_row("scored since the replay", str(mon.other_events))
                 table.add_row(
                     "labels",
                     "  ".join(f"{label} {mon.other_labels.get(label, 0)}" for label in LABELS),
                 )
-                table.add_row("consumer lag", str(probe.lag()))
+                table.add_row("consumer lag", str(stream.probe.lag()))
+                table.add_row("running", ", ".join(s.name for s in job.supervisor.running()))
                 live.update(table)
                 time.sleep(1.0)
     except KeyboardInterrupt:
         console.print("stopping")
 
 
-def print_summary(
-    summary: RunSummary,
-    settings: Settings,
-    prefix: str,
-    metrics_ports: list[int],
-    log_path: str,
-    stats: RunStats,
-    console: Console,
-) -> None:
-    """The summary: counts per label, throughput, latency, rows, and where to look."""
+def print_summary(summary: RunSummary, stats: RunStats, console: Console) -> None:
+    """The summary: counts per label, throughput, latency and rows (addresses: printed when
+    the processes came up)."""
     console.print()
     report_bad_rows(stats.bad_rows, show=10)
     labels = Table(title="labels", title_justify="left")
@@ -489,24 +624,4 @@ def print_summary(
     )
     figures.add_row("latency", lat)
     figures.add_row("rows", ", ".join(f"{t} {n}" for t, n in summary.rows.items()))
-    where = Table(title="where to look", title_justify="left", show_header=False)
-    where.add_column("what", style="bold")
-    where.add_column("where")
-    pg = settings.postgres
-    where.add_row(
-        "PostgreSQL",
-        f"psql postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.dbname}  "
-        "(tables reviews, text_features, prediction_logs)",
-    )
-    where.add_row(
-        "Kafka",
-        f"{settings.kafka.bootstrap_servers}  topics {prefix}{topics.REVIEWS_RAW} -> "
-        f"{prefix}{topics.REVIEWS_CLEAN} -> {prefix}{topics.SENTIMENT}; "
-        "`ulasan consume sentiment` tails the scores",
-    )
-    where.add_row("MLflow", f"{settings.mlflow.uri}  model {settings.mlflow.registered_model}")
-    where.add_row("Prometheus", settings.prometheus.url)
-    for port in metrics_ports:
-        where.add_row("worker", f"http://127.0.0.1:{port}/metrics")
-    where.add_row("worker logs", log_path)
-    console.print(Group(labels, figures, where))
+    console.print(Group(labels, figures))

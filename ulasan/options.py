@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from ulasan.profiles import PROFILES
+
 SHAPE_HELP = "indobert-base: a random BERT-base-shaped model, built offline"
 
 #: ``--model`` of the commands that serve the champion unless told otherwise.
@@ -32,3 +34,21 @@ WorkerThreads = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+
+
+def _known_profile(value: str) -> str:
+    if value not in PROFILES:
+        raise typer.BadParameter(f"unknown profile {value!r} (known: {', '.join(PROFILES)})")
+    return value
+
+
+#: ``--profile`` of ``ulasan run``: the workers' drift windows and trigger cool-downs.
+LoopProfileName = Annotated[
+    str,
+    typer.Option(
+        "--profile",
+        callback=_known_profile,
+        help="drift windows and trigger cool-downs: demo (20 s windows, the loop closes within "
+        "minutes) or production (the defaults: 1 h windows); the run prints the values",
+    ),
+]

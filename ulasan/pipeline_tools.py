@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from schemas import codec
 from schemas.events import SentimentScored
 from ulasan.errors import MainJobError
-from ulasan.procs import Child, child_env, read_tail, spawn
+from ulasan.procs import Service, child_env
 
 #: faust's worker logs this once its agents run (consumer group joined, partitions assigned).
 READY_MARK = "Ready"
@@ -37,24 +37,8 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
-@dataclass
-class WorkerProcess:
+class WorkerProcess(Service):
     """One ``ulasan worker`` subprocess in its own session, its output appended to ``log_path``."""
-
-    args: list[str]
-    env: dict[str, str]
-    log_path: Path
-    child: Child | None = None
-
-    def start(self) -> None:
-        proc = spawn(["worker", *self.args], env=self.env, log_path=self.log_path, append=True)
-        self.child = Child("worker", proc, self.log_path)
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return read_tail(self.log_path, chars)
-
-    def alive(self) -> bool:
-        return self.child is not None and self.child.alive()
 
     def check_alive(self) -> None:
         """Raise :class:`MainJobError` with the log's tail when the worker has exited."""
@@ -76,12 +60,6 @@ class WorkerProcess:
             f"the stream worker was not ready after {timeout_s:.0f}s; its log "
             f"({self.log_path}) ends with:\n{self.log_tail()}"
         )
-
-    def stop(self, timeout_s: float = 60.0) -> int | None:
-        """SIGTERM (a clean leave of the consumer group), SIGKILL after ``timeout_s``."""
-        if self.child is None:
-            return None
-        return self.child.stop(timeout_s)
 
 
 class LagProbe:
@@ -144,6 +122,8 @@ class MonitorState:
     first_at: float | None = None
     last_at: float | None = None
     model_versions: Counter[str] = field(default_factory=Counter)
+    #: model version -> when (monotonic) the first score by it was seen, any review
+    first_by_version: dict[str, float] = field(default_factory=dict)
 
 
 class SentimentMonitor(threading.Thread):
@@ -199,6 +179,7 @@ class SentimentMonitor(threading.Thread):
         rid = event.review_id
         ingested = self.expected.get(rid) if rid is not None else None
         with self._lock:
+            self.state.first_by_version.setdefault(event.model_version, time.monotonic())
             if ingested is None or rid in self._seen:
                 self.state.other_events += 1
                 self.state.other_labels[event.label] += 1
@@ -225,6 +206,7 @@ class SentimentMonitor(threading.Thread):
                 first_at=self.state.first_at,
                 last_at=self.state.last_at,
                 model_versions=Counter(self.state.model_versions),
+                first_by_version=dict(self.state.first_by_version),
             )
 
     def stop(self) -> None:
@@ -293,7 +275,8 @@ def worker_group(
     return WorkerGroup(
         [
             WorkerProcess(
-                ["--model", model, "--metrics-port", str(port), "--app-id", app_id],
+                f"worker-{n}",
+                ["worker", "--model", model, "--metrics-port", str(port), "--app-id", app_id],
                 child_env(overrides),
                 log_dir / f"{stem}-worker-{n}.log",
             )

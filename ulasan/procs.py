@@ -13,9 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 #: The ``ulasan`` entry point of this interpreter's environment.
 ULASAN_BIN = Path(sys.executable).parent / "ulasan"
@@ -67,12 +70,14 @@ def spawn(
     log_path: Path,
     cwd: Path | None = None,
     append: bool = False,
+    program: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``ulasan ARGS...`` in its own session, stdout and stderr into ``log_path``."""
+    """Start ``ulasan ARGS...`` (or ``program ARGS...``) in its own session, stdout and stderr
+    into ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab" if append else "wb") as log:
         return subprocess.Popen(
-            [str(ULASAN_BIN), *args],
+            [str(program or ULASAN_BIN), *args],
             env=dict(env),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -118,6 +123,11 @@ class Child:
         """Its log, or the last ``chars`` characters of it."""
         return read_tail(self.log_path, chars)
 
+    def signal_stop(self) -> None:
+        """SIGTERM to its process group, without waiting (see :func:`stop_all`)."""
+        if self.alive():
+            _signal_group(self.proc, signal.SIGTERM)
+
     def kill(self, wait_s: float = 30.0) -> None:
         """SIGKILL to its process group: no clean-up, no goodbye (what a crash looks like)."""
         if self.alive():
@@ -141,3 +151,89 @@ class Child:
         """:meth:`terminate`, then the exit code."""
         self.terminate(timeout_s, kill_wait_s)
         return self.proc.wait()
+
+
+@dataclass
+class Service:
+    """A named ``ulasan ARGS...`` process (``program ARGS...`` when given) that can be started
+    (again), its output appended to ``log_path``; ``child`` is the latest process, None before
+    the first start."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    child: Child | None = None
+    program: Path | None = None
+
+    def start(self) -> Child:
+        """Start it (again); the new process."""
+        proc = spawn(
+            self.args, env=self.env, log_path=self.log_path, append=True, program=self.program
+        )
+        self.child = Child(self.name, proc, self.log_path)
+        return self.child
+
+    def alive(self) -> bool:
+        return self.child is not None and self.child.alive()
+
+    @property
+    def exit_code(self) -> int | None:
+        """The latest process's exit code; None while it runs or before it started."""
+        return None if self.child is None else self.child.exit_code
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return read_tail(self.log_path, chars)
+
+    def stop(self, timeout_s: float = 60.0) -> int | None:
+        """SIGTERM (a clean leave), SIGKILL after ``timeout_s``; the exit code."""
+        if self.child is None:
+            return None
+        return self.child.stop(timeout_s)
+
+
+def stop_all(children: Sequence[Child], timeout_s: float = 30.0) -> None:
+    """Stop ``children`` together: SIGTERM to every process group at once, then wait for all
+    of them up to ``timeout_s`` in total; those still running are killed."""
+    for child in children:
+        child.signal_stop()
+    deadline = time.monotonic() + timeout_s
+    for child in children:
+        try:
+            child.proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def interrupt_on_stop_signals() -> None:
+    """SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` as Ctrl-C does, so a supervising
+    command's clean-up runs whichever way it is stopped (``timeout``, systemd and container
+    runtimes send SIGTERM; Python's default for it ends the process at once, leaving the
+    children, which run in sessions of their own, behind as orphans). Main thread only."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+
+
+@contextlib.contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """Ignore Ctrl-C, SIGTERM and SIGHUP inside the block (a clean-up in progress must not be
+    cut short and leave children running); the previous handlers come back after it. Does
+    nothing outside the main thread, where handlers cannot be set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

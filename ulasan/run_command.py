@@ -13,7 +13,8 @@ from ulasan.core.errors import CoreError
 from ulasan.core.settings import Settings
 from ulasan.errors import UlasanError
 from ulasan.main_job import RunOptions, run_main_job
-from ulasan.options import Workers
+from ulasan.options import LoopProfileName, Workers
+from ulasan.procs import interrupt_on_stop_signals
 
 
 def run_command(
@@ -23,7 +24,9 @@ def run_command(
     preset: str | None = typer.Option(
         None, "--preset", help="file layout (prdect); default prdect for the default file"
     ),
-    once: bool = typer.Option(False, "--once", help="exit after the replay (stops the worker)"),
+    once: bool = typer.Option(
+        False, "--once", help="the workers only (no gateway, trainer, UI); exit after the replay"
+    ),
     train_config: Path | None = typer.Option(
         None, "--train-config", help="training config when no champion exists (configs/*.yaml)"
     ),
@@ -38,9 +41,15 @@ def run_command(
     no_stack: bool = typer.Option(
         False, "--no-stack", help="do not start the local stack (use the configured services)"
     ),
+    loop_profile: LoopProfileName = "demo",
 ) -> None:
-    """The main job: stack up, champion (trained if missing), the workers, the review stream
-    replayed with live progress, then a summary; serves until Ctrl-C unless --once."""
+    """The main job: stack up, champion (trained if missing), then the worker group, the
+    gateway (HTTP, gRPC), the trainer consumer and the UI, supervised; the review stream with
+    its rating feedback, live progress, a summary; then it serves and shows the closed loop
+    (drift -> retrain -> gate -> promotion -> hot reload) until Ctrl-C or SIGTERM. With
+    --once: the workers only, exit after the replay."""
+    # SIGTERM (timeout, systemd, containers) stops the children as Ctrl-C does
+    interrupt_on_stop_signals()
     console = Console()
     if file is None:
         file = PRDECT_FILE
@@ -57,6 +66,7 @@ def run_command(
         app_id=app_id,
         start_stack=not no_stack,
         workers=workers,
+        profile=loop_profile,
     )
     try:
         run_main_job(options, Settings(), console)

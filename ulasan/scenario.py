@@ -34,9 +34,12 @@ from trainer.retrain.config import RetrainConfig
 from trainer.retrain.split import holdout
 from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import Settings
-from ulasan.procs import Child, child_env, read_tail, spawn
+from ulasan.json_output import json_stdout
+from ulasan.procs import Child, child_env, interrupt_on_stop_signals, read_tail, spawn
+from ulasan.profiles import DEMO_MIN_EVENTS, DEMO_WINDOW_S, PROFILES, loop_env
 from ulasan.sandbox import create_database, delete_topics, drop_database
 
+DEMO = PROFILES["demo"]
 app = typer.Typer(help="End-to-end scenarios of the closed loop.", no_args_is_help=True)
 
 
@@ -53,8 +56,8 @@ class ScenarioConfig:
     retrain_settings: dict[str, Any] = field(default_factory=dict)
     reviews: int | None = None  # PRDECT-ID rows streamed (None = all)
     first_share: float = 0.7  # streamed before the retrain; the rest after the promotion
-    window_s: float = 20.0
-    min_events: int = 100
+    window_s: float = DEMO_WINDOW_S
+    min_events: int = DEMO_MIN_EVENTS
     holdout_share: float = 0.2
     #: the retrain gate compares on SmSA valid + the stream hold-out: no loss allowed there
     gate_tolerance: float = 0.0
@@ -176,18 +179,23 @@ def _base_env(scn: _Scenario) -> dict[str, str]:
 
 def _worker_env(scn: _Scenario) -> dict[str, str]:
     cfg = scn.cfg
-    return _base_env(scn) | {
-        "ULASAN_WORKER__APP_ID": f"scenario-{scn.tag}",
-        "ULASAN_WORKER__TOPIC_PREFIX": scn.prefix,
-        "ULASAN_WORKER__MODEL": f"models:/{scn.model}@champion",
-        "ULASAN_WORKER__INTRA_OP_THREADS": "1",
-        "ULASAN_DRIFT__WINDOW_S": str(cfg.window_s),
-        "ULASAN_DRIFT__GRACE_S": "2",
-        "ULASAN_DRIFT__MIN_EVENTS": str(cfg.min_events),
-        "ULASAN_DRIFT__FEEDBACK_RECONCILE_S": "2",
-        "ULASAN_TRIGGERS__FEEDBACK_MIN": str(min(100, cfg.min_events)),
-        "ULASAN_TRIGGERS__COOLDOWN_S": str(max(600.0, cfg.timeout_s)),
-    }
+    return (
+        _base_env(scn)
+        | {
+            "ULASAN_WORKER__APP_ID": f"scenario-{scn.tag}",
+            "ULASAN_WORKER__TOPIC_PREFIX": scn.prefix,
+            "ULASAN_WORKER__MODEL": f"models:/{scn.model}@champion",
+            "ULASAN_WORKER__INTRA_OP_THREADS": "1",
+        }
+        | loop_env(
+            window_s=cfg.window_s,
+            grace_s=DEMO.grace_s,
+            min_events=cfg.min_events,
+            feedback_reconcile_s=DEMO.feedback_reconcile_s,
+            feedback_min=min(DEMO_MIN_EVENTS, cfg.min_events),
+            cooldown_s=max(600.0, cfg.timeout_s),
+        )
+    )
 
 
 def _trainer_env(scn: _Scenario) -> dict[str, str]:
@@ -465,9 +473,11 @@ def domain_shift(
     config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="training config"),
     reviews: int | None = typer.Option(None, "--reviews", min=50, help="PRDECT-ID rows (all)"),
     window_s: float = typer.Option(
-        20.0, "--window", help="drift window seconds (the first covers the pre-retrain stream)"
+        DEMO_WINDOW_S,
+        "--window",
+        help="drift window seconds (the first covers the pre-retrain stream)",
     ),
-    min_events: int = typer.Option(100, "--min-events"),
+    min_events: int = typer.Option(DEMO_MIN_EVENTS, "--min-events"),
     gate_tolerance: float = typer.Option(
         0.0, "--gate-tolerance", help="macro-F1 the retrain may lose on SmSA valid + hold-out"
     ),
@@ -513,9 +523,18 @@ def domain_shift(
         champion_run=champion_run,
         champion_unseen_domain=not champion_sees_prdect,
     )
-    result = run(Settings(), cfg)
-    if as_json:
+    interrupt_on_stop_signals()  # SIGTERM stops the worker and the trainer as Ctrl-C does
+    _run_and_print(cfg, as_json=as_json)
+
+
+def _run_and_print(cfg: ScenarioConfig, *, as_json: bool) -> None:
+    """Run the scenario; print the headline figures as one JSON document (``--json``: what
+    else reaches stdout meanwhile, MLflow's "View run ..." lines, goes to stderr) or the
+    whole result."""
+    if not as_json:
+        Console().print_json(json.dumps(run(Settings(), cfg), default=str))
+        return
+    with json_stdout() as emit:
+        result = run(Settings(), cfg)
         keys = ("macro_f1_before", "macro_f1_after", "loop_seconds", "promoted_version")
-        print(json.dumps({k: result[k] for k in keys}))
-    else:
-        Console().print_json(json.dumps(result, default=str))
+        emit({k: result[k] for k in keys})

@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local stack needs, only those that are missing:
-# Java 17 (Kafka), Maven (fetches the Kafka jars), PostgreSQL and Prometheus.
+# Java 17 (Kafka), Maven (fetches the Kafka jars), PostgreSQL and Prometheus, and python3-venv
+# where uv is not installed yet (the Makefile installs uv into a private venv under
+# ~/.cache/ulasan, never into Debian's externally managed Python).
 # Quiet and fast when everything is present; needs root (or sudo) otherwise. Debian 12.
+# Runs as a normal user too: nothing here needs root when the packages are present.
 set -euo pipefail
 
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
+uv_venv="${ULASAN_UV_VENV:-$HOME/.cache/ulasan/uv-venv}"
 
 have java || need+=(openjdk-17-jre-headless)
 have mvn || need+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need+=(postgresql)
 have prometheus || need+=(prometheus)
-have runuser || need+=(util-linux)
+if [ "$(id -u)" -eq 0 ]; then
+    # only root needs runuser (PostgreSQL refuses to run as root: the stack runs it as its
+    # own user); it lives in /usr/sbin, outside a normal user's PATH
+    have runuser || [ -x /usr/sbin/runuser ] || need+=(util-linux)
+fi
+if ! have uv && [ ! -x "$uv_venv/bin/uv" ]; then
+    # a fresh Debian 12 has neither pip nor ensurepip: `python3 -m venv` needs python3-venv
+    have python3 || need+=(python3)
+    python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need+=(python3-venv)
+fi
 
 if [ "${#need[@]}" -eq 0 ]; then
     exit 0

@@ -1,0 +1,59 @@
+"""Every ``--json`` command prints exactly one JSON document on stdout (``| jq`` works); its
+progress and the libraries' chatter go to stderr. Small inputs, the tiny model, the real stack.
+
+(``ulasan bench text --json`` and ``ulasan scenario domain-shift --json`` are covered in
+tests/unit/ulasan/test_json_output.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.tiny_serving import copy_serving_folder
+from ulasan.procs import ULASAN_BIN, child_env
+
+
+def _json_of(args: list[str], timeout_s: float = 300) -> Any:
+    done = subprocess.run(
+        [str(ULASAN_BIN), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=child_env(),
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout)  # one document and nothing else, or this raises
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_serving_folder(tmp_path_factory.mktemp("json") / "model")
+
+
+def test_trainer_runs_json() -> None:
+    rows = _json_of(["trainer", "runs", "--limit", "3", "--json"])
+    assert isinstance(rows, list) and len(rows) <= 3
+    assert all({"run_id", "status", "reasons"} <= set(r) for r in rows)
+
+
+def test_bench_engine_json(model: Path) -> None:
+    args = ["bench", "engine", "--model", str(model), "--texts", "8", "--batch", "2"]
+    result = _json_of([*args, "--threads", "1", "--json"])
+    assert result["n_texts"] == 8 and result["runs"]
+
+
+def test_bench_pipeline_json(model: Path) -> None:
+    args = ["bench", "pipeline", "--model", str(model), "--events", "100", "--workers", "1"]
+    result = _json_of([*args, "--threads", "1", "--json"], timeout_s=600)
+    assert result["events"] == 100 and result["events_per_s"] > 0
+
+
+def test_bench_gateway_json(model: Path) -> None:
+    args = ["bench", "gateway", "--model", str(model), "--duration", "1", "--concurrency", "1"]
+    result = _json_of([*args, "--workers", "1", "--threads", "1", "--json"], timeout_s=600)
+    assert result["http"]["rps"] > 0 and result["grpc"]["rps"] > 0
