@@ -88,6 +88,8 @@ class ServiceSpec:
             "ULASAN_GATEWAY__TOPIC_PREFIX": self.prefix,
             "ULASAN_GATEWAY__HTTP_PORT": str(self.ports.http),
             "ULASAN_GATEWAY__GRPC_PORT": str(self.ports.grpc),
+            # /ready checks that this group holds the request partitions
+            "ULASAN_GATEWAY__WORKER_GROUP": self.app_id,
             "ULASAN_WORKER__TOPIC_PREFIX": self.prefix,
         }
 
