@@ -9,6 +9,8 @@ from stream_processors.triggers.logic import TriggerConfig
 from ulasan.core.settings import Settings
 
 DEFAULT_MODEL_REF = "models:/ulasan-sentiment@champion"
+#: A dead letter's payload limit: 256 KiB (key and value cut alike stay under 700 KB base64).
+DLQ_MAX_PAYLOAD_BYTES = 256 * 1024
 
 
 class WorkerConfig(BaseModel):
@@ -60,6 +62,14 @@ class WorkerConfig(BaseModel):
     )
     dlq_enabled: bool = Field(
         True, description="send bad records to <topic>.dlq; off = log and count them only"
+    )
+    dlq_max_payload_bytes: int = Field(
+        DLQ_MAX_PAYLOAD_BYTES,
+        ge=1024,
+        le=350_000,
+        description="a dead letter keeps at most this many bytes of the record's value (and "
+        "key); a longer one is cut, with its size and SHA-256, so the dead letter (base64, "
+        "4/3 larger) always fits under the producer's 1 MB message limit",
     )
     pg_pool_size: int = Field(2, ge=1)
     pg_connect_timeout_s: float = Field(5.0, gt=0)
