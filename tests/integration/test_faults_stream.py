@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,11 +22,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+from typer.testing import CliRunner, Result
 
 from deploy.local import process
 from deploy.local.kafka import KafkaService
 from schemas import topics
-from tests.helpers.stream_env import ULASAN, StreamEnv, free_port, review_payload, wait_until
+from stream_processors.dlq_cli import dlq_app
+from tests.helpers.stream_env import StreamEnv, free_port, review_payload, wait_until
 from tests.helpers.tiny_serving import copy_serving_folder
 from tests.integration.stream_fixtures import stream_env_fixture  # noqa: F401 - fixture
 from ulasan.core.kafka_admin import admin_client, ensure_topics
@@ -44,19 +45,15 @@ def set_topic_config(bootstrap: str, topic: str, name: str, value: str) -> None:
         topic,
         incremental_configs=[ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)],
     )
-    for future in admin_client(bootstrap).incremental_alter_configs([resource]).values():
+    admin = admin_client(bootstrap)  # kept alive until the futures are done
+    for future in admin.incremental_alter_configs([resource]).values():
         future.result()
 
 
-def dlq_cli(env: StreamEnv, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ULASAN), "dlq", *args],
-        env=env.env(COLUMNS="250"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def dlq_cli(env: StreamEnv, *args: str) -> Result:
+    """``ulasan dlq ARGS`` in this process (the env's Kafka is the shared stack's)."""
+    assert env.bootstrap == Settings().kafka.bootstrap_servers
+    return CliRunner().invoke(dlq_app, list(args), env={"COLUMNS": "250"})
 
 
 def test_an_oversize_raw_record_is_dead_lettered_cut_to_the_limit_and_the_rest_flows(
@@ -134,7 +131,7 @@ def test_deliveries_the_broker_refuses_block_the_commit_then_replay_after_the_fi
     set_topic_config(env.bootstrap, sentiment, "max.message.bytes", "200")
     worker = env.start_worker("w1")
     env.wait_assigned(worker)
-    n = 6
+    n = 4
     env.produce_reviews(0, n)
     dlq_topic = topics.dlq(env.topic(topics.REVIEWS_CLEAN))
     letters = env.dead_letters(topics.REVIEWS_CLEAN, n)
@@ -143,12 +140,12 @@ def test_deliveries_the_broker_refuses_block_the_commit_then_replay_after_the_fi
     assert sorted(json.loads(d.payload)["review_id"] for d in letters) == env.review_ids(0, n)
 
     listed = dlq_cli(env, "list", "--prefix", env.prefix)
-    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert listed.exit_code == 0, listed.output
     line = next(ln for ln in listed.stdout.splitlines() if dlq_topic in ln)
     cells = line.replace("│", " ").split()
     assert cells == [dlq_topic, str(n), str(env.partitions), "30"], listed.stdout
     shown = dlq_cli(env, "show", dlq_topic, "--json", "--reason", "processing_failed")
-    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert shown.exit_code == 0, shown.output
     rows = [json.loads(x) for x in shown.stdout.splitlines()]
     assert len(rows) == n
     assert {r["source_topic"] for r in rows} == {env.topic(topics.REVIEWS_CLEAN)}
@@ -158,9 +155,9 @@ def test_deliveries_the_broker_refuses_block_the_commit_then_replay_after_the_fi
     first = rows[0]
     one = dlq_cli(env, "replay", dlq_topic, "--partition", str(first["partition"]),
                   "--offsets", str(first["offset"]))  # fmt: skip
-    assert one.returncode == 0 and "replayed 1 of" in one.stdout, one.stdout + one.stderr
+    assert one.exit_code == 0 and "replayed 1 of" in one.stdout, one.output
     every = dlq_cli(env, "replay", dlq_topic)
-    assert every.returncode == 0 and f"replayed {n} of {n}" in every.stdout, every.stdout
+    assert every.exit_code == 0 and f"replayed {n} of {n}" in every.stdout, every.output
     env.wait_rows(n, timeout_s=60)
     # the replayed record was published twice: once alone, once with all; same event id
     env.assert_drained(env.review_ids(0, n), max_sentiment_duplicates=1)
