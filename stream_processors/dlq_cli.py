@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import typer
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from schemas.codec import CodecError, decode
 from schemas.events import DeadLetter
@@ -222,7 +222,8 @@ def list_command(
     bootstrap = _settings().kafka.bootstrap_servers
     try:
         names = dlq_topics(bootstrap, prefix)
-        table = Table("topic", "records", "partitions", "retention (days)")
+        table = Table("records", "partitions", "retention (days)")
+        table.columns.insert(0, Column("topic", overflow="fold"))  # names in full, for copying
         for name in names:
             per = counts(bootstrap, name)
             retention = topic_retention_ms(bootstrap, name)
