@@ -8,6 +8,7 @@ Limits that the whole system enforces (text length, batch size, label set) live 
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -217,6 +218,9 @@ class DeadLetter(Event):
     """A record that could not be processed (``<topic>.dlq``), kept whole for replay.
 
     ``payload_b64`` is the original value bytes, base64-encoded, so invalid UTF-8 survives.
+    A value larger than the writer's limit is cut to its first bytes (``truncated``), so the
+    dead letter always fits in a Kafka message; ``payload_size`` and ``payload_sha256`` always
+    describe the whole original value (a truncated dead letter cannot be replayed).
     """
 
     source_topic: Identifier
@@ -228,6 +232,9 @@ class DeadLetter(Event):
     error_type: Identifier
     stage: Identifier
     failed_at: datetime = Field(default_factory=utcnow)
+    payload_size: Annotated[int, Field(ge=0)] | None = None
+    payload_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    truncated: bool = False
 
     @classmethod
     def wrap(
@@ -241,23 +248,44 @@ class DeadLetter(Event):
         reason: str,
         error_type: str,
         stage: str,
+        max_payload_bytes: int | None = None,
     ) -> DeadLetter:
-        """Build a dead letter around the original bytes of a record."""
+        """Build a dead letter around the original bytes of a record.
+
+        With ``max_payload_bytes``, a value (or key) longer than that is cut to its first
+        ``max_payload_bytes`` bytes and the letter is marked ``truncated``; the size and the
+        SHA-256 of the whole value are kept either way.
+        """
+        value = payload or b""
+        cut = max_payload_bytes is not None and (
+            len(value) > max_payload_bytes or (key is not None and len(key) > max_payload_bytes)
+        )
+        if cut and max_payload_bytes is not None:
+            value = value[:max_payload_bytes]
+            key = key[:max_payload_bytes] if key is not None else None
         return cls(
             source_topic=source_topic,
             partition=partition,
             offset=offset,
             key_b64=base64.b64encode(key).decode("ascii") if key is not None else None,
-            payload_b64=base64.b64encode(payload or b"").decode("ascii"),
+            payload_b64=base64.b64encode(value).decode("ascii"),
             reason=reason,
             error_type=error_type,
             stage=stage,
+            payload_size=len(payload or b""),
+            payload_sha256=hashlib.sha256(payload or b"").hexdigest(),
+            truncated=cut,
         )
 
     @property
     def payload(self) -> bytes:
-        """The original value bytes."""
+        """The original value bytes (only the first ones when ``truncated``)."""
         return base64.b64decode(self.payload_b64)
+
+    @property
+    def key(self) -> bytes | None:
+        """The original key bytes (None: the record had no key)."""
+        return base64.b64decode(self.key_b64) if self.key_b64 is not None else None
 
 
 #: Every event model, by name (the names of the exported JSON Schema files).

@@ -65,7 +65,12 @@ def build(
         else raw_topic(app, name, partitions=names.partitions(name, settings.kafka.partitions))
         for name in names.outputs()
     }
-    outputs = Outputs(channels, metrics=deps.metrics, dlq_enabled=settings.worker.dlq_enabled)
+    outputs = Outputs(
+        channels,
+        metrics=deps.metrics,
+        dlq_enabled=settings.worker.dlq_enabled,
+        dlq_max_payload_bytes=settings.worker.dlq_max_payload_bytes,
+    )
     shadow = (
         shadow_scoring.Shadow(deps.shadow, deps.metrics.registry)
         if deps.shadow is not None

@@ -21,6 +21,9 @@ SINK_REJECTED = "sink_rejected"
 #: An agent failed on the record every time it was tried alone (see ``kafka.guard``).
 PROCESSING_FAILED = "processing_failed"
 
+#: The longest ``reason`` a dead letter carries (an exception text can quote a whole record).
+MAX_REASON_CHARS = 4000
+
 _TYPE_ERRORS = ("_type", "_parsing", "literal_error", "enum")
 
 
@@ -83,17 +86,28 @@ def dead_letter(
     offset: int,
     rejection: Rejection,
     stage: str,
+    max_payload_bytes: int | None = None,
 ) -> DeadLetter:
-    """The dead letter of one record: original bytes, where it came from, why, at which stage."""
+    """The dead letter of one record: original bytes, where it came from, why, at which stage.
+
+    A value over ``max_payload_bytes`` is cut to that many bytes (``truncated``, with the
+    whole value's size and SHA-256), and the reason to :data:`MAX_REASON_CHARS`: a dead letter
+    must fit in one Kafka message, or the producer refuses it on every retry and the agent
+    that writes it stalls (an oversize raw record did that to the clean agent).
+    """
+    reason = f"{rejection.reason}: {rejection.detail}"
+    if len(reason) > MAX_REASON_CHARS:
+        reason = reason[: MAX_REASON_CHARS - 1] + "…"
     return DeadLetter.wrap(
         _as_bytes(payload),
         key=_as_bytes(key),
         source_topic=topic,
         partition=partition,
         offset=offset,
-        reason=f"{rejection.reason}: {rejection.detail}",
+        reason=reason,
         error_type=rejection.reason,
         stage=stage,
+        max_payload_bytes=max_payload_bytes,
     )
 
 

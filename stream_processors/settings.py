@@ -7,14 +7,17 @@ from pydantic import BaseModel, Field, model_validator
 from stream_processors.drift.config import DriftConfig
 from stream_processors.triggers.logic import TriggerConfig
 from ulasan.core.registry import champion_uri
-from ulasan.core.settings import Settings
+from ulasan.core.settings import WORKER_GROUP, Settings
+
+#: A dead letter's payload limit: 256 KiB (key and value cut alike stay under 700 KB base64).
+DLQ_MAX_PAYLOAD_BYTES = 256 * 1024
 
 
 class WorkerConfig(BaseModel):
     """Knobs of one stream worker (env ``ULASAN_WORKER__<FIELD>``)."""
 
     app_id: str = Field(
-        "ulasan-worker",
+        WORKER_GROUP,
         min_length=1,
         description="faust app id = Kafka consumer group; workers with one id share partitions",
     )
@@ -68,6 +71,14 @@ class WorkerConfig(BaseModel):
     )
     dlq_enabled: bool = Field(
         True, description="send bad records to <topic>.dlq; off = log and count them only"
+    )
+    dlq_max_payload_bytes: int = Field(
+        DLQ_MAX_PAYLOAD_BYTES,
+        ge=1024,
+        le=350_000,
+        description="a dead letter keeps at most this many bytes of the record's value (and "
+        "key); a longer one is cut, with its size and SHA-256, so the dead letter (base64, "
+        "4/3 larger) always fits under the producer's 1 MB message limit",
     )
     pg_pool_size: int = Field(2, ge=1)
     pg_connect_timeout_s: float = Field(5.0, gt=0)

@@ -26,9 +26,10 @@ from stream_processors.errors import WorkerConfigError
 from stream_processors.feedback.logic import Outcome
 from stream_processors.feedback.store import LoopStore
 from stream_processors.inference.batching import BatchScorer, PredictorHolder, ScoreItem
+from stream_processors.kafka import delivery
 from stream_processors.metrics import LoopMetrics, WorkerMetrics
 from stream_processors.records import Rejected
-from stream_processors.settings import WorkerSettings
+from stream_processors.settings import DLQ_MAX_PAYLOAD_BYTES, WorkerSettings
 from stream_processors.sink.postgres import PostgresSink
 from stream_processors.sink.rows import RowBatch
 from stream_processors.triggers.logic import TriggerConfig
@@ -129,6 +130,9 @@ class TopicNames:
             self.predict_replies,
             self.dlq(self.predict_requests),
             self.dlq(self.predict_replies),
+            # where the shadow sink and the drift windows put a record that fails by itself
+            self.dlq(self.shadow),
+            self.dlq(self.drift_observations),
         )
 
 
@@ -158,9 +162,13 @@ def ensure_topics(settings: WorkerSettings, timeout_s: float = 30.0) -> list[str
             wanted,
             settings.kafka.replication_factor,
             timeout_s=timeout_s,
+            dlq_retention_ms=settings.kafka.dlq_retention_ms,
         )
     except ServiceUnavailable as exc:
         raise WorkerConfigError(f"{exc}; is Kafka running (`ulasan stack status`)?") from exc
+    for r in results:
+        if r.note:
+            log.warning("topic %s %s (left as it is)", r.topic, r.note)
     return [r.topic for r in results if r.action == "created"]
 
 
@@ -226,14 +234,23 @@ class Outputs:
         *,
         metrics: WorkerMetrics,
         dlq_enabled: bool = True,
+        dlq_max_payload_bytes: int | None = DLQ_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.channels = dict(channels)
         self._metrics = metrics
         self._dlq_enabled = dlq_enabled
+        self._dlq_max_payload_bytes = dlq_max_payload_bytes
 
     async def send(self, topic: str, key: bytes | None, event: Event) -> None:
         """Publish ``event`` (codec-encoded) to ``topic``."""
-        await self.channels[topic].send(key=key, value=encode(event))
+        await self.send_bytes(topic, key, encode(event))
+
+    async def send_bytes(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> None:
+        """Publish ``value`` to ``topic`` (``partition``: None = by key). Inside a guarded
+        batch the delivery is awaited with the batch (see ``kafka.delivery``)."""
+        delivery.track(await self.channels[topic].send(key=key, value=value, partition=partition))
 
     async def dead_letter(self, rejected: Rejected, *, stage: str) -> None:
         """Send one rejected record to ``<topic>.dlq`` and count it; never raises for the record."""
@@ -259,8 +276,12 @@ class Outputs:
             offset=record.offset,
             rejection=why,
             stage=stage,
+            max_payload_bytes=self._dlq_max_payload_bytes,
         )
-        await self.send(topics.dlq(record.topic), record.key, letter)
+        key = record.key
+        if self._dlq_max_payload_bytes is not None and key is not None:
+            key = key[: self._dlq_max_payload_bytes]
+        await self.send(topics.dlq(record.topic), key, letter)
 
 
 @dataclass

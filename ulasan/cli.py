@@ -15,6 +15,7 @@ from producers.cli import app as produce_app
 from producers.gateway.cli import app as gateway_app
 from schemas import export
 from stream_processors.cli import consume_app, worker
+from stream_processors.dlq_cli import dlq_app
 from trainer.cli import app as trainer_app
 from trainer.consumer_cli import app as trainer_consumer_app
 from ulasan.bench import app as bench_app
@@ -63,6 +64,7 @@ def _register_subcommands() -> None:
     app.add_typer(trainer_app)
     app.command("worker")(worker)
     app.add_typer(consume_app, name="consume")
+    app.add_typer(dlq_app, name="dlq")
     app.add_typer(produce_app, name="produce")
     app.add_typer(gateway_app, name="gateway")
     # the closed loop: `ulasan trainer serve|runs`, `ulasan scenario domain-shift`

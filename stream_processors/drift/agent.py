@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import faust
@@ -30,6 +32,7 @@ from stream_processors.drift.observe import OBSERVATION_BATCH, ObservationSender
 from stream_processors.drift.window import Closed, DriftWindows, StateBuffer, parse_message
 from stream_processors.feedback.logic import Outcome
 from stream_processors.kafka import compat
+from stream_processors.kafka.guard import BatchGuard
 from stream_processors.records import decode_records, records_of
 from stream_processors.triggers.logic import check_due
 from stream_processors.wiring import Deps, LoopDeps, Outputs, raw_topic
@@ -190,23 +193,35 @@ def register(
             loop.metrics.outcomes.labels(role, str(o.correct).lower()).inc()
         await sender.outcomes(outcomes)
 
+    # Both bodies run in a BatchGuard (kafka/guard.py): a store or send failure retries the
+    # batch, a record that fails alone (feedback PostgreSQL refuses, e.g. a NUL in review_id)
+    # is dead-lettered and the rest stored; nothing is acked unprocessed.
+    feedback_guard = BatchGuard("feedback", outputs, deps.metrics)
+    drift_guard = BatchGuard(STAGE, outputs, deps.metrics)
+
+    async def record_feedback(events: Sequence[Any]) -> None:
+        good, bad = decode_records(records_of(events), LabelFeedback)
+        for rejected in bad:
+            await outputs.dead_letter(rejected, stage="feedback")
+        if good and loop.store is not None:
+            await forward(await loop.store.record_feedback([g.event for g in good]))
+
     @app.agent(raw_topic(app, deps.topics.feedback), name=f"{app.conf.id}.feedback")
     async def feedback(stream: Any) -> None:
         async for events in stream.take_events(500, within=0.5):
-            records = records_of(events)
-            deps.metrics.events.labels("feedback").inc(len(records))
-            good, bad = decode_records(records, LabelFeedback)
-            for rejected in bad:
-                await outputs.dead_letter(rejected, stage="feedback")
-            if good and loop.store is not None:
-                await forward(await loop.store.record_feedback([g.event for g in good]))
+            deps.metrics.events.labels("feedback").inc(len(events))
+            await feedback_guard.run(events, record_feedback)
+
+    async def fold_observations(stream: Any, events: Sequence[Any]) -> None:
+        shell.buffer = StateBuffer(table)  # a retried attempt must not fold twice
+        for event, record in zip(events, records_of(events), strict=True):
+            await shell.handle(stream, event, record.value)
+        shell.flush(stream, events[-1])
 
     @app.agent(sender.channel, name=f"{app.conf.id}.drift_windows")
     async def drift_windows(stream: Any) -> None:
         async for events in stream.take_events(OBSERVATION_BATCH, within=0.5):
-            for event, record in zip(events, records_of(events), strict=True):
-                await shell.handle(stream, event, record.value)
-            shell.flush(stream, events[-1])
+            await drift_guard.run(events, partial(fold_observations, stream))
 
     @app.timer(interval=loop.drift.effective_tick_s)  # type: ignore[untyped-decorator]
     async def _tick() -> None:

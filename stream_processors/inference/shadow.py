@@ -19,12 +19,14 @@ from prometheus_client import CollectorRegistry, Counter
 
 from schemas.events import SentimentScored
 from stream_processors.inference.batching import BatchScorer, PredictorHolder, ScoreItem
+from stream_processors.kafka.guard import BatchGuard
 from stream_processors.records import decode_records, records_of
 from stream_processors.sink.rows import PREDICTION_LOGS, RowBatch, prediction_row
 from stream_processors.sink.stage import store
 from stream_processors.wiring import Deps, Outputs, raw_topic
 
 log = logging.getLogger(__name__)
+SINK_STAGE = "sink_shadow"
 
 
 class Shadow:
@@ -79,19 +81,22 @@ def shadow_batch(events: list[SentimentScored]) -> RowBatch:
 def register_sink(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
     """The sink agent of sentiment.shadow.v1 (prediction_logs, shadow = true)."""
     cfg = deps.settings.worker
+    guard = BatchGuard(SINK_STAGE, outputs, deps.metrics)
+
+    async def process(events: Sequence[Any]) -> None:
+        good, bad = decode_records(records_of(events), SentimentScored)
+        for rejected in bad:
+            await outputs.dead_letter(rejected, stage=SINK_STAGE)
+        if good:
+            batch = shadow_batch([g.event for g in good])
+            await store(deps, outputs, batch, good, stage=SINK_STAGE, what="the shadow row")
 
     @app.agent(raw_topic(app, deps.topics.shadow), name=f"{app.conf.id}.sink_shadow")
     async def sink_shadow(stream: Any) -> None:
         async for events in stream.take_events(
             cfg.sink_batch_size, within=cfg.sink_flush_ms / 1000
         ):
-            records = records_of(events)
-            good, bad = decode_records(records, SentimentScored)
-            for rejected in bad:
-                await outputs.dead_letter(rejected, stage="sink_shadow")
-            if good:
-                batch = shadow_batch([g.event for g in good])
-                await store(deps, outputs, batch, good, stage="sink_shadow", what="the shadow row")
+            await guard.run(events, process)
 
     return sink_shadow
 

@@ -120,6 +120,13 @@ REQUIRED: tuple[Requirement, ...] = (
     ),
     Method(_Consumer, "_add_gap", ("self", "tp", "offset_from", "offset_to"), "gaps stay open"),
     Method(_Consumer, "_new_offset", ("self", "tp"), "no commit past the committed record"),
+    # -- overridden by stream_processors.kafka.transport.Producer (public, but overridden) ------
+    Method(
+        driver.Producer,
+        "send",
+        ("self", "topic", "key", "value", "partition", "timestamp", "headers", "transactional_id"),
+        "delivery futures awaited by the batch (faust only logs a failed delivery)",
+    ),
     # -- the consumer's bookkeeping --------------------------------------------------------------
     Attribute(_Consumer, "_committed_offset", ("__init__",), "the next offset to read per tp"),
     Attribute(_Consumer, "_acked", ("__init__",), "acked offsets per tp, not yet committed"),

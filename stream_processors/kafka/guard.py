@@ -11,6 +11,9 @@ commit, events that were never stored or published, and the agent would restart 
   that still fails is dead-lettered (``processing_failed``, with its payload and offset), so one
   poison record cannot stall a partition and the rest of the batch goes on;
 - if even the dead letter cannot be written, it is retried until it is (back-pressure);
+- an attempt succeeds only once every message it sent was delivered (``kafka.delivery``): faust
+  merely logs a failed delivery, so without the wait the batch would be acked and its output
+  lost;
 - if the body is cancelled (shutdown, a rebalance's stop), the unfinished events are *withheld*:
   their acks become no-ops, so their offsets are never committed and the next owner of the
   partition reads them again.
@@ -24,7 +27,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stream_processors.dlq import PROCESSING_FAILED, Rejection
-from stream_processors.kafka import compat
+from stream_processors.kafka import compat, delivery
 from stream_processors.records import Record, Rejected
 
 if TYPE_CHECKING:
@@ -122,7 +125,9 @@ class BatchGuard:
         failure = ""
         for attempt in range(1, self._attempts + 1):
             try:
-                await body(events)
+                with delivery.collect() as sent:
+                    await body(events)
+                    await sent.wait()  # a failed delivery fails the attempt (no ack)
                 return None
             except Exception as exc:
                 failure = f"{type(exc).__name__}: {exc}"
@@ -144,7 +149,9 @@ class BatchGuard:
         rejected = Rejected(Record.from_event(event), Rejection(PROCESSING_FAILED, failure))
         for delay in backoff(self._initial_s, self._max_s):
             try:
-                await self._outputs.dead_letter(rejected, stage=self.stage)
+                with delivery.collect() as sent:
+                    await self._outputs.dead_letter(rejected, stage=self.stage)
+                    await sent.wait()
                 return
             except Exception as exc:
                 log.error(

@@ -56,7 +56,7 @@ from typing import Any
 from faust.transport.drivers import aiokafka as driver
 from mode import Service
 
-from stream_processors.kafka import compat
+from stream_processors.kafka import compat, delivery
 
 log = logging.getLogger(__name__)
 
@@ -461,10 +461,38 @@ async def unstick_recovery(app: Any, watch: RecoveryWatch) -> list[Any]:
     return stuck
 
 
+class Producer(driver.Producer):
+    """faust's aiokafka producer; each send's delivery future is handed to
+    :func:`delivery.track`, so a guarded batch waits for its outputs to be on Kafka (faust
+    itself only logs a failed delivery, and the batch's offsets would commit anyway)."""
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Any:
+        future = await super().send(
+            topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+        )
+        delivery.track(future)
+        return future
+
+
+compat.check_overrides(Producer, driver.Producer)
+
+
 class Transport(driver.Transport):
-    """faust's aiokafka transport with :class:`Consumer` (and its :class:`RecoveryWatch`)."""
+    """faust's aiokafka transport with :class:`Consumer` (and its :class:`RecoveryWatch`) and
+    :class:`Producer` (delivery futures tracked)."""
 
     Consumer = Consumer
+    Producer = Producer
     recovery_watch: RecoveryWatch | None = None
 
 

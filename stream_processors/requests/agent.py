@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ import faust
 from schemas.events import PredictionRequested, SentimentScored
 from stream_processors.dlq import INFERENCE_FAILED, SCHEMA_VIOLATION, Rejection
 from stream_processors.inference.batching import ScoreItem
+from stream_processors.kafka.guard import BatchGuard
 from stream_processors.records import Decoded, Rejected, decode_records, records_of
 from stream_processors.requests.take import take_ready
 from stream_processors.sink.rows import prediction_batch
@@ -82,8 +84,11 @@ class RequestScorer:
 
     async def reply(self, scored: SentimentScored, route: Route) -> None:
         key, partition = route
-        await self.outputs.channels[self.deps.topics.predict_replies].send(
-            key=key, value=scored.model_dump_json().encode("utf-8"), partition=partition
+        await self.outputs.send_bytes(
+            self.deps.topics.predict_replies,
+            key,
+            scored.model_dump_json().encode("utf-8"),
+            partition=partition,
         )
 
     async def publish(self, events: list[SentimentScored], routes: list[Route]) -> None:
@@ -150,22 +155,26 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
     cfg = deps.settings.worker
     wait_s = cfg.request_max_wait_ms / 1000.0
     scorer = RequestScorer(deps, outputs)
+    guard = BatchGuard(STAGE, outputs, deps.metrics)
 
     def batches(stream: Any) -> Any:
         if wait_s > 0:
             return stream.take_events(cfg.max_batch, within=wait_s)
         return take_ready(stream, cfg.max_batch)
 
+    async def process(events: Sequence[Any]) -> None:
+        good, bad = decode_records(records_of(events), PredictionRequested)
+        for rejected in bad:
+            await outputs.dead_letter(rejected, stage=STAGE)
+        if good:
+            await scorer.score(good)
+
     @app.agent(raw_topic(app, deps.topics.predict_requests), name=f"{app.conf.id}.requests")
     async def requests(stream: Any) -> None:
+        # the guard acks a batch only once its replies (or dead letters) were delivered
         async for events in batches(stream):
-            records = records_of(events)
-            deps.metrics.events.labels(STAGE).inc(len(records))
-            good, bad = decode_records(records, PredictionRequested)
-            for rejected in bad:
-                await outputs.dead_letter(rejected, stage=STAGE)
-            if good:
-                await scorer.score(good)
+            deps.metrics.events.labels(STAGE).inc(len(events))
+            await guard.run(events, process)
 
     return requests
 
@@ -174,23 +183,25 @@ def register_log(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
     """Attach the request-logs agent (predict.replies.v1 -> prediction_logs) to ``app``."""
     source = raw_topic(app, deps.topics.predict_replies)
     metrics = deps.metrics
+    guard = BatchGuard(LOG_STAGE, outputs, metrics)
+
+    async def process(events: Sequence[Any]) -> None:
+        good, bad = decode_records(records_of(events), SentimentScored)
+        for rejected in bad:
+            await outputs.dead_letter(rejected, stage=LOG_STAGE)
+        stored = [g for g in good if g.event.request_id is not None]
+        for g in good:
+            if g.event.request_id is None:  # a review's score has no business here
+                why = Rejection(SCHEMA_VIOLATION, "a reply without a request_id")
+                await outputs.dead_letter(Rejected(g.record, why), stage=LOG_STAGE)
+        if stored:
+            batch = prediction_batch([g.event for g in stored])
+            await store(deps, outputs, batch, stored, stage=LOG_STAGE)
 
     @app.agent(source, name=f"{app.conf.id}.request_logs")
     async def request_logs(stream: Any) -> None:
         async for events in stream.take_events(LOG_BATCH, within=LOG_WAIT_S):
-            records = records_of(events)
-            metrics.events.labels(LOG_STAGE).inc(len(records))
-            good, bad = decode_records(records, SentimentScored)
-            for rejected in bad:
-                await outputs.dead_letter(rejected, stage=LOG_STAGE)
-            stored = [g for g in good if g.event.request_id is not None]
-            for g in good:
-                if g.event.request_id is None:  # a review's score has no business here
-                    why = Rejection(SCHEMA_VIOLATION, "a reply without a request_id")
-                    await outputs.dead_letter(Rejected(g.record, why), stage=LOG_STAGE)
-            if not stored:
-                continue
-            batch = prediction_batch([g.event for g in stored])
-            await store(deps, outputs, batch, stored, stage=LOG_STAGE)
+            metrics.events.labels(LOG_STAGE).inc(len(events))
+            await guard.run(events, process)
 
     return request_logs

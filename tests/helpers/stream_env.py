@@ -11,7 +11,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +24,13 @@ from deploy.local.database import migrate
 from schemas import topics
 from schemas.codec import decode
 from schemas.events import DeadLetter, SentimentScored
+from tests.helpers.stream_checks import (
+    SentimentCopies,
+    assert_committed_at_end,
+    assert_one_row_per_published_id,
+    assert_sentiment_bounded,
+    sentiment_copies,
+)
 from ulasan.core.kafka_admin import admin_client, ensure_topics
 from ulasan.core.settings import Settings
 from ulasan.procs import ULASAN_BIN, Child, child_env, free_port, spawn
@@ -132,7 +139,10 @@ class StreamEnv:
             w.kill()
         try:
             admin = admin_client(self.bootstrap)
-            for fut in admin.delete_topics(self.topic_names, operation_timeout=30).values():  # type: ignore[attr-defined]
+            # the workers create the rest of their topics under the same prefix
+            mine = {t for t in admin.list_topics(timeout=10).topics if t.startswith(self.prefix)}
+            doomed = sorted(mine | set(self.topic_names))
+            for fut in admin.delete_topics(doomed, operation_timeout=30).values():  # type: ignore[attr-defined]
                 fut.result()
         except Exception as exc:  # noqa: BLE001 - cleanup must not hide the test's own failure
             print(f"cleanup: deleting topics failed: {exc}")
@@ -212,6 +222,23 @@ class StreamEnv:
         left = producer.flush(30)
         assert left == 0, f"{left} records were not delivered to Kafka"
         return n
+
+    def produce_to(self, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
+        """Publish ``records`` (key, value) to ``topic`` (a full name) and wait for delivery."""
+        producer = Producer({"bootstrap.servers": self.bootstrap, "acks": "all"})
+        n = 0
+        for key, value in records:
+            producer.produce(topic, key=key, value=value)
+            n += 1
+        left = producer.flush(30)
+        assert left == 0, f"{left} records were not delivered to Kafka"
+        return n
+
+    def assert_committed(self, *canonical: str, timeout_s: float = 30.0) -> None:
+        """The worker group's committed offsets reached the log end of these topics."""
+        assert_committed_at_end(
+            self.bootstrap, self.app_id, [self.topic(t) for t in canonical], timeout_s
+        )
 
     def produce_reviews(self, start: int, stop: int) -> int:
         return self.produce(
@@ -366,9 +393,35 @@ class StreamEnv:
         values = self.read_topic(topics.dlq(self.topic(source_canonical)), expect)
         return [decode(v, DeadLetter) for v in values]
 
+    def review_ids(self, start: int, stop: int) -> list[str]:
+        """The ids :meth:`produce_reviews` publishes for ``start..stop``."""
+        return [f"rev-{i:06d}" for i in range(start, stop)]
+
+    def assert_drained(
+        self,
+        published: Collection[str],
+        *,
+        max_sentiment_duplicates: int,
+        topics_read: Iterable[str] = (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN),
+        commit_timeout_s: float = 30.0,
+    ) -> SentimentCopies:
+        """The checks of every stream fault test (``tests.helpers.stream_checks``): exactly one
+        row per published id in each table, the group committed to the log end of every
+        partition of ``topics_read`` (canonical names), every review on sentiment.v1 under one
+        event id with at most ``max_sentiment_duplicates`` extra copies; the copies, reported."""
+        assert_one_row_per_published_id(self.dsn, published)
+        assert_committed_at_end(
+            self.bootstrap, self.app_id, [self.topic(t) for t in topics_read], commit_timeout_s
+        )
+        copies = sentiment_copies(self.bootstrap, self.topic(topics.SENTIMENT), published)
+        assert_sentiment_bounded(copies, published, max_sentiment_duplicates)
+        return copies
+
     def duplicates(self) -> dict[str, int]:
-        """Rows per table beyond one per key (must be zero: writes are idempotent); for
-        prediction_logs, per review (a gateway request's rows have no review_id)."""
+        """Rows per table beyond one per key; for prediction_logs, per review (a gateway
+        request's rows have no review_id). On reviews and text_features review_id is the
+        primary key, so those two can never be non-zero: new tests use :meth:`assert_drained`
+        (exactly one row per *published* id, committed offsets, sentiment copies)."""
 
         keys = {
             "reviews": "review_id",

@@ -47,6 +47,16 @@ class KafkaSettings(BaseModel):
     partitions: int = Field(6, ge=1, description="partitions for every topic ulasan creates")
     replication_factor: int = Field(1, ge=1)
     client_id: str = "ulasan"
+    dlq_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="retention.ms of the dead-letter topics (<topic>.dlq) ulasan creates; "
+        "an existing topic with another retention is reported, not changed",
+    )
+
+    @property
+    def dlq_retention_ms(self) -> int:
+        return int(self.dlq_retention_days * 86_400_000)
 
 
 class PostgresSettings(BaseModel):
