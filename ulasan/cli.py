@@ -17,6 +17,7 @@ from schemas import export
 from stream_processors.cli import consume_app, worker
 from trainer.cli import app as trainer_app
 from trainer.consumer_cli import app as trainer_consumer_app
+from ui.cli import app as ui_app
 from ulasan.bench import app as bench_app
 from ulasan.core.settings import Settings
 from ulasan.run_command import run_command as main_run_command
@@ -67,6 +68,8 @@ def _register_subcommands() -> None:
     # the closed loop: `ulasan trainer serve|runs`, `ulasan scenario domain-shift`
     app.add_typer(trainer_consumer_app, name="trainer")
     app.add_typer(scenario_app, name="scenario")
+    # the web UI: `ulasan ui [--port N]`, `ulasan ui screenshots`
+    app.add_typer(ui_app, name="ui")
 
 
 _register_subcommands()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local stack needs, only those that are missing:
-# Java 17 (Kafka), Maven (fetches the Kafka jars), PostgreSQL and Prometheus.
+# Java 17 (Kafka), Maven (fetches the Kafka jars), PostgreSQL, Prometheus, and chromium with
+# its chromedriver (the UI's browser tests and `ulasan ui screenshots`).
 # Quiet and fast when everything is present; needs root (or sudo) otherwise. Debian 12.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ have java || need+=(openjdk-17-jre-headless)
 have mvn || need+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need+=(postgresql)
 have prometheus || need+=(prometheus)
+have chromium || need+=(chromium)
+have chromedriver || need+=(chromium-driver)
 have runuser || need+=(util-linux)
 
 if [ "${#need[@]}" -eq 0 ]; then

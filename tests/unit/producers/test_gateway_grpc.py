@@ -12,13 +12,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from producers.gateway.grpc_gen import ulasan_pb2 as pb
-from producers.gateway.grpc_gen import ulasan_pb2_grpc as pb_grpc
 from producers.gateway.grpc_server import SERVICE, build_grpc_server, set_serving
 from producers.gateway.protos import GENERATED, PACKAGE, ROOT, generate
 from producers.gateway.security import hash_key
 from producers.gateway.server import Gateway
 from producers.gateway.settings import ApiKey, GatewayConfig, GatewaySettings
+from ulasan.core.grpc_gen import ulasan_pb2 as pb
+from ulasan.core.grpc_gen import ulasan_pb2_grpc as pb_grpc
 
 
 def serve(
