@@ -34,8 +34,9 @@ class Live:
 
 @contextmanager
 def live_stack(workdir: Path, reviews: int = 0) -> Iterator[Live]:
-    """A worker (drift off) and a gateway on private topics and a private database, with
-    ``reviews`` test reviews streamed into it first."""
+    """A worker and a gateway on private topics and a private database, with ``reviews`` test
+    reviews streamed into it first. The worker runs its closed-loop agents (they store the
+    feedback the UI's labels publish) with the production windows: no retrain starts."""
     env = StreamEnv(Settings(), copy_serving_folder(workdir / "model"), workdir, partitions=2)
     try:
         env.create()
@@ -45,7 +46,7 @@ def live_stack(workdir: Path, reviews: int = 0) -> Iterator[Live]:
         ) from exc
     gw = None
     try:
-        worker = env.start_worker("w1", ULASAN_DRIFT__ENABLED="false")
+        worker = env.start_worker("w1")
         env.wait_assigned(worker)
         gw = start_gateway(env, "ui")
         gw.wait_ready()

@@ -97,8 +97,8 @@ def test_predict_page_scores_and_explains(ui_env: Live) -> None:
     explain.click().run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
-    # one row per word (7 words, at most 12 shown), each with its change in probability
-    assert len(table) == 7 and "word" in table.columns
+    # one row per word (6 words, at most 12 shown), each with its change in probability
+    assert len(table) == 6 and "word" in table.columns
 
 
 def _history_page() -> None:
