@@ -54,7 +54,12 @@ def histogram(rows: Iterable[Row], bins: int = 20) -> list[dict[str, Any]]:
     """Every confidence bin ``[lo, hi)`` with its count (0 where the query had none)."""
     counts = {int(r["bin"]): int(r["n"]) for r in rows}
     return [
-        {"confidence": f"{(i - 1) / bins:.2f}-{i / bins:.2f}", "n": counts.get(i, 0)}
+        {
+            "confidence": f"{(i - 1) / bins:.2f}-{i / bins:.2f}",
+            "lo": (i - 1) / bins,
+            "hi": i / bins,
+            "n": counts.get(i, 0),
+        }
         for i in range(1, bins + 1)
     ]
 
@@ -81,3 +86,21 @@ def windows(last: datetime, size: timedelta) -> tuple[tuple[datetime, datetime],
     (inclusive: the last window's end is just after it)."""
     end = last + timedelta(microseconds=1)
     return (end - 2 * size, end - size), (end - size, end)
+
+
+BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
+
+
+def pick_bucket(span: timedelta, points: int = 12) -> str:
+    """The coarsest time bucket that still draws about ``points`` points over ``span``."""
+    for name in ("week", "day", "hour"):
+        if span.total_seconds() / BUCKET_SECONDS[name] >= points:
+            return name
+    return "minute"
+
+
+def auto_window(first: datetime, last: datetime) -> timedelta:
+    """The emerging-complaints window when none is chosen: half the span of the data (so both
+    windows hold reviews), from one minute to seven days."""
+    half = (last - first) / 2
+    return min(max(half, timedelta(minutes=1)), timedelta(days=7))

@@ -13,6 +13,7 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -82,7 +83,9 @@ def predict_text(driver: WebDriver, text: str, timeout_s: float = 30.0) -> str:
     area = WebDriverWait(driver, timeout_s).until(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "textarea"))
     )
-    area.clear()
+    # select and delete what is there: clear() bypasses the page's own state
+    area.send_keys(Keys.CONTROL, "a")
+    area.send_keys(Keys.DELETE)
     area.send_keys(text)
     button = driver.find_element(By.XPATH, "//button[.//p[text()='Predict']]")
     button.click()
@@ -103,8 +106,10 @@ def screenshots(
     out.mkdir(parents=True, exist_ok=True)
     driver = chrome()
     written = []
+    # /predict last: its explanation's shortened texts are predictions too (on /history)
+    ordered = sorted(paths, key=lambda p: p == "predict")
     try:
-        for path in paths:
+        for path in ordered:
             open_page(driver, base_url, path)
             if path == "predict" and predict:
                 predict_text(driver, predict)
@@ -118,4 +123,4 @@ def screenshots(
             written.append(target)
     finally:
         driver.quit()
-    return written
+    return sorted(written, key=lambda p: [f"{q or 'home'}.png" for q in paths].index(p.name))

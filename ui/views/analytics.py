@@ -12,16 +12,22 @@ import streamlit as st
 from ui import analytics, emerging, queries
 from ui.services import many, rows
 from ui.settings import UiSettings
-from ui.views.common import guarded, pct, settings
+from ui.views.common import LABEL_COLOURS, guarded, pct, settings
 
 SPANS = {
-    "last hour": (timedelta(hours=1), "minute"),
-    "last 24 hours": (timedelta(days=1), "hour"),
-    "last 7 days": (timedelta(days=7), "hour"),
-    "last 30 days": (timedelta(days=30), "day"),
+    "last hour": timedelta(hours=1),
+    "last 24 hours": timedelta(days=1),
+    "last 7 days": timedelta(days=7),
+    "last 30 days": timedelta(days=30),
 }
-WINDOWS = {"1 hour": timedelta(hours=1), "1 day": timedelta(days=1), "7 days": timedelta(days=7)}
-LABEL_COLOURS = alt.Scale(domain=list(queries.LABELS), range=["#d62728", "#9e9e9e", "#2ca02c"])
+AUTO = "half the data"
+WINDOWS = {
+    AUTO: None,
+    "1 hour": timedelta(hours=1),
+    "1 day": timedelta(days=1),
+    "7 days": timedelta(days=7),
+}
+FLAT = alt.Axis(labelAngle=0)
 
 
 def page() -> None:
@@ -33,8 +39,10 @@ def page() -> None:
             st.info("No predictions yet: replay some reviews (`ulasan run` or `/batch`).")
             return
         span = st.selectbox("Range (ending at the last prediction)", list(SPANS), index=1)
-        size, bucket = SPANS[span]
+        size = SPANS[span]
+        first: datetime = bounds["first"]
         last: datetime = bounds["last"]
+        bucket = analytics.pick_bucket(min(size, last - first))
         window = queries.Window(last - size, last + timedelta(seconds=1), bucket)
         over_time, shares, conf, matrix = many(
             cfg,
@@ -52,7 +60,7 @@ def page() -> None:
         with right:
             confidence_chart(analytics.histogram(conf))
         confusion_chart(analytics.confusion(matrix))
-        complaints(cfg, last)
+        complaints(cfg, first, last)
 
 
 def sentiment_chart(series: list[dict[str, object]]) -> None:
@@ -92,7 +100,7 @@ def shares_chart(shares: dict[str, float]) -> None:
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("label:N", sort=list(queries.LABELS)),
+            x=alt.X("label:N", sort=list(queries.LABELS), axis=FLAT),
             y=alt.Y("share:Q", axis=alt.Axis(format="%")),
             color=alt.Color("label:N", scale=LABEL_COLOURS, legend=None),
             tooltip=["label", alt.Tooltip("share:Q", format=".1%")],
@@ -107,7 +115,12 @@ def confidence_chart(bins: list[dict[str, object]]) -> None:
     chart = (
         alt.Chart(pd.DataFrame(bins))
         .mark_bar()
-        .encode(x=alt.X("confidence:O", sort=None), y="n:Q", tooltip=["confidence", "n"])
+        .encode(
+            x=alt.X("lo:Q", title="confidence", scale=alt.Scale(domain=[0, 1])),
+            x2="hi:Q",
+            y=alt.Y("n:Q", title="predictions"),
+            tooltip=["confidence", "n"],
+        )
         .properties(height=250)
     )
     st.altair_chart(chart)
@@ -127,7 +140,7 @@ def confusion_chart(matrix: dict[str, dict[str, int]]) -> None:
         [{"rating": a, "predicted": b, "n": n} for a, row in matrix.items() for b, n in row.items()]
     )
     base = alt.Chart(frame).encode(
-        x=alt.X("predicted:N", sort=list(queries.LABELS)),
+        x=alt.X("predicted:N", sort=list(queries.LABELS), axis=FLAT),
         y=alt.Y("rating:N", sort=list(queries.LABELS), title="label of the rating"),
     )
     heat = base.mark_rect().encode(color=alt.Color("n:Q", scale=alt.Scale(scheme="blues")))
@@ -135,17 +148,19 @@ def confusion_chart(matrix: dict[str, dict[str, int]]) -> None:
     st.altair_chart((heat + text).properties(height=220))
 
 
-def complaints(cfg: UiSettings, last: datetime) -> None:
+def complaints(cfg: UiSettings, first: datetime, last: datetime) -> None:
     st.subheader("Emerging complaints")
-    size = WINDOWS[st.selectbox("Window", list(WINDOWS), index=1)]
+    choice = st.selectbox("Window", list(WINDOWS), index=0)
+    size = WINDOWS[choice] or analytics.auto_window(first, last)
     (p0, p1), (l0, l1) = analytics.windows(last, size)
     found = rows(cfg, queries.negative_texts(p0, l1))
     previous = [str(r["text"]) for r in found if r["time"] < l0]
     latest = [str(r["text"]) for r in found if r["time"] >= l0]
     st.caption(
         f"Negative reviews: {len(previous)} in the previous window, {len(latest)} in the last "
-        "(ending at the last prediction). Ranked by the rise of each term's smoothed log-odds "
-        "among them (z-score); a term must appear in at least 3 reviews of the last window."
+        f"({_duration(size)} each, ending at the last prediction). Ranked by the rise of each "
+        "term's smoothed log-odds among them (z-score); a term must appear in at least 3 "
+        "reviews of the last window."
     )
     terms = emerging.emerging(previous, latest)
     if not terms:
@@ -170,3 +185,11 @@ def complaints(cfg: UiSettings, last: datetime) -> None:
         with st.expander(f"“{t.term}”: example reviews"):
             for example in t.examples:
                 st.text(example[:400])
+
+
+def _duration(size: timedelta) -> str:
+    minutes = size.total_seconds() / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    hours = minutes / 60
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"

@@ -6,13 +6,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import altair as alt
 import streamlit as st
 
 from ui.errors import ServiceDown, UiError
+from ui.queries import LABELS
 from ui.settings import UiSettings
 from ulasan.core.client import ClientError
 
 log = logging.getLogger("ulasan.ui")
+#: one colour per label on every chart
+LABEL_COLOURS = alt.Scale(domain=list(LABELS), range=["#d62728", "#9e9e9e", "#2ca02c"])
 
 
 def settings() -> UiSettings:
@@ -22,7 +26,7 @@ def settings() -> UiSettings:
 
 def show_down(exc: ServiceDown) -> None:
     """Which service is down, why, and the command that starts it."""
-    st.error(f"**{exc.service}** is not reachable: {exc.reason}", icon="🔌")
+    st.error(f"**{exc.service}** is not reachable: {exc.reason}", icon=":material/power_off:")
     st.info(f"Start it with `{exc.start}`, then reload this page.")
 
 
@@ -47,3 +51,8 @@ def guarded() -> Iterator[None]:
 
 def pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
+
+
+def table_height(rows: int, most: int = 20) -> int:
+    """Pixels that show ``rows`` rows of a dataframe (at most ``most``) without scrolling."""
+    return 35 * (min(rows, most) + 1) + 3

@@ -11,7 +11,7 @@ import streamlit as st
 
 from ui import queries
 from ui.services import many, rows
-from ui.views.common import guarded, settings
+from ui.views.common import guarded, settings, table_height
 
 RANGES = {
     "last hour": timedelta(hours=1),
@@ -37,7 +37,7 @@ def page() -> None:
         if page_rows:
             frame = pd.DataFrame(page_rows)
             frame["confidence"] = frame["confidence"].astype(float).round(4)
-            st.dataframe(frame, hide_index=True)
+            st.dataframe(frame, hide_index=True, height=table_height(len(frame), 50))
         else:
             st.info("No prediction matches these filters.")
 

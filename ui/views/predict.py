@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import time
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from ui import occlusion
+from ui.queries import LABELS
 from ui.services import via_gateway
-from ui.views.common import guarded, settings
+from ui.views.common import LABEL_COLOURS, guarded, settings, table_height
 from ulasan.core.client import PredictResult
 
 EXAMPLE = "Aplikasinya bagus, pengiriman cepat, tapi kadang error waktu bayar."
@@ -43,7 +45,7 @@ def page() -> None:
 
 def show_result(result: PredictResult, round_trip_ms: float) -> None:
     p = result.prediction
-    cols = st.columns(4)
+    cols = st.columns([1, 1, 2, 1])
     cols[0].metric("Label", p.label)
     cols[1].metric("Confidence", f"{p.confidence:.1%}")
     cols[2].metric("Model", f"{p.model_name} v{p.model_version}")
@@ -53,7 +55,18 @@ def show_result(result: PredictResult, round_trip_ms: float) -> None:
     probs = pd.DataFrame(
         {"label": list(p.probabilities), "probability": list(p.probabilities.values())}
     )
-    st.bar_chart(probs, x="label", y="probability", height=220)
+    chart = (
+        alt.Chart(probs)
+        .mark_bar()
+        .encode(
+            y=alt.Y("label:N", sort=list(LABELS), title=None),
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            color=alt.Color("label:N", scale=LABEL_COLOURS, legend=None),
+            tooltip=["label", alt.Tooltip("probability:Q", format=".1%")],
+        )
+        .properties(height=140)
+    )
+    st.altair_chart(chart)
     st.caption(
         f"request `{result.request_id}` · inference {p.inference_ms:.1f} ms · "
         f"queue {p.queue_ms:.1f} ms"
@@ -96,6 +109,7 @@ def explain_section(text: str, result: PredictResult) -> None:
             }
         ),
         hide_index=True,
+        height=table_height(len(top)),
     )
     note = " (only the first words were explained)" if explanation.truncated else ""
     st.caption(f"{explanation.calls} batched call(s){note}.")

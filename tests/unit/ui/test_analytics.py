@@ -30,7 +30,8 @@ def test_shares_histogram_and_confusion() -> None:
         "positive": 0.75,
     }
     bins = analytics.histogram([{"bin": 20, "n": 5}, {"bin": 1, "n": 1}])
-    assert len(bins) == 20 and bins[0]["n"] == 1 and bins[-1] == {"confidence": "0.95-1.00", "n": 5}
+    assert len(bins) == 20 and bins[0]["n"] == 1 and bins[1]["n"] == 0
+    assert bins[-1] == {"confidence": "0.95-1.00", "lo": 0.95, "hi": 1.0, "n": 5}
     m = analytics.confusion(
         [
             {"rating_label": "positive", "predicted": "positive", "n": 8},
@@ -46,3 +47,13 @@ def test_windows_end_at_the_last_prediction() -> None:
     (p0, p1), (l0, l1) = analytics.windows(T0, timedelta(hours=1))
     assert p1 == l0 and l1 - l0 == timedelta(hours=1) and p1 - p0 == timedelta(hours=1)
     assert l0 <= T0 < l1
+
+
+def test_bucket_and_window_follow_the_data() -> None:
+    assert analytics.pick_bucket(timedelta(minutes=20)) == "minute"
+    assert analytics.pick_bucket(timedelta(days=1)) == "hour"
+    assert analytics.pick_bucket(timedelta(days=30)) == "day"
+    assert analytics.pick_bucket(timedelta(days=365)) == "week"
+    assert analytics.auto_window(T0, T0 + timedelta(hours=4)) == timedelta(hours=2)
+    assert analytics.auto_window(T0, T0) == timedelta(minutes=1)
+    assert analytics.auto_window(T0, T0 + timedelta(days=90)) == timedelta(days=7)
