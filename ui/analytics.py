@@ -101,6 +101,6 @@ def pick_bucket(span: timedelta, points: int = 12) -> str:
 
 def auto_window(first: datetime, last: datetime) -> timedelta:
     """The emerging-complaints window when none is chosen: half the span of the data (so both
-    windows hold reviews), from one minute to seven days."""
+    windows hold reviews), from one second to seven days."""
     half = (last - first) / 2
-    return min(max(half, timedelta(minutes=1)), timedelta(days=7))
+    return min(max(half, timedelta(seconds=1)), timedelta(days=7))

@@ -116,7 +116,7 @@ def confidence_chart(bins: list[dict[str, object]]) -> None:
         alt.Chart(pd.DataFrame(bins))
         .mark_bar()
         .encode(
-            x=alt.X("lo:Q", title="confidence", scale=alt.Scale(domain=[0, 1])),
+            x=alt.X("lo:Q", bin=alt.Bin(binned=True, step=0.05), title="confidence"),
             x2="hi:Q",
             y=alt.Y("n:Q", title="predictions"),
             tooltip=["confidence", "n"],
@@ -189,6 +189,8 @@ def complaints(cfg: UiSettings, first: datetime, last: datetime) -> None:
 
 def _duration(size: timedelta) -> str:
     minutes = size.total_seconds() / 60
+    if minutes < 2:
+        return f"{size.total_seconds():.0f} s"
     if minutes < 120:
         return f"{minutes:.0f} min"
     hours = minutes / 60

@@ -55,5 +55,5 @@ def test_bucket_and_window_follow_the_data() -> None:
     assert analytics.pick_bucket(timedelta(days=30)) == "day"
     assert analytics.pick_bucket(timedelta(days=365)) == "week"
     assert analytics.auto_window(T0, T0 + timedelta(hours=4)) == timedelta(hours=2)
-    assert analytics.auto_window(T0, T0) == timedelta(minutes=1)
+    assert analytics.auto_window(T0, T0) == timedelta(seconds=1)
     assert analytics.auto_window(T0, T0 + timedelta(days=90)) == timedelta(days=7)
