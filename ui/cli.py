@@ -13,7 +13,6 @@ import httpx
 import typer
 from rich.console import Console
 
-from ui.browser import screenshots
 from ui.settings import UiSettings
 
 SCRIPT = Path(__file__).resolve().parent / "script" / "ulasan_ui.py"
@@ -109,6 +108,9 @@ def screenshots_command(
     text: str = typer.Option(EXAMPLE, "--text", help="the text scored on /predict"),
 ) -> None:
     """Write a screenshot of every page (needs chromium and chromedriver)."""
+    # selenium (0.3 s to import) loads only for this command, not for every `ulasan` call
+    from ui.browser import screenshots  # noqa: PLC0415
+
     proc = None
     if url is None:
         port = free_port()
