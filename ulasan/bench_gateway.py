@@ -32,8 +32,8 @@ from typing import Any
 import grpc
 import httpx
 
-from producers.gateway.grpc_gen import ulasan_pb2 as pb
-from producers.gateway.grpc_gen import ulasan_pb2_grpc as pb_grpc
+from ulasan.core.grpc_gen import ulasan_pb2 as pb
+from ulasan.core.grpc_gen import ulasan_pb2_grpc as pb_grpc
 from ulasan.core.settings import Settings
 from ulasan.errors import BenchError
 from ulasan.pipeline_tools import WorkerGroup, percentile, worker_group

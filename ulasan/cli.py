@@ -18,6 +18,7 @@ from stream_processors.cli import consume_app, worker
 from stream_processors.dlq_cli import dlq_app
 from trainer.cli import app as trainer_app
 from trainer.consumer_cli import app as trainer_consumer_app
+from ui.cli import app as ui_app
 from ulasan.bench import app as bench_app
 from ulasan.bootstrap import bootstrap_command
 from ulasan.core.settings import Settings
@@ -72,6 +73,8 @@ def _register_subcommands() -> None:
     app.add_typer(scenario_app, name="scenario")
     # containers: migrations, topics and the first champion (compose's bootstrap service)
     app.command("bootstrap")(bootstrap_command)
+    # the web UI: `ulasan ui [--port N]`, `ulasan ui screenshots`
+    app.add_typer(ui_app, name="ui")
 
 
 _register_subcommands()

@@ -25,6 +25,8 @@ if ! have uv && [ ! -x "$uv_venv/bin/uv" ]; then
     have python3 || need+=(python3)
     python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need+=(python3-venv)
 fi
+have chromium || need+=(chromium)
+have chromedriver || need+=(chromium-driver)
 
 if [ "${#need[@]}" -eq 0 ]; then
     exit 0

@@ -123,6 +123,6 @@ def hash_key_command(
 def protos(
     out: Path | None = typer.Option(None, "--out", help="root to write under [the repository]"),
 ) -> None:
-    """Regenerate producers/gateway/grpc_gen from schemas/ulasan.proto (needs grpcio-tools)."""
+    """Regenerate ulasan/core/grpc_gen from schemas/ulasan.proto (needs grpcio-tools)."""
     for path in generate(out or ROOT):
         console.print(f"wrote {path}")

@@ -29,10 +29,10 @@ from grpc_reflection.v1alpha import reflection
 
 from producers.gateway.core import GatewayCore
 from producers.gateway.errors import GatewayError, InvalidInput, RateLimited
-from producers.gateway.grpc_gen import ulasan_pb2 as pb
 from producers.gateway.security import AuditLog, AuthFailed, Guard, Principal, peer_host
 from producers.gateway.validation import check_text, check_texts
 from schemas.events import SentimentScored
+from ulasan.core.grpc_gen import ulasan_pb2 as pb
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Generates the gRPC stubs of ``schemas/ulasan.proto`` into ``producers/gateway/grpc_gen/``."""
+"""Generates the gRPC stubs of ``schemas/ulasan.proto`` into ``ulasan/core/grpc_gen/``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from producers.gateway.errors import GatewayError
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTO = ROOT / "schemas" / "ulasan.proto"
-PACKAGE = "producers/gateway/grpc_gen"
+PACKAGE = "ulasan/core/grpc_gen"
 GENERATED = ("ulasan_pb2.py", "ulasan_pb2.pyi", "ulasan_pb2_grpc.py")
 
 
 def generate(out_root: Path = ROOT) -> list[Path]:
     """Run protoc (grpcio-tools, a dev dependency) so the stubs import as
-    ``producers.gateway.grpc_gen.ulasan_pb2``; return the files written under ``out_root``."""
+    ``ulasan.core.grpc_gen.ulasan_pb2``; return the files written under ``out_root``."""
     try:
         from grpc_tools import protoc
     except ImportError as exc:

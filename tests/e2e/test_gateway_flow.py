@@ -16,8 +16,6 @@ import httpx
 import psycopg
 import pytest
 
-from producers.gateway.grpc_gen import ulasan_pb2 as pb
-from producers.gateway.grpc_gen import ulasan_pb2_grpc as pb_grpc
 from schemas import topics
 from schemas.codec import decode
 from schemas.events import LabelFeedback
@@ -25,6 +23,8 @@ from tests.helpers.gateway_env import GatewayProcess, start_gateway
 from tests.helpers.stream_env import BackgroundProducer, StreamEnv, wait_until
 from tests.helpers.tiny_serving import copy_serving_folder
 from tests.integration.conftest import delete_topics
+from ulasan.core.grpc_gen import ulasan_pb2 as pb
+from ulasan.core.grpc_gen import ulasan_pb2_grpc as pb_grpc
 from ulasan.core.settings import Settings
 
 REVIEWS = 300

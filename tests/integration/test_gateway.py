@@ -24,8 +24,6 @@ import schemathesis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 
-from producers.gateway.grpc_gen import ulasan_pb2 as pb
-from producers.gateway.grpc_gen import ulasan_pb2_grpc as pb_grpc
 from producers.gateway.security import hash_key
 from schemas import topics
 from schemas.codec import decode
@@ -35,6 +33,8 @@ from tests.helpers.stream_env import StreamEnv, Worker, wait_until
 from tests.helpers.tiny_serving import MODEL_NAME, copy_serving_folder
 from tests.helpers.tls import self_signed
 from tests.integration.conftest import delete_topics
+from ulasan.core.grpc_gen import ulasan_pb2 as pb
+from ulasan.core.grpc_gen import ulasan_pb2_grpc as pb_grpc
 from ulasan.core.settings import Settings
 
 ADMIN_KEY, APP_KEY = "it-admin-key", "it-app-key"

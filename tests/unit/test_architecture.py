@@ -18,7 +18,7 @@ from importlinter.api import read_configuration
 
 from ulasan.core.settings import PROJECT_ROOT
 
-PACKAGES = ("ulasan", "schemas", "producers", "stream_processors", "trainer", "deploy")
+PACKAGES = ("ulasan", "schemas", "producers", "stream_processors", "trainer", "deploy", "ui")
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from producers.gateway.core import GatewayCore, Prediction
-from producers.gateway.grpc_gen import ulasan_pb2 as pb
-from producers.gateway.grpc_gen import ulasan_pb2_grpc as pb_grpc
 from producers.gateway.grpc_server import SERVICE, build_grpc_server, set_serving
 from producers.gateway.protos import GENERATED, PACKAGE, ROOT, generate
 from producers.gateway.security import hash_key
@@ -27,6 +25,8 @@ from producers.gateway.settings import (
     GatewaySettings,
 )
 from schemas.events import MAX_BATCH_TEXTS, MAX_TEXT_CHARS, SentimentScored
+from ulasan.core.grpc_gen import ulasan_pb2 as pb
+from ulasan.core.grpc_gen import ulasan_pb2_grpc as pb_grpc
 
 TARGET: dict[str, str] = {}  # where the server of the running scenario listens
 

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from producers.gateway.grpc_gen import ulasan_pb2 as producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2
+from ulasan.core.grpc_gen import ulasan_pb2 as ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in producers/gateway/grpc_gen/ulasan_pb2_grpc.py depends on'
+        + ' but the generated code in ulasan/core/grpc_gen/ulasan_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,28 +36,28 @@ class GatewayStub:
         """
         self.Predict = channel.unary_unary(
                 '/ulasan.v1.Gateway/Predict',
-                request_serializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictRequest.SerializeToString,
-                response_deserializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictResponse.FromString,
+                request_serializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictRequest.SerializeToString,
+                response_deserializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictResponse.FromString,
                 _registered_method=True)
         self.PredictBatch = channel.unary_unary(
                 '/ulasan.v1.Gateway/PredictBatch',
-                request_serializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictBatchRequest.SerializeToString,
-                response_deserializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictBatchResponse.FromString,
+                request_serializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictBatchRequest.SerializeToString,
+                response_deserializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictBatchResponse.FromString,
                 _registered_method=True)
         self.PredictStream = channel.stream_stream(
                 '/ulasan.v1.Gateway/PredictStream',
-                request_serializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictRequest.SerializeToString,
-                response_deserializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictResponse.FromString,
+                request_serializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictRequest.SerializeToString,
+                response_deserializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictResponse.FromString,
                 _registered_method=True)
         self.Feedback = channel.unary_unary(
                 '/ulasan.v1.Gateway/Feedback',
-                request_serializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.FeedbackRequest.SerializeToString,
-                response_deserializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.FeedbackResponse.FromString,
+                request_serializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.FeedbackResponse.FromString,
                 _registered_method=True)
         self.ModelInfo = channel.unary_unary(
                 '/ulasan.v1.Gateway/ModelInfo',
-                request_serializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.ModelInfoRequest.SerializeToString,
-                response_deserializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.ModelInfoResponse.FromString,
+                request_serializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.ModelInfoRequest.SerializeToString,
+                response_deserializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.ModelInfoResponse.FromString,
                 _registered_method=True)
 
 
@@ -104,28 +104,28 @@ def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Predict': grpc.unary_unary_rpc_method_handler(
                     servicer.Predict,
-                    request_deserializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictRequest.FromString,
-                    response_serializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictResponse.SerializeToString,
+                    request_deserializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictRequest.FromString,
+                    response_serializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictResponse.SerializeToString,
             ),
             'PredictBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.PredictBatch,
-                    request_deserializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictBatchRequest.FromString,
-                    response_serializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictBatchResponse.SerializeToString,
+                    request_deserializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictBatchRequest.FromString,
+                    response_serializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictBatchResponse.SerializeToString,
             ),
             'PredictStream': grpc.stream_stream_rpc_method_handler(
                     servicer.PredictStream,
-                    request_deserializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictRequest.FromString,
-                    response_serializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictResponse.SerializeToString,
+                    request_deserializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictRequest.FromString,
+                    response_serializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictResponse.SerializeToString,
             ),
             'Feedback': grpc.unary_unary_rpc_method_handler(
                     servicer.Feedback,
-                    request_deserializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.FeedbackRequest.FromString,
-                    response_serializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.FeedbackResponse.SerializeToString,
+                    request_deserializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.FeedbackRequest.FromString,
+                    response_serializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.FeedbackResponse.SerializeToString,
             ),
             'ModelInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelInfo,
-                    request_deserializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.ModelInfoRequest.FromString,
-                    response_serializer=producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.ModelInfoResponse.SerializeToString,
+                    request_deserializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.ModelInfoRequest.FromString,
+                    response_serializer=ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.ModelInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -153,8 +153,8 @@ class Gateway:
             request,
             target,
             '/ulasan.v1.Gateway/Predict',
-            producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictRequest.SerializeToString,
-            producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictResponse.FromString,
+            ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictRequest.SerializeToString,
+            ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -180,8 +180,8 @@ class Gateway:
             request,
             target,
             '/ulasan.v1.Gateway/PredictBatch',
-            producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictBatchRequest.SerializeToString,
-            producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictBatchResponse.FromString,
+            ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictBatchRequest.SerializeToString,
+            ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -207,8 +207,8 @@ class Gateway:
             request_iterator,
             target,
             '/ulasan.v1.Gateway/PredictStream',
-            producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictRequest.SerializeToString,
-            producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.PredictResponse.FromString,
+            ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictRequest.SerializeToString,
+            ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.PredictResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -234,8 +234,8 @@ class Gateway:
             request,
             target,
             '/ulasan.v1.Gateway/Feedback',
-            producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.FeedbackRequest.SerializeToString,
-            producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.FeedbackResponse.FromString,
+            ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.FeedbackRequest.SerializeToString,
+            ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.FeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -261,8 +261,8 @@ class Gateway:
             request,
             target,
             '/ulasan.v1.Gateway/ModelInfo',
-            producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.ModelInfoRequest.SerializeToString,
-            producers_dot_gateway_dot_grpc__gen_dot_ulasan__pb2.ModelInfoResponse.FromString,
+            ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.ModelInfoRequest.SerializeToString,
+            ulasan_dot_core_dot_grpc__gen_dot_ulasan__pb2.ModelInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,541 @@
+"""A typed client of the ulasan gateway: HTTP (httpx) and gRPC (the generated stub), sync and async.
+
+```python
+from ulasan.core.client import GatewayClient
+
+with GatewayClient("http://127.0.0.1:8080") as gw:
+    result = gw.predict("Aplikasinya bagus, sangat membantu!")
+    print(result.prediction.label, result.prediction.confidence)
+```
+
+:class:`GatewayClient` / :class:`AsyncGatewayClient` speak HTTP, :class:`GrpcGatewayClient` /
+:class:`AsyncGrpcGatewayClient` gRPC; all four return the same pydantic results and raise the
+same errors, each a :class:`ClientError` whose message says what to do next:
+:class:`GatewayUnreachable` (nothing answers at the address), :class:`InvalidRequest` (422 /
+INVALID_ARGUMENT, ``fields`` names them), :class:`DeadlineExceeded` (504 / DEADLINE_EXCEEDED:
+no worker answered in time), :class:`NotAllowed` (401/403), :class:`RateLimited` (429, with
+``retry_after_s``), :class:`GatewayUnavailable` (503: Kafka or the registry is down) and
+:class:`GatewayFailed` (anything else, or an answer that is not what the gateway promises).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+import grpc
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ulasan.core.errors import CoreError
+from ulasan.core.grpc_gen import ulasan_pb2 as pb
+from ulasan.core.grpc_gen import ulasan_pb2_grpc as pb_grpc
+
+Label = Literal["negative", "neutral", "positive"]
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_GRPC_TARGET = "127.0.0.1:50051"
+#: how long a call waits at most (the gateway's own reply deadline is 2 s by default)
+DEFAULT_TIMEOUT_S = 10.0
+START_HINT = "start one with `ulasan gateway serve` (and at least one `ulasan worker`)"
+
+
+# -- results ---------------------------------------------------------------------------------------
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Scored(_Result):
+    """The score of one text: label, its probability, all three probabilities, the model."""
+
+    index: int
+    label: Label
+    confidence: float
+    probabilities: dict[str, float]
+    model_name: str
+    model_version: str
+    inference_ms: float
+    queue_ms: float
+
+
+class PredictResult(_Result):
+    """One text's answer; ``latency_ms`` is the gateway's time from request to reply."""
+
+    request_id: str
+    latency_ms: float
+    prediction: Scored
+
+
+class BatchResult(_Result):
+    """A batch's answers, in the order of the texts sent."""
+
+    request_id: str
+    latency_ms: float
+    predictions: list[Scored]
+
+
+class FeedbackResult(_Result):
+    """The ``LabelFeedback`` the gateway published on feedback.v1."""
+
+    feedback_id: str
+    review_id: str
+    label: Label
+    source: str = "human"
+
+
+class ServingModel(_Result):
+    model_name: str
+    model_version: str
+    seen_at: str
+
+
+class ModelInfo(_Result):
+    """The model the workers answered with (None before any answer) and the registry's
+    champion (``registry_error`` when the registry cannot be reached)."""
+
+    serving: ServingModel | None
+    registry_name: str | None = None
+    registry_alias: str | None = None
+    registry_version: str | None = None
+    registry_error: str | None = None
+
+
+R = TypeVar("R", bound=_Result)
+
+
+# -- errors ----------------------------------------------------------------------------------------
+class ClientError(CoreError):
+    """Root of the client's errors; ``status`` is the HTTP status (or None)."""
+
+    status: int | None = None
+
+
+class GatewayUnreachable(ClientError):
+    """Nothing answers at the gateway's address."""
+
+
+class InvalidRequest(ClientError):
+    """The gateway refused the input; ``fields`` maps each bad field to why."""
+
+    def __init__(self, message: str, fields: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = dict(fields or {})
+
+
+class DeadlineExceeded(ClientError):
+    """No worker answered before the deadline."""
+
+
+class NotAllowed(ClientError):
+    """No or a wrong API key (401), or one that may not make this call (403)."""
+
+
+class RateLimited(ClientError):
+    """The key's rate limit is spent; try again after ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: float | None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class GatewayUnavailable(ClientError):
+    """The gateway runs but cannot reach Kafka or the model registry."""
+
+
+class GatewayFailed(ClientError):
+    """Any other failure, or an answer that does not have the promised shape."""
+
+
+_BY_STATUS: dict[int, type[ClientError]] = {
+    401: NotAllowed,
+    403: NotAllowed,
+    422: InvalidRequest,
+    504: DeadlineExceeded,
+    503: GatewayUnavailable,
+}
+_BY_GRPC: dict[grpc.StatusCode, type[ClientError]] = {
+    grpc.StatusCode.UNAUTHENTICATED: NotAllowed,
+    grpc.StatusCode.PERMISSION_DENIED: NotAllowed,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.UNAVAILABLE: GatewayUnavailable,
+}
+_WHAT_NEXT: dict[type[ClientError], str] = {
+    DeadlineExceeded: "no worker answered in time: is `ulasan worker` running?",
+    GatewayUnavailable: "the gateway cannot reach Kafka or the registry: `ulasan stack status`",
+    NotAllowed: "send a valid API key (X-API-Key)",
+}
+
+
+def http_error(resp: httpx.Response) -> ClientError:
+    """The :class:`ClientError` for an HTTP error answer of the gateway."""
+    try:
+        body = resp.json()
+        message = str(body["error"]["message"])
+        detail = body.get("detail") or []
+    except (ValueError, KeyError, TypeError):
+        message, detail = resp.text[:300] or resp.reason_phrase, []
+    kind = _BY_STATUS.get(resp.status_code, GatewayFailed)
+    text = f"gateway answered {resp.status_code}: {message}"
+    if kind in _WHAT_NEXT:
+        text += f" ({_WHAT_NEXT[kind]})"
+    err: ClientError
+    if resp.status_code == 429:
+        retry = resp.headers.get("retry-after")
+        err = RateLimited(text, float(retry) if retry and retry.isdigit() else None)
+    elif kind is InvalidRequest:
+        fields = {str(d.get("field")): str(d.get("msg")) for d in detail if isinstance(d, dict)}
+        err = InvalidRequest(text, fields)
+    else:
+        err = kind(text)
+    err.status = resp.status_code
+    return err
+
+
+def _parse(model: type[R], body: Any) -> R:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise GatewayFailed(f"the gateway's answer is not a {model.__name__}: {exc}") from exc
+
+
+def _model_info(body: Mapping[str, Any]) -> ModelInfo:
+    registry = body.get("registry") or {}
+    return _parse(
+        ModelInfo,
+        {
+            "serving": body.get("serving"),
+            "registry_name": registry.get("name"),
+            "registry_alias": registry.get("alias"),
+            "registry_version": None
+            if registry.get("version") is None
+            else str(registry["version"]),
+            "registry_error": registry.get("error"),
+        },
+    )
+
+
+def _feedback_body(label: str, review_id: str | None, request_id: str | None) -> dict[str, str]:
+    if (review_id is None) == (request_id is None):
+        raise InvalidRequest("give exactly one of review_id and request_id")
+    body = {"label": label}
+    body["review_id" if review_id is not None else "request_id"] = review_id or request_id or ""
+    return body
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"x-api-key": api_key} if api_key else {}
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
+class GatewayClient:
+    """The gateway's HTTP API, synchronously (one pooled connection per client)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url, headers=_headers(api_key), timeout=timeout_s, transport=transport
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            resp = self._http.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise GatewayUnreachable(
+                f"no gateway answers at {self.url} ({exc.__class__.__name__}: {exc}); {START_HINT}"
+            ) from exc
+        if resp.status_code >= 400:
+            raise http_error(resp)
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise GatewayFailed(f"{path} answered something that is not JSON") from exc
+
+    def predict(self, text: str) -> PredictResult:
+        """Score one text (1 to 5,000 characters)."""
+        return _parse(PredictResult, self._call("POST", "/predict", {"text": text}))
+
+    def predict_batch(self, texts: list[str]) -> BatchResult:
+        """Score up to 100 texts in one request."""
+        body = self._call("POST", "/predict/batch", {"texts": list(texts)})
+        return _parse(BatchResult, body)
+
+    def feedback(
+        self, label: Label, *, review_id: str | None = None, request_id: str | None = None
+    ) -> FeedbackResult:
+        """Publish a human label for a review or a gateway request (feedback.v1)."""
+        body = self._call("POST", "/feedback", _feedback_body(label, review_id, request_id))
+        return _parse(FeedbackResult, body)
+
+    def model_info(self) -> ModelInfo:
+        return _model_info(self._call("GET", "/model/info"))
+
+    def health(self) -> bool:
+        """True when the gateway process answers (raises :class:`GatewayUnreachable` if not)."""
+        return bool(self._call("GET", "/health").get("status") == "ok")
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/stats"))
+
+
+class AsyncGatewayClient:
+    """The gateway's HTTP API for asyncio code (same results and errors as GatewayClient)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=_headers(api_key), timeout=timeout_s, transport=transport
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            resp = await self._http.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise GatewayUnreachable(
+                f"no gateway answers at {self.url} ({exc.__class__.__name__}: {exc}); {START_HINT}"
+            ) from exc
+        if resp.status_code >= 400:
+            raise http_error(resp)
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise GatewayFailed(f"{path} answered something that is not JSON") from exc
+
+    async def predict(self, text: str) -> PredictResult:
+        body = await self._call("POST", "/predict", {"text": text})
+        return _parse(PredictResult, body)
+
+    async def predict_batch(self, texts: list[str]) -> BatchResult:
+        body = await self._call("POST", "/predict/batch", {"texts": list(texts)})
+        return _parse(BatchResult, body)
+
+    async def feedback(
+        self, label: Label, *, review_id: str | None = None, request_id: str | None = None
+    ) -> FeedbackResult:
+        body = await self._call("POST", "/feedback", _feedback_body(label, review_id, request_id))
+        return _parse(FeedbackResult, body)
+
+    async def model_info(self) -> ModelInfo:
+        return _model_info(await self._call("GET", "/model/info"))
+
+
+# -- gRPC ------------------------------------------------------------------------------------------
+def grpc_error(exc: grpc.RpcError, target: str) -> ClientError:
+    """The :class:`ClientError` for a failed gRPC call."""
+    # a failed call is also a grpc.Call, which has code() and details(); RpcError itself does not
+    code: grpc.StatusCode = getattr(exc, "code", lambda: grpc.StatusCode.UNKNOWN)()
+    details = str(getattr(exc, "details", lambda: str(exc))())
+    if code is grpc.StatusCode.UNAVAILABLE and "connect" in str(details).lower():
+        return GatewayUnreachable(f"no gateway answers at {target} ({details}); {START_HINT}")
+    kind = _BY_GRPC.get(code, GatewayFailed)
+    text = f"gateway answered {code.name}: {details}"
+    if kind in _WHAT_NEXT:
+        text += f" ({_WHAT_NEXT[kind]})"
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return RateLimited(text, None)
+    return kind(text)
+
+
+def _scored(p: Any) -> Scored:
+    return _parse(
+        Scored,
+        {
+            "index": p.index,
+            "label": p.label,
+            "confidence": p.confidence,
+            "probabilities": dict(p.probabilities),
+            "model_name": p.model_name,
+            "model_version": p.model_version,
+            "inference_ms": p.inference_ms,
+            "queue_ms": p.queue_ms,
+        },
+    )
+
+
+def _grpc_model_info(r: Any) -> ModelInfo:
+    serving = (
+        {"model_name": r.model_name, "model_version": r.model_version, "seen_at": r.seen_at}
+        if r.model_name
+        else None
+    )
+    return ModelInfo(
+        serving=None if serving is None else ServingModel(**serving),
+        registry_name=r.registry_name or None,
+        registry_alias=r.registry_alias or None,
+        registry_version=r.registry_version or None,
+        registry_error=r.registry_error or None,
+    )
+
+
+def _feedback_request(label: str, review_id: str | None, request_id: str | None) -> Any:
+    return pb.FeedbackRequest(**_feedback_body(label, review_id, request_id))
+
+
+def _feedback_result(r: Any) -> FeedbackResult:
+    return _parse(
+        FeedbackResult, {"feedback_id": r.feedback_id, "review_id": r.review_id, "label": r.label}
+    )
+
+
+class GrpcGatewayClient:
+    """The gateway's gRPC API (``ulasan.v1.Gateway``), synchronously."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_GRPC_TARGET,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self._metadata = tuple(_headers(api_key).items())
+        self._channel = (
+            grpc.secure_channel(target, credentials)
+            if credentials is not None
+            else grpc.insecure_channel(target)
+        )
+        self._stub = pb_grpc.GatewayStub(self._channel)  # type: ignore[no-untyped-call]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: str, request: Any) -> Any:
+        try:
+            return getattr(self._stub, method)(
+                request, timeout=self.timeout_s, metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            raise grpc_error(exc, self.target) from exc
+
+    def predict(self, text: str) -> PredictResult:
+        r = self._call("Predict", pb.PredictRequest(text=text))
+        return PredictResult(
+            request_id=r.request_id, latency_ms=r.latency_ms, prediction=_scored(r.prediction)
+        )
+
+    def predict_batch(self, texts: list[str]) -> BatchResult:
+        r = self._call("PredictBatch", pb.PredictBatchRequest(texts=list(texts)))
+        return BatchResult(
+            request_id=r.request_id,
+            latency_ms=r.latency_ms,
+            predictions=[_scored(p) for p in r.predictions],
+        )
+
+    def feedback(
+        self, label: Label, *, review_id: str | None = None, request_id: str | None = None
+    ) -> FeedbackResult:
+        r = self._call("Feedback", _feedback_request(label, review_id, request_id))
+        return _feedback_result(r)
+
+    def model_info(self) -> ModelInfo:
+        return _grpc_model_info(self._call("ModelInfo", pb.ModelInfoRequest()))
+
+
+class AsyncGrpcGatewayClient:
+    """The gateway's gRPC API for asyncio code (grpc.aio)."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_GRPC_TARGET,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self._metadata = tuple(_headers(api_key).items())
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials)
+            if credentials is not None
+            else grpc.aio.insecure_channel(target)
+        )
+        self._stub = pb_grpc.GatewayStub(self._channel)  # type: ignore[no-untyped-call]
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, method: str, request: Any) -> Any:
+        try:
+            return await getattr(self._stub, method)(
+                request, timeout=self.timeout_s, metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            raise grpc_error(exc, self.target) from exc
+
+    async def predict(self, text: str) -> PredictResult:
+        r = await self._call("Predict", pb.PredictRequest(text=text))
+        return PredictResult(
+            request_id=r.request_id, latency_ms=r.latency_ms, prediction=_scored(r.prediction)
+        )
+
+    async def predict_batch(self, texts: list[str]) -> BatchResult:
+        r = await self._call("PredictBatch", pb.PredictBatchRequest(texts=list(texts)))
+        return BatchResult(
+            request_id=r.request_id,
+            latency_ms=r.latency_ms,
+            predictions=[_scored(p) for p in r.predictions],
+        )
+
+    async def feedback(
+        self, label: Label, *, review_id: str | None = None, request_id: str | None = None
+    ) -> FeedbackResult:
+        r = await self._call("Feedback", _feedback_request(label, review_id, request_id))
+        return _feedback_result(r)
+
+    async def model_info(self) -> ModelInfo:
+        return _grpc_model_info(await self._call("ModelInfo", pb.ModelInfoRequest()))
