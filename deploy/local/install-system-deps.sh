@@ -12,6 +12,8 @@ have mvn || need+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need+=(postgresql)
 have prometheus || need+=(prometheus)
 have runuser || need+=(util-linux)
+# Go builds helm for the chart checks (deploy/tools/install-helm.sh; an old Go is enough)
+have go || need+=(golang-go)
 
 if [ "${#need[@]}" -eq 0 ]; then
     exit 0
