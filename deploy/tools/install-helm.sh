@@ -2,11 +2,11 @@
 # Build helm from the Go module proxy once and keep it outside the clone, keyed by version, like
 # the Kafka jars (~/.cache/ulasan/bin/helm-<version>). Prints the binary's path on stdout.
 #   deploy/tools/install-helm.sh            # make helm, the chart tests and CI call this
-#   HELM_VERSION=v4.0.1 deploy/tools/install-helm.sh
+#   HELM_VERSION=v4.3.2 deploy/tools/install-helm.sh
 # Needs Go (>= 1.21; an older toolchain fetches the one helm asks for from the proxy).
 set -euo pipefail
 
-HELM_VERSION="${HELM_VERSION:-v4.0.1}"
+HELM_VERSION="${HELM_VERSION:-v4.3.2}"
 CACHE_DIR="${ULASAN_TOOLS_DIR:-${HOME}/.cache/ulasan/bin}"
 BIN="${CACHE_DIR}/helm-${HELM_VERSION}"
 

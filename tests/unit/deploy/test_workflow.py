@@ -92,8 +92,11 @@ def test_images_are_built_and_pushed_only_for_tags_after_every_check() -> None:
     builds = [s for s in images["steps"] if str(s.get("uses", "")).startswith("docker/build-push")]
     (build,) = builds
     assert (PROJECT_ROOT / build["with"]["file"]).is_file()
-    extras = {m["extras"] for m in images["strategy"]["matrix"]["include"]}
-    assert extras == {"", "trainer"}  # the serving image and the trainer image
+    matrix = images["strategy"]["matrix"]["include"]
+    # the serving image (no torch) and the trainer image: stages of the one Dockerfile
+    assert {m["target"] for m in matrix} == {"serving", "trainer"}
+    assert build["with"]["target"] == "${{ matrix.target }}"
+    assert {m["image"] for m in matrix} == {"ulasan", "ulasan-trainer"}
 
 
 @pytest.mark.parametrize("key", ["push", "pull_request"])
