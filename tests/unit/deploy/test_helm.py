@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings
 
 from producers.gateway.settings import GatewaySettings
 from producers.publish import DEFAULT_CONFIG as PUBLISH_CONFIG
-from stream_processors.settings import WorkerSettings
+from stream_processors.settings import DEFAULT_MODEL_REF, WorkerSettings
 from trainer.retrain.config import TrainerSettings
 from ulasan.core.settings import PROJECT_ROOT, Settings
 
@@ -516,3 +516,10 @@ def test_install_helm_without_go_says_what_to_do(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "Go is not installed" in done.stderr and done.stdout == ""
     assert not (tmp_path / "bin").exists()
+
+
+def test_workers_serve_the_champion_of_the_registered_model() -> None:
+    worker = next(c for n, c in containers(render("default")) if n.endswith("/worker"))
+    assert f"--model={DEFAULT_MODEL_REF}" in worker["args"]  # the worker's own default
+    done = helm("template", "ulasan", str(CHART), "--set", "mlflow.registeredModel=other")
+    assert "--model=models:/other@champion" in done.stdout
