@@ -67,3 +67,12 @@ stack-down: venv  ## stop the local stack
 	$(ULASAN) stack down
 stack-status: venv  ## what runs, what does not
 	$(ULASAN) stack status
+
+.PHONY: helm deploy-check
+helm:  ## build helm from the Go module proxy once (~/.cache/ulasan/bin, deploy/tools/install-helm.sh)
+	@bash deploy/tools/install-helm.sh >/dev/null
+
+deploy-check: venv helm  ## the chart (lint, render, Kubernetes schemas), compose and workflow checks
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/pytest tests/unit/deploy $(PYTEST_ARGS)

@@ -27,6 +27,8 @@ if ! have uv && [ ! -x "$uv_venv/bin/uv" ]; then
 fi
 have chromium || need+=(chromium)
 have chromedriver || need+=(chromium-driver)
+# Go builds helm for the chart checks (deploy/tools/install-helm.sh; an old Go is enough)
+have go || need+=(golang-go)
 
 if [ "${#need[@]}" -eq 0 ]; then
     exit 0
