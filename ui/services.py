@@ -172,7 +172,9 @@ def _float(value: str | None) -> float | None:
 # -- the gateway ---------------------------------------------------------------------------------
 def gateway(settings: UiSettings) -> GatewayClient:
     cfg = settings.ui
-    return GatewayClient(cfg.gateway_url, api_key=cfg.api_key, timeout_s=cfg.timeout_s)
+    return GatewayClient(
+        cfg.gateway_url, api_key=cfg.api_key, timeout_s=cfg.timeout_s, ca_file=cfg.ca_file
+    )
 
 
 def as_service_down(exc: ClientError, settings: UiSettings) -> ServiceDown | ClientError:

@@ -14,6 +14,9 @@ class UiConfig(BaseModel):
     port: int = Field(8501, ge=1, le=65535, description="port the UI listens on")
     gateway_url: str = Field("http://127.0.0.1:8080", description="the gateway's HTTP API")
     api_key: str | None = Field(None, description="API key for the gateway, when auth is on")
+    ca_file: str | None = Field(
+        None, description="PEM bundle that verifies the gateway's TLS certificate (self-signed)"
+    )
     topic_prefix: str = Field("", description="prefix of the topics a large batch is replayed to")
     timeout_s: float = Field(10.0, gt=0, description="longest wait for one gateway call")
     page_size: int = Field(50, ge=1, le=1000, description="rows per page of /history")

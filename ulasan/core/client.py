@@ -20,6 +20,7 @@ no worker answered in time), :class:`NotAllowed` (401/403), :class:`RateLimited`
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
@@ -223,6 +224,11 @@ def _feedback_body(label: str, review_id: str | None, request_id: str | None) ->
     return body
 
 
+def _verify(ca_file: str | None) -> ssl.SSLContext | bool:
+    """httpx's ``verify``: a context trusting ``ca_file`` when given, else the default (True)."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else True
+
+
 def _headers(api_key: str | None) -> dict[str, str]:
     return {"x-api-key": api_key} if api_key else {}
 
@@ -238,10 +244,17 @@ class GatewayClient:
         api_key: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
+        ca_file: str | None = None,
     ) -> None:
+        """``ca_file``: a PEM bundle to verify the gateway's certificate with (a private CA or a
+        self-signed gateway); the system's trust store otherwise."""
         self.url = url.rstrip("/")
         self._http = httpx.Client(
-            base_url=self.url, headers=_headers(api_key), timeout=timeout_s, transport=transport
+            base_url=self.url,
+            headers=_headers(api_key),
+            timeout=timeout_s,
+            transport=transport,
+            verify=_verify(ca_file),
         )
 
     def __enter__(self) -> Self:
@@ -306,10 +319,17 @@ class AsyncGatewayClient:
         api_key: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         transport: httpx.AsyncBaseTransport | None = None,
+        ca_file: str | None = None,
     ) -> None:
+        """``ca_file``: a PEM bundle to verify the gateway's certificate with (a private CA or a
+        self-signed gateway); the system's trust store otherwise."""
         self.url = url.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=self.url, headers=_headers(api_key), timeout=timeout_s, transport=transport
+            base_url=self.url,
+            headers=_headers(api_key),
+            timeout=timeout_s,
+            transport=transport,
+            verify=_verify(ca_file),
         )
 
     async def __aenter__(self) -> Self:

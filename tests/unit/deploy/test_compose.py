@@ -30,6 +30,7 @@ from producers.gateway.security import Guard, hash_key
 from producers.gateway.settings import GatewaySettings
 from stream_processors.settings import WorkerSettings
 from trainer.retrain.config import TrainerSettings
+from ui.settings import UiSettings
 from ulasan.cli import app
 from ulasan.core.settings import PROJECT_ROOT, KafkaSettings, PostgresSettings, PrometheusSettings
 
@@ -54,6 +55,7 @@ SECRETS = {
     ),
     "GRAFANA_ADMIN_PASSWORD": "gf-" + os.urandom(8).hex(),
     "ALERT_WEBHOOK_URL": "https://hooks.example.invalid/ulasan?token=a&b=$c",
+    "ULASAN_UI__API_KEY": APP_KEY,
     "GATEWAY_TLS_CERT_FILE": "./.tls/gateway.crt",
     "GATEWAY_TLS_KEY_FILE": "./.tls/gateway.key",
 }
@@ -177,6 +179,7 @@ KNOWN_ENV = (
     settings_env_names(WorkerSettings)
     | settings_env_names(GatewaySettings)
     | settings_env_names(TrainerSettings)
+    | settings_env_names(UiSettings)
 )
 
 
@@ -431,7 +434,12 @@ def test_ulasan_env_names_are_settings_fields(raw: dict[str, Any]) -> None:
 def test_each_service_env_builds_its_settings(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    classes = {"worker": WorkerSettings, "gateway": GatewaySettings, "trainer": TrainerSettings}
+    classes = {
+        "worker": WorkerSettings,
+        "gateway": GatewaySettings,
+        "trainer": TrainerSettings,
+        "ui": UiSettings,
+    }
     for name, cls in classes.items():
         with monkeypatch.context() as m:
             for key in list(os.environ):

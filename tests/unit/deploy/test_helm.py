@@ -29,8 +29,9 @@ from pydantic_settings import BaseSettings
 
 from producers.gateway.settings import GatewaySettings
 from producers.publish import DEFAULT_CONFIG as PUBLISH_CONFIG
-from stream_processors.settings import DEFAULT_MODEL_REF, WorkerSettings
+from stream_processors.settings import WorkerSettings
 from trainer.retrain.config import TrainerSettings
+from ulasan.core.registry import champion_uri
 from ulasan.core.settings import PROJECT_ROOT, Settings
 
 CHART = PROJECT_ROOT / "deploy" / "helm" / "ulasan"
@@ -58,6 +59,7 @@ FULL = [
     "--set", "gateway.auth.required=true",
     "--set", "gateway.auth.apiKeys[0].name=ci",
     "--set", "gateway.auth.apiKeys[0].sha256=" + "ab" * 32,
+    "--set", "gateway.tls.secretName=ulasan-gateway-tls",
     "--set", "trainer.overrides.epochs=2",
 ]  # fmt: skip
 VARIANTS = {"default": [], "production": ["-f", str(PRODUCTION)], "full": FULL}
@@ -250,10 +252,40 @@ def test_keda_never_scales_workers_beyond_the_partition_count() -> None:
 
 def test_auth_without_api_keys_is_refused() -> None:
     done = helm(
-        "template", "ulasan", str(CHART), "--set", "gateway.auth.required=true", check=False
+        "template",
+        "ulasan",
+        str(CHART),
+        "--set",
+        "gateway.auth.required=true",
+        "--set",
+        "gateway.tls.secretName=t",
+        check=False,
     )
     assert done.returncode != 0
     assert "no API keys" in done.stderr
+
+
+def test_auth_without_tls_is_refused() -> None:
+    keys = [
+        "--set",
+        "gateway.auth.apiKeys[0].name=a",
+        "--set",
+        "gateway.auth.apiKeys[0].sha256=" + "ab" * 32,
+    ]
+    args = ["template", "ulasan", str(CHART), "--set", "gateway.auth.required=true", *keys]
+    done = helm(*args, check=False)
+    assert done.returncode != 0
+    assert "gateway.tls.secretName" in done.stderr
+    mounted = helm(*args, "--set", "gateway.tls.secretName=gw-tls")
+    assert "/etc/ulasan/tls/tls.crt" in mounted.stdout and "secretName: gw-tls" in mounted.stdout
+
+
+def test_gateway_metrics_are_scraped_on_their_own_port() -> None:
+    (gateway,) = [c for n, c in containers(render("full")) if n.endswith("/gateway")]
+    port = int(container_env(gateway)["ULASAN_GATEWAY__METRICS_PORT"])
+    assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in gateway["ports"]
+    (monitor,) = of_kind(render("full"), "ServiceMonitor")
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
 
 
 # -- the chart agrees with the code -----------------------------------------------------------
@@ -499,7 +531,11 @@ def test_gateway_readiness_is_ready_and_liveness_the_grpc_health_service() -> No
         for d in of_kind(render("default"), "Service")
         if d["metadata"]["name"].endswith("-gateway")
     ]
-    assert {p["name"] for p in service["spec"]["ports"]} == {"http", "grpc"}
+    assert {p["name"] for p in service["spec"]["ports"]} == {"http", "grpc", "metrics"}
+    # with TLS (auth on) the probes are HTTPS /health: the kubelet's gRPC probe is plaintext
+    tls = next(c for n, c in containers(render("full")) if n.endswith("/gateway"))
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert tls[probe]["httpGet"] == {"path": "/health", "port": "http", "scheme": "HTTPS"}
 
 
 def test_install_helm_without_go_says_what_to_do(tmp_path: Path) -> None:
@@ -520,6 +556,7 @@ def test_install_helm_without_go_says_what_to_do(tmp_path: Path) -> None:
 
 def test_workers_serve_the_champion_of_the_registered_model() -> None:
     worker = next(c for n, c in containers(render("default")) if n.endswith("/worker"))
-    assert f"--model={DEFAULT_MODEL_REF}" in worker["args"]  # the worker's own default
+    # the worker's own default: the champion of the one registered-model setting
+    assert f"--model={champion_uri(Settings())}" in worker["args"]
     done = helm("template", "ulasan", str(CHART), "--set", "mlflow.registeredModel=other")
     assert "--model=models:/other@champion" in done.stdout
