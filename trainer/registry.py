@@ -166,9 +166,11 @@ def log_serving_folder(
     folder: str | Path,
     *,
     reports: Mapping[str, Any] | None = None,
+    onnx_flavor: bool = True,
 ) -> str:
     """Log ``folder`` as the run's ``serving/`` artifact, the served graph as an MLflow ``onnx``
-    flavor (``onnx/``), its ``profile.json`` (if any) at the artifact root, and each report as
+    flavor (``onnx/``; ``onnx_flavor=False`` skips it, which needs a graph onnx can parse),
+    its ``profile.json`` (if any) at the artifact root, and each report as
     ``reports/<name>.json``. Returns the ``runs:/`` URI of the serving folder."""
     from mlflow.exceptions import MlflowException
 
@@ -177,7 +179,8 @@ def log_serving_folder(
     mc = client(settings)
     try:
         mc.log_artifacts(run_id, str(folder), artifact_path=SERVING_ARTIFACT)
-        log_onnx_flavor(mc, run_id, folder, manifest)
+        if onnx_flavor:
+            log_onnx_flavor(mc, run_id, folder, manifest)
         if (folder / PROFILE_FILE).is_file():
             mc.log_artifact(run_id, str(folder / PROFILE_FILE))
         if reports:

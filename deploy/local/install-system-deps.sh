@@ -28,7 +28,7 @@ fi
 have chromium || need+=(chromium)
 have chromedriver || need+=(chromium-driver)
 # Go builds helm for the chart checks (deploy/tools/install-helm.sh; an old Go is enough)
-have go || need+=(golang-go)
+have go || [ -x /usr/local/go/bin/go ] || need+=(golang-go)  # the go.dev tarball lives there
 
 if [ "${#need[@]}" -eq 0 ]; then
     exit 0

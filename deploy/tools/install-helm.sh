@@ -16,6 +16,11 @@ if [[ -x "${BIN}" ]] && "${BIN}" version --short >/dev/null 2>&1; then
     echo "${BIN}"
     exit 0
 fi
+# GO names the go binary; unset, `go` on PATH, else the go.dev tarball's /usr/local/go (often
+# outside PATH)
+if [[ -z "${GO:-}" ]] && ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+    GO=/usr/local/go/bin/go
+fi
 GO="${GO:-go}"
 if ! command -v "${GO}" >/dev/null 2>&1; then
     say "Go is not installed: install it (make system-deps, https://go.dev/dl/ or apt-get"

@@ -57,13 +57,15 @@ def own_model(settings: Settings, state_dir: Path, prefix: str = "test-loop") ->
 
 
 def register_version(settings: Settings, folder: Path, *, tag: str = "loop-test") -> str:
-    """Register ``folder`` (a serving folder) as a new version; its version number."""
+    """Register ``folder`` (a serving folder) as a new version; its version number. The MLflow
+    ``onnx`` flavor is not logged: the fault tests register graphs corrupted on purpose (what a
+    damaged artifact store serves), which onnx cannot parse."""
     mc = registry.client(settings)
     exp = mc.get_experiment_by_name(settings.mlflow.experiment)
     exp_id = exp.experiment_id if exp else mc.create_experiment(settings.mlflow.experiment)
     run_id = mc.create_run(exp_id).info.run_id
     mc.set_terminated(run_id)
-    registry.log_serving_folder(settings, run_id, folder)
+    registry.log_serving_folder(settings, run_id, folder, onnx_flavor=False)
     info = registry.register_candidate(settings, run_id, folder, train_dataset_hash=tag)
     return info.version
 
