@@ -154,8 +154,9 @@ class PrivateStack:
 
 
 def worker_overrides(stack: PrivateStack, root: Path) -> dict[str, str]:
-    """``ULASAN_*`` settings that point a worker at the private stack (defaults otherwise;
-    one ONNX Runtime thread each, as two workers share the machine)."""
+    """``ULASAN_*`` settings that point a worker at the private stack, one ONNX Runtime thread
+    each (two workers share the machine); other ``ULASAN_WORKER__*`` settings come from the
+    environment (production defaults unless set)."""
     pg = stack.settings.postgres
     return {
         "ULASAN_STATE_DIR": str(root / "workers"),

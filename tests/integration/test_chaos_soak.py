@@ -53,8 +53,13 @@ def assert_left_nothing(root: Path) -> None:
 def test_a_short_soak_with_every_fault_loses_nothing_and_reports_each_recovery() -> None:
     args = ["chaos", "soak", "--minutes", "0.5", "--rate", "30", "--seed", "1",
             "--faults", "worker,broker,postgres", "--json"]  # fmt: skip
+    # the workers take the environment's worker settings: a short session timeout makes the
+    # killed worker's partitions move in seconds (30 s by default), as in the stream tests
+    env = child_env(
+        {"ULASAN_WORKER__SESSION_TIMEOUT_S": "6", "ULASAN_WORKER__HEARTBEAT_INTERVAL_S": "1"}
+    )
     done = subprocess.run(
-        [str(ULASAN_BIN), *args], capture_output=True, text=True, timeout=900, env=child_env()
+        [str(ULASAN_BIN), *args], capture_output=True, text=True, timeout=900, env=env
     )
     assert done.returncode == 0, done.stderr[-4000:]
     result = json.loads(done.stdout)  # one document, nothing else on stdout
