@@ -42,7 +42,16 @@ INDOBERT_BASE = {
     "intermediate_size": 3072,
     "max_position_embeddings": 512,
 }
-SHAPES = {"indobert-base": INDOBERT_BASE}
+#: a ~100k-parameter BERT: pipeline mechanics (``ulasan chaos soak``), not model quality
+TINY = {
+    "vocab_size": 2000,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 128,
+}
+SHAPES = {"indobert-base": INDOBERT_BASE, "tiny": TINY}
 
 
 @dataclass(frozen=True)

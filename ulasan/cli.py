@@ -21,6 +21,7 @@ from trainer.consumer_cli import app as trainer_consumer_app
 from ui.cli import app as ui_app
 from ulasan.bench import app as bench_app
 from ulasan.bootstrap import bootstrap_command
+from ulasan.chaos import app as chaos_app
 from ulasan.core.settings import Settings
 from ulasan.run_command import run_command as main_run_command
 from ulasan.scenario import app as scenario_app
@@ -75,6 +76,7 @@ def _register_subcommands() -> None:
     app.command("bootstrap")(bootstrap_command)
     # the web UI: `ulasan ui [--port N]`, `ulasan ui screenshots`
     app.add_typer(ui_app, name="ui")
+    app.add_typer(chaos_app, name="chaos")  # `ulasan chaos soak`: faults on a private stack
 
 
 _register_subcommands()
