@@ -197,8 +197,9 @@ class KafkaService(Service):
             "256m",
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            new_cluster_id(),
+            # one argument: an id may start with "-" (URL-safe base64), which the tool's
+            # argument parser would take for an option (1 in 64 starts failed so)
+            f"--cluster-id={new_cluster_id()}",
             "-c",
             str(self.config_path),
             "--ignore-formatted",
