@@ -1,7 +1,14 @@
-"""``create_app(settings, deps)``: the faust app of a stream worker, with every agent registered.
+"""``create_app(settings, deps)``: the faust app of a stream worker, with the agents of its lane.
 
 Building an app has no side effects; ``ulasan worker`` builds one and runs it. What the agents
 are given (``Deps``, ``Outputs``, topic names) lives in ``stream_processors.wiring``.
+
+Lanes (``worker.lane``): ``all`` registers every agent in one consumer group. ``requests``
+registers only the predict-requests agent, in the consumer group ``<app_id>-requests`` with its
+own model, scorer thread and hot reload, so a gateway request is scored as soon as it arrives
+instead of waiting behind the review batches (and the event loop's per-record work) of a
+backlog. ``reviews`` registers everything else, the request-logs agent included (replies ->
+prediction_logs is bookkeeping off the request path).
 """
 
 from __future__ import annotations
@@ -81,16 +88,20 @@ def build(
     sender = ObservationSender(outputs.channels[names.drift_observations])
     models = ModelCaches(settings, deps.predictor, deps.loop) if deps.loop is not None else None
     observer = ScoreObserver(sender, models) if models is not None else None
-    agents = {
-        "clean": clean_agent.register(app, deps, outputs),
-        "infer": infer_agent.register(app, deps, outputs, shadow=shadow, observer=observer),
-        "requests": requests_agent.register(app, deps, outputs),
-        "request_logs": requests_agent.register_log(app, deps, outputs),
-    }
-    if deps.shadow is not None:
-        agents["sink_shadow"] = shadow_scoring.register_sink(app, deps, outputs)
-    if deps.loop is not None and models is not None:
-        agents.update(drift_agent.register(app, deps, outputs, deps.loop, sender, models))
+    agents: dict[str, Any] = {}
+    lane = settings.worker
+    if lane.runs_reviews:
+        agents["clean"] = clean_agent.register(app, deps, outputs)
+        agents["infer"] = infer_agent.register(app, deps, outputs, shadow=shadow, observer=observer)
+    if lane.runs_requests:
+        agents["requests"] = requests_agent.register(app, deps, outputs)
+    if lane.runs_reviews:
+        # replies -> prediction_logs: off the request path, so with the reviews
+        agents["request_logs"] = requests_agent.register_log(app, deps, outputs)
+        if deps.shadow is not None:
+            agents["sink_shadow"] = shadow_scoring.register_sink(app, deps, outputs)
+        if deps.loop is not None and models is not None:
+            agents.update(drift_agent.register(app, deps, outputs, deps.loop, sender, models))
     if not memory_outputs:
         _register_lifecycle(app, deps)
     return WorkerApp(app, deps, outputs, agents)
@@ -99,18 +110,21 @@ def build(
 def _faust_app(settings: WorkerSettings) -> faust.App:
     cfg = settings.worker
     return faust.App(
-        cfg.app_id,
+        cfg.group,  # the requests lane has a consumer group of its own
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         store="memory://",
         # faust keeps a small per-app folder even with memory tables: keep it in state_dir
-        datadir=str(settings.state_dir / "faust" / cfg.app_id),
+        datadir=str(settings.state_dir / "faust" / cfg.group),
         topic_partitions=settings.kafka.partitions,
         topic_replication_factor=settings.kafka.replication_factor,
         topic_disable_leader=True,
         broker_commit_interval=cfg.commit_interval_s,
         broker_session_timeout=cfg.session_timeout_s,
         broker_heartbeat_interval=cfg.heartbeat_interval_s,
-        consumer_auto_offset_reset="earliest",
+        # where a group without committed offsets starts: reviews are data (from the oldest);
+        # requests are ephemeral and deadline-bound (a gateway answers 504 after ~2 s), so a
+        # new requests lane starts at the log end instead of reading expired requests
+        consumer_auto_offset_reset="earliest" if cfg.runs_reviews else "latest",
         # On a rebalance faust would wait for every fetched record to be acked; records parked
         # in take_events() buffers can hold that wait until the broker's rebalance timeout
         # (60 s, seen in the two-worker test). Every write here is idempotent, so let revoked
@@ -141,21 +155,28 @@ def _install_transport(app: faust.App, settings: WorkerSettings, deps: Deps) -> 
     )
 
 
+def _reloader(deps: Deps) -> ModelReloader | None:
+    """The hot reload of a worker: champion and challenger, or in the requests lane (which does
+    no shadow scoring) the champion only; None for agents under test (no ``Deps.shadow``)."""
+    registry = deps.metrics.registry
+    if deps.shadow is not None:
+        return ModelReloader(deps.settings, deps.predictor, shadow=deps.shadow, registry=registry)
+    if not deps.settings.worker.runs_reviews:
+        return ModelReloader(deps.settings, deps.predictor, challenger=False, registry=registry)
+    return None
+
+
 def _register_lifecycle(app: faust.App, deps: Deps) -> None:
     """Open the sink, measure lag, hot-reload the model, close everything on shutdown."""
     store = deps.loop.store if deps.loop is not None else None
-    reloader = (
-        ModelReloader(
-            deps.settings, deps.predictor, shadow=deps.shadow, registry=deps.metrics.registry
-        )
-        if deps.shadow is not None
-        else None
-    )
+    reloader = _reloader(deps)
+    # the requests lane writes nothing to PostgreSQL: its sink's pool is never opened
+    sink = deps.sink if deps.settings.worker.runs_reviews else None
 
     @app.task  # type: ignore[untyped-decorator]
     async def _open_sink() -> None:
-        if isinstance(deps.sink, Managed):
-            await deps.sink.open()
+        if isinstance(sink, Managed):
+            await sink.open()
         if isinstance(store, Managed):
             await store.open()
         if reloader is not None:
@@ -174,5 +195,5 @@ def _register_lifecycle(app: faust.App, deps: Deps) -> None:
             reloader.stop()
         if isinstance(store, Managed):
             await store.close()
-        if isinstance(deps.sink, Managed):
-            await deps.sink.close()
+        if isinstance(sink, Managed):
+            await sink.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging.config
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from schemas.events import SentimentScored
 from stream_processors.app import create_app
 from stream_processors.errors import WorkerConfigError
 from stream_processors.model_wait import Backoff, wait_for_model
-from stream_processors.settings import WorkerSettings
+from stream_processors.settings import LANES, WorkerSettings
 from stream_processors.wiring import Deps, TopicNames, ensure_topics
 from ulasan.core.inference import InferenceError
 from ulasan.core.logs import logging_config
@@ -44,19 +45,34 @@ def worker(
         None, "--app-id", help="consumer group; workers with one id share the partitions"
     ),
     loglevel: str | None = typer.Option(None, "--loglevel", help="debug, info, warning, error"),
+    lane: str | None = typer.Option(
+        None,
+        "--lane",
+        help="all (every agent), reviews (all but the gateway's requests) or requests (only "
+        "predict.requests.v1, consumer group <app-id>-requests) [default: all, or "
+        "ULASAN_WORKER__LANE]",
+    ),
 ) -> None:
     """Run one stream worker (clean, infer and sink agents) until SIGTERM or Ctrl-C."""
+    if lane is not None and lane not in LANES:
+        console.print(f"[red]--lane must be one of {', '.join(LANES)}, not {lane!r}[/red]")
+        raise typer.Exit(2)
     overrides = {
         "model": model,
         "metrics_port": metrics_port,
         "metrics_host": metrics_host,
         "app_id": app_id,
         "loglevel": loglevel,
+        "lane": lane,
     }
     settings = _worker_settings({k: v for k, v in overrides.items() if v is not None})
     cfg = settings.worker
     log_config = logging_config(cfg.loglevel, settings.log_format)
     logging.config.dictConfig(log_config)
+    if cfg.nice:
+        # before the model loads: ONNX Runtime's threads inherit the value of the thread that
+        # creates them (Linux sets it per thread)
+        os.nice(cfg.nice)
     deps = _load_deps(settings)
     _ensure_worker_topics(settings)
     app = create_app(settings, deps)
@@ -97,7 +113,7 @@ def _load_deps(settings: WorkerSettings) -> Deps:
         raise typer.Exit(2) from exc
     predictor = deps.predictor.current
     console.print(
-        f"worker [bold]{cfg.app_id}[/bold]: model {predictor.model_name} "
+        f"worker [bold]{cfg.group}[/bold] (lane {cfg.lane}): model {predictor.model_name} "
         f"version [bold]{predictor.model_version}[/bold] ({cfg.model}), "
         f"Kafka {settings.kafka.bootstrap_servers}, PostgreSQL {settings.postgres.host}:"
         f"{settings.postgres.port}/{settings.postgres.dbname}"
@@ -125,7 +141,7 @@ def _serve_metrics(
         return
     cfg = settings.worker
     try:
-        endpoint.announce(f"worker-{cfg.app_id}-{port}", port, serve=serve)
+        endpoint.announce(f"worker-{cfg.group}-{port}", port, serve=serve)
     except MetricsServeError as exc:
         console.print(f"[red]{exc}[/red]; pass --metrics-port with a free port (or 0 for none)")
         raise typer.Exit(2) from exc

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, model_validator
 
 from stream_processors.drift.config import DriftConfig
 from stream_processors.triggers.logic import TriggerConfig
 from ulasan.core.registry import champion_uri
 from ulasan.core.settings import WORKER_GROUP, Settings
+
+#: What one worker process runs (``ulasan worker --lane``): ``all`` (every agent, one consumer
+#: group), ``reviews`` (every agent but the gateway's requests) or ``requests`` (only
+#: predict.requests.v1, in a consumer group of its own: :data:`REQUESTS_GROUP_SUFFIX`).
+Lane = Literal["all", "reviews", "requests"]
+LANES: tuple[Lane, ...] = ("all", "reviews", "requests")
+#: The requests lane's consumer group is the worker's app id with this suffix: a group's members
+#: must all run the same agents, so the lane cannot share the review workers' group.
+REQUESTS_GROUP_SUFFIX = "-requests"
+
+
+def requests_group(app_id: str) -> str:
+    """The consumer group (faust app id) of the requests lane beside workers of ``app_id``."""
+    return app_id + REQUESTS_GROUP_SUFFIX
+
 
 #: A dead letter's payload limit: 256 KiB (key and value cut alike stay under 700 KB base64).
 DLQ_MAX_PAYLOAD_BYTES = 256 * 1024
@@ -20,6 +37,20 @@ class WorkerConfig(BaseModel):
         WORKER_GROUP,
         min_length=1,
         description="faust app id = Kafka consumer group; workers with one id share partitions",
+    )
+    lane: Lane = Field(
+        "all",
+        description="what this worker runs: all (every agent), reviews (every agent but the "
+        "gateway's requests) or requests (only predict.requests.v1, in the consumer group "
+        "<app_id>-requests, so ad-hoc requests never wait behind a review backlog)",
+    )
+    nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="raise the process's nice value by this much at start (0 = unchanged): "
+        "e.g. 10 for a reviews-lane worker, so a requests lane on the same cores is scheduled "
+        "first while a review backlog drains",
     )
     model: str = Field(
         "",
@@ -111,6 +142,22 @@ class WorkerConfig(BaseModel):
         "long for its next record (see stream_processors/kafka/transport.py RecoveryWatch)",
     )
     loglevel: str = "info"
+
+    @property
+    def group(self) -> str:
+        """The consumer group (faust app id) this worker joins: ``app_id``, or in the requests
+        lane :func:`requests_group` of it."""
+        return requests_group(self.app_id) if self.lane == "requests" else self.app_id
+
+    @property
+    def runs_reviews(self) -> bool:
+        """Whether this worker runs the review agents (clean, infer, sinks, drift, logs)."""
+        return self.lane != "requests"
+
+    @property
+    def runs_requests(self) -> bool:
+        """Whether this worker scores the gateway's requests (predict.requests.v1)."""
+        return self.lane != "reviews"
 
     @model_validator(mode="after")
     def _check_backoff(self) -> WorkerConfig:

@@ -319,7 +319,8 @@ class Deps:
 
     @classmethod
     def for_worker(cls, settings: WorkerSettings) -> Deps:
-        """Load the configured model and build the PostgreSQL sink (pool not yet opened)."""
+        """Load the configured model and build the PostgreSQL sink (pool not yet opened); in
+        the requests lane (``worker.lane``) without the challenger and the closed loop."""
         folder, name, version = resolve_model(settings.worker.model, settings)
         predictor = OnnxPredictor.from_folder(
             folder,
@@ -331,8 +332,11 @@ class Deps:
         )
         log.info("loaded model %s version %s from %s", name, version, folder)
         metrics = WorkerMetrics()
+        # the requests lane opens no pool: it stores nothing (the reviews lane logs replies)
         sink = PostgresSink(settings.postgres.dsn, settings.worker, metrics)
         deps = cls(settings, metrics, PredictorHolder(predictor), sink)
+        if not settings.worker.runs_reviews:
+            return deps  # the requests lane: no shadow scoring, no closed loop
         deps.shadow = PredictorHolder(None)  # type: ignore[arg-type]
         if settings.drift.enabled:
             deps.loop = LoopDeps(

@@ -300,3 +300,53 @@ def gateway(
         f"bare engine batch-1 p50: {engine:.1f} ms; targets: >= 100 req/s, "
         f"p50 <= {engine + 10:.1f} ms, p99 <= 100 ms"
     )
+
+
+@app.command("burst")
+def burst(
+    model: ServedModel = None,
+    shape: Shape = None,
+    reviews: int = typer.Option(20000, "--reviews", min=100, help="reviews in the backlog"),
+    rate: float = typer.Option(20.0, "--rate", min=0.1, help="gateway requests/s, open loop"),
+    idle: float = typer.Option(15.0, "--idle", min=1, help="seconds of the idle phase"),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="client connections"),
+    nice: int = typer.Option(
+        10, "--nice", min=0, max=19, help="nice value of the lane_nice setup (0: no such setup)"
+    ),
+    threads: WorkerThreads = None,
+    as_json: AsJson = False,
+) -> None:
+    """Gateway p50/p99 at --rate while --reviews reviews drain, beside the idle figures: one
+    worker running everything, vs the requests lane beside a reviews worker (and at --nice)."""
+    from ulasan.bench_burst import run_burst_bench  # noqa: PLC0415 - httpx: ~0.2 s
+
+    def bench(served: _Served) -> dict[str, Any]:
+        return run_burst_bench(
+            served.settings,
+            folder=served.folder,
+            reviews=reviews,
+            rate=rate,
+            idle_s=idle,
+            concurrency=concurrency,
+            nice=nice,
+            threads=served.threads,
+            say=_say,
+        )
+
+    with stdout_to_stderr(as_json):
+        result, served = _run_served(model, shape, 1, threads, bench)
+    if as_json:
+        _print_json(result)
+        return
+    title = f"burst: {reviews} reviews, {rate:g} req/s open loop, {served.folder.name}"
+    columns = ("setup", "idle p50", "idle p99", "burst p50", "burst p99", "errors", "x idle")
+    rows = [
+        [name]
+        + [f"{r[phase][k]:.1f}" for phase in ("idle", "burst") for k in ("p50_ms", "p99_ms")]
+        + [str(r["burst"]["errors"]), f"{r['burst_p99_over_idle_p99'] or 0:.2f}"]
+        + [f"{r['drain_reviews_per_s'] or 0:.0f}"]
+        for name, r in result["setups"].items()
+    ]
+    table = _table(title, (*columns, "drain rev/s"), rows, words=("setup",))
+    Console().print(table)
+    Console().print(f"target: {result['target']} (ms)")

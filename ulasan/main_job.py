@@ -38,6 +38,7 @@ from producers.replay import preset as replay_preset
 from producers.runner import RunStats
 from schemas import topics
 from schemas.events import LABELS, Event
+from stream_processors.settings import requests_group
 from trainer.config import load_config
 from trainer.errors import TrainerError
 from trainer.pipeline import run_training
@@ -52,6 +53,7 @@ from ulasan.pipeline_tools import (
     WorkerGroup,
     default_workers,
     percentile,
+    requests_lane,
     worker_group,
     worker_threads,
 )
@@ -67,6 +69,9 @@ from ulasan.run_services import (
 )
 from ulasan.supervisor import Supervisor
 
+#: The nice value of the review workers beside a requests lane: the lane's scoring is scheduled
+#: first when both want the cores (docs/benchmarks.md, "ad-hoc lane").
+REVIEWS_NICE = 10
 #: How long the pipeline may make no progress at all before the run gives up.
 STALL_TIMEOUT_S = 180.0
 
@@ -255,21 +260,36 @@ def _add_workers(
     ones). Not started yet."""
     n_workers = options.workers or default_workers(settings.kafka.partitions)
     ports = [free_port(settings.metrics_port + n) for n in range(n_workers)]
+    overrides = {
+        "ULASAN_WORKER__TOPIC_PREFIX": options.topic_prefix,
+        "ULASAN_WORKER__INTRA_OP_THREADS": str(worker_threads(n_workers)),
+        **profile(options.profile).worker_env(),
+    }
+    # with a gateway, its requests get a lane of their own (they never wait behind reviews);
+    # --once serves no gateway, so one lane does everything
+    lanes = not options.once
+    where = {"model": model, "app_id": options.app_id, "log_dir": settings.state_dir / "logs"}
     worker = worker_group(
-        model=model,
-        app_id=options.app_id,
-        overrides={
-            "ULASAN_WORKER__TOPIC_PREFIX": options.topic_prefix,
-            "ULASAN_WORKER__INTRA_OP_THREADS": str(worker_threads(n_workers)),
-            **profile(options.profile).worker_env(),
-        },
-        log_dir=settings.state_dir / "logs",
+        **where,
+        overrides=overrides | ({"ULASAN_WORKER__NICE": str(REVIEWS_NICE)} if lanes else {}),
         stem=run_id,
         ports=ports,
+        lane="reviews" if lanes else None,
     )
     for w in worker.workers:
         supervisor.add(w, restart=True, essential=True)
-    return worker, ports
+    if not lanes:
+        return worker, ports
+    ports.append(free_port(settings.metrics_port + n_workers))
+    lane = requests_lane(
+        **where,
+        # one thread: a request is batch 1 to a few texts, and the cores belong to the reviews
+        overrides=overrides | {"ULASAN_WORKER__INTRA_OP_THREADS": "1"},
+        stem=run_id,
+        port=ports[-1],
+    )
+    supervisor.add(lane, restart=True, essential=True)
+    return WorkerGroup([*worker.workers, lane]), ports
 
 
 def _add_services(job: _Job) -> None:
@@ -284,6 +304,7 @@ def _add_services(job: _Job) -> None:
         stem=job.run_id,
         prefix=options.topic_prefix,
         app_id=options.app_id,
+        requests_group=requests_group(options.app_id),
         ports=job.ports,
         train_config=options.train_config,
     )

@@ -268,18 +268,44 @@ def worker_group(
     log_dir: Path,
     stem: str,
     ports: Sequence[int],
+    lane: str | None = None,
 ) -> WorkerGroup:
     """``len(ports)`` ``ulasan worker`` processes of consumer group ``app_id`` serving ``model``
     with the ``ULASAN_*`` ``overrides``: worker ``n`` serves metrics on ``ports[n]`` (0: any
-    free port) and logs to ``<log_dir>/<stem>-worker-<n>.log``. Not started yet."""
+    free port) and logs to ``<log_dir>/<stem>-worker-<n>.log``; ``lane`` is their ``--lane``
+    (None: the setting's, ``all`` by default). Not started yet."""
+    lane_args = ["--lane", lane] if lane is not None else []
     return WorkerGroup(
         [
             WorkerProcess(
                 f"worker-{n}",
-                ["worker", "--model", model, "--metrics-port", str(port), "--app-id", app_id],
+                ["worker", "--model", model, "--metrics-port", str(port), "--app-id", app_id]
+                + lane_args,
                 child_env(overrides),
                 log_dir / f"{stem}-worker-{n}.log",
             )
             for n, port in enumerate(ports)
         ]
+    )
+
+
+def requests_lane(
+    *,
+    model: str,
+    app_id: str,
+    overrides: Mapping[str, str],
+    log_dir: Path,
+    stem: str,
+    port: int,
+) -> WorkerProcess:
+    """One ``ulasan worker --lane requests`` beside the (``--lane reviews``) workers of
+    ``app_id``: it scores only predict.requests.v1, in the consumer group ``<app_id>-requests``,
+    serves metrics on ``port`` (0: any free port) and logs to
+    ``<log_dir>/<stem>-requests.log``. Not started yet."""
+    return WorkerProcess(
+        "requests-lane",
+        ["worker", "--model", model, "--metrics-port", str(port), "--app-id", app_id]
+        + ["--lane", "requests"],
+        child_env(overrides),
+        log_dir / f"{stem}-requests.log",
     )

@@ -78,6 +78,8 @@ class ServiceSpec:
     app_id: str
     ports: Ports
     train_config: Path | None = None
+    #: the consumer group that scores the gateway's requests (None: ``app_id``'s workers)
+    requests_group: str | None = None
 
     def _log(self, name: str) -> Path:
         return self.log_dir / f"{self.stem}-{name}.log"
@@ -89,7 +91,7 @@ class ServiceSpec:
             "ULASAN_GATEWAY__HTTP_PORT": str(self.ports.http),
             "ULASAN_GATEWAY__GRPC_PORT": str(self.ports.grpc),
             # /ready checks that this group holds the request partitions
-            "ULASAN_GATEWAY__WORKER_GROUP": self.app_id,
+            "ULASAN_GATEWAY__WORKER_GROUP": self.requests_group or self.app_id,
             "ULASAN_WORKER__TOPIC_PREFIX": self.prefix,
         }
 

@@ -75,6 +75,7 @@ class ModelReloader:
 
     ``reload()`` is the forced reload the gateway's ``/model/reload`` calls (thread-safe: one
     reload at a time). ``start()`` listens to model.updates.v1 until ``stop()``.
+    ``challenger=False`` never loads the challenger (a worker that does no shadow scoring).
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class ModelReloader:
         holder: PredictorHolder,
         *,
         shadow: PredictorHolder | None = None,
+        challenger: bool = True,
         registry: Any = None,
         loader: Any = None,
         resolver: Any = None,
@@ -93,6 +95,8 @@ class ModelReloader:
         self.settings = settings
         self.holder = holder
         self.shadow = shadow if shadow is not None else PredictorHolder(None)  # type: ignore[arg-type]
+        #: whether to load the challenger at all (the requests lane scores no shadow)
+        self.challenger = challenger
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -223,6 +227,10 @@ class ModelReloader:
     def reload_shadow(self) -> ReloadResult:
         """Load the ``challenger`` alias into the shadow holder, or empty it when unset."""
         ref = self._challenger_ref()
+        if not self.challenger:
+            return ReloadResult(
+                "challenger", None, None, False, "this worker does no shadow scoring"
+            )
         with self._lock:
             old = self.shadow.current
             old_version = old.model_version if old is not None else None
@@ -308,7 +316,7 @@ class ModelReloader:
         consumer = Consumer(
             {
                 "bootstrap.servers": self.settings.kafka.bootstrap_servers,
-                "group.id": f"{self.settings.worker.app_id}-reload-{uuid.uuid4().hex[:12]}",
+                "group.id": f"{self.settings.worker.group}-reload-{uuid.uuid4().hex[:12]}",
                 "auto.offset.reset": "latest",
                 "enable.auto.commit": False,
             }

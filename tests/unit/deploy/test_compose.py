@@ -421,6 +421,28 @@ def test_workers_wait_for_the_champion_and_the_trainer_for_bootstrap(
     assert services(compose)["bootstrap"]["restart"] == "no"
 
 
+def test_gateway_requests_have_a_lane_of_their_own(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers run every agent but the requests; the requests lane only those, in the
+    consumer group the gateway's /ready checks."""
+    lanes = {}
+    for name in ("worker", "requests"):
+        words, options = subcommand(services(compose)[name]["command"])
+        assert words == ["worker"] and "--lane" in options
+        (lane,) = [w.split("=", 1)[1] for w in services(compose)[name]["command"] if "--lane=" in w]
+        lanes[name] = lane
+    assert lanes == {"worker": "reviews", "requests": "requests"}
+    for key in [k for k in os.environ if k.startswith("ULASAN_")]:
+        monkeypatch.delenv(key)
+    for key, value in env_of(services(compose)["requests"]).items():
+        monkeypatch.setenv(key, value)
+    lane = WorkerSettings().worker.model_copy(update={"lane": "requests"})
+    gateway = env_of(services(compose)["gateway"])
+    assert gateway["ULASAN_GATEWAY__WORKER_GROUP"] == lane.group
+    assert "requests" in services(compose)["gateway"]["depends_on"]
+
+
 def test_ulasan_env_names_are_settings_fields(raw: dict[str, Any]) -> None:
     checked = 0
     for name, service in services(raw).items():
@@ -436,6 +458,7 @@ def test_each_service_env_builds_its_settings(
 ) -> None:
     classes = {
         "worker": WorkerSettings,
+        "requests": WorkerSettings,
         "gateway": GatewaySettings,
         "trainer": TrainerSettings,
         "ui": UiSettings,
@@ -492,8 +515,10 @@ def test_prometheus_discovers_every_worker_and_gateway_replica(compose: dict[str
     sd = {name: c["port"] for c in job["dns_sd_configs"] for name in c["names"]}
     worker_cmd = services(compose)["worker"]["command"]
     gateway_cmd = services(compose)["gateway"]["command"]
+    lane_cmd = services(compose)["requests"]["command"]
     assert sd == {
         "worker": int(next(w for w in worker_cmd if w.startswith("--metrics-port=")).split("=")[1]),
+        "requests": int(next(w for w in lane_cmd if w.startswith("--metrics-port=")).split("=")[1]),
         # with auth on, the gateway serves /metrics on a port of its own (not behind its keys)
         "gateway": int(env_of(services(compose)["gateway"])["ULASAN_GATEWAY__METRICS_PORT"]),
     }

@@ -560,3 +560,49 @@ def test_workers_serve_the_champion_of_the_registered_model() -> None:
     assert f"--model={champion_uri(Settings())}" in worker["args"]
     done = helm("template", "ulasan", str(CHART), "--set", "mlflow.registeredModel=other")
     assert "--model=models:/other@champion" in done.stdout
+
+
+def test_the_requests_lane_scores_the_gateway_requests_in_a_group_of_its_own() -> None:
+    docs = render("default")
+    worker = next(c for n, c in containers(docs) if n.endswith("/worker"))
+    lane = next(c for n, c in containers(docs) if n.endswith("-requests/requests"))
+    gateway = next(c for n, c in containers(docs) if n.endswith("/gateway"))
+    assert "--lane=reviews" in worker["args"] and "--lane=requests" in lane["args"]
+    app_id = next(a for a in worker["args"] if a.startswith("--app-id="))
+    assert app_id in lane["args"]  # the lane's group is derived from the workers' app id
+    cfg = WorkerSettings().worker.model_copy(
+        update={"app_id": app_id.split("=", 1)[1], "lane": "requests"}
+    )
+    assert container_env(gateway)["ULASAN_GATEWAY__WORKER_GROUP"] == cfg.group
+    assert int(container_env(worker)["ULASAN_WORKER__NICE"]) > 0
+    assert "ULASAN_WORKER__NICE" not in container_env(lane)
+    (monitor,) = of_kind(render("full"), "ServiceMonitor")
+    components = monitor["spec"]["selector"]["matchExpressions"][0]["values"]
+    assert "requests" in components
+    assert any(
+        d["metadata"]["name"].endswith("-requests-metrics") for d in of_kind(docs, "NetworkPolicy")
+    )
+    # without the lane the workers answer the requests themselves, as before
+    off = [
+        d
+        for d in yaml.safe_load_all(
+            helm("template", "ulasan", str(CHART), "--set", "requestsLane.enabled=false").stdout
+        )
+        if d
+    ]
+    assert not any(n.endswith("/requests") for n, _ in containers(off))
+    worker_off = next(c for n, c in containers(off) if n.endswith("/worker"))
+    gateway_off = next(c for n, c in containers(off) if n.endswith("/gateway"))
+    assert "--lane=all" in worker_off["args"] and "ULASAN_WORKER__NICE" not in container_env(
+        worker_off
+    )
+    assert container_env(gateway_off)["ULASAN_GATEWAY__WORKER_GROUP"] == app_id.split("=", 1)[1]
+
+
+def test_requests_lane_replicas_beyond_the_partition_count_are_refused() -> None:
+    done = helm(
+        "template", "ulasan", str(CHART), "--set", "requestsLane.replicas=7", "--set",
+        "kafka.partitions=6", check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "requestsLane.replicas (7) exceeds kafka.partitions (6)" in done.stderr

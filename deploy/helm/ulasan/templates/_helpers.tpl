@@ -125,6 +125,12 @@ imagePullSecrets:
 {{- if and (not .Values.worker.keda.enabled) (gt (int .Values.worker.replicas) $partitions) -}}
 {{- fail (printf "worker.replicas (%d) exceeds kafka.partitions (%d): a worker beyond the partition count gets no partition and idles; raise kafka.partitions (and re-create the topics) or lower worker.replicas" (int .Values.worker.replicas) $partitions) -}}
 {{- end -}}
+{{- if and .Values.requestsLane.enabled (gt (int .Values.requestsLane.replicas) $partitions) -}}
+{{- fail (printf "requestsLane.replicas (%d) exceeds kafka.partitions (%d): a lane pod beyond the partition count gets no partition and idles" (int .Values.requestsLane.replicas) $partitions) -}}
+{{- end -}}
+{{- if and .Values.requestsLane.enabled (lt (int .Values.requestsLane.replicas) 1) -}}
+{{- fail "requestsLane.replicas must be at least 1: the lane alone answers the gateway's requests" -}}
+{{- end -}}
 {{- if lt (int .Values.worker.keda.minReplicas) 1 -}}
 {{- fail "worker.keda.minReplicas must be at least 1: workers also answer the gateway's requests" -}}
 {{- end -}}
