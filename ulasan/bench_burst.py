@@ -15,9 +15,9 @@ lag is 0), then **idle**: HTTP /predict at ``rate`` requests/s open loop (the cl
 ``ulasan bench gateway``) for ``idle_s``; then **burst**: publish ``reviews`` reviews to
 reviews.raw.v1 as fast as the producer goes (~1 s for 20,000), then run the same open loop
 until the review group's lag (reviews.raw and reviews.clean, committed offsets) is 0. Burst
-figures are those of the requests sent while the lag was > 0; the drain rate is reviews / (first publish
--> lag 0; commits every second, so up to ~1 s late). The target: burst p99 <= 2x idle p99 of
-the same setup, with no failed request.
+figures are those of the requests sent while the lag was > 0; the drain rate is reviews /
+(first publish -> lag 0; commits every second, so up to ~1 s late). The target: burst p99
+<= 2x idle p99 of the same setup, with no failed request.
 
 Latency is measured per request from the moment the client calls it to its answer; the client
 runs on the same cores, so its own event-loop delay (a 10 ms ticker's overshoot) is reported
@@ -160,7 +160,7 @@ async def _open_phase(
 ) -> tuple[list[Sample], list[float]]:
     """The open loop of ``bench gateway`` at ``rate`` over ``concurrency`` connections for
     ``seconds``, or until ``stop`` is set; then wait for the requests still in flight."""
-    recorder, lags = _Client(), []
+    recorder, lags = _Client(), list[float]()
     async with contextlib.AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=10))
@@ -307,14 +307,26 @@ def _start(run: _BurstRun, setup: Setup) -> _Procs:
         kafka.replication_factor,
     )
     env = run.overrides(setup)
-    where = {"model": str(run.folder), "app_id": run.app_id(setup), "log_dir": run.logs}
-    stem = f"bench-burst-{run.suffix}-{setup.name}"
+    model, app_id, stem = (
+        str(run.folder),
+        run.app_id(setup),
+        f"bench-burst-{run.suffix}-{setup.name}",
+    )
     reviews_env = env | ({"ULASAN_WORKER__NICE": str(setup.nice)} if setup.nice else {})
-    lane = "reviews" if setup.lane else "all"
-    group = worker_group(**where, overrides=reviews_env, stem=stem, ports=[0], lane=lane)
+    group = worker_group(
+        model=model,
+        app_id=app_id,
+        overrides=reviews_env,
+        log_dir=run.logs,
+        stem=stem,
+        ports=[0],
+        lane="reviews" if setup.lane else "all",
+    )
     if setup.lane:
         lane_env = env | {"ULASAN_WORKER__INTRA_OP_THREADS": "1"}
-        lane_proc = requests_lane(**where, overrides=lane_env, stem=stem, port=0)
+        lane_proc = requests_lane(
+            model=model, app_id=app_id, overrides=lane_env, log_dir=run.logs, stem=stem, port=0
+        )
         group = WorkerGroup([*group.workers, lane_proc])
     procs = _Procs(group)
     group.start()

@@ -268,9 +268,11 @@ def _add_workers(
     # with a gateway, its requests get a lane of their own (they never wait behind reviews);
     # --once serves no gateway, so one lane does everything
     lanes = not options.once
-    where = {"model": model, "app_id": options.app_id, "log_dir": settings.state_dir / "logs"}
+    logs = settings.state_dir / "logs"
     worker = worker_group(
-        **where,
+        model=model,
+        app_id=options.app_id,
+        log_dir=logs,
         overrides=overrides | ({"ULASAN_WORKER__NICE": str(REVIEWS_NICE)} if lanes else {}),
         stem=run_id,
         ports=ports,
@@ -282,7 +284,9 @@ def _add_workers(
         return worker, ports
     ports.append(free_port(settings.metrics_port + n_workers))
     lane = requests_lane(
-        **where,
+        model=model,
+        app_id=options.app_id,
+        log_dir=logs,
         # one thread: a request is batch 1 to a few texts, and the cores belong to the reviews
         overrides=overrides | {"ULASAN_WORKER__INTRA_OP_THREADS": "1"},
         stem=run_id,
