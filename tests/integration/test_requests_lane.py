@@ -23,7 +23,7 @@ from tests.helpers.stream_env import StreamEnv, Worker, wait_until
 from tests.integration.stream_fixtures import stream_env_fixture  # noqa: F401 - fixture
 
 #: Reviews in the backlog: several seconds of work for the worker with the tiny model.
-BACKLOG = 6000
+BACKLOG = 4000
 REPLY_TO = "gw-lane-test"
 
 
@@ -89,7 +89,7 @@ def test_requests_are_answered_during_a_backlog_and_with_the_reviews_lane_stoppe
         # 1. a backlog drains in the reviews lane; requests sent meanwhile are all answered
         env.produce_reviews(0, BACKLOG)
         sent_during_backlog = []
-        for n in range(50):
+        for n in range(20):
             if review_lag(env) == 0:
                 break
             rid = f"during-{n}"
@@ -97,6 +97,7 @@ def test_requests_are_answered_during_a_backlog_and_with_the_reviews_lane_stoppe
             sent_during_backlog.append(rid)
             time.sleep(0.1)
         assert sent_during_backlog, "the backlog drained before a request was sent"
+        print(f"{len(sent_during_backlog)} requests sent while the backlog drained")
         wait_until(
             lambda: set(sent_during_backlog) <= set(replies.poll()),
             30,
@@ -117,7 +118,7 @@ def test_requests_are_answered_during_a_backlog_and_with_the_reviews_lane_stoppe
     lane_group = requests_group(env.app_id)
     requests_topic = env.topic(topics.PREDICT_REQUESTS)
     on_reviews = committed_and_end(env.bootstrap, lane_group, [env.topic(topics.REVIEWS_RAW)])
-    assert {committed for committed, _ in on_reviews.values()} == {-1}
+    assert all(committed < 0 for committed, _ in on_reviews.values()), on_reviews  # none
 
     def committed_requests() -> int:
         offsets = committed_and_end(env.bootstrap, lane_group, [requests_topic])
