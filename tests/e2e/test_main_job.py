@@ -1,7 +1,7 @@
 """The main job end to end: `ulasan run --once` trains a tiny champion, streams 200 reviews into
 PostgreSQL, and a second run reuses the model and streams them again under a new run id; the
-full `ulasan run` supervises workers, gateway and trainer, restarts a killed gateway, and
-leaves no process behind on SIGTERM."""
+full `ulasan run` supervises workers, the requests lane, gateway and trainer, restarts a killed
+gateway, and leaves no process behind on SIGTERM."""
 
 from __future__ import annotations
 
@@ -200,8 +200,9 @@ def test_run_supervises_every_process_and_sigterm_leaves_none(tmp_path: Path) ->
         seen.update(_descendants(proc.pid))
         roles = {
             role: [pid for pid, cmdline in seen.items() if role in cmdline]
-            for role in ("gateway serve", "trainer serve", "ulasan worker ")
+            for role in ("gateway serve", "trainer serve", "--lane reviews", "--lane requests")
         }
+        # one review worker (--workers 1) and the gateway's requests lane beside it
         assert all(len(pids) == 1 for pids in roles.values()), seen
         # a gateway that dies is reported and started again
         os.killpg(roles["gateway serve"][0], signal.SIGKILL)
@@ -215,6 +216,7 @@ def test_run_supervises_every_process_and_sigterm_leaves_none(tmp_path: Path) ->
         survivors = {pid: cmdline for pid, cmdline in seen.items() if _alive(pid)}
         assert survivors == {}, log.read_text()[-3000:]
         assert "stopping" in log.read_text() and "stopped: worker-0" in log.read_text()
+        assert "requests-lane (0)" in log.read_text()  # the lane left cleanly too
     finally:
         if proc.poll() is None:
             proc.kill()
