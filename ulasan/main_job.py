@@ -69,9 +69,11 @@ from ulasan.run_services import (
 )
 from ulasan.supervisor import Supervisor
 
-#: The nice value of the review workers beside a requests lane: the lane's scoring is scheduled
-#: first when both want the cores (docs/benchmarks.md, "ad-hoc lane").
-REVIEWS_NICE = 10
+#: The nice value of the review workers beside a requests lane (> 0: the kernel runs the lane
+#: first when both want the cores). 0: on the loaded machine a nice of 10 did not reliably help
+#: the lane and slowed the drain (docs/benchmarks.md, "Session 10: ad-hoc lane"); the quiet
+#: machine's `ulasan bench burst` (its lane_nice setup) decides.
+REVIEWS_NICE = 0
 #: How long the pipeline may make no progress at all before the run gives up.
 STALL_TIMEOUT_S = 180.0
 

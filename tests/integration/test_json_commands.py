@@ -57,3 +57,12 @@ def test_bench_gateway_json(model: Path) -> None:
     args = ["bench", "gateway", "--model", str(model), "--duration", "1", "--concurrency", "1"]
     result = _json_of([*args, "--workers", "1", "--threads", "1", "--json"], timeout_s=600)
     assert result["http"]["rps"] > 0 and result["grpc"]["rps"] > 0
+
+
+def test_bench_burst_json(model: Path) -> None:
+    args = ["bench", "burst", "--model", str(model), "--reviews", "1500", "--idle", "1"]
+    result = _json_of([*args, "--nice", "0", "--threads", "1", "--json"], timeout_s=600)
+    assert set(result["setups"]) == {"all", "lane"}
+    for setup in result["setups"].values():
+        assert setup["idle"]["requests"] > 0 and setup["burst"]["requests"] > 0
+        assert setup["drain_reviews_per_s"] > 0

@@ -574,7 +574,10 @@ def test_the_requests_lane_scores_the_gateway_requests_in_a_group_of_its_own() -
         update={"app_id": app_id.split("=", 1)[1], "lane": "requests"}
     )
     assert container_env(gateway)["ULASAN_GATEWAY__WORKER_GROUP"] == cfg.group
-    assert int(container_env(worker)["ULASAN_WORKER__NICE"]) > 0
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert (
+        int(container_env(worker)["ULASAN_WORKER__NICE"]) == values["requestsLane"]["reviewsNice"]
+    )
     assert "ULASAN_WORKER__NICE" not in container_env(lane)
     (monitor,) = of_kind(render("full"), "ServiceMonitor")
     components = monitor["spec"]["selector"]["matchExpressions"][0]["values"]
