@@ -43,7 +43,7 @@ def run_command(
     ),
     loop_profile: LoopProfileName = "demo",
 ) -> None:
-    """The main job: stack up, champion (trained if missing), then the worker group, the
+    """The main job: stack up, champion (the shipped one, else trained), then the workers, the
     gateway (HTTP, gRPC), the trainer consumer and the UI, supervised; the review stream with
     its rating feedback, live progress, a summary; then it serves and shows the closed loop
     (drift -> retrain -> gate -> promotion -> hot reload) until Ctrl-C or SIGTERM. With
