@@ -36,6 +36,7 @@ from ulasan.core.inference import OnnxPredictor
 from ulasan.core.inference.errors import InferenceError, ModelFolderError, ModelResolutionError
 from ulasan.core.registry import client as registry_client
 from ulasan.core.registry import parse_models_uri, resolve_model
+from ulasan.core.retry import Backoff
 
 log = logging.getLogger(__name__)
 CHALLENGER = "challenger"
@@ -386,23 +387,3 @@ class ModelReloader:
             wait,
             exc,
         )
-
-
-class Backoff:
-    """A doubling wait from ``initial_s`` up to ``max_s``; :meth:`reset` starts over."""
-
-    def __init__(self, initial_s: float, max_s: float) -> None:
-        if initial_s <= 0 or max_s < initial_s:
-            raise ValueError("backoff needs 0 < initial_s <= max_s")
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self._next = initial_s
-
-    def next(self) -> float:
-        """The wait to use now; the one after it doubles."""
-        wait = self._next
-        self._next = min(self._next * 2.0, self.max_s)
-        return wait
-
-    def reset(self) -> None:
-        self._next = self.initial_s

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from schemas.codec import encode
 from schemas.events import ModelPromoted
 from stream_processors.inference.batching import PredictorHolder
-from stream_processors.inference.reload import Backoff, ModelReloader
+from stream_processors.inference.reload import ModelReloader
 from stream_processors.settings import WorkerConfig, WorkerSettings
 from ulasan.core.inference.errors import InferenceError, ModelResolutionError
 
@@ -196,12 +196,3 @@ def test_a_failed_reload_on_an_announcement_schedules_a_reconcile() -> None:
     registry.broken = False
     r._try_reconcile(shadow=False)
     assert r.holder.current.model_version == "2"
-
-
-def test_backoff_doubles_to_its_ceiling_and_resets() -> None:
-    b = Backoff(0.5, 3.0)
-    assert [b.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    b.reset()
-    assert b.next() == 0.5
-    with pytest.raises(ValueError):
-        Backoff(2.0, 1.0)
