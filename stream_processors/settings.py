@@ -110,12 +110,27 @@ class WorkerConfig(BaseModel):
         description="seek a table's changelog partition again when recovery has waited this "
         "long for its next record (see stream_processors/kafka/transport.py RecoveryWatch)",
     )
+    reload_retry_initial_s: float = Field(
+        1.0,
+        gt=0,
+        description="hot reload: first wait before a failed reconcile or a failed model.updates "
+        "listener is tried again (it doubles)",
+    )
+    reload_retry_max_s: float = Field(30.0, gt=0, description="hot reload: ceiling of that wait")
+    reload_reconcile_s: float = Field(
+        300.0,
+        gt=0,
+        description="hot reload: how often the registry is asked even when all went well (an "
+        "announcement may be lost)",
+    )
     loglevel: str = "info"
 
     @model_validator(mode="after")
     def _check_backoff(self) -> WorkerConfig:
         if self.pg_retry_max_s < self.pg_retry_initial_s:
             raise ValueError("pg_retry_max_s must be >= pg_retry_initial_s")
+        if self.reload_retry_max_s < self.reload_retry_initial_s:
+            raise ValueError("reload_retry_max_s must be >= reload_retry_initial_s")
         if self.heartbeat_interval_s * 3 > self.session_timeout_s:
             raise ValueError("heartbeat_interval_s must be at most a third of session_timeout_s")
         return self
