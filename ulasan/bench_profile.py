@@ -29,6 +29,7 @@ from ulasan.errors import BenchError
 #: samples per second per thread (py-spy's default is 100)
 RATE_HZ = 100
 TOP_N = 25
+_STDLIB = re.compile(r"/lib/python3\.\d+/")
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
 
 
@@ -47,10 +48,16 @@ class Frame:
         return cls(m["func"], m["file"])
 
 
+WAITING = "waiting (epoll, poll)"
 #: (stage, file fragment, function or None): the first rule that matches a frame, walking
 #: from the innermost frame outwards, names the sample's stage. Helpers shared by several
 #: stages (text cleaning, pydantic, json) have no rule: their caller decides.
 STAGE_RULES: tuple[tuple[str, str, str | None], ...] = (
+    # a thread blocked in epoll or in librdkafka's poll (the reload listener) can be counted
+    # as running by py-spy, above all on a loaded machine where a woken thread waits for a
+    # core: these are waits, not work
+    (WAITING, "selectors.py", "select"),
+    (WAITING, "stream_processors/inference/reload.py", "_consume"),
     ("onnx runtime", "onnxruntime/", None),
     ("tokenise (+ clean) in the predictor", "ulasan/core/inference/runtime.py", "encode"),
     ("predictor glue (pad, softmax)", "ulasan/core/inference/runtime.py", None),
@@ -86,9 +93,14 @@ def stage_of(frames: Sequence[Frame]) -> str:
     """The stage of one sample (``frames`` root first, as py-spy writes them)."""
     for frame in reversed(frames):
         for stage, fragment, func in STAGE_RULES:
-            if fragment in frame.file and (func is None or frame.func == func):
+            if fragment in frame.file and (func is None or _named(frame.func, func)):
                 return stage
     return OTHER
+
+
+def _named(qualified: str, name: str) -> bool:
+    """py-spy names methods ``Class.method``: ``name`` matches the function or the method."""
+    return qualified == name or qualified.endswith("." + name)
 
 
 def parse_collapsed(lines: Iterable[str]) -> Counter[tuple[Frame, ...]]:
@@ -129,9 +141,12 @@ def summarise(
             "us_per_event": round(seconds / events * 1e6, 1) if events else None,
         }
 
+    busy = total - stages.get(WAITING, 0)
     return {
         "samples": total,
         "rate_hz": rate_hz,
+        #: the samples that are work (not :data:`WAITING`), per event
+        "busy_us_per_event": round(busy / rate_hz / events * 1e6, 1) if events else None,
         "stages": [{"stage": s, **row(n)} for s, n in stages.most_common()],
         "top_self": [{"function": f, **row(n)} for f, n in leaves.most_common(top_n)],
     }
@@ -139,9 +154,11 @@ def summarise(
 
 def _short(path: str) -> str:
     """A frame's file without the site-packages or checkout prefix."""
-    for marker in ("site-packages/", "/lib/python3"):
-        if marker in path:
-            return path.split(marker, 1)[1]
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1]
+    stdlib = _STDLIB.search(path)
+    if stdlib is not None:
+        return path[stdlib.end() :]
     parts = Path(path).parts
     return "/".join(parts[-3:]) if len(parts) > 3 else path
 

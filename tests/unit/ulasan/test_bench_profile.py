@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ulasan.bench_profile import OTHER, Frame, parse_collapsed, stage_of, summarise
+from ulasan.bench_profile import OTHER, WAITING, Frame, parse_collapsed, stage_of, summarise
 
 SP = "/work/x/stream_processors"
 SITE = "/venv/lib/python3.11/site-packages"
@@ -28,8 +28,8 @@ def test_frame_parse_keeps_function_and_file_without_the_line() -> None:
         (
             (
                 "run (/usr/lib/python3.11/asyncio/base_events.py:600)",
-                "predict (/w/ulasan/core/inference/runtime.py:170)",
-                "encode (/w/ulasan/core/inference/runtime.py:140)",
+                "OnnxPredictor.predict (/w/ulasan/core/inference/runtime.py:170)",
+                "OnnxPredictor.encode (/w/ulasan/core/inference/runtime.py:140)",
                 "clean (/w/ulasan/core/text/cleaning.py:70)",
             ),
             "tokenise (+ clean) in the predictor",
@@ -69,6 +69,13 @@ def test_frame_parse_keeps_function_and_file_without_the_line() -> None:
             "postgresql write",
         ),
         (("thread (0x1)", "main (/usr/lib/python3.11/threading.py:1)"), OTHER),
+        (
+            (
+                "run_forever (/usr/lib/python3.11/asyncio/base_events.py:607)",
+                "EpollSelector.select (/usr/lib/python3.11/selectors.py:468)",
+            ),
+            WAITING,
+        ),
     ],
 )
 def test_stage_of(frames: tuple[str, ...], stage: str) -> None:
@@ -92,15 +99,18 @@ def test_summarise_shares_seconds_and_per_event() -> None:
         [
             f"p ({SITE}/onnxruntime/c.py:1) 300\n",
             "d (/w/schemas/codec.py:1);decode (/w/schemas/codec.py:2) 100\n",
+            "select (/usr/lib/python3.11/selectors.py:468) 100\n",
         ]
     )
     out = summarise(stacks, rate_hz=100, events=1000)
-    assert out["samples"] == 400
-    onnx, decode = out["stages"]
+    assert out["samples"] == 500
+    assert out["busy_us_per_event"] == 4000.0
+    onnx, decode, waiting = out["stages"]
+    assert waiting["stage"] == WAITING
     assert onnx == {
         "stage": "onnx runtime",
         "samples": 300,
-        "share": 0.75,
+        "share": 0.6,
         "seconds": 3.0,
         "us_per_event": 3000.0,
     }
@@ -109,4 +119,5 @@ def test_summarise_shares_seconds_and_per_event() -> None:
     assert [f["function"] for f in out["top_self"]] == [
         "p (onnxruntime/c.py)",
         "decode (w/schemas/codec.py)",
+        "select (selectors.py)",
     ]
