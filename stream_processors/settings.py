@@ -92,6 +92,15 @@ class WorkerConfig(BaseModel):
         description="let ONNX Runtime's idle threads spin-wait between batches (lower latency "
         "per call, but they take CPU from the event loop, Kafka and the sink in a worker)",
     )
+    producer_linger_ms: float = Field(
+        5.0,
+        ge=0,
+        le=1000,
+        description="how long the producer gathers messages into one produce request (faust's "
+        "producer_linger): 0 sends each as soon as it is queued, many small requests that cost "
+        "a socket write each (the pipeline profile's largest item); a batch's delivery wait "
+        "grows by at most this",
+    )
     commit_interval_s: float = Field(1.0, gt=0, description="how often acked offsets commit")
     session_timeout_s: float = Field(
         30.0, ge=6, description="a silent worker leaves the group after this (>= broker minimum)"
