@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -141,29 +142,49 @@ def replay_command(
     spec = _replay_spec(file, preset, overrides)
     if rate is not None and rate <= 0:
         raise _fail(ValueError("--rate must be > 0 reviews per second"))
+    run = ReplayRun(rate=rate, loop=loop, max_rows=max_rows, from_start=from_start)
+    stats = _run_replay(file, spec, run, topic_prefix=topic_prefix, no_checkpoint=no_checkpoint)
+    report_bad_rows(stats.bad_rows, show=show_bad)
+    _summary(stats, "reviews")
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    """How a replay runs: its pace (reviews/s, None: as fast as Kafka takes them), whether it
+    starts over at the end, where it stops, and whether it ignores the checkpoint."""
+
+    rate: float | None
+    loop: bool
+    max_rows: int | None
+    from_start: bool
+
+
+def _run_replay(
+    file: Path, spec: ReplaySpec, run: ReplayRun, *, topic_prefix: str, no_checkpoint: bool
+) -> RunStats:
+    """Replay ``file`` into Kafka with a progress bar; exit 1 on a producer error, 130 when
+    interrupted (what was published is checkpointed)."""
     settings = Settings()
     try:
         publisher = Publisher(settings, topic_overrides=prefixed_topics(topic_prefix))
         publisher.check_connection()
         with _checkpoints(settings, no_checkpoint) as store, progress_bar() as bar:
-            stats = replay(
+            return replay(
                 file,
                 spec,
                 publisher=publisher,
                 checkpoints=store,
-                rate=rate,
-                loop=loop,
-                max_rows=max_rows,
-                from_start=from_start,
-                on_progress=_replay_progress(bar, file, spec, loop),
+                rate=run.rate,
+                loop=run.loop,
+                max_rows=run.max_rows,
+                from_start=run.from_start,
+                on_progress=_replay_progress(bar, file, spec, run.loop),
             )
     except ProducerError as exc:
         raise _fail(exc) from exc
     except KeyboardInterrupt:
         console.print("interrupted: what was published is checkpointed; run again to go on")
         raise typer.Exit(130) from None
-    report_bad_rows(stats.bad_rows, show=show_bad)
-    _summary(stats, "reviews")
 
 
 def _replay_spec(file: Path, preset: str | None, overrides: dict[str, Any]) -> ReplaySpec:

@@ -36,6 +36,7 @@ from producers.ratelimit import TokenBucket
 from producers.runner import EventSink
 from schemas import topics
 from schemas.events import ReviewReceived
+from ulasan.core.retry import backoff
 
 PRODUCER = "google_play"
 SOURCE = "google_play"
@@ -87,6 +88,8 @@ class PlayClient:
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
+        if backoff_s <= 0:
+            raise ValueError("backoff_s must be > 0 seconds")
         self.lang = lang
         self.country = country
         self.retries = retries
@@ -100,9 +103,10 @@ class PlayClient:
         sort, exceptions, specs, formats, reviews_module = _library()
         url = formats.Reviews.build(lang=self.lang, country=self.country)
         last: BaseException | None = None
+        delays = backoff(self.backoff_s)
         for attempt in range(self.retries + 1):
             if attempt:
-                self._sleep(self.backoff_s * 2 ** (attempt - 1))
+                self._sleep(next(delays))
             self._bucket.acquire()
             self.requests += 1
             try:

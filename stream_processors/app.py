@@ -132,6 +132,7 @@ def _faust_app(settings: WorkerSettings) -> faust.App:
         # revoked partitions are discarded, nothing is lost (faust's documented trade-off).
         stream_wait_empty=False,
         producer_acks=-1,
+        producer_linger=cfg.producer_linger_ms / 1000.0,
         web_enabled=False,
         autodiscover=False,
         key_serializer=RAW,

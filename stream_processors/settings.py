@@ -123,6 +123,15 @@ class WorkerConfig(BaseModel):
         description="let ONNX Runtime's idle threads spin-wait between batches (lower latency "
         "per call, but they take CPU from the event loop, Kafka and the sink in a worker)",
     )
+    producer_linger_ms: float = Field(
+        5.0,
+        ge=0,
+        le=1000,
+        description="how long the producer gathers messages into one produce request (faust's "
+        "producer_linger): 0 sends each as soon as it is queued, many small requests that cost "
+        "a socket write each (the pipeline profile's largest item); a batch's delivery wait "
+        "grows by at most this",
+    )
     commit_interval_s: float = Field(1.0, gt=0, description="how often acked offsets commit")
     session_timeout_s: float = Field(
         30.0, ge=6, description="a silent worker leaves the group after this (>= broker minimum)"
@@ -140,6 +149,19 @@ class WorkerConfig(BaseModel):
         gt=0,
         description="seek a table's changelog partition again when recovery has waited this "
         "long for its next record (see stream_processors/kafka/transport.py RecoveryWatch)",
+    )
+    reload_retry_initial_s: float = Field(
+        1.0,
+        gt=0,
+        description="hot reload: first wait before a failed reconcile or a failed model.updates "
+        "listener is tried again (it doubles)",
+    )
+    reload_retry_max_s: float = Field(30.0, gt=0, description="hot reload: ceiling of that wait")
+    reload_reconcile_s: float = Field(
+        300.0,
+        gt=0,
+        description="hot reload: how often the registry is asked even when all went well (an "
+        "announcement may be lost)",
     )
     loglevel: str = "info"
 
@@ -163,6 +185,8 @@ class WorkerConfig(BaseModel):
     def _check_backoff(self) -> WorkerConfig:
         if self.pg_retry_max_s < self.pg_retry_initial_s:
             raise ValueError("pg_retry_max_s must be >= pg_retry_initial_s")
+        if self.reload_retry_max_s < self.reload_retry_initial_s:
+            raise ValueError("reload_retry_max_s must be >= reload_retry_initial_s")
         if self.heartbeat_interval_s * 3 > self.session_timeout_s:
             raise ValueError("heartbeat_interval_s must be at most a third of session_timeout_s")
         return self

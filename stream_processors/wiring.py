@@ -250,7 +250,30 @@ class Outputs:
     ) -> None:
         """Publish ``value`` to ``topic`` (``partition``: None = by key). Inside a guarded
         batch the delivery is awaited with the batch (see ``kafka.delivery``)."""
-        delivery.track(await self.channels[topic].send(key=key, value=value, partition=partition))
+        await self.send_many(topic, [(key, value)], partition)
+
+    async def send_many(
+        self,
+        topic: str,
+        messages: Sequence[tuple[bytes | None, bytes]],
+        partition: int | None = None,
+    ) -> None:
+        """Publish ``(key, value)`` pairs to ``topic`` in order, as :meth:`send_bytes` does.
+
+        A Kafka topic's messages go straight to the app's producer: the values are bytes
+        already, so faust's per-message path (a future message, serialisers, sensors) adds
+        nothing but Python work per record. The producer tracks each delivery future, and
+        faust flushes it before committing offsets, as for a ``Topic.send``.
+        """
+        channel = self.channels[topic]
+        if isinstance(channel, faust.Topic):
+            producer = await channel.app.maybe_start_producer()
+            send = producer.send
+            for key, value in messages:
+                delivery.track(await send(topic, key, value, partition, None, None))
+            return
+        for key, value in messages:
+            delivery.track(await channel.send(key=key, value=value, partition=partition))
 
     async def dead_letter(self, rejected: Rejected, *, stage: str) -> None:
         """Send one rejected record to ``<topic>.dlq`` and count it; never raises for the record."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from trainer import cli_options as opts
 from trainer.config import load_config
 from trainer.errors import TrainerError
 from trainer.evaluate import evaluate_model, read_examples
@@ -29,39 +30,21 @@ console = Console()
 
 @app.command("train")
 def train(
-    config: Path | None = typer.Option(
-        None, "--config", "-c", help="YAML training config [default: configs/ulasan-mini.yaml]"
-    ),
-    model: str | None = typer.Option(
-        None, "--model", help="ulasan-mini | a Hugging Face hub id | a local checkpoint folder"
-    ),
-    data: str | None = typer.Option(
-        None, "--data", help="smsa | smsa+prdect | file:PATH | postgres"
-    ),
-    seed: int | None = typer.Option(None, "--seed"),
-    epochs: int | None = typer.Option(None, "--epochs"),
-    batch_size: int | None = typer.Option(None, "--batch-size"),
-    lr: float | None = typer.Option(None, "--lr", help="fine-tuning peak learning rate"),
-    max_length: int | None = typer.Option(None, "--max-length", help="tokens per text"),
-    dynamic_padding: bool | None = typer.Option(
-        None, "--dynamic-padding/--no-dynamic-padding", help="length-bucketed batches"
-    ),
-    class_weighting: bool | None = typer.Option(
-        None, "--class-weighting/--no-class-weighting", help="inverse-frequency class weights"
-    ),
-    patience: int | None = typer.Option(
-        None, "--patience", help="early stopping on valid macro-F1 (0 = off)"
-    ),
-    mlm_steps: int | None = typer.Option(
-        None, "--mlm-steps", help="MLM pre-training steps for ulasan-mini (0 = none)"
-    ),
-    output_dir: Path | None = typer.Option(None, "--output-dir", help="where run folders go"),
-    register: bool | None = typer.Option(
-        None, "--register/--no-register", help="log to MLflow, register, gate and promote"
-    ),
-    promote: bool | None = typer.Option(
-        None, "--promote/--no-promote", help="run the gate after registering"
-    ),
+    config: opts.ConfigFile = None,
+    model: opts.Model = None,
+    data: opts.Data = None,
+    seed: opts.Seed = None,
+    epochs: opts.Epochs = None,
+    batch_size: opts.BatchSize = None,
+    lr: opts.LearningRate = None,
+    max_length: opts.MaxLength = None,
+    dynamic_padding: opts.DynamicPadding = None,
+    class_weighting: opts.ClassWeighting = None,
+    patience: opts.Patience = None,
+    mlm_steps: opts.MlmSteps = None,
+    output_dir: opts.OutputDir = None,
+    register: opts.Register = None,
+    promote: opts.Promote = None,
 ) -> None:
     """Train a sentiment model end to end and register it (one MLflow run).
 

@@ -8,15 +8,16 @@ tokenizers alone (:meth:`ulasan.core.inference.OnnxPredictor.from_folder`).
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -41,6 +42,7 @@ Quantization = Literal["avx512_vnni", "avx2"]
 #: fp32 ONNX logits may differ from PyTorch's by float reordering only; more means a broken graph
 FP32_ATOL = 1e-3
 _HUGE_MAX_LENGTH = 100_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,33 +99,22 @@ def export_serving_folder(
     ``overwrite`` is false, or when fp32 parity exceeds ``fp32_atol``. The folder appears whole
     or not at all.
     """
-    checkpoint = Path(checkpoint_dir)
     out = Path(out_dir)
     if not parity_texts:
         raise ExportError("parity_texts is empty: give a few hundred held-out texts")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ExportError(f"{out} is not empty; pass overwrite=True or choose another folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        manifest, export_s, quantize_s = _write_folder(
-            checkpoint,
-            staging,
-            model_name=model_name,
-            lexicon=lexicon,
-            parity_texts=parity_texts,
-            quantize=quantize,
-            quantization=quantization,
-            max_length=max_length,
-            keep_fp32=keep_fp32,
-            fp32_atol=fp32_atol,
-        )
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    write = functools.partial(
+        _write_folder,
+        Path(checkpoint_dir),
+        model_name=model_name,
+        lexicon=lexicon,
+        parity_texts=parity_texts,
+        quantize=quantize,
+        quantization=quantization,
+        max_length=max_length,
+        keep_fp32=keep_fp32,
+        fp32_atol=fp32_atol,
+    )
+    manifest, export_s, quantize_s = _write_whole(out, write, overwrite=overwrite)
     fp32 = out / MODEL_FP32_FILE
     return ExportReport(
         folder=out,
@@ -133,6 +124,25 @@ def export_serving_folder(
         export_s=export_s,
         quantize_s=quantize_s,
     )
+
+
+def _write_whole(out: Path, write: Callable[[Path], T], *, overwrite: bool) -> T:
+    """``write(staging)`` into a fresh folder beside ``out``, then that folder becomes ``out``:
+    ``out`` appears whole or not at all. :class:`ExportError` when ``out`` is not empty and
+    ``overwrite`` is false."""
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ExportError(f"{out} is not empty; pass overwrite=True or choose another folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        written = write(staging)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return written
 
 
 def _write_folder(

@@ -255,6 +255,14 @@ class _Encoded:
         n = len(self.train_ids)
         return n if self.weights is None else max(1, round(float(self.weights.sum())))
 
+    def figures(self, tokenizer_seconds: float) -> dict[str, Any]:
+        """The figures :attr:`TrainResult.extra` reports of these inputs."""
+        return {
+            "tokenizer_seconds": tokenizer_seconds,
+            "max_length": self.max_length,
+            "epoch_size": self.epoch_size,
+        }
+
 
 @dataclass
 class _Selection:
@@ -307,17 +315,9 @@ def fine_tune(
     :func:`epoch_sample` (a retrain up-weights the new domain's reviews this way); class
     weights then follow the sampled class frequencies.
     """
-    import torch
-
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    rng = _seeded(config)
     started = time.perf_counter()
-    train, valid = texts_and_labels(train_examples), texts_and_labels(valid_examples)
-    if not train[0] or not valid[0]:
-        raise TrainingError(
-            f"need training and validation examples, got {len(train[0])} and {len(valid[0])}"
-        )
+    train, valid = _checked_examples(train_examples, valid_examples)
     if prepared is None:
         prepared = _prepare(config, train[0], progress=progress, console=console)
     data = _encode(config, prepared, train, valid, sample_weights)
@@ -343,12 +343,29 @@ def fine_tune(
         label_counts=dict(Counter(data.train_labels)),
         class_weights=class_weights,
         pretrain=prepared.pretrain,
-        extra={
-            "tokenizer_seconds": prepared.tokenizer_seconds,
-            "max_length": data.max_length,
-            "epoch_size": data.epoch_size,
-        },
+        extra=data.figures(prepared.tokenizer_seconds),
     )
+
+
+def _seeded(config: TrainConfig) -> np.random.Generator:
+    """Seed torch (and set its threads) from ``config``; numpy's generator for the epochs."""
+    import torch
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    return np.random.default_rng(config.seed)
+
+
+def _checked_examples(
+    train_examples: Sequence[Any], valid_examples: Sequence[Any]
+) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
+    """``(texts, labels)`` of train and valid; :class:`TrainingError` when either is empty."""
+    train, valid = texts_and_labels(train_examples), texts_and_labels(valid_examples)
+    if not train[0] or not valid[0]:
+        raise TrainingError(
+            f"need training and validation examples, got {len(train[0])} and {len(valid[0])}"
+        )
+    return train, valid
 
 
 def _class_weights(config: TrainConfig, data: _Encoded) -> tuple[list[float] | None, Any]:

@@ -1,8 +1,9 @@
 """The UI's connections to the stack, each failure turned into :class:`ServiceDown` (which
 service, why, and the command that starts it).
 
-PostgreSQL is read over a read-only connection (``default_transaction_read_only`` set at
-connect time and the session marked read-only): a page can never write there. Writes go
+PostgreSQL is read over a read-only connection: the session takes the read-only role
+``ulasan_reader`` (SELECT only; migration 0004) and is marked read-only at connect time, so a
+page can never write there, even by ending the read-only transaction mode. Writes go
 through the gateway (labels: ``POST /feedback``) or Kafka (a large batch: ``reviews.raw.v1``).
 """
 
@@ -37,6 +38,13 @@ STACK_UP = "ulasan stack up"
 GATEWAY_UP = "ulasan gateway serve"
 WORKER_UP = "ulasan worker"
 READ_ONLY = "-c default_transaction_read_only=on"
+MIGRATE = "ulasan stack migrate"
+
+
+def session_options(settings: UiSettings) -> str:
+    """libpq ``options`` of a UI session: read-only, and as the reader role when one is set."""
+    role = settings.ui.reader_role
+    return f"{READ_ONLY} -c role={role}" if role else READ_ONLY
 
 
 @contextmanager
@@ -46,11 +54,14 @@ def read_only(settings: UiSettings, timeout_s: int = 3) -> Iterator[psycopg.Conn
         conn = psycopg.connect(
             settings.postgres.dsn,
             connect_timeout=timeout_s,
-            options=READ_ONLY,
+            options=session_options(settings),
             row_factory=dict_row,
             autocommit=True,
         )
     except psycopg.OperationalError as exc:
+        if settings.ui.reader_role and "role" in str(exc) and "does not exist" in str(exc):
+            why = f"{_first_line(exc)} (the read-only role comes with the migrations)"
+            raise ServiceDown("PostgreSQL", why, MIGRATE) from exc
         raise ServiceDown("PostgreSQL", _first_line(exc), STACK_UP) from exc
     try:
         conn.read_only = True
@@ -66,9 +77,7 @@ def rows(settings: UiSettings, query: Query) -> list[dict[str, Any]]:
         try:
             return list(conn.execute(sql, params).fetchall())
         except psycopg.errors.UndefinedTable as exc:
-            raise ServiceDown(
-                "PostgreSQL", f"{_first_line(exc)} (not migrated)", "ulasan stack migrate"
-            ) from exc
+            raise ServiceDown("PostgreSQL", f"{_first_line(exc)} (not migrated)", MIGRATE) from exc
         except psycopg.OperationalError as exc:
             raise ServiceDown("PostgreSQL", _first_line(exc), STACK_UP) from exc
 

@@ -20,6 +20,12 @@ class UiConfig(BaseModel):
     topic_prefix: str = Field("", description="prefix of the topics a large batch is replayed to")
     timeout_s: float = Field(10.0, gt=0, description="longest wait for one gateway call")
     page_size: int = Field(50, ge=1, le=1000, description="rows per page of /history")
+    reader_role: str | None = Field(
+        "ulasan_reader",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="the read-only PostgreSQL role the UI's sessions take (migration 0004; "
+        "its privileges are SELECT only); empty/None: only a read-only session",
+    )
 
 
 class UiSettings(Settings):

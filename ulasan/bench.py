@@ -217,6 +217,13 @@ def pipeline(
     events: int = typer.Option(2000, "--events", min=100, help="reviews to push through"),
     workers: Workers = None,
     threads: WorkerThreads = None,
+    profile: Path | None = typer.Option(
+        None,
+        "--profile",
+        help="record the workers with py-spy into this folder while the measured reviews "
+        "flow (collapsed stacks: speedscope or flamegraph read them) and add the time per "
+        "stage to the result",
+    ),
     as_json: AsJson = False,
 ) -> None:
     """Reviews in Kafka -> rows in PostgreSQL: events/s, latency p50/p99, and the ratio to the
@@ -230,6 +237,7 @@ def pipeline(
             workers=served.workers,
             threads=served.threads,
             say=_say,
+            profile=profile,
         )
 
     with stdout_to_stderr(as_json):
@@ -244,6 +252,23 @@ def pipeline(
     keys = ("events_per_s", "latency_p50_ms", "latency_p99_ms", "engine_texts_per_s")
     row = [f"{result[k]:.1f}" for k in keys] + [f"{result['ratio']:.2f}"]
     Console().print(_table(title, columns, [row]))
+    if "profile" in result:
+        _print_profile(result["profile"])
+
+
+def _print_profile(profile: dict[str, Any]) -> None:
+    """The per-stage table of a pipeline profile and the functions with the most samples."""
+    title = f"worker time per stage ({profile['samples']} samples at {profile['rate_hz']} Hz)"
+    columns = ("stage", "share", "seconds", "µs/review")
+    rows = [
+        [s["stage"], f"{s['share']:.1%}", f"{s['seconds']:.2f}", f"{s['us_per_event']:.1f}"]
+        for s in profile["stages"]
+    ]
+    console = Console()
+    console.print(_table(title, columns, rows, words=("stage",)))
+    top = [[f["function"], f"{f['share']:.1%}"] for f in profile["top_self"][:15]]
+    console.print(_table("most self samples", ("function", "share"), top, words=("function",)))
+    err.print(f"py-spy files: {', '.join(profile['files'])}")
 
 
 @app.command("gateway")

@@ -24,6 +24,7 @@ import psycopg
 from producers.publish import Publisher, prefixed_topics
 from schemas import topics
 from schemas.events import ReviewReceived
+from ulasan.bench_profile import Profiler
 from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import Settings
 from ulasan.errors import BenchError
@@ -71,6 +72,8 @@ class _PipelineRun:
     threads: int | None
     stall_s: float
     say: Callable[[str], None]
+    #: where py-spy's files go (None: no profile)
+    profile: Path | None = None
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
     @property
@@ -132,9 +135,12 @@ def _publish(publisher: Publisher, id_prefix: str, texts: Sequence[str]) -> None
     publisher.flush()
 
 
-def _measure(run: _PipelineRun, worker: WorkerGroup, pool: Sequence[str]) -> list[Any]:
-    """Warm up, then publish the measured reviews and wait for their rows; per row the latency
-    (ms), the review's ingested_at and the row's commit time (epoch seconds)."""
+def _measure(
+    run: _PipelineRun, worker: WorkerGroup, pool: Sequence[str], profiler: Profiler | None
+) -> list[Any]:
+    """Warm up, then publish the measured reviews and wait for their rows (``profiler``
+    recording the workers meanwhile); per row the latency (ms), the review's ingested_at and
+    the row's commit time (epoch seconds)."""
     # log_level 4: no notice when the topics are deleted at the end under a live producer
     publisher = Publisher(
         run.settings, topic_overrides=prefixed_topics(run.prefix), config={"log_level": 4}
@@ -143,9 +149,16 @@ def _measure(run: _PipelineRun, worker: WorkerGroup, pool: Sequence[str]) -> lis
     run.say(f"warming up with {WARMUP_EVENTS} reviews")
     _publish(publisher, "warm", [pool[i % len(pool)] for i in range(WARMUP_EVENTS)])
     _wait_rows(run.dsn, "warm-%", WARMUP_EVENTS, worker, run.stall_s)
-    run.say(f"publishing {run.events} reviews")
-    _publish(publisher, "bench", [pool[i % len(pool)] for i in range(run.events)])
-    _wait_rows(run.dsn, "bench-%", run.events, worker, run.stall_s)
+    if profiler is not None:
+        run.say(f"recording the workers with py-spy into {profiler.out}")
+        profiler.start()
+    try:
+        run.say(f"publishing {run.events} reviews")
+        _publish(publisher, "bench", [pool[i % len(pool)] for i in range(run.events)])
+        _wait_rows(run.dsn, "bench-%", run.events, worker, run.stall_s)
+    finally:
+        if profiler is not None:
+            profiler.stop()
     with psycopg.connect(run.dsn) as conn:
         return conn.execute(
             "SELECT extract(epoch FROM p.bench_committed_at - r.ingested_at) * 1000, "
@@ -195,44 +208,63 @@ def run_pipeline_bench(
     engine_texts: int = 256,
     workers: int = 1,
     threads: int | None = None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """Measure the pipeline on ``folder`` (a serving folder) with ``events`` reviews through
     ``workers`` worker processes in one consumer group (``threads``: ONNX Runtime threads per
-    worker, None = its default)."""
+    worker, None = its default). ``profile``: a folder for py-spy's recordings of the workers
+    while the measured reviews flow; the result then has a ``profile`` (time per stage)."""
     if workers < 1:
         raise BenchError(f"workers must be >= 1, got {workers}")
     # the worker settings import the stream processors (onnxruntime, scipy)
     from stream_processors.settings import WorkerConfig  # noqa: PLC0415 - heavy
     from trainer.bench_engine import bench_texts  # noqa: PLC0415 - heavy, onnxruntime
 
-    run = _PipelineRun(settings, folder, events, workers, threads, stall_s, say)
+    run = _PipelineRun(settings, folder, events, workers, threads, stall_s, say, profile)
     config = WorkerConfig()
-    pool = bench_texts(1260)
-    worker = _start_workers(run)
-    try:
-        _prepare(run)
-        say(f"starting {workers} worker(s) in one consumer group")
-        worker.start()
-        worker.wait_ready()
-        rows = _measure(run, worker, pool)
-    finally:
-        worker.stop()
-        _cleanup(run)
-    if len(rows) != events:
-        raise BenchError(f"expected {events} joined rows, found {len(rows)}")
-    latencies = [float(r[0]) for r in rows]
-    span = max(float(r[2]) for r in rows) - min(float(r[1]) for r in rows)
-    events_per_s = events / span if span > 0 else 0.0
+    rows, profiler = _run_workers(run, bench_texts(1260))
+    result = _result(run, rows)
     engine_tps, engine_batch = _best_engine(
         folder, [config.max_batch, config.inference_batch], engine_texts, say
     )
+    result["engine_texts_per_s"] = round(engine_tps, 1)
+    result["engine_batch"] = engine_batch
+    result["ratio"] = round(result["events_per_s"] / engine_tps, 3) if engine_tps else None
+    result["workers"] = workers
+    if profiler is not None:
+        result["profile"] = profiler.result(events)
+    return result
+
+
+def _run_workers(run: _PipelineRun, pool: Sequence[str]) -> tuple[list[Any], Profiler | None]:
+    """Start the workers on fresh topics and database, measure, clean up: the rows of
+    :func:`_measure` and the profiler that recorded the workers (if asked for)."""
+    worker = _start_workers(run)
+    profiler: Profiler | None = None
+    try:
+        _prepare(run)
+        run.say(f"starting {run.workers} worker(s) in one consumer group")
+        worker.start()
+        worker.wait_ready()
+        if run.profile is not None:
+            profiler = Profiler(run.profile, worker.pids())
+        rows = _measure(run, worker, pool, profiler)
+    finally:
+        worker.stop()
+        _cleanup(run)
+    return rows, profiler
+
+
+def _result(run: _PipelineRun, rows: list[Any]) -> dict[str, Any]:
+    """Throughput and latency of the measured rows (the engine figures are added after)."""
+    if len(rows) != run.events:
+        raise BenchError(f"expected {run.events} joined rows, found {len(rows)}")
+    latencies = [float(r[0]) for r in rows]
+    span = max(float(r[2]) for r in rows) - min(float(r[1]) for r in rows)
+    events_per_s = run.events / span if span > 0 else 0.0
     return {
-        "events": events,
+        "events": run.events,
         "events_per_s": round(events_per_s, 1),
         "latency_p50_ms": round(percentile(latencies, 50) or 0.0, 1),
         "latency_p99_ms": round(percentile(latencies, 99) or 0.0, 1),
-        "engine_texts_per_s": round(engine_tps, 1),
-        "engine_batch": engine_batch,
-        "ratio": round(events_per_s / engine_tps, 3) if engine_tps else None,
-        "workers": workers,
     }

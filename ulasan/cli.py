@@ -18,6 +18,7 @@ from stream_processors.cli import consume_app, worker
 from stream_processors.dlq_cli import dlq_app
 from trainer.cli import app as trainer_app
 from trainer.consumer_cli import app as trainer_consumer_app
+from trainer.shipped_cli import app as model_app
 from ui.cli import app as ui_app
 from ulasan.bench import app as bench_app
 from ulasan.bootstrap import bootstrap_command
@@ -71,6 +72,7 @@ def _register_subcommands() -> None:
     app.add_typer(gateway_app, name="gateway")
     # the closed loop: `ulasan trainer serve|runs`, `ulasan scenario domain-shift`
     app.add_typer(trainer_consumer_app, name="trainer")
+    app.add_typer(model_app, name="model")
     app.add_typer(scenario_app, name="scenario")
     # containers: migrations, topics and the first champion (compose's bootstrap service)
     app.command("bootstrap")(bootstrap_command)

@@ -39,6 +39,7 @@ from producers.runner import RunStats
 from schemas import topics
 from schemas.events import LABELS, Event
 from stream_processors.settings import requests_group
+from trainer import shipped
 from trainer.config import load_config
 from trainer.errors import TrainerError
 from trainer.pipeline import run_training
@@ -161,6 +162,10 @@ def ensure_champion(settings: Settings, train_config: Path | None, console: Cons
     if info is not None:
         console.print(f"model: [bold]{name}[/bold] champion is version {info.version} (reused)")
         return info.uri
+    if train_config is None:
+        uri = register_shipped(settings, console)
+        if uri is not None:
+            return uri
     what = train_config or "configs/ulasan-mini.yaml"
     console.print(f"model: {name} has no champion yet: training one ({what})")
     try:
@@ -177,6 +182,32 @@ def ensure_champion(settings: Settings, train_config: Path | None, console: Cons
         )
     console.print(f"model: trained and promoted {name} version {info.version}")
     return info.uri
+
+
+def register_shipped(settings: Settings, console: Console) -> str | None:
+    """Register and promote the shipped champion (``models/ulasan-mini``); its URI, or None
+    (with the reason printed) when there is none or it cannot serve this code."""
+    started = time.monotonic()
+    try:
+        found = shipped.load(shipped.default_folder(settings))
+        if found is None:
+            return None
+        test = found.card["scores"].get("smsa-test", {}).get("macro_f1")
+        console.print(
+            f"model: registering the shipped champion {found.folder} "
+            f"(SmSA test macro-F1 {test:.3f}, trained in "
+            f"{found.card['training']['wall_seconds'] / 60:.0f} min; see its MODEL_CARD.md)"
+        )
+        version, promoted = shipped.register(settings, found)
+    except TrainerError as exc:
+        console.print(f"[yellow]model: the shipped champion cannot be used: {exc}[/yellow]")
+        return None
+    if not promoted:
+        console.print(f"[yellow]model: shipped version {version.version} was not promoted[/yellow]")
+        return None
+    took = time.monotonic() - started
+    console.print(f"model: registered and promoted version {version.version} in {took:.1f} s")
+    return version.uri
 
 
 def count_rows(dsn: str, ids: list[str]) -> dict[str, int]:

@@ -248,6 +248,10 @@ class WorkerGroup:
     def alive(self) -> bool:
         return all(w.alive() for w in self.workers)
 
+    def pids(self) -> list[int]:
+        """The process ids of the started workers (in worker order)."""
+        return [w.child.proc.pid for w in self.workers if w.child is not None]
+
     def stop(self, timeout_s: float = 60.0) -> list[int | None]:
         return [w.stop(timeout_s) for w in self.workers]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,34 +17,55 @@ from ulasan.main_job import RunOptions, run_main_job
 from ulasan.options import LoopProfileName, Workers
 from ulasan.procs import interrupt_on_stop_signals
 
+ReviewFile = Annotated[
+    Path | None,
+    typer.Option("--file", help="review file to replay [default: data/prdect_id/prdect_id.csv]"),
+]
+Preset = Annotated[
+    str | None,
+    typer.Option("--preset", help="file layout (prdect); default prdect for the default file"),
+]
+Once = Annotated[
+    bool,
+    typer.Option(
+        "--once", help="the workers only (no gateway, trainer, UI); exit after the replay"
+    ),
+]
+TrainConfig = Annotated[
+    Path | None,
+    typer.Option("--train-config", help="training config when no champion exists (configs/*.yaml)"),
+]
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model", help="serve this model (folder or models:/...) instead of the champion"
+    ),
+]
+Rate = Annotated[float | None, typer.Option("--rate", help="replay at most N reviews/s")]
+MaxRows = Annotated[int | None, typer.Option("--max", min=1, help="replay at most N reviews")]
+TopicPrefix = Annotated[str, typer.Option("--topic-prefix", help="isolated topics (tests)")]
+AppId = Annotated[str, typer.Option("--app-id", help="the worker's consumer group")]
+NoStack = Annotated[
+    bool,
+    typer.Option("--no-stack", help="do not start the local stack (use the configured services)"),
+]
+
 
 def run_command(
-    file: Path | None = typer.Option(
-        None, "--file", help="review file to replay [default: data/prdect_id/prdect_id.csv]"
-    ),
-    preset: str | None = typer.Option(
-        None, "--preset", help="file layout (prdect); default prdect for the default file"
-    ),
-    once: bool = typer.Option(
-        False, "--once", help="the workers only (no gateway, trainer, UI); exit after the replay"
-    ),
-    train_config: Path | None = typer.Option(
-        None, "--train-config", help="training config when no champion exists (configs/*.yaml)"
-    ),
-    model: str | None = typer.Option(
-        None, "--model", help="serve this model (folder or models:/...) instead of the champion"
-    ),
-    rate: float | None = typer.Option(None, "--rate", help="replay at most N reviews/s"),
-    max_rows: int | None = typer.Option(None, "--max", min=1, help="replay at most N reviews"),
-    topic_prefix: str = typer.Option("", "--topic-prefix", help="isolated topics (tests)"),
-    app_id: str = typer.Option("ulasan-worker", "--app-id", help="the worker's consumer group"),
+    file: ReviewFile = None,
+    preset: Preset = None,
+    once: Once = False,
+    train_config: TrainConfig = None,
+    model: Model = None,
+    rate: Rate = None,
+    max_rows: MaxRows = None,
+    topic_prefix: TopicPrefix = "",
+    app_id: AppId = "ulasan-worker",
     workers: Workers = None,
-    no_stack: bool = typer.Option(
-        False, "--no-stack", help="do not start the local stack (use the configured services)"
-    ),
+    no_stack: NoStack = False,
     loop_profile: LoopProfileName = "demo",
 ) -> None:
-    """The main job: stack up, champion (trained if missing), then the worker group, the
+    """The main job: stack up, champion (the shipped one, else trained), then the workers, the
     gateway (HTTP, gRPC), the trainer consumer and the UI, supervised; the review stream with
     its rating feedback, live progress, a summary; then it serves and shows the closed loop
     (drift -> retrain -> gate -> promotion -> hot reload) until Ctrl-C or SIGTERM. With

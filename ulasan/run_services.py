@@ -19,15 +19,19 @@ from ulasan.procs import ULASAN_BIN, Service, child_env, free_port
 GATEWAY_HTTP_PORT = 8080
 GATEWAY_GRPC_PORT = 50051
 UI_PORT = 8501
+#: the trainer consumer's /metrics (RetrainConfig.metrics_port's default)
+TRAINER_METRICS_PORT = 9463
 
 
 @dataclass(frozen=True)
 class Ports:
-    """Where the gateway and the UI listen (UI None: ``ulasan ui`` is not available)."""
+    """Where the gateway and the UI listen (UI None: ``ulasan ui`` is not available), and
+    the trainer consumer's /metrics (None: its configured port)."""
 
     http: int
     grpc: int
     ui: int | None
+    trainer_metrics: int | None = None
 
     @property
     def gateway_url(self) -> str:
@@ -65,6 +69,7 @@ def pick_ports(*, with_ui: bool) -> Ports:
         http=free_port(GATEWAY_HTTP_PORT),
         grpc=free_port(GATEWAY_GRPC_PORT),
         ui=free_port(UI_PORT) if with_ui else None,
+        trainer_metrics=free_port(TRAINER_METRICS_PORT),
     )
 
 
@@ -109,7 +114,12 @@ class ServiceSpec:
         }
         if self.train_config is not None:
             overrides["ULASAN_RETRAIN__CONFIG"] = str(self.train_config)
-        return Service("trainer", ["trainer", "serve"], child_env(overrides), self._log("trainer"))
+        if self.ports.trainer_metrics is not None:
+            overrides["ULASAN_RETRAIN__METRICS_PORT"] = str(self.ports.trainer_metrics)
+        args = ["trainer", "serve"]
+        if self.prefix:  # isolated topics (tests): not a target of the shared Prometheus
+            args.append("--no-register")
+        return Service("trainer", args, child_env(overrides), self._log("trainer"))
 
     def ui(self) -> Service | None:
         if self.ports.ui is None:
@@ -158,7 +168,15 @@ def address_lines(
         f"prometheus  {settings.prometheus.url}",
         f"postgresql  psql postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.dbname}",
         f"kafka  {settings.kafka.bootstrap_servers}",
-        "metrics  " + ", ".join(f"http://127.0.0.1:{p}/metrics" for p in metrics_ports),
+        "metrics  " + _metrics_addresses(metrics_ports, ports),
         f"logs  {logs}",
     ]
     return lines
+
+
+def _metrics_addresses(worker_ports: list[int], ports: Ports | None) -> str:
+    """The workers' /metrics addresses, then the trainer's when the job chose its port."""
+    text = ", ".join(f"http://127.0.0.1:{p}/metrics" for p in worker_ports)
+    if ports is not None and ports.trainer_metrics is not None:
+        text += f" (workers), http://127.0.0.1:{ports.trainer_metrics}/metrics (trainer)"
+    return text

@@ -93,8 +93,13 @@ def connect_error(conninfo: dict[str, object] | str) -> str | None:
     return None
 
 
+#: The read-only role of the UI (deploy/migrations/0004_reader_role.sql).
+READER = "ulasan_reader"
+
+
 def ensure_role_and_database(settings: Settings) -> list[str]:
-    """Create the application role (LOGIN, CREATEDB) and its database if missing; say what."""
+    """Create the application role (LOGIN, CREATEDB), the read-only role ``ulasan_reader`` (the
+    application role a member) and the database if missing; say what."""
     pg = settings.postgres
     done = []
     with psycopg.connect(**superuser_conninfo(settings), autocommit=True) as conn:  # type: ignore[arg-type]
@@ -104,6 +109,13 @@ def ensure_role_and_database(settings: Settings) -> list[str]:
                 stmt = sql.SQL("{} PASSWORD {}").format(stmt, sql.Literal(pg.password))
             conn.execute(stmt)
             done.append(f"role {pg.user}")
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER,)).fetchone() is None:
+            # the UI's read-only role (migration 0004 grants it SELECT); a member may take it
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(READER)))
+            done.append(f"role {READER}")
+        conn.execute(
+            sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER), sql.Identifier(pg.user))
+        )
         if (
             conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (pg.dbname,)).fetchone()
             is None

@@ -7,6 +7,7 @@ from typing import Any
 
 import faust
 
+from schemas.codec import encode
 from schemas.events import ReviewReceived
 from stream_processors.cleaning.logic import clean
 from stream_processors.dlq import Rejection
@@ -32,6 +33,7 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
         good, bad = decode_records(records_of(events), ReviewReceived)
         for rejected in bad:
             await outputs.dead_letter(rejected, stage=STAGE)
+        out: list[tuple[bytes | None, bytes]] = []
         for item in good:
             try:
                 cleaned = clean(item.event)
@@ -39,7 +41,9 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
                 rejection = Rejection("clean_failed", f"{type(exc).__name__}: {exc}")
                 await outputs.dead_letter(Rejected(item.record, rejection), stage=STAGE)
                 continue
-            await outputs.send(target, item.record.key, cleaned)
+            out.append((item.record.key, encode(cleaned)))
+        # one hand-over to the producer for the batch (the order of the records is kept)
+        await outputs.send_many(target, out)
 
     @app.agent(source, name=f"{app.conf.id}.clean")
     async def clean_reviews(stream: Any) -> None:

@@ -20,7 +20,7 @@ from stream_processors.feedback.logic import (
     feedback_row,
     outcomes,
 )
-from stream_processors.kafka.guard import backoff
+from ulasan.core.retry import backoff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 
+from schemas.codec import encode
 from schemas.events import ReviewCleaned, SentimentScored
 from stream_processors.dlq import INFERENCE_FAILED, Rejection
 from stream_processors.inference.batching import ScoreItem
@@ -84,11 +86,17 @@ class InferStage:
     async def publish(self, scored: list[SentimentScored]) -> None:
         metrics, target = self.deps.metrics, self.deps.topics.sentiment
         metrics.inference_batch_size.observe(len(scored))
+        # one labelled child per (label, version) of the batch, not one lookup per record
+        counts = Counter((s.label, s.model_version) for s in scored)
+        for (label, version), n in counts.items():
+            metrics.predictions.labels(label, version).inc(n)
+        confidence, latency = metrics.prediction_confidence, metrics.prediction_latency
         for s in scored:
-            metrics.predictions.labels(s.label, s.model_version).inc()
-            metrics.prediction_confidence.observe(s.confidence)
-            metrics.prediction_latency.observe(s.timings.total_ms / 1000.0)
-            await self.outputs.send(target, (s.review_id or "").encode(), s)
+            confidence.observe(s.confidence)
+            latency.observe(s.timings.total_ms / 1000.0)
+        await self.outputs.send_many(
+            target, [((s.review_id or "").encode(), encode(s)) for s in scored]
+        )
 
     async def process(self, events: Sequence[Any]) -> None:
         good, bad = decode_records(records_of(events), ReviewCleaned)

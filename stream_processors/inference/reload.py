@@ -6,8 +6,9 @@ Announcements are a hint, the registry is the truth: the listener reconciles wit
 the alias; load only when its version differs from what serves) when it gets its partitions
 (at start and after every rebalance), every ``reconcile_s``, and, after any failure (MLflow
 down, a corrupt model, a Kafka error), again and again with a doubling backoff until it
-succeeds. No error ends the listener: a worker that missed an announcement while MLflow was
-down catches up once MLflow answers, and a model that does not load (truncated ONNX, wrong
+succeeds (``ULASAN_WORKER__RELOAD_RECONCILE_S`` and ``RELOAD_RETRY_*``). No error ends the
+listener: a worker that missed an announcement while MLflow was down catches up once MLflow
+answers, and a model that does not load (truncated ONNX, wrong
 output shape: each loaded model must score a probe text) is counted in
 ``ulasan_model_reloads_total{outcome="failed"}`` while the old one stays in service.
 Loading (MLflow download, ONNX session) happens on that thread; the swap itself is one
@@ -36,15 +37,10 @@ from ulasan.core.inference import OnnxPredictor
 from ulasan.core.inference.errors import InferenceError, ModelFolderError, ModelResolutionError
 from ulasan.core.registry import client as registry_client
 from ulasan.core.registry import parse_models_uri, resolve_model
+from ulasan.core.retry import Backoff
 
 log = logging.getLogger(__name__)
 CHALLENGER = "challenger"
-#: first wait before a failed reconcile or a failed listener is tried again (it doubles) ...
-RETRY_INITIAL_S = 1.0
-#: ... up to this
-RETRY_MAX_S = 30.0
-#: how often the registry is asked even when all went well (an announcement may be lost)
-RECONCILE_S = 300.0
 #: what every newly loaded model must score before it serves (catches a wrong output shape
 #: that the graph's declared shapes do not show)
 PROBE_TEXT = "aplikasinya bagus tapi kadang lambat"
@@ -88,10 +84,13 @@ class ModelReloader:
         registry: Any = None,
         loader: Any = None,
         resolver: Any = None,
-        retry_initial_s: float = RETRY_INITIAL_S,
-        retry_max_s: float = RETRY_MAX_S,
-        reconcile_s: float = RECONCILE_S,
+        retry_initial_s: float | None = None,
+        retry_max_s: float | None = None,
+        reconcile_s: float | None = None,
     ) -> None:
+        """The waits default to the worker's settings (``ULASAN_WORKER__RELOAD_RETRY_INITIAL_S``,
+        ``RELOAD_RETRY_MAX_S``, ``RELOAD_RECONCILE_S``)."""
+        cfg = settings.worker
         self.settings = settings
         self.holder = holder
         self.shadow = shadow if shadow is not None else PredictorHolder(None)  # type: ignore[arg-type]
@@ -104,8 +103,11 @@ class ModelReloader:
         self.assigned = threading.Event()
         self._loader = loader or self._load
         self._resolver = resolver or self._registry_version
-        self.retry = Backoff(retry_initial_s, retry_max_s)
-        self.reconcile_s = reconcile_s
+        self.retry = Backoff(
+            cfg.reload_retry_initial_s if retry_initial_s is None else retry_initial_s,
+            cfg.reload_retry_max_s if retry_max_s is None else retry_max_s,
+        )
+        self.reconcile_s = cfg.reload_reconcile_s if reconcile_s is None else reconcile_s
         #: monotonic time of the next reconcile (0: now)
         self._reconcile_at = 0.0
         self.reloads = Counter(
@@ -394,23 +396,3 @@ class ModelReloader:
             wait,
             exc,
         )
-
-
-class Backoff:
-    """A doubling wait from ``initial_s`` up to ``max_s``; :meth:`reset` starts over."""
-
-    def __init__(self, initial_s: float, max_s: float) -> None:
-        if initial_s <= 0 or max_s < initial_s:
-            raise ValueError("backoff needs 0 < initial_s <= max_s")
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self._next = initial_s
-
-    def next(self) -> float:
-        """The wait to use now; the one after it doubles."""
-        wait = self._next
-        self._next = min(self._next * 2.0, self.max_s)
-        return wait
-
-    def reset(self) -> None:
-        self._next = self.initial_s

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stream_processors.dlq import PROCESSING_FAILED, Rejection
 from stream_processors.kafka import compat, delivery
 from stream_processors.records import Record, Rejected
+from ulasan.core.retry import backoff
 
 if TYPE_CHECKING:
     from stream_processors.metrics import WorkerMetrics
@@ -42,14 +43,6 @@ class DeadLetters(Protocol):
     """Where a record that keeps failing goes (``wiring.Outputs`` in the worker)."""
 
     async def dead_letter(self, rejected: Rejected, *, stage: str) -> None: ...
-
-
-def backoff(initial_s: float, max_s: float) -> Iterator[float]:
-    """Exponential backoff delays: ``initial_s``, doubling, capped at ``max_s``."""
-    delay = initial_s
-    while True:
-        yield delay
-        delay = min(delay * 2, max_s)
 
 
 def withhold(events: Sequence[Any]) -> None:

@@ -11,10 +11,10 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from stream_processors.errors import SinkRejected, SinkUnavailable
-from stream_processors.kafka.guard import backoff
 from stream_processors.metrics import WorkerMetrics
 from stream_processors.settings import WorkerConfig
 from stream_processors.sink.rows import INSERT_SQL, RowBatch
+from ulasan.core.retry import backoff
 
 log = logging.getLogger(__name__)
 

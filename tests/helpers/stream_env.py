@@ -417,26 +417,6 @@ class StreamEnv:
         assert_sentiment_bounded(copies, published, max_sentiment_duplicates)
         return copies
 
-    def duplicates(self) -> dict[str, int]:
-        """Rows per table beyond one per key; for prediction_logs, per review (a gateway
-        request's rows have no review_id). On reviews and text_features review_id is the
-        primary key, so those two can never be non-zero: new tests use :meth:`assert_drained`
-        (exactly one row per *published* id, committed offsets, sentiment copies)."""
-
-        keys = {
-            "reviews": "review_id",
-            "text_features": "review_id",
-            "prediction_logs": "review_id",
-        }
-        out = {}
-        with psycopg.connect(self.dsn, connect_timeout=5) as conn:
-            for table, key in keys.items():
-                row = conn.execute(
-                    f"SELECT count({key}) - count(DISTINCT {key}) FROM {table}"  # noqa: S608
-                ).fetchone()
-                out[table] = int(row[0]) if row else 0
-        return out
-
 
 class BackgroundProducer:
     """Produces reviews ``start..stop`` spread over about ``seconds`` on a thread."""

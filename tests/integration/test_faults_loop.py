@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from prometheus_client import generate_latest
 
 from schemas import topics
 from schemas.codec import decode, encode
@@ -28,11 +29,12 @@ from tests.helpers.tiny_serving import copy_serving_folder
 from tests.integration.conftest import delete_topics
 from trainer import registry
 from trainer.retrain.config import TrainerSettings
+from trainer.retrain.metrics import RetrainMetrics
 from trainer.retrain.request import default_train
 from trainer.retrain.service import serve
 from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import PROJECT_ROOT, Settings
-from ulasan.procs import Child, child_env, spawn
+from ulasan.procs import Child, child_env, free_port, spawn
 
 pytestmark = pytest.mark.faults
 
@@ -195,6 +197,10 @@ def trainer_env(loop: Loop, **extra: str) -> dict[str, str]:
             "ULASAN_RETRAIN__SESSION_TIMEOUT_S": "6",
             "ULASAN_RETRAIN__ANNOUNCE_TIMEOUT_S": "2",
             "ULASAN_RETRAIN__ANNOUNCE_BACKOFF_MAX_S": "2",
+            # /metrics on a port of its own, registered beside the runs (a killed trainer
+            # leaves its target there, not in the shared Prometheus's folder)
+            "ULASAN_RETRAIN__METRICS_PORT": str(free_port()),
+            "ULASAN_PROMETHEUS__TARGETS_DIR": str(loop.logs.parent / "targets"),
             **extra,
         },
         inherit_settings=False,
@@ -305,6 +311,7 @@ def test_mlflow_down_mid_retrain_fails_cleanly_and_a_failed_announcement_is_retr
     request = loop.request()
     loop.publish(request)
     seen: dict[str, Any] = {}
+    metrics = RetrainMetrics()
 
     def train(*args: Any) -> Any:
         if "down_at" not in seen:  # the first attempt: MLflow goes away as training starts
@@ -338,7 +345,7 @@ def test_mlflow_down_mid_retrain_fails_cleanly_and_a_failed_announcement_is_retr
     driver = threading.Thread(target=fault_driver, daemon=True)
     driver.start()
     try:
-        records = serve(ts, max_requests=1, idle_timeout_s=300, train=train)
+        records = serve(ts, max_requests=1, idle_timeout_s=300, train=train, metrics=metrics)
     finally:
         proxy.down()
     driver.join(timeout=10)
@@ -355,6 +362,12 @@ def test_mlflow_down_mid_retrain_fails_cleanly_and_a_failed_announcement_is_retr
     row = loop.run_row(request.dedupe_key)
     assert row is not None and row["announced_at"] is not None and row["status"] == "done"
     assert loop.committed_at_end()
+    # what /metrics showed: two attempts, the first failed, the second promoted
+    exposed = generate_latest(metrics.registry).decode()
+    assert "ulasan_retrain_runs_started_total 2.0" in exposed
+    assert 'ulasan_retrain_runs_finished_total{outcome="failed"} 1.0' in exposed
+    assert 'ulasan_retrain_runs_finished_total{outcome="done"} 1.0' in exposed
+    assert 'ulasan_retrain_last_gate_decision{decision="promoted"} 1.0' in exposed
     print(
         json.dumps(
             {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -51,11 +52,14 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
         reader.close()
 
 
-def make_app(app_id: str, bootstrap: str) -> faust.App:
-    """An app configured like the workers' (see ``stream_processors.app.create_app``)."""
+def make_app(app_id: str, bootstrap: str, datadir: Path) -> faust.App:
+    """An app configured like the workers' (see ``stream_processors.app.create_app``); its
+    data folder under ``datadir`` (faust's default is ``<app id>-data`` in the working
+    directory, which would litter the repository)."""
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
+        datadir=str(datadir / "faust-data"),
         store="memory://",
         web_enabled=False,
         autodiscover=False,
@@ -104,7 +108,7 @@ def source(kafka_topics: TopicFactory, settings: Settings) -> tuple[str, str]:
 
 
 def test_take_ready_acks_reach_the_log_end_in_the_groups_commits(
-    source: tuple[str, str], settings: Settings
+    source: tuple[str, str], settings: Settings, tmp_path: Path
 ) -> None:
     topic, app_id = source
     bootstrap = settings.kafka.bootstrap_servers
@@ -112,7 +116,7 @@ def test_take_ready_acks_reach_the_log_end_in_the_groups_commits(
     sizes: list[int] = []
 
     async def main() -> None:
-        app = make_app(app_id, bootstrap)
+        app = make_app(app_id, bootstrap, tmp_path)
 
         @app.agent(app.topic(topic, key_type=bytes, value_type=bytes))  # type: ignore[untyped-decorator]
         async def consume(stream: Any) -> None:
@@ -136,7 +140,7 @@ def test_take_ready_acks_reach_the_log_end_in_the_groups_commits(
 
 
 def test_withheld_events_are_never_committed_while_the_rest_is(
-    source: tuple[str, str], settings: Settings
+    source: tuple[str, str], settings: Settings, tmp_path: Path
 ) -> None:
     """Partition 0 from offset 40 is withheld (as the guard does with a cancelled batch): the
     group's commit for it must stop at exactly 40 while the other partitions reach their end,
@@ -148,7 +152,7 @@ def test_withheld_events_are_never_committed_while_the_rest_is(
     want = {0: first_withheld, **{p: PER_PARTITION for p in range(1, PARTITIONS)}}
 
     async def main() -> None:
-        app = make_app(app_id, bootstrap)
+        app = make_app(app_id, bootstrap, tmp_path)
 
         @app.agent(app.topic(topic, key_type=bytes, value_type=bytes))  # type: ignore[untyped-decorator]
         async def consume(stream: Any) -> None:

@@ -47,10 +47,16 @@ def test_bench_engine_json(model: Path) -> None:
     assert result["n_texts"] == 8 and result["runs"]
 
 
-def test_bench_pipeline_json(model: Path) -> None:
+def test_bench_pipeline_json_with_a_profile(model: Path, tmp_path: Path) -> None:
     args = ["bench", "pipeline", "--model", str(model), "--events", "100", "--workers", "1"]
+    args += ["--profile", str(tmp_path / "profile")]
     result = _json_of([*args, "--threads", "1", "--json"], timeout_s=600)
     assert result["events"] == 100 and result["events_per_s"] > 0
+    # py-spy recorded the worker; every sample is in exactly one stage
+    profile = result["profile"]
+    assert profile["samples"] > 0
+    assert sum(s["samples"] for s in profile["stages"]) == profile["samples"]
+    assert profile["files"] and all(Path(f).stat().st_size > 0 for f in profile["files"])
 
 
 def test_bench_gateway_json(model: Path) -> None:

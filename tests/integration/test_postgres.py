@@ -38,7 +38,12 @@ def tables(dsn: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-MIGRATIONS = ["0001_initial", "0002_prediction_logs_request_id", "0003_retrain_runs_lease"]
+MIGRATIONS = [
+    "0001_initial",
+    "0002_prediction_logs_request_id",
+    "0003_retrain_runs_lease",
+    "0004_reader_role",
+]
 
 
 def test_migrations_from_empty_then_reapply_is_a_noop(fresh_dsn: str) -> None:

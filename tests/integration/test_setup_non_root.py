@@ -10,10 +10,12 @@ test runs as that user.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -22,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from ulasan.core.settings import PROJECT_ROOT
+from deploy.local import process
+from tests.integration.test_stack_cli import free_ports
+from ulasan.core.settings import PROJECT_ROOT, Settings
 
 #: A normal user's PATH on Debian: no /usr/sbin, no pyenv, no uv.
 USER_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -36,10 +40,13 @@ class User:
     name: str
     home: Path
 
-    def run(self, command: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, command: str, timeout_s: float = 300, extra: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """``command`` in ``~/ulasan`` as this user, with a normal login's environment."""
         env = {"HOME": str(self.home), "PATH": USER_PATH, "LANG": "C.UTF-8", "USER": self.name}
         env |= {k: v for k, v in os.environ.items() if k.upper().startswith(PASSED)}
+        env |= extra or {}
         argv = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
         argv += ["bash", "-c", f"cd ~/ulasan && {command}"]
         if os.getuid() == 0:
@@ -98,3 +105,65 @@ def test_uv_goes_into_a_private_venv_not_the_system_python(user: User) -> None:
     assert system.returncode != 0  # nothing was installed into Debian's Python
     again = user.run("make uv")  # present now: nothing is installed twice
     assert again.returncode == 0 and "installing uv" not in again.stdout
+
+
+@contextlib.contextmanager
+def project_env_reachable() -> Iterator[None]:
+    """As root, the project's venv (and the Kafka jars) live under /root (mode 700): let other
+    users traverse it (o+x: enter, not list) for the test, and restore the mode after."""
+    root = Path("/root")
+    if os.getuid() != 0 or not str(Path(sys.executable).resolve()).startswith("/root/"):
+        yield
+        return
+    mode = root.stat().st_mode & 0o7777
+    root.chmod(mode | 0o001)
+    try:
+        yield
+    finally:
+        root.chmod(mode)
+
+
+def owner(pid: int) -> int:
+    """The real uid of process ``pid``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid line for {pid}")
+
+
+def test_the_stack_runs_as_that_user(user: User) -> None:
+    """``ulasan stack up`` as the normal user: PostgreSQL initialised and run as that user (no
+    runuser, no postgres account), Kafka, MLflow and Prometheus too; ``status``, then ``down``."""
+    state = user.home / "state"
+    ports = dict(zip(("kafka", "ctl", "pg", "mlflow", "prom"), free_ports(5), strict=True))
+    extra = {
+        "ULASAN_STATE_DIR": str(state),
+        "ULASAN_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['kafka']}",
+        "ULASAN_STACK__KAFKA_CONTROLLER_PORT": str(ports["ctl"]),
+        "ULASAN_STACK__KAFKA_HEAP": "512m",
+        # the jars already fetched (by whoever ran `make setup`): nothing is downloaded again
+        "ULASAN_STACK__KAFKA_CACHE_DIR": str(Settings().stack.kafka_libs_dir()),
+        "ULASAN_POSTGRES__PORT": str(ports["pg"]),
+        "ULASAN_MLFLOW__PORT": str(ports["mlflow"]),
+        "ULASAN_PROMETHEUS__PORT": str(ports["prom"]),
+        "JAVA_HOME": os.environ.get("JAVA_HOME", ""),
+        "COLUMNS": "200",
+    }
+    ulasan = Path(sys.executable).parent / "ulasan"
+    uid = int(user.run("id -u").stdout)
+    with project_env_reachable():
+        try:
+            up = user.run(f"{ulasan} stack up", timeout_s=600, extra=extra)
+            assert up.returncode == 0, up.stdout + up.stderr
+            pids = process.processes_mentioning(str(state))
+            assert len(pids) >= 4, up.stdout
+            assert {owner(pid) for pid in pids} == {uid}  # every service runs as that user
+            pg_data = state / "postgres" / "data"
+            assert pg_data.stat().st_uid == uid
+            status = user.run(f"{ulasan} stack status", extra=extra)
+            assert status.returncode == 0, status.stdout + status.stderr
+            assert status.stdout.count("running") >= 4, status.stdout
+        finally:
+            down = user.run(f"{ulasan} stack down", timeout_s=300, extra=extra)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not process.processes_mentioning(str(state))

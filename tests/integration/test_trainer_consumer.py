@@ -3,20 +3,26 @@ claims as leases (a dead run is taken over, a failed one tried again, a live one
 
 from __future__ import annotations
 
+import json
+import signal
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import psycopg
 import pytest
+from prometheus_client import generate_latest
 
 from schemas.events import RetrainRequested
 from tests.helpers.loop_env import fresh_database
 from trainer.retrain.config import TrainerSettings
+from trainer.retrain.metrics import RetrainMetrics
 from trainer.retrain.request import handle
 from trainer.retrain.store import Heartbeat, RunRecord, RunStore
 from ulasan.core.settings import Settings
+from ulasan.procs import child_env, free_port, spawn
 
 
 @pytest.fixture(name="db", scope="module")
@@ -169,3 +175,95 @@ def test_the_heartbeat_renews_the_lease_while_the_run_trains(db) -> None:  # noq
             assert store.claim(record(key), lease_s=60, max_attempts=3).busy
     finally:
         store.close()
+
+
+def test_a_claimed_run_is_counted_started_then_finished_with_its_outcome(db, tmp_path) -> None:  # noqa: ANN001
+    """``handle`` on the real store with the callback ``serve`` gives it: the claim is
+    counted when it happens (before the run), the outcome once the run is recorded."""
+    key = f"test:{uuid.uuid4().hex}"
+    store = RunStore(db.postgres.dsn)
+    metrics = RetrainMetrics()
+    seen: list[str] = []
+
+    def claimed(r: RunRecord) -> None:
+        seen.append(f"claimed {r.status}")
+        metrics.run_started(r)
+
+    def broken_training(*args: object) -> None:
+        raise RuntimeError("no GPU today")
+
+    # one attempt: the failed run is final, so the request's next copy starts no run
+    ts = TrainerSettings(retrain={"logs_dir": tmp_path, "max_attempts": 1}, postgres=db.postgres)
+    request = RetrainRequested(request_id=uuid.uuid4().hex, dedupe_key=key, reasons=["drift"])
+    try:
+        result = handle(
+            request, ts, store, publish=lambda e: None, train=broken_training, on_claimed=claimed
+        )
+        metrics.observe(result)
+        duplicate = handle(
+            request, ts, store, publish=lambda e: None, train=broken_training, on_claimed=claimed
+        )
+        metrics.observe(duplicate)
+    finally:
+        store.close()
+        with psycopg.connect(db.postgres.dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM retrain_runs WHERE dedupe_key = %s", (key,))
+    assert result.status == "failed" and result.error
+    assert seen == ["claimed running"]  # once, while the run was still running
+    exposed = generate_latest(metrics.registry).decode()
+    assert "ulasan_retrain_runs_started_total 1.0" in exposed
+    assert 'ulasan_retrain_runs_finished_total{outcome="failed"} 1.0' in exposed
+    assert 'ulasan_retrain_run_seconds_count{outcome="failed"} 1.0' in exposed
+    assert duplicate.status == "duplicate"
+    assert 'ulasan_retrain_requests_skipped_total{reason="duplicate"} 1.0' in exposed
+
+
+def test_trainer_serve_exposes_metrics_registered_until_sigterm(db, tmp_path) -> None:  # noqa: ANN001
+    """``ulasan trainer serve`` serves /metrics, registers it as a file_sd target, and on
+    SIGTERM (what supervisors send) stops cleanly and unregisters it."""
+    port, prefix, targets = free_port(), f"t{uuid.uuid4().hex[:10]}.", tmp_path / "targets"
+    group = f"trainer-{prefix.strip('.')}"
+    env = child_env(
+        {
+            "ULASAN_POSTGRES__DBNAME": db.postgres.dbname,
+            "ULASAN_PROMETHEUS__TARGETS_DIR": str(targets),
+            "ULASAN_PROMETHEUS__REGISTER_TARGETS": "true",
+            "ULASAN_RETRAIN__TOPIC_PREFIX": prefix,
+            "ULASAN_RETRAIN__GROUP_ID": group,
+            "ULASAN_RETRAIN__LOGS_DIR": str(tmp_path / "runs"),
+        }
+    )
+    log = tmp_path / "trainer.log"
+    proc = spawn(["trainer", "serve", "--metrics-port", str(port)], env=env, log_path=log)
+    try:
+
+        def scraped() -> str | None:
+            if proc.poll() is not None:
+                raise AssertionError(f"trainer exited {proc.returncode}: {log.read_text()}")
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                time.sleep(0.5)
+                return None
+
+        deadline = time.monotonic() + 120
+        text = None
+        while text is None and time.monotonic() < deadline:
+            text = scraped()
+        assert text is not None, log.read_text()
+        assert "ulasan_retrain_runs_started_total 0.0" in text
+        assert 'ulasan_retrain_runs_finished_total{outcome="failed"} 0.0' in text
+        assert "process_resident_memory_bytes" in text
+        name = f"trainer-{group}-{port}"
+        entry = json.loads((targets / f"{name}.json").read_text())
+        assert entry == [
+            {"targets": [f"127.0.0.1:{port}"], "labels": {"process": name, "role": "trainer"}}
+        ]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+        assert not (targets / f"{name}.json").exists()
+        assert "trainer stopped" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)

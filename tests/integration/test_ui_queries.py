@@ -178,6 +178,25 @@ def test_the_ui_connection_cannot_write(db: UiSettings) -> None:
     assert rows(db, ("SELECT count(*) AS n FROM feedback", {}))[0]["n"] == 1
 
 
+def test_the_ui_reads_as_the_reader_role_which_cannot_write_at_all(db: UiSettings) -> None:
+    with read_only(db) as conn:
+        assert conn.execute("SELECT current_user AS u").fetchone() == {"u": "ulasan_reader"}
+        conn.read_only = False  # even out of read-only mode the role has SELECT only
+        conn.execute("SET default_transaction_read_only = off")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM feedback")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO model_metrics (model_version) VALUES ('x')")
+    assert rows(db, ("SELECT count(*) AS n FROM feedback", {}))[0]["n"] == 1
+
+
+def test_a_missing_reader_role_names_the_migration(db: UiSettings) -> None:
+    other = db.model_copy(update={"ui": db.ui.model_copy(update={"reader_role": "no_such_role"})})
+    with pytest.raises(ServiceDown) as err:
+        rows(other, ("SELECT 1 AS one", {}))
+    assert err.value.start == "ulasan stack migrate", err.value
+
+
 def test_a_stopped_database_is_named_with_the_command_that_starts_it() -> None:
     with psycopg.connect(Settings().postgres.dsn) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)

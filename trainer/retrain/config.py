@@ -41,6 +41,8 @@ SELECTION_SHARE = 0.0
 
 #: the stream hold-out must have this many rows before it chooses decision offsets
 DECISION_BIAS_MIN_ROWS = 100
+#: /metrics of ``ulasan trainer serve`` (the workers' start at Settings.metrics_port, 9464)
+DEFAULT_METRICS_PORT = 9463
 
 
 class RetrainConfig(BaseModel):
@@ -143,6 +145,14 @@ class RetrainConfig(BaseModel):
         ge=6.0,
         description="Kafka consumer session: a dead trainer's requests move to another after this",
     )
+    metrics_port: int = Field(
+        DEFAULT_METRICS_PORT,
+        ge=0,
+        le=65535,
+        description="/metrics port of `ulasan trainer serve` (0: none); registered as a "
+        "Prometheus file_sd target like the workers' (ULASAN_PROMETHEUS__REGISTER_TARGETS)",
+    )
+    metrics_host: str = Field("127.0.0.1", description="address Prometheus reaches /metrics at")
 
 
 class TrainerSettings(Settings):

@@ -65,10 +65,12 @@ def handle(
     publish: Callable[[ModelPromoted], None],
     *,
     train: Trainer = default_train,
+    on_claimed: Callable[[RunRecord], None] | None = None,
 ) -> RunRecord:
     """Handle one request end to end (see :mod:`trainer.retrain`); never raises for a failed
     training: the run is recorded as ``failed`` with the error. ``busy`` (another trainer's
-    claim is live: try again in ``retry_in_s``) and ``duplicate`` runs are not recorded."""
+    claim is live: try again in ``retry_in_s``) and ``duplicate`` runs are not recorded.
+    ``on_claimed(record)`` is called when the request is claimed, before its run starts."""
     cfg = settings.retrain
     record = RunRecord(
         run_id=f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
@@ -97,6 +99,8 @@ def handle(
             return record
         if record.attempts > 1:
             log.warning("retrain key %s: attempt %d", record.dedupe_key, record.attempts)
+        if on_claimed is not None:
+            on_claimed(record)
         run_dir = cfg.logs_dir / record.run_id
         with Heartbeat(settings.postgres.dsn, record.run_id, cfg.lease_s):
             try:
@@ -308,6 +312,7 @@ def gate(settings: Settings, record: RunRecord, data: RetrainData, version: str)
         "stream_holdout": len(data.held_pairs),
         "candidate": verdict["candidate"],
         "champion": verdict["champion"],
+        "promoted": decision.promoted,
     }
     record.decision = decision.reason
     record.status = "done"

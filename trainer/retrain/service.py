@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import (
@@ -29,6 +30,7 @@ from schemas.codec import CodecError, decode, encode
 from schemas.events import ModelPromoted, RetrainRequested
 from trainer.errors import TrainerError
 from trainer.retrain.config import TrainerSettings
+from trainer.retrain.metrics import RetrainMetrics
 from trainer.retrain.request import Trainer, announce_pending, default_train, handle
 from trainer.retrain.store import RunRecord, RunStore
 
@@ -52,11 +54,14 @@ def serve(
     idle_timeout_s: float | None = None,
     train: Trainer = default_train,
     on_record: Callable[[RunRecord], None] | None = None,
+    metrics: RetrainMetrics | None = None,
 ) -> list[RunRecord]:
     """Consume retrain.requests.v1 until stopped, ``max_requests`` handled, or
     ``idle_timeout_s`` without a request; the records of the handled requests (a run tried
-    again appears once, with its last outcome)."""
+    again appears once, with its last outcome). Every run and request is counted in
+    ``metrics`` (a registry of its own, unserved, when None)."""
     cfg = settings.retrain
+    metrics = metrics if metrics is not None else RetrainMetrics()
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -88,7 +93,9 @@ def serve(
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("retrain.requests consumer: %s", error)
                 continue
-            record = _handle_message(msg, settings, store, publish, train, consumer)
+            record = _handle_message(
+                msg, settings, Handling(store, publish, train, metrics), consumer
+            )
             if record is not None:
                 records.append(record)
                 if on_record is not None:
@@ -113,13 +120,18 @@ def _announce_on_start(
         store.unlock()
 
 
+@dataclass(frozen=True)
+class Handling:
+    """What handling a request uses: the run store, the announcer, the trainer, the metrics."""
+
+    store: RunStore
+    publish: Callable[[ModelPromoted], None]
+    train: Trainer
+    metrics: RetrainMetrics
+
+
 def _handle_message(
-    msg: Message,
-    settings: TrainerSettings,
-    store: RunStore,
-    publish: Callable[[ModelPromoted], None],
-    train: Trainer,
-    consumer: Consumer,
+    msg: Message, settings: TrainerSettings, using: Handling, consumer: Consumer
 ) -> RunRecord | None:
     """Handle one request message; commit it when its outcome is final, else wait (the retry
     backoff, or the live lease of another trainer) and seek back to it. The final record, or
@@ -127,9 +139,18 @@ def _handle_message(
     cfg = settings.retrain
     request = _decode(msg)
     if request is None:
+        using.metrics.undecodable()
         consumer.commit(message=msg, asynchronous=False)
         return None
-    record = handle(request, settings, store, publish, train=train)
+    record = handle(
+        request,
+        settings,
+        using.store,
+        using.publish,
+        train=using.train,
+        on_claimed=using.metrics.run_started,
+    )
+    using.metrics.observe(record)
     retry_in = _retry_in(record, cfg.max_attempts, cfg.retry_backoff_s, cfg.retry_backoff_max_s)
     if retry_in is None:
         consumer.commit(message=msg, asynchronous=False)

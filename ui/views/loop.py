@@ -4,6 +4,7 @@ reports, retrain runs, model versions (champion, challenger) and shadow agreemen
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -62,28 +63,39 @@ def _signals(value: Any) -> list[dict[str, Any]]:
     return list(json.loads(value) if isinstance(value, str) else value or [])
 
 
-def drift_table(reports: list[dict[str, Any]]) -> None:
-    st.subheader("Drift reports")
-    if not reports:
-        st.info("No drift report yet: the worker's drift agent writes one per closed window.")
+def _table(
+    title: str,
+    rows: list[dict[str, Any]],
+    empty: str,
+    columns: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> None:
+    """A section: ``title``, then ``rows`` as a table (each mapped by ``columns`` to its shown
+    columns; as they are without it), or the hint ``empty`` when there are none."""
+    st.subheader(title)
+    if not rows:
+        st.info(empty)
         return
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "window end": r["window_end"],
-                    "reviews": r["n_events"],
-                    "model": r["model_version"],
-                    "drift score": round(float(r["drift_score"]), 3),
-                    "drifted": r["drifted"],
-                    "drifted signals": ", ".join(
-                        s["name"] for s in _signals(r["signals"]) if s.get("drifted")
-                    ),
-                }
-                for r in reports
-            ]
-        ),
-        hide_index=True,
+    shown = rows if columns is None else [columns(r) for r in rows]
+    st.dataframe(pd.DataFrame(shown), hide_index=True)
+
+
+def _drift_row(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "window end": r["window_end"],
+        "reviews": r["n_events"],
+        "model": r["model_version"],
+        "drift score": round(float(r["drift_score"]), 3),
+        "drifted": r["drifted"],
+        "drifted signals": ", ".join(s["name"] for s in _signals(r["signals"]) if s.get("drifted")),
+    }
+
+
+def drift_table(reports: list[dict[str, Any]]) -> None:
+    _table(
+        "Drift reports",
+        reports,
+        "No drift report yet: the worker's drift agent writes one per closed window.",
+        _drift_row,
     )
 
 
@@ -99,63 +111,54 @@ def gate_scores(scores: Any) -> str:
     return text
 
 
+def _run_row(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "started": r["started_at"],
+        "status": r["status"],
+        "reasons": ", ".join(r["reasons"] or []),
+        "minutes": None if r["duration_s"] is None else round(r["duration_s"] / 60, 1),
+        "gate": gate_scores(r["scores"]),
+        "decision": r["decision"] or r["error"] or "",
+        "promoted": r["promoted_version"] or "",
+    }
+
+
 def runs_table(runs: list[dict[str, Any]]) -> None:
-    st.subheader("Retrain runs")
-    if not runs:
-        st.info("No retrain run yet (`ulasan trainer serve` consumes retrain.requests.v1).")
-        return
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "started": r["started_at"],
-                    "status": r["status"],
-                    "reasons": ", ".join(r["reasons"] or []),
-                    "minutes": None if r["duration_s"] is None else round(r["duration_s"] / 60, 1),
-                    "gate": gate_scores(r["scores"]),
-                    "decision": r["decision"] or r["error"] or "",
-                    "promoted": r["promoted_version"] or "",
-                }
-                for r in runs
-            ]
-        ),
-        hide_index=True,
+    _table(
+        "Retrain runs",
+        runs,
+        "No retrain run yet (`ulasan trainer serve` consumes retrain.requests.v1).",
+        _run_row,
     )
 
 
+def _share(value: Any) -> str:
+    return pct(None if value is None else float(value))
+
+
+def _shadow_row(s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "challenger": s["challenger"],
+        "reviews": s["n"],
+        "agreement": pct(float(s["agreement"])),
+        "labelled": s["n_labelled"],
+        "challenger acc": _share(s["challenger_accuracy"]),
+        "champion acc": _share(s["champion_accuracy"]),
+    }
+
+
 def shadow_table(shadow: list[dict[str, Any]]) -> None:
-    st.subheader("Shadow agreement")
-    if not shadow:
-        st.info("No challenger is scored in shadow (set the `challenger` alias in MLflow).")
-        return
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "challenger": s["challenger"],
-                    "reviews": s["n"],
-                    "agreement": pct(float(s["agreement"])),
-                    "labelled": s["n_labelled"],
-                    "challenger acc": pct(
-                        None
-                        if s["challenger_accuracy"] is None
-                        else float(s["challenger_accuracy"])
-                    ),
-                    "champion acc": pct(
-                        None if s["champion_accuracy"] is None else float(s["champion_accuracy"])
-                    ),
-                }
-                for s in shadow
-            ]
-        ),
-        hide_index=True,
+    _table(
+        "Shadow agreement",
+        shadow,
+        "No challenger is scored in shadow (set the `challenger` alias in MLflow).",
+        _shadow_row,
     )
 
 
 def versions_table(cfg: UiSettings) -> None:
-    st.subheader("Model versions")
-    versions = mlflow_versions(cfg)
-    if not versions:
-        st.info(f"No version of {cfg.mlflow.registered_model} is registered yet (`ulasan train`).")
-        return
-    st.dataframe(pd.DataFrame(versions), hide_index=True)
+    _table(
+        "Model versions",
+        mlflow_versions(cfg),
+        f"No version of {cfg.mlflow.registered_model} is registered yet (`ulasan train`).",
+    )

@@ -21,9 +21,10 @@ no worker answered in time), :class:`NotAllowed` (401/403), :class:`RateLimited`
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar
 
 import grpc
 import httpx
@@ -102,6 +103,7 @@ class ModelInfo(_Result):
 
 
 R = TypeVar("R", bound=_Result)
+T = TypeVar("T")
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -233,7 +235,83 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"x-api-key": api_key} if api_key else {}
 
 
-# -- HTTP ------------------------------------------------------------------------------------------
+# -- HTTP: the calls (pure) ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HttpCall(Generic[T]):
+    """One call of the gateway's HTTP API, whatever sends it: the request, and how its answer
+    becomes the result (:meth:`answer`). :class:`GatewayClient` and
+    :class:`AsyncGatewayClient` only send it."""
+
+    method: str
+    path: str
+    body: Any
+    read: Callable[[Any], T]
+
+    def answer(self, resp: httpx.Response) -> T:
+        """The result of ``resp``; the :class:`ClientError` of an error answer, or
+        :class:`GatewayFailed` for an answer that is not the promised JSON."""
+        if resp.status_code >= 400:
+            raise http_error(resp)
+        try:
+            body = resp.json()
+        except ValueError as exc:
+            raise GatewayFailed(f"{self.path} answered something that is not JSON") from exc
+        return self.read(body)
+
+
+def _reader(model: type[R]) -> Callable[[Any], R]:
+    return lambda body: _parse(model, body)
+
+
+def predict_call(text: str) -> HttpCall[PredictResult]:
+    return HttpCall("POST", "/predict", {"text": text}, _reader(PredictResult))
+
+
+def predict_batch_call(texts: list[str]) -> HttpCall[BatchResult]:
+    return HttpCall("POST", "/predict/batch", {"texts": list(texts)}, _reader(BatchResult))
+
+
+def feedback_call(
+    label: str, review_id: str | None, request_id: str | None
+) -> HttpCall[FeedbackResult]:
+    """Raises :class:`InvalidRequest` (before anything is sent) unless exactly one of
+    ``review_id`` and ``request_id`` is given."""
+    body = _feedback_body(label, review_id, request_id)
+    return HttpCall("POST", "/feedback", body, _reader(FeedbackResult))
+
+
+def model_info_call() -> HttpCall[ModelInfo]:
+    return HttpCall("GET", "/model/info", None, _model_info)
+
+
+def health_call() -> HttpCall[bool]:
+    return HttpCall("GET", "/health", None, lambda body: bool(body.get("status") == "ok"))
+
+
+def stats_call() -> HttpCall[dict[str, Any]]:
+    return HttpCall("GET", "/stats", None, dict)
+
+
+def unreachable(url: str, exc: Exception) -> GatewayUnreachable:
+    """The error of a call that reached no gateway at ``url``."""
+    return GatewayUnreachable(
+        f"no gateway answers at {url} ({exc.__class__.__name__}: {exc}); {START_HINT}"
+    )
+
+
+def _http_options(
+    url: str, api_key: str | None, timeout_s: float, ca_file: str | None
+) -> dict[str, Any]:
+    """The arguments of httpx's Client and AsyncClient for a gateway client."""
+    return {
+        "base_url": url,
+        "headers": _headers(api_key),
+        "timeout": timeout_s,
+        "verify": _verify(ca_file),
+    }
+
+
+# -- HTTP: the transports --------------------------------------------------------------------------
 class GatewayClient:
     """The gateway's HTTP API, synchronously (one pooled connection per client)."""
 
@@ -250,11 +328,7 @@ class GatewayClient:
         self-signed gateway); the system's trust store otherwise."""
         self.url = url.rstrip("/")
         self._http = httpx.Client(
-            base_url=self.url,
-            headers=_headers(api_key),
-            timeout=timeout_s,
-            transport=transport,
-            verify=_verify(ca_file),
+            transport=transport, **_http_options(self.url, api_key, timeout_s, ca_file)
         )
 
     def __enter__(self) -> Self:
@@ -268,45 +342,36 @@ class GatewayClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _send(self, call: HttpCall[T]) -> T:
         try:
-            resp = self._http.request(method, path, json=body)
+            resp = self._http.request(call.method, call.path, json=call.body)
         except httpx.TransportError as exc:
-            raise GatewayUnreachable(
-                f"no gateway answers at {self.url} ({exc.__class__.__name__}: {exc}); {START_HINT}"
-            ) from exc
-        if resp.status_code >= 400:
-            raise http_error(resp)
-        try:
-            return resp.json()
-        except ValueError as exc:
-            raise GatewayFailed(f"{path} answered something that is not JSON") from exc
+            raise unreachable(self.url, exc) from exc
+        return call.answer(resp)
 
     def predict(self, text: str) -> PredictResult:
         """Score one text (1 to 5,000 characters)."""
-        return _parse(PredictResult, self._call("POST", "/predict", {"text": text}))
+        return self._send(predict_call(text))
 
     def predict_batch(self, texts: list[str]) -> BatchResult:
         """Score up to 100 texts in one request."""
-        body = self._call("POST", "/predict/batch", {"texts": list(texts)})
-        return _parse(BatchResult, body)
+        return self._send(predict_batch_call(texts))
 
     def feedback(
         self, label: Label, *, review_id: str | None = None, request_id: str | None = None
     ) -> FeedbackResult:
         """Publish a human label for a review or a gateway request (feedback.v1)."""
-        body = self._call("POST", "/feedback", _feedback_body(label, review_id, request_id))
-        return _parse(FeedbackResult, body)
+        return self._send(feedback_call(label, review_id, request_id))
 
     def model_info(self) -> ModelInfo:
-        return _model_info(self._call("GET", "/model/info"))
+        return self._send(model_info_call())
 
     def health(self) -> bool:
         """True when the gateway process answers (raises :class:`GatewayUnreachable` if not)."""
-        return bool(self._call("GET", "/health").get("status") == "ok")
+        return self._send(health_call())
 
     def stats(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/stats"))
+        return self._send(stats_call())
 
 
 class AsyncGatewayClient:
@@ -325,11 +390,7 @@ class AsyncGatewayClient:
         self-signed gateway); the system's trust store otherwise."""
         self.url = url.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=self.url,
-            headers=_headers(api_key),
-            timeout=timeout_s,
-            transport=transport,
-            verify=_verify(ca_file),
+            transport=transport, **_http_options(self.url, api_key, timeout_s, ca_file)
         )
 
     async def __aenter__(self) -> Self:
@@ -343,36 +404,26 @@ class AsyncGatewayClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+    async def _send(self, call: HttpCall[T]) -> T:
         try:
-            resp = await self._http.request(method, path, json=body)
+            resp = await self._http.request(call.method, call.path, json=call.body)
         except httpx.TransportError as exc:
-            raise GatewayUnreachable(
-                f"no gateway answers at {self.url} ({exc.__class__.__name__}: {exc}); {START_HINT}"
-            ) from exc
-        if resp.status_code >= 400:
-            raise http_error(resp)
-        try:
-            return resp.json()
-        except ValueError as exc:
-            raise GatewayFailed(f"{path} answered something that is not JSON") from exc
+            raise unreachable(self.url, exc) from exc
+        return call.answer(resp)
 
     async def predict(self, text: str) -> PredictResult:
-        body = await self._call("POST", "/predict", {"text": text})
-        return _parse(PredictResult, body)
+        return await self._send(predict_call(text))
 
     async def predict_batch(self, texts: list[str]) -> BatchResult:
-        body = await self._call("POST", "/predict/batch", {"texts": list(texts)})
-        return _parse(BatchResult, body)
+        return await self._send(predict_batch_call(texts))
 
     async def feedback(
         self, label: Label, *, review_id: str | None = None, request_id: str | None = None
     ) -> FeedbackResult:
-        body = await self._call("POST", "/feedback", _feedback_body(label, review_id, request_id))
-        return _parse(FeedbackResult, body)
+        return await self._send(feedback_call(label, review_id, request_id))
 
     async def model_info(self) -> ModelInfo:
-        return _model_info(await self._call("GET", "/model/info"))
+        return await self._send(model_info_call())
 
 
 # -- gRPC ------------------------------------------------------------------------------------------
@@ -423,14 +474,63 @@ def _grpc_model_info(r: Any) -> ModelInfo:
     )
 
 
-def _feedback_request(label: str, review_id: str | None, request_id: str | None) -> Any:
-    return pb.FeedbackRequest(**_feedback_body(label, review_id, request_id))
-
-
 def _feedback_result(r: Any) -> FeedbackResult:
     return _parse(
         FeedbackResult, {"feedback_id": r.feedback_id, "review_id": r.review_id, "label": r.label}
     )
+
+
+def _predict_result(r: Any) -> PredictResult:
+    return PredictResult(
+        request_id=r.request_id, latency_ms=r.latency_ms, prediction=_scored(r.prediction)
+    )
+
+
+def _batch_result(r: Any) -> BatchResult:
+    return BatchResult(
+        request_id=r.request_id,
+        latency_ms=r.latency_ms,
+        predictions=[_scored(p) for p in r.predictions],
+    )
+
+
+@dataclass(frozen=True)
+class GrpcCall(Generic[T]):
+    """One call of the gateway's gRPC service, whatever sends it: the stub's method, its
+    request message, and how the reply becomes the result. :class:`GrpcGatewayClient` and
+    :class:`AsyncGrpcGatewayClient` only send it."""
+
+    method: str
+    request: Any
+    read: Callable[[Any], T]
+
+
+def grpc_predict_call(text: str) -> GrpcCall[PredictResult]:
+    return GrpcCall("Predict", pb.PredictRequest(text=text), _predict_result)
+
+
+def grpc_predict_batch_call(texts: list[str]) -> GrpcCall[BatchResult]:
+    return GrpcCall("PredictBatch", pb.PredictBatchRequest(texts=list(texts)), _batch_result)
+
+
+def grpc_feedback_call(
+    label: str, review_id: str | None, request_id: str | None
+) -> GrpcCall[FeedbackResult]:
+    """Raises :class:`InvalidRequest` (before anything is sent) unless exactly one of
+    ``review_id`` and ``request_id`` is given."""
+    request = pb.FeedbackRequest(**_feedback_body(label, review_id, request_id))
+    return GrpcCall("Feedback", request, _feedback_result)
+
+
+def grpc_model_info_call() -> GrpcCall[ModelInfo]:
+    return GrpcCall("ModelInfo", pb.ModelInfoRequest(), _grpc_model_info)
+
+
+def _grpc_channel(target: str, credentials: grpc.ChannelCredentials | None, *, aio: bool) -> Any:
+    module: Any = grpc.aio if aio else grpc
+    if credentials is not None:
+        return module.secure_channel(target, credentials)
+    return module.insecure_channel(target)
 
 
 class GrpcGatewayClient:
@@ -447,11 +547,7 @@ class GrpcGatewayClient:
         self.target = target
         self.timeout_s = timeout_s
         self._metadata = tuple(_headers(api_key).items())
-        self._channel = (
-            grpc.secure_channel(target, credentials)
-            if credentials is not None
-            else grpc.insecure_channel(target)
-        )
+        self._channel = _grpc_channel(target, credentials, aio=False)
         self._stub = pb_grpc.GatewayStub(self._channel)  # type: ignore[no-untyped-call]
 
     def __enter__(self) -> Self:
@@ -465,36 +561,28 @@ class GrpcGatewayClient:
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, method: str, request: Any) -> Any:
+    def _send(self, call: GrpcCall[T]) -> T:
         try:
-            return getattr(self._stub, method)(
-                request, timeout=self.timeout_s, metadata=self._metadata
+            reply = getattr(self._stub, call.method)(
+                call.request, timeout=self.timeout_s, metadata=self._metadata
             )
         except grpc.RpcError as exc:
             raise grpc_error(exc, self.target) from exc
+        return call.read(reply)
 
     def predict(self, text: str) -> PredictResult:
-        r = self._call("Predict", pb.PredictRequest(text=text))
-        return PredictResult(
-            request_id=r.request_id, latency_ms=r.latency_ms, prediction=_scored(r.prediction)
-        )
+        return self._send(grpc_predict_call(text))
 
     def predict_batch(self, texts: list[str]) -> BatchResult:
-        r = self._call("PredictBatch", pb.PredictBatchRequest(texts=list(texts)))
-        return BatchResult(
-            request_id=r.request_id,
-            latency_ms=r.latency_ms,
-            predictions=[_scored(p) for p in r.predictions],
-        )
+        return self._send(grpc_predict_batch_call(texts))
 
     def feedback(
         self, label: Label, *, review_id: str | None = None, request_id: str | None = None
     ) -> FeedbackResult:
-        r = self._call("Feedback", _feedback_request(label, review_id, request_id))
-        return _feedback_result(r)
+        return self._send(grpc_feedback_call(label, review_id, request_id))
 
     def model_info(self) -> ModelInfo:
-        return _grpc_model_info(self._call("ModelInfo", pb.ModelInfoRequest()))
+        return self._send(grpc_model_info_call())
 
 
 class AsyncGrpcGatewayClient:
@@ -511,11 +599,7 @@ class AsyncGrpcGatewayClient:
         self.target = target
         self.timeout_s = timeout_s
         self._metadata = tuple(_headers(api_key).items())
-        self._channel = (
-            grpc.aio.secure_channel(target, credentials)
-            if credentials is not None
-            else grpc.aio.insecure_channel(target)
-        )
+        self._channel = _grpc_channel(target, credentials, aio=True)
         self._stub = pb_grpc.GatewayStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def __aenter__(self) -> Self:
@@ -529,33 +613,25 @@ class AsyncGrpcGatewayClient:
     async def aclose(self) -> None:
         await self._channel.close()
 
-    async def _call(self, method: str, request: Any) -> Any:
+    async def _send(self, call: GrpcCall[T]) -> T:
         try:
-            return await getattr(self._stub, method)(
-                request, timeout=self.timeout_s, metadata=self._metadata
+            reply = await getattr(self._stub, call.method)(
+                call.request, timeout=self.timeout_s, metadata=self._metadata
             )
         except grpc.RpcError as exc:
             raise grpc_error(exc, self.target) from exc
+        return call.read(reply)
 
     async def predict(self, text: str) -> PredictResult:
-        r = await self._call("Predict", pb.PredictRequest(text=text))
-        return PredictResult(
-            request_id=r.request_id, latency_ms=r.latency_ms, prediction=_scored(r.prediction)
-        )
+        return await self._send(grpc_predict_call(text))
 
     async def predict_batch(self, texts: list[str]) -> BatchResult:
-        r = await self._call("PredictBatch", pb.PredictBatchRequest(texts=list(texts)))
-        return BatchResult(
-            request_id=r.request_id,
-            latency_ms=r.latency_ms,
-            predictions=[_scored(p) for p in r.predictions],
-        )
+        return await self._send(grpc_predict_batch_call(texts))
 
     async def feedback(
         self, label: Label, *, review_id: str | None = None, request_id: str | None = None
     ) -> FeedbackResult:
-        r = await self._call("Feedback", _feedback_request(label, review_id, request_id))
-        return _feedback_result(r)
+        return await self._send(grpc_feedback_call(label, review_id, request_id))
 
     async def model_info(self) -> ModelInfo:
-        return _grpc_model_info(await self._call("ModelInfo", pb.ModelInfoRequest()))
+        return await self._send(grpc_model_info_call())

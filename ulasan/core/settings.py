@@ -169,6 +169,11 @@ class ProjectPaths(BaseSettings):
     logs_dir: Path | None = Field(
         None, description="run logs (the trainer's retraining runs); default <root_dir>/logs"
     )
+    models_dir: Path | None = Field(
+        None,
+        description="shipped models (the champion a fresh stack registers); "
+        "default <root_dir>/models",
+    )
 
     @property
     def configs(self) -> Path:
@@ -181,6 +186,10 @@ class ProjectPaths(BaseSettings):
     @property
     def logs(self) -> Path:
         return self.logs_dir or self.root_dir / "logs"
+
+    @property
+    def models(self) -> Path:
+        return self.models_dir or self.root_dir / "models"
 
     def resolve(self, path: Path) -> Path:
         """``path`` as is when absolute, else under :attr:`root_dir`."""

@@ -15,23 +15,19 @@ import re
 import shutil
 import subprocess
 import sys
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from pydantic import BaseModel
-from typer.testing import CliRunner
 
 from producers.gateway.errors import Forbidden, Unauthenticated
 from producers.gateway.security import Guard, hash_key
 from producers.gateway.settings import GatewaySettings
 from stream_processors.settings import WorkerSettings
+from tests.helpers.deploy_checks import assert_help_names_options, help_texts, settings_env_names
 from trainer.retrain.config import TrainerSettings
 from ui.settings import UiSettings
-from ulasan.cli import app
 from ulasan.core.settings import PROJECT_ROOT, KafkaSettings, PostgresSettings, PrometheusSettings
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
@@ -149,29 +145,6 @@ def ulasan_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         n: s for n, s in services(compose).items() if str(s.get("image", "")).startswith("ulasan")
     }
-
-
-def nested_model(annotation: Any) -> type[BaseModel] | None:
-    """The BaseModel in ``annotation`` (also inside ``X | None``), else None."""
-    candidates = [annotation]
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        candidates = list(typing.get_args(annotation))
-    for c in candidates:
-        if isinstance(c, type) and issubclass(c, BaseModel):
-            return c
-    return None
-
-
-def settings_env_names(model: type[BaseModel], prefix: str = "ULASAN_") -> set[str]:
-    """Every environment name pydantic-settings reads for ``model`` (nested with ``__``)."""
-    names = set()
-    for name, field in model.model_fields.items():
-        sub = nested_model(field.annotation)
-        if sub is not None:
-            names |= settings_env_names(sub, f"{prefix}{name.upper()}__")
-        else:
-            names.add(f"{prefix}{name.upper()}")
-    return names
 
 
 #: every settings class a process of compose builds
@@ -376,18 +349,15 @@ def subcommand(command: list[str]) -> tuple[list[str], list[str]]:
 def test_every_command_exists_in_the_cli(compose: dict[str, Any]) -> None:
     """``ulasan <command> --help`` (the Typer app the ``ulasan`` entry point runs) answers and
     names every option compose passes."""
-    runner = CliRunner()
-    ran = set()
-    for name, service in ulasan_services(compose).items():
-        words, options = subcommand(service["command"])
-        result = runner.invoke(app, [*words, "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
-        assert result.exit_code == 0, f"{name}: ulasan {' '.join(words)}: {result.output}"
-        for option in options:
-            assert option in result.output, f"{name}: ulasan {' '.join(words)} has no {option}"
-        ran.add(tuple(words))
+    commands = {name: subcommand(s["command"]) for name, s in ulasan_services(compose).items()}
+    answers = help_texts([words for words, _ in commands.values()] + [["no-such-command"]])
+    for name, (words, options) in commands.items():
+        what = f"{name}: ulasan {' '.join(words)}"
+        assert_help_names_options(what, answers[" ".join(words)], options)
+    ran = {tuple(words) for words, _ in commands.values()}
     assert {("bootstrap",), ("worker",), ("trainer", "serve"), ("gateway", "serve")} <= ran
     # and a word that is no command fails, so the check can fail
-    assert runner.invoke(app, ["no-such-command", "--help"]).exit_code != 0
+    assert answers["no-such-command"][0] != 0
 
 
 def test_services_use_the_image_their_command_needs(compose: dict[str, Any]) -> None:

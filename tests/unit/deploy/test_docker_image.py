@@ -109,9 +109,13 @@ def test_both_images_run_as_a_non_root_user_with_the_project_files() -> None:
     for name, block in finals.items():
         assert re.search(r"^USER ulasan$", block, flags=re.M), f"{name} runs as root"
     assert blocks[-1].split()[2] == "serving", "the default target is the serving image"
-    for folder in ("configs", "data"):
+    for folder in ("configs", "data", "models"):
         assert f"COPY {folder} /app/{folder}" in text
-    for setting in ("ULASAN_CONFIGS_DIR=/app/configs", "ULASAN_DATA_DIR=/app/data"):
+    for setting in (
+        "ULASAN_CONFIGS_DIR=/app/configs",
+        "ULASAN_DATA_DIR=/app/data",
+        "ULASAN_MODELS_DIR=/app/models",
+    ):
         assert setting in text
     assert 'if /opt/venv/bin/python -c "import torch"' in text  # the serving build checks
 

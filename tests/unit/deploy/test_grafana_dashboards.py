@@ -20,6 +20,7 @@ from tests.helpers.grafana import (
     metric_names,
     metrics_in_source,
 )
+from trainer.retrain.metrics import RetrainMetrics
 from ulasan.core.settings import PROJECT_ROOT
 
 DASHBOARDS = grafana.load_dashboards()
@@ -155,9 +156,10 @@ def test_the_source_parser_agrees_with_the_real_registries() -> None:
     worker = WorkerMetrics()
     LoopMetrics(worker.registry)
     gateway = GatewayMetrics(CollectorRegistry())
+    trainer = RetrainMetrics()
     families = {
         (f.name, f.type)
-        for registry in (worker.registry, gateway.registry)
+        for registry in (worker.registry, gateway.registry, trainer.registry)
         for f in registry.collect()
         # prometheus_client's own collectors (ulasan.core.process_metrics), not in the source
         if not f.name.startswith(("process_", "python_"))
@@ -167,6 +169,7 @@ def test_the_source_parser_agrees_with_the_real_registries() -> None:
         for path in (
             "stream_processors/metrics.py",
             "producers/gateway/metrics.py",
+            "trainer/retrain/metrics.py",
         )
         for m in metrics_in_source(PROJECT_ROOT / path)
     }

@@ -15,8 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import types
-import typing
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -24,12 +22,11 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import BaseModel
-from pydantic_settings import BaseSettings
 
 from producers.gateway.settings import GatewaySettings
 from producers.publish import DEFAULT_CONFIG as PUBLISH_CONFIG
 from stream_processors.settings import WorkerSettings
+from tests.helpers.deploy_checks import assert_help_names_options, help_texts, settings_env_names
 from trainer.retrain.config import TrainerSettings
 from ulasan.core.registry import champion_uri
 from ulasan.core.settings import PROJECT_ROOT, Settings
@@ -135,27 +132,6 @@ def command_of(container: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 # -- settings ---------------------------------------------------------------------------------
-
-
-def nested_model(annotation: Any) -> type[BaseModel] | None:
-    candidates = [annotation]
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        candidates = list(typing.get_args(annotation))
-    for c in candidates:
-        if isinstance(c, type) and issubclass(c, BaseModel):
-            return c
-    return None
-
-
-def env_names(model: type[BaseModel], prefix: str = "ULASAN_") -> set[str]:
-    """Every environment name pydantic-settings reads for ``model`` (nested with ``__``)."""
-    names = set()
-    for name, field in model.model_fields.items():
-        sub = nested_model(field.annotation)
-        if sub is not None and not issubclass(sub, BaseSettings):
-            names |= env_names(sub, f"{prefix}{name.upper()}__")
-        names.add(f"{prefix}{name.upper()}")  # a nested model also reads a JSON value
-    return names
 
 
 def settings_class(words: list[str]) -> type[Settings]:
@@ -301,7 +277,7 @@ def test_every_ulasan_variable_is_a_setting_of_its_process(
         cls = settings_class(words)
         env = container_env(container)
         ulasan_env = {k: v for k, v in env.items() if k.startswith("ULASAN_")}
-        unknown = set(ulasan_env) - env_names(cls)
+        unknown = set(ulasan_env) - settings_env_names(cls)
         assert not unknown, f"{name}: {sorted(unknown)} are not fields of {cls.__name__}"
         for key in [k for k in os.environ if k.startswith("ULASAN_")]:
             monkeypatch.delenv(key)
@@ -336,34 +312,11 @@ def chart_commands() -> dict[str, tuple[list[str], set[str]]]:
     return found
 
 
-#: runs the real ``ulasan`` app with ``--help`` for each command, in one fresh interpreter
-HELP_SCRIPT = """
-import json, sys
-from typer.testing import CliRunner
-from ulasan.cli import app
-runner = CliRunner()
-out = {}
-for words in json.loads(sys.argv[1]):
-    got = runner.invoke(app, [*words, "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
-    out[" ".join(words)] = [got.exit_code, got.output]
-print(json.dumps(out))
-"""
-
-
 @cache
-def help_texts() -> dict[str, tuple[int, str]]:
+def chart_help_texts() -> dict[str, tuple[int, str]]:
     """``ulasan <command> --help`` (exit code, output) of every command the chart runs and of
-    ``ulasan`` itself (key ""), from one child process (importing the CLI is the slow part)."""
-    commands = [words for words, _ in chart_commands().values()] + [[]]
-    done = subprocess.run(
-        [sys.executable, "-c", HELP_SCRIPT, json.dumps(commands)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TERM": "dumb"},
-    )
-    assert done.returncode == 0, done.stderr
-    return {k: (v[0], v[1]) for k, v in json.loads(done.stdout).items()}
+    ``ulasan`` itself (key "")."""
+    return help_texts([words for words, _ in chart_commands().values()] + [[]])
 
 
 EXPECTED_COMMANDS = [
@@ -379,13 +332,9 @@ def test_the_chart_runs_exactly_the_expected_commands() -> None:
 @pytest.mark.parametrize("command", EXPECTED_COMMANDS)
 def test_every_command_the_chart_runs_exists_with_its_options(command: str) -> None:
     words, flags = chart_commands()[command]
-    if words == ["ui"] and not re.search(r"^\W*ui\b", help_texts()[""][1], re.M):
+    if words == ["ui"] and not re.search(r"^\W*ui\b", chart_help_texts()[""][1], re.M):
         pytest.skip("`ulasan ui` is not on this branch yet (the UI lands separately)")
-    code, text = help_texts()[command]
-    assert code == 0, text
-    assert "Usage:" in text
-    for flag in flags:
-        assert re.search(rf"{re.escape(flag)}(?![\w-])", text), f"ulasan {command}: no {flag}"
+    assert_help_names_options(f"ulasan {command}", chart_help_texts()[command], flags)
 
 
 def test_production_values_replicate_and_acknowledge_every_write() -> None:

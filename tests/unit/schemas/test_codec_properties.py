@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.codec import TOPIC_EVENTS, CodecError, decode, encode
+from schemas.codec import TOPIC_EVENTS, CodecError, decode, decode_checked, encode
 from schemas.events import (
     LABELS,
     MAX_TEXT_CHARS,
@@ -64,9 +64,22 @@ NUMBER_LITERALS = st.one_of(
 
 def decodes_or_codec_error(data: bytes, model: type[Event]) -> Event | None:
     try:
-        return decode(data, model)
-    except CodecError:
+        event = decode(data, model)
+    except CodecError as exc:
+        # the one-pass JSON parse refused it: the checked path gives the same reason
+        _same_as_checked(data, model, exc.reason)
         return None
+    _same_as_checked(data, model, event)
+    return event
+
+
+def _same_as_checked(data: bytes, model: type[Event], outcome: Event | str) -> None:
+    """``decode``'s outcome (an event, or a CodecError's reason) is ``decode_checked``'s."""
+    try:
+        checked: Event | str = decode_checked(data, model)
+    except CodecError as exc:
+        checked = exc.reason
+    assert checked == outcome
 
 
 @given(model=st.sampled_from(MODELS), value=JSON)

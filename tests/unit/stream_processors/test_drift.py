@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -40,6 +41,14 @@ def observe(rng: np.random.Generator, *, shift: float = 0.0, unk: float = 0.01) 
         unknown_tokens=int(rng.binomial(tokens, unk)),
         model_version="1",
     )
+
+
+def test_score_observation_json_is_every_field_and_reads_back() -> None:
+    obs = observe(np.random.default_rng(3))
+    out = obs.to_json()
+    assert out == {"kind": "score", **asdict(obs)}
+    assert out["numeric"] is not obs.numeric  # a copy: folding never aliases the event's dicts
+    assert observation_from_json(json.loads(json.dumps(out))) == obs
 
 
 def reference_from(rng: np.random.Generator, n: int = 2000, accuracy: float = 0.85) -> Reference:

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from schemas.codec import encode
 from schemas.events import ModelPromoted
 from stream_processors.inference.batching import PredictorHolder
-from stream_processors.inference.reload import Backoff, ModelReloader
+from stream_processors.inference.reload import ModelReloader
 from stream_processors.settings import WorkerConfig, WorkerSettings
 from ulasan.core.inference.errors import InferenceError, ModelResolutionError
 
@@ -198,10 +198,23 @@ def test_a_failed_reload_on_an_announcement_schedules_a_reconcile() -> None:
     assert r.holder.current.model_version == "2"
 
 
-def test_backoff_doubles_to_its_ceiling_and_resets() -> None:
-    b = Backoff(0.5, 3.0)
-    assert [b.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    b.reset()
-    assert b.next() == 0.5
-    with pytest.raises(ValueError):
-        Backoff(2.0, 1.0)
+def test_the_waits_come_from_the_worker_settings_unless_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ULASAN_WORKER__RELOAD_RETRY_INITIAL_S", "0.25")
+    monkeypatch.setenv("ULASAN_WORKER__RELOAD_RETRY_MAX_S", "2")
+    monkeypatch.setenv("ULASAN_WORKER__RELOAD_RECONCILE_S", "45")
+    holder = PredictorHolder(Version(NAME, "1"))  # type: ignore[arg-type]
+    r = ModelReloader(WorkerSettings(), holder, registry=CollectorRegistry())
+    assert [r.retry.next() for _ in range(5)] == [0.25, 0.5, 1.0, 2.0, 2.0]
+    assert r.reconcile_s == 45.0
+    given = ModelReloader(WorkerSettings(), holder, registry=CollectorRegistry(), reconcile_s=9)
+    assert given.reconcile_s == 9 and given.retry.initial_s == 0.25
+    defaults = WorkerConfig()
+    assert (
+        defaults.reload_retry_initial_s,
+        defaults.reload_retry_max_s,
+        defaults.reload_reconcile_s,
+    ) == (1.0, 30.0, 300.0)
+    with pytest.raises(ValueError, match="reload_retry_max_s"):
+        WorkerConfig(reload_retry_initial_s=5, reload_retry_max_s=1)

@@ -112,6 +112,19 @@ def test_services_share_the_run_topics_and_ports(tmp_path: Path) -> None:
     assert no_ui.ui() is None and "--no-register" not in no_ui.gateway().args
 
 
+def test_the_trainer_serves_metrics_on_the_port_the_job_chose(tmp_path: Path) -> None:
+    ports = Ports(18080, 15051, None, trainer_metrics=19463)
+    trainer = ServiceSpec(tmp_path, "r", "t1.", "grp", ports).trainer()
+    assert trainer.env["ULASAN_RETRAIN__METRICS_PORT"] == "19463"
+    assert trainer.args == ["trainer", "serve", "--no-register"]  # isolated topics: unscraped
+    shared = ServiceSpec(tmp_path, "r", "", "grp", ports).trainer()
+    assert shared.args == ["trainer", "serve"]
+    lines = address_lines(Settings(), ports, [9464], Path("/tmp/logs"))
+    assert lines[-2] == (
+        "metrics  http://127.0.0.1:9464/metrics (workers), http://127.0.0.1:19463/metrics (trainer)"
+    )
+
+
 def test_ui_is_started_exactly_when_the_command_exists() -> None:
     names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     assert ui_available() == ("ui" in names)  # read off the loaded command line

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from ulasan.core import client as gc
+from ulasan.core.grpc_gen import ulasan_pb2 as pb
 
 
 def closed_port() -> int:
@@ -74,3 +75,82 @@ def test_feedback_needs_exactly_one_subject() -> None:
             gw.feedback("positive")
         with pytest.raises(gc.InvalidRequest, match="exactly one"):
             gw.feedback("positive", review_id="a", request_id="b")
+
+
+SCORED = {
+    "index": 0,
+    "label": "positive",
+    "confidence": 0.9,
+    "probabilities": {"negative": 0.05, "neutral": 0.05, "positive": 0.9},
+    "model_name": "ulasan-sentiment",
+    "model_version": "3",
+    "inference_ms": 1.5,
+    "queue_ms": 0.5,
+}
+
+
+def fake_gateway(request: httpx.Request) -> httpx.Response:
+    """The gateway's HTTP answers, by path (what ``MockTransport`` serves both clients)."""
+    if request.url.path == "/predict":
+        return httpx.Response(
+            200, json={"request_id": "r1", "latency_ms": 3.0, "prediction": SCORED}
+        )
+    if request.url.path == "/model/info":
+        return httpx.Response(200, json={"serving": None, "registry": {"name": "m", "version": 4}})
+    if request.url.path == "/predict/batch":
+        return httpx.Response(200, text="<html>proxy error</html>")
+    return httpx.Response(503, json={"error": {"code": "unavailable", "message": "no kafka"}})
+
+
+def test_the_sync_and_async_clients_give_the_same_results_and_errors() -> None:
+    with gc.GatewayClient(transport=httpx.MockTransport(fake_gateway)) as gw:
+        sync = (gw.predict("bagus"), gw.model_info())
+        with pytest.raises(gc.GatewayFailed, match="/predict/batch answered something"):
+            gw.predict_batch(["a"])
+        with pytest.raises(gc.GatewayUnavailable, match="no kafka"):
+            gw.feedback("positive", review_id="x")
+
+    async def run() -> tuple[gc.PredictResult, gc.ModelInfo]:
+        async with gc.AsyncGatewayClient(transport=httpx.MockTransport(fake_gateway)) as agw:
+            with pytest.raises(gc.GatewayFailed, match="/predict/batch answered something"):
+                await agw.predict_batch(["a"])
+            with pytest.raises(gc.GatewayUnavailable, match="no kafka"):
+                await agw.feedback("positive", review_id="x")
+            return await agw.predict("bagus"), await agw.model_info()
+
+    assert asyncio.run(run()) == sync
+    predicted, info = sync
+    assert predicted.prediction.label == "positive" and predicted.prediction.model_version == "3"
+    assert info.registry_version == "4" and info.serving is None
+
+
+def test_an_http_call_builds_its_request_and_reads_its_answer() -> None:
+    call = gc.feedback_call("negative", None, "req-1")
+    assert (call.method, call.path, call.body) == (
+        "POST",
+        "/feedback",
+        {"label": "negative", "request_id": "req-1"},
+    )
+    answered = call.answer(
+        httpx.Response(200, json={"feedback_id": "f", "review_id": "rv", "label": "negative"})
+    )
+    assert answered == gc.FeedbackResult(feedback_id="f", review_id="rv", label="negative")
+    with pytest.raises(gc.GatewayFailed, match="not a FeedbackResult"):
+        call.answer(httpx.Response(200, json={"feedback_id": "f"}))
+    assert gc.health_call().answer(httpx.Response(200, json={"status": "ok"})) is True
+    assert gc.stats_call().answer(httpx.Response(200, json={"texts_scored": 2})) == {
+        "texts_scored": 2
+    }
+
+
+def test_a_grpc_call_builds_its_message_and_reads_the_reply() -> None:
+    call = gc.grpc_predict_batch_call(["a", "b"])
+    assert call.method == "PredictBatch" and list(call.request.texts) == ["a", "b"]
+    reply = pb.PredictBatchResponse(request_id="r", latency_ms=2.0, predictions=[SCORED])
+    assert call.read(reply) == gc.BatchResult(
+        request_id="r", latency_ms=2.0, predictions=[gc.Scored(**SCORED)]
+    )
+    info = gc.grpc_model_info_call().read(pb.ModelInfoResponse(registry_name="m"))
+    assert info.serving is None and info.registry_name == "m" and info.registry_version is None
+    with pytest.raises(gc.InvalidRequest, match="exactly one"):
+        gc.grpc_feedback_call("positive", "a", "b")
