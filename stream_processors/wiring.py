@@ -246,11 +246,21 @@ class Outputs:
         await self.send_bytes(topic, key, encode(event))
 
     async def send_bytes(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        """Publish ``value`` to ``topic`` (``partition``: None = by key). Inside a guarded
-        batch the delivery is awaited with the batch (see ``kafka.delivery``)."""
-        delivery.track(await self.channels[topic].send(key=key, value=value, partition=partition))
+        """Publish ``value`` to ``topic`` (``partition``: None = by key; ``headers``: Kafka
+        record headers). Inside a guarded batch the delivery is awaited with the batch (see
+        ``kafka.delivery``)."""
+        delivery.track(
+            await self.channels[topic].send(
+                key=key, value=value, partition=partition, headers=headers
+            )
+        )
 
     async def dead_letter(self, rejected: Rejected, *, stage: str) -> None:
         """Send one rejected record to ``<topic>.dlq`` and count it; never raises for the record."""

@@ -259,13 +259,20 @@ def gateway(
         help="open loop: requests/s offered in total over the C clients, latency from the "
         "scheduled send time [default: closed loop, each client waits for its answer]",
     ),
+    client: str = typer.Option(
+        "compiled",
+        "--client",
+        help="compiled: oha (HTTP) and ghz (gRPC), built on first use into "
+        "~/.cache/ulasan/tools (needs cargo and Go; minutes, once); python: asyncio clients "
+        "in the bench's own process",
+    ),
     threads: WorkerThreads = None,
     workers: Workers = None,
     as_json: AsJson = False,
 ) -> None:
     """HTTP /predict and gRPC Predict through gateway, Kafka and a worker: requests/s and
-    p50/p95/p99 from C clients (closed loop, or open loop at --rate), beside the bare engine's
-    batch-1 latency."""
+    p50/p95/p99 from C clients (closed loop, or open loop at --rate), the per-hop breakdown
+    from the gateway, the processes' peak memory, beside the bare engine's batch-1 latency."""
     from ulasan.bench_gateway import run_gateway_bench  # noqa: PLC0415 - httpx, grpc: ~0.4 s
 
     def bench(served: _Served) -> dict[str, Any]:
@@ -277,6 +284,7 @@ def gateway(
             rate=rate,
             threads=served.threads,
             workers=served.workers,
+            client=client,
             say=_say,
         )
 
@@ -295,8 +303,62 @@ def gateway(
         for proto in ("http", "grpc")
     ]
     columns = ("protocol", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors")
-    Console().print(_table(title, columns, rows))
-    Console().print(
+    console = Console()
+    console.print(_table(title, columns, rows))
+    hop_rows = [
+        [hop]
+        + [
+            f"{result[p]['hops'][hop][k]:.2f}" if result[p]["hops"][hop][k] is not None else "-"
+            for p in ("http", "grpc")
+            for k in ("p50_ms", "p99_ms")
+        ]
+        for hop in result["http"]["hops"]
+    ]
+    hop_cols = ("hop", "HTTP p50", "HTTP p99", "gRPC p50", "gRPC p99")
+    console.print(_table("per hop (ms, the gateway's ring)", hop_cols, hop_rows, words=("hop",)))
+    memory = ", ".join(f"{k} {v['peak_rss_mib']} MiB" for k, v in result["memory"].items())
+    console.print(f"peak RSS: {memory}")
+    console.print(
         f"bare engine batch-1 p50: {engine:.1f} ms; targets: >= 100 req/s, "
         f"p50 <= {engine + 10:.1f} ms, p99 <= 100 ms"
+    )
+
+
+@app.command("memory")
+def memory(
+    model: ServedModel = None,
+    shape: Shape = None,
+    train_config: Path = typer.Option(
+        Path("configs/tiny.yaml"), "--train-config", help="the training measured to its end"
+    ),
+    workers: Workers = None,
+    threads: WorkerThreads = None,
+    as_json: AsJson = False,
+) -> None:
+    """Peak RSS of each process: worker(s) and gateway after a warm-up, the UI after its pages
+    loaded in headless chromium, the trainer consumer idle, a training to its end."""
+    from ulasan.bench_memory import run_memory_bench  # noqa: PLC0415 - httpx, grpc, selenium
+
+    def bench(served: _Served) -> dict[str, Any]:
+        return run_memory_bench(
+            served.settings,
+            folder=served.folder,
+            train_config=train_config,
+            workers=served.workers,
+            threads=served.threads,
+            say=_say,
+        )
+
+    with stdout_to_stderr(as_json):
+        result, served = _run_served(model, shape, workers, threads, bench)
+    if as_json:
+        _print_json(result)
+        return
+    rows = [
+        [name, str(p.get("peak_rss_mib")), "yes" if p.get("torch_loaded") else "no"]
+        for name, p in result["processes"].items()
+    ]
+    title = f"peak RSS (VmHWM), {served.folder.name}, training {result['train_config']}"
+    Console().print(
+        _table(title, ("process", "peak MiB", "torch"), rows, words=("process", "torch"))
     )

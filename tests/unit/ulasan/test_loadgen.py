@@ -1,0 +1,109 @@
+"""The compiled load generators: their command lines (open and closed loop), the reports of
+real oha and ghz runs parsed into the bench's figures (fixtures captured from
+``ulasan bench gateway`` runs), the cache, and the errors when a toolchain is missing or a
+build fails. Nothing here builds or runs oha or ghz."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ulasan import loadgen
+from ulasan.errors import BenchError, LoadGenMissing
+from ulasan.loadgen import (
+    GHZ_VERSION,
+    OHA_VERSION,
+    ensure_ghz,
+    ensure_oha,
+    ghz_binary,
+    ghz_command,
+    oha_binary,
+    oha_command,
+)
+
+DATA = Path(__file__).parent / "data"
+
+
+def _after(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def test_oha_open_loop_is_a_fixed_rate_with_latency_correction() -> None:
+    args = oha_command(
+        Path("/t/oha"), "http://h/predict", '{"text":"x"}', duration_s=30, concurrency=10, rate=100
+    )
+    assert args[0] == "/t/oha" and args[-1] == "http://h/predict"
+    assert _after(args, "-q") == "100" and "--latency-correction" in args
+    assert _after(args, "-z") == "30s" and _after(args, "-c") == "10"
+    assert _after(args, "--output-format") == "json" and "--no-tui" in args
+    assert "-w" in args  # requests in flight at the end are waited for, not dropped
+    assert _after(args, "-m") == "POST" and _after(args, "-d") == '{"text":"x"}'
+
+
+def test_oha_closed_loop_has_no_rate() -> None:
+    args = oha_command(Path("oha"), "u", "{}", duration_s=5, concurrency=2, rate=None)
+    assert "-q" not in args and "--latency-correction" not in args
+
+
+def test_ghz_open_loop_sends_at_the_rate_without_waiting() -> None:
+    messages = [{"text": "a"}, {"text": "b"}]
+    args = ghz_command(
+        Path("/t/ghz"), "127.0.0.1:5", Path("/p/ulasan.proto"), messages,
+        duration_s=20, concurrency=10, rate=100.0,
+    )  # fmt: skip
+    assert args[0] == "/t/ghz" and args[-1] == "127.0.0.1:5"
+    assert _after(args, "--rps") == "100" and "--async" in args
+    assert _after(args, "--call") == "ulasan.v1.Gateway.Predict"
+    assert _after(args, "--proto") == "/p/ulasan.proto"
+    assert _after(args, "--import-paths") == "/p"
+    assert json.loads(_after(args, "-d")) == messages
+    assert _after(args, "--duration-stop") == "wait" and _after(args, "--format") == "json"
+    assert "--insecure" in args
+
+
+def test_ghz_closed_loop_has_no_rate() -> None:
+    args = ghz_command(
+        Path("g"), "t", Path("p.proto"), [{"text": "a"}], duration_s=1, concurrency=1, rate=None
+    )
+    assert "--rps" not in args and "--async" not in args
+
+
+def test_a_cached_tool_is_used_without_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for binary in (oha_binary(tmp_path), ghz_binary(tmp_path)):
+        binary.parent.mkdir(parents=True)
+        binary.write_text("#!/bin/sh\n")
+
+    def no_build(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("nothing should be built")
+
+    monkeypatch.setattr(subprocess, "run", no_build)
+    assert ensure_oha(tmp_path).describe() == {"name": "oha", "version": OHA_VERSION}
+    assert ensure_ghz(tmp_path).binary == ghz_binary(tmp_path)
+
+
+def test_a_missing_toolchain_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loadgen, "find_cargo", lambda: None)
+    monkeypatch.setattr(loadgen, "find_go", lambda: None)
+    with pytest.raises(LoadGenMissing, match="cargo.*--client python"):
+        ensure_oha(tmp_path)
+    with pytest.raises(LoadGenMissing, match=f"ghz {GHZ_VERSION}.*Go.*--client python"):
+        ensure_ghz(tmp_path)
+
+
+def test_a_failed_build_says_so_with_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a "cargo" that fails like a build does: the error carries the log's tail
+    fake = tmp_path / "cargo"
+    fake.write_text("#!/bin/sh\necho 'error: could not compile oha' >&2\nexit 101\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(loadgen, "find_cargo", lambda: str(fake))
+    with pytest.raises(BenchError, match="(?s)exit 101.*could not compile oha"):
+        ensure_oha(tmp_path / "tools")
+    assert not oha_binary(tmp_path / "tools").exists()
