@@ -293,9 +293,15 @@ def gateway(
     if as_json:
         _print_json(result)
         return
-    engine = result["engine_batch1_p50_ms"]
-    how = "closed loop" if rate is None else f"open loop, {rate:g} req/s offered"
-    title = f"gateway: {concurrency} clients, {how}, {served.folder.name}"
+    _print_gateway(result, f"gateway: {concurrency} clients, {_how(rate)}, {served.folder.name}")
+
+
+def _how(rate: float | None) -> str:
+    return "closed loop" if rate is None else f"open loop, {rate:g} req/s offered"
+
+
+def _print_gateway(result: dict[str, Any], title: str) -> None:
+    """The gateway bench's tables: per protocol, per hop, peak memory, the targets."""
     rows = [
         [proto]
         + [f"{result[proto][k]:.1f}" for k in ("rps", "p50_ms", "p95_ms", "p99_ms")]
@@ -318,6 +324,7 @@ def gateway(
     console.print(_table("per hop (ms, the gateway's ring)", hop_cols, hop_rows, words=("hop",)))
     memory = ", ".join(f"{k} {v['peak_rss_mib']} MiB" for k, v in result["memory"].items())
     console.print(f"peak RSS: {memory}")
+    engine = result["engine_batch1_p50_ms"]
     console.print(
         f"bare engine batch-1 p50: {engine:.1f} ms; targets: >= 100 req/s, "
         f"p50 <= {engine + 10:.1f} ms, p99 <= 100 ms"
@@ -355,7 +362,11 @@ def memory(
         _print_json(result)
         return
     rows = [
-        [name, str(p.get("peak_rss_mib")), "yes" if p.get("torch_loaded") else "no"]
+        [
+            name,
+            str(p.get("peak_rss_mib")),
+            {True: "yes", False: "no"}.get(p.get("torch_loaded"), "-"),
+        ]
         for name, p in result["processes"].items()
     ]
     title = f"peak RSS (VmHWM), {served.folder.name}, training {result['train_config']}"

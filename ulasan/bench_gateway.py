@@ -8,10 +8,16 @@ a fixed schedule (each every C/R s from a random phase, however many are still i
 latency runs from the scheduled send time (no coordinated omission, as wrk2 and k6's
 constant-arrival-rate); achieved requests/s falls below R when the system cannot keep up.
 
-Each run gets its own topics (a unique prefix) and consumer group; one ``ulasan worker`` and one
-``ulasan gateway serve`` run as subprocesses, the clients (asyncio: httpx and grpc.aio, one
-connection each) run in this process. A warm-up (not measured) loads the model and fills the
-caches first. The bare engine figure is ``OnnxPredictor.predict([text])`` on the same short
+Each run gets its own topics (a unique prefix) and consumer group; ``ulasan worker``(s) and one
+``ulasan gateway serve`` run as subprocesses. The load comes from oha (HTTP) and ghz (gRPC),
+separate compiled processes built on first use (``--client compiled``, :mod:`ulasan.loadgen`;
+open loop: oha ``-q R --latency-correction``, ghz ``--rps R --async``), or from asyncio clients
+in this process (``--client python``: httpx and grpc.aio, one connection each, the loops
+below). A warm-up (not measured) loads the model and fills the caches first. Then the
+gateway's hop ring (:mod:`producers.gateway.hops`, ``GET /debug/hops``) gives each measured
+request's hops (parse and auth, produce, wait in the worker, inference, reply, response write)
+for exact p50/p99 per hop, and the worker's and gateway's peak RSS (``VmHWM``) is read before
+they stop. The bare engine figure is ``OnnxPredictor.predict([text])`` on the same short
 reviews, one at a time, with the worker's thread setting: tokenisation, the ONNX graph and the
 softmax, nothing else.
 """
