@@ -428,18 +428,27 @@ def _compiled(
     oha, ghz = tools
     limit = load.duration_s + 120.0
     body = json.dumps({"text": SHORT_REVIEWS[0]})
-    knobs = {"duration_s": load.duration_s, "concurrency": load.concurrency, "rate": load.rate}
-    http = parse_oha(
-        run_report(oha_command(oha.binary, http_url + "/predict", body, **knobs), limit),
-        rate=load.rate,
-        duration_s=load.duration_s,
+    duration, concurrency, rate = load.duration_s, load.concurrency, load.rate
+    http_args = oha_command(
+        oha.binary,
+        http_url + "/predict",
+        body,
+        duration_s=duration,
+        concurrency=concurrency,
+        rate=rate,
     )
+    http = parse_oha(run_report(http_args, limit), rate=rate, duration_s=duration)
     messages = [{"text": t} for t in SHORT_REVIEWS]
-    grpc_result = parse_ghz(
-        run_report(ghz_command(ghz.binary, grpc_target, PROTO, messages, **knobs), limit),
-        rate=load.rate,
-        duration_s=load.duration_s,
+    grpc_args = ghz_command(
+        ghz.binary,
+        grpc_target,
+        PROTO,
+        messages,
+        duration_s=duration,
+        concurrency=concurrency,
+        rate=rate,
     )
+    grpc_result = parse_ghz(run_report(grpc_args, limit), rate=rate, duration_s=duration)
     return {
         "http": {**http, "load_generator": oha.describe()},
         "grpc": {**grpc_result, "load_generator": ghz.describe()},

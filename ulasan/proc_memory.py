@@ -13,8 +13,8 @@ memory map (``/proc/PID/maps`` naming ``libtorch``), and the JSON says it per pr
 
 from __future__ import annotations
 
-import os
 import re
+import resource
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def process_memory(pid: int, *, tree: bool = False, proc: Path = PROC) -> dict[s
         "torch_loaded": torch_loaded(pid, proc),
     }
     if tree:
-        kids = []
+        kids: list[dict[str, Any]] = []
         for child in children_of(pid, proc):
             kid = proc_status_kib(child, proc)
             name = _comm(child, proc)
@@ -96,6 +96,6 @@ def _comm(pid: int, proc: Path) -> str:
         return ""
 
 
-def waited_peak_mib(rusage: os.struct_rusage | Any) -> float:
+def waited_peak_mib(rusage: resource.struct_rusage) -> float:
     """``ru_maxrss`` of a ``wait4`` (KiB on Linux) in MiB."""
     return round(float(rusage.ru_maxrss) / 1024.0, 1)

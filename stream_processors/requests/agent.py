@@ -77,10 +77,10 @@ Route = tuple[bytes, int | None]
 Headers = list[tuple[str, bytes]]
 
 
-def consumed_headers(record: Record, wall_offset: float) -> Headers:
+def consumed_headers(record: Record, wall_offset: float, now: float) -> Headers:
     """The reply headers of a request record: when the consumer received it (faust's monotonic
-    ``time_in`` + ``wall_offset`` = ``time.time() - time.monotonic()``; now when unknown)."""
-    received = record.time_in + wall_offset if record.time_in is not None else time.time()
+    ``time_in`` + ``wall_offset`` = ``time.time() - time.monotonic()``; ``now`` when unknown)."""
+    received = record.time_in + wall_offset if record.time_in is not None else now
     return [(REPLY_CONSUMED_AT_HEADER, f"{received * 1000.0:.3f}".encode("ascii"))]
 
 
@@ -143,8 +143,9 @@ class RequestScorer:
         items, routes, owners = self.live_items(good)
         if not items:
             return
-        wall_offset = time.time() - time.monotonic()
-        headers = [consumed_headers(g.record, wall_offset) for g in owners]
+        now = time.time()
+        wall_offset = now - time.monotonic()
+        headers = [consumed_headers(g.record, wall_offset, now) for g in owners]
         try:
             batch = await self.deps.scorer.score(items)
             await self.publish(batch.events, routes, headers)

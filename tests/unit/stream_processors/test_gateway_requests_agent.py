@@ -218,6 +218,6 @@ def test_each_reply_says_when_the_worker_received_its_request(predictor: OnnxPre
 
 def test_the_receive_time_is_fausts_monotonic_time_in_put_on_the_wall_clock() -> None:
     record = Record(key=None, value=b"{}", topic="t", partition=0, offset=0, time_in=100.0)
-    [(name, value)] = consumed_headers(record, wall_offset=1_800_000_000.0)
+    [(name, value)] = consumed_headers(record, wall_offset=1_800_000_000.0, now=0.0)
     assert name == REPLY_CONSUMED_AT_HEADER
     assert float(value.decode("ascii")) == 1_800_000_100_000.0
