@@ -422,9 +422,10 @@ def _hop_records(http_url: str, after: int) -> list[dict[str, Any]]:
 
 
 def _compiled(
-    tools: tuple[Tool, Tool], http_url: str, grpc_target: str, load: _Load
+    tools: tuple[Tool, Tool], http_url: str, grpc_target: str, load: _Load, keep: Path
 ) -> dict[str, Any]:
-    """oha on HTTP /predict, then ghz on gRPC Predict (see :mod:`ulasan.loadgen`)."""
+    """oha on HTTP /predict, then ghz on gRPC Predict (see :mod:`ulasan.loadgen`); their raw
+    reports are kept as ``<keep>-oha.json`` and ``<keep>-ghz.json``."""
     oha, ghz = tools
     limit = load.duration_s + 120.0
     body = json.dumps({"text": SHORT_REVIEWS[0]})
@@ -437,7 +438,8 @@ def _compiled(
         concurrency=concurrency,
         rate=rate,
     )
-    http = parse_oha(run_report(http_args, limit), rate=rate, duration_s=duration)
+    oha_report = keep.with_name(keep.name + "-oha.json")
+    http = parse_oha(run_report(http_args, limit, oha_report), rate=rate, duration_s=duration)
     messages = [{"text": t} for t in SHORT_REVIEWS]
     grpc_args = ghz_command(
         ghz.binary,
@@ -448,10 +450,13 @@ def _compiled(
         concurrency=concurrency,
         rate=rate,
     )
-    grpc_result = parse_ghz(run_report(grpc_args, limit), rate=rate, duration_s=duration)
+    ghz_report = keep.with_name(keep.name + "-ghz.json")
+    grpc_result = parse_ghz(
+        run_report(grpc_args, limit, ghz_report), rate=rate, duration_s=duration
+    )
     return {
-        "http": {**http, "load_generator": oha.describe()},
-        "grpc": {**grpc_result, "load_generator": ghz.describe()},
+        "http": {**http, "load_generator": oha.describe(), "report": str(oha_report)},
+        "grpc": {**grpc_result, "load_generator": ghz.describe(), "report": str(ghz_report)},
     }
 
 
@@ -473,7 +478,11 @@ def _with_hops(result: dict[str, Any], records: list[dict[str, Any]]) -> None:
 
 
 def _measure(
-    http_url: str, grpc_target: str, load: _Load, tools: tuple[Tool, Tool] | None
+    http_url: str,
+    grpc_target: str,
+    load: _Load,
+    tools: tuple[Tool, Tool] | None,
+    keep: Path,
 ) -> dict[str, Any]:
     """Warm up, then both protocols with the chosen clients, then the hops of exactly the
     measured requests from the gateway's ring."""
@@ -483,7 +492,7 @@ def _measure(
             _run_clients(http_url, grpc_target, load.concurrency, load.duration_s, load.rate)
         )
     else:
-        result = _compiled(tools, http_url, grpc_target, load)
+        result = _compiled(tools, http_url, grpc_target, load, keep)
     _with_hops(result, _hop_records(http_url, seq))
     return result
 
@@ -537,7 +546,8 @@ def run_gateway_bench(
         _wait_gateway(gateway, url, worker)
         how = "closed loop" if rate is None else f"open loop at {rate:g} req/s"
         say(f"{client} clients: {concurrency}, {how}, {duration_s:g} s each for HTTP and gRPC")
-        result = _measure(url, f"127.0.0.1:{grpc_port}", load, tools)
+        keep = run.logs / f"bench-gateway-{run.suffix}"
+        result = _measure(url, f"127.0.0.1:{grpc_port}", load, tools, keep)
         result["memory"] = _memory(worker, gateway)
     finally:
         _cleanup(run, worker, gateway)

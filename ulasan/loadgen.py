@@ -235,9 +235,9 @@ def ghz_command(
     return [*args, target]
 
 
-def run_report(args: Sequence[str], timeout_s: float) -> dict[str, Any]:
-    """Run a load generator and return its JSON report (raise :class:`BenchError` when it
-    fails or prints something else)."""
+def run_report(args: Sequence[str], timeout_s: float, keep: Path | None = None) -> dict[str, Any]:
+    """Run a load generator and return its JSON report, also written to ``keep`` when given
+    (raise :class:`BenchError` when it fails or prints something else)."""
     try:
         done = subprocess.run(
             list(args), capture_output=True, text=True, timeout=timeout_s, check=False
@@ -256,6 +256,8 @@ def run_report(args: Sequence[str], timeout_s: float) -> dict[str, Any]:
         ) from exc
     if not isinstance(report, dict):
         raise BenchError(f"{Path(args[0]).name}'s report is not a JSON object")
+    if keep is not None:
+        keep.write_text(done.stdout)
     return report
 
 

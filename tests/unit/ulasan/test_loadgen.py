@@ -23,6 +23,8 @@ from ulasan.loadgen import (
     ghz_command,
     oha_binary,
     oha_command,
+    parse_ghz,
+    parse_oha,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -107,3 +109,21 @@ def test_a_failed_build_says_so_with_its_log(
     with pytest.raises(BenchError, match="(?s)exit 101.*could not compile oha"):
         ensure_oha(tmp_path / "tools")
     assert not oha_binary(tmp_path / "tools").exists()
+
+
+def _report(name: str) -> dict[str, Any]:
+    return dict(json.loads((DATA / name).read_text()))
+
+
+def test_a_real_ghz_report_becomes_the_bench_figures() -> None:
+    # ghz v0.121.0, 3 s at 20 calls/s, --async, 4 workers, tiny model (all OK)
+    report = _report("ghz-report.json")
+    got = parse_ghz(report, rate=20.0, duration_s=3.0)
+    assert got["mode"] == "open" and got["offered_rps"] == 20.0
+    assert got["requests"] == report["count"] == 59 and got["errors"] == {}
+    assert got["sent"] == 59 and got["error_count"] == 0
+    assert got["achieved_rps"] == got["rps"] == round(59 / (report["total"] / 1e9), 1)
+    by_pct = {d["percentage"]: d["latency"] / 1e6 for d in report["latencyDistribution"]}
+    assert (got["p50_ms"], got["p95_ms"], got["p99_ms"]) == tuple(
+        round(by_pct[q], 2) for q in (50, 95, 99)
+    )
