@@ -428,12 +428,13 @@ def _compiled(
     reports are kept as ``<keep>-oha.json`` and ``<keep>-ghz.json``."""
     oha, ghz = tools
     limit = load.duration_s + 120.0
-    body = json.dumps({"text": SHORT_REVIEWS[0]})
+    bodies = keep.with_name(keep.name + "-bodies.jsonl")
+    bodies.write_text("".join(json.dumps({"text": t}) + "\n" for t in SHORT_REVIEWS))
     duration, concurrency, rate = load.duration_s, load.concurrency, load.rate
     http_args = oha_command(
         oha.binary,
         http_url + "/predict",
-        body,
+        bodies,
         duration_s=duration,
         concurrency=concurrency,
         rate=rate,

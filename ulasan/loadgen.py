@@ -193,21 +193,22 @@ def _seconds(value: float) -> str:
 def oha_command(
     oha: Path,
     url: str,
-    body: str,
+    bodies: Path,
     *,
     duration_s: float,
     concurrency: int,
     rate: float | None,
     timeout_s: float = 10.0,
 ) -> list[str]:
-    """oha POSTing ``body`` (JSON) to ``url`` from ``concurrency`` connections for
+    """oha POSTing the lines of ``bodies`` (one JSON body a line; oha -Z) to ``url`` from
+    ``concurrency`` connections for
     ``duration_s``: at ``rate`` requests/s in total with latency correction (open loop), or
     back to back per connection (closed loop, ``rate`` None); a JSON report on stdout."""
     args = [str(oha), "--no-tui", "--output-format", "json", "-z", _seconds(duration_s)]
     args += ["-c", str(concurrency), "-t", _seconds(timeout_s), "-w"]
     if rate is not None:
         args += ["-q", f"{rate:g}", "--latency-correction"]
-    return [*args, "-m", "POST", "-T", "application/json", "-d", body, url]
+    return [*args, "-m", "POST", "-T", "application/json", "-Z", str(bodies), url]
 
 
 def ghz_command(

@@ -36,18 +36,23 @@ def _after(args: list[str], flag: str) -> str:
 
 def test_oha_open_loop_is_a_fixed_rate_with_latency_correction() -> None:
     args = oha_command(
-        Path("/t/oha"), "http://h/predict", '{"text":"x"}', duration_s=30, concurrency=10, rate=100
+        Path("/t/oha"),
+        "http://h/predict",
+        Path("/b.jsonl"),
+        duration_s=30,
+        concurrency=10,
+        rate=100,
     )
     assert args[0] == "/t/oha" and args[-1] == "http://h/predict"
     assert _after(args, "-q") == "100" and "--latency-correction" in args
     assert _after(args, "-z") == "30s" and _after(args, "-c") == "10"
     assert _after(args, "--output-format") == "json" and "--no-tui" in args
     assert "-w" in args  # requests in flight at the end are waited for, not dropped
-    assert _after(args, "-m") == "POST" and _after(args, "-d") == '{"text":"x"}'
+    assert _after(args, "-m") == "POST" and _after(args, "-Z") == "/b.jsonl"
 
 
 def test_oha_closed_loop_has_no_rate() -> None:
-    args = oha_command(Path("oha"), "u", "{}", duration_s=5, concurrency=2, rate=None)
+    args = oha_command(Path("oha"), "u", Path("b"), duration_s=5, concurrency=2, rate=None)
     assert "-q" not in args and "--latency-correction" not in args
 
 
@@ -127,3 +132,30 @@ def test_a_real_ghz_report_becomes_the_bench_figures() -> None:
     assert (got["p50_ms"], got["p95_ms"], got["p99_ms"]) == tuple(
         round(by_pct[q], 2) for q in (50, 95, 99)
     )
+
+
+def test_a_real_oha_report_becomes_the_bench_figures() -> None:
+    # oha 1.16.0, 3 s at 20 req/s with latency correction, 4 connections, tiny model
+    report = _report("oha-report.json")
+    got = parse_oha(report, rate=20.0, duration_s=3.0)
+    assert got["mode"] == "open" and got["offered_rps"] == 20.0
+    assert got["requests"] == 60 and got["errors"] == {} and got["sent"] == 60
+    assert got["achieved_rps"] == round(60 / report["summary"]["total"], 1)
+    pct = report["latencyPercentiles"]
+    assert got["p50_ms"] == round(pct["p50"] * 1000, 2)
+    assert got["p99_ms"] == round(pct["p99"] * 1000, 2)
+
+
+def test_oha_statuses_other_than_200_and_client_errors_are_errors() -> None:
+    refused = parse_oha(_report("oha-422.json"), rate=10.0, duration_s=2.0)  # an empty text
+    assert refused["requests"] == 0 and refused["errors"] == {"HTTP 422": 20}
+    assert refused["achieved_rps"] == 0.0 and refused["sent"] == 20
+    timed_out = parse_oha(_report("oha-timeout.json"), rate=10.0, duration_s=2.0)  # -t 2ms
+    assert timed_out["errors"] == {"timeout": 20} and timed_out["requests"] == 0
+    assert timed_out["p50_ms"] == timed_out["p99_ms"] == 0.0  # no answer, no latency
+
+
+def test_ghz_statuses_other_than_ok_are_errors() -> None:
+    got = parse_ghz(_report("ghz-timeout.json"), rate=10.0, duration_s=2.0)  # -t 2ms
+    assert got["requests"] == 0 and got["errors"] == {"DeadlineExceeded": 19}
+    assert got["error_count"] == got["sent"] == 19 and got["p99_ms"] == 0.0
