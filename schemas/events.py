@@ -113,6 +113,12 @@ class Timings(BaseModel):
     total_ms: Annotated[float, Field(ge=0)] = 0.0
 
 
+#: Kafka header of a predict.replies.v1 record: when the worker's consumer received the request
+#: (epoch milliseconds, ASCII decimal), for the gateway's per-hop timings. A header, not a field:
+#: a field added to this closed v1 event would break its older readers (schemas/compat.py).
+REPLY_CONSUMED_AT_HEADER = "ulasan-consumed-at-ms"
+
+
 class SentimentScored(Event):
     """A scored text (sentiment.v1 for reviews, predict.replies.v1 for requests).
 

@@ -17,7 +17,9 @@ E = TypeVar("E", bound=Event)
 class Record:
     """One consumed record: raw key and value bytes and where they came from.
 
-    ``timestamp`` is the Kafka record timestamp in seconds since the epoch (None if unknown).
+    ``timestamp`` is the Kafka record timestamp in seconds since the epoch (None if unknown);
+    ``time_in`` is when faust's consumer received it (``Message.time_in``: ``time.monotonic()``
+    seconds, set by faust's monitor before the record goes to the streams; None if unknown).
     """
 
     key: bytes | None
@@ -26,6 +28,7 @@ class Record:
     partition: int
     offset: int
     timestamp: float | None = None
+    time_in: float | None = None
 
     @classmethod
     def from_event(cls, event: Any) -> Record:
@@ -38,6 +41,7 @@ class Record:
             partition=int(message.partition or 0),
             offset=int(message.offset or 0),
             timestamp=message.timestamp,
+            time_in=message.time_in,
         )
 
 

@@ -246,17 +246,24 @@ class Outputs:
         await self.send_bytes(topic, key, encode(event))
 
     async def send_bytes(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        """Publish ``value`` to ``topic`` (``partition``: None = by key). Inside a guarded
-        batch the delivery is awaited with the batch (see ``kafka.delivery``)."""
-        await self.send_many(topic, [(key, value)], partition)
+        """Publish ``value`` to ``topic`` (``partition``: None = by key; ``headers``: Kafka
+        record headers). Inside a guarded batch the delivery is awaited with the batch (see
+        ``kafka.delivery``)."""
+        await self.send_many(topic, [(key, value)], partition, headers)
 
     async def send_many(
         self,
         topic: str,
         messages: Sequence[tuple[bytes | None, bytes]],
         partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Publish ``(key, value)`` pairs to ``topic`` in order, as :meth:`send_bytes` does.
 
@@ -270,10 +277,12 @@ class Outputs:
             producer = await channel.app.maybe_start_producer()
             send = producer.send
             for key, value in messages:
-                delivery.track(await send(topic, key, value, partition, None, None))
+                delivery.track(await send(topic, key, value, partition, None, headers))
             return
         for key, value in messages:
-            delivery.track(await channel.send(key=key, value=value, partition=partition))
+            delivery.track(
+                await channel.send(key=key, value=value, partition=partition, headers=headers)
+            )
 
     async def dead_letter(self, rejected: Rejected, *, stage: str) -> None:
         """Send one rejected record to ``<topic>.dlq`` and count it; never raises for the record."""

@@ -284,13 +284,20 @@ def gateway(
         help="open loop: requests/s offered in total over the C clients, latency from the "
         "scheduled send time [default: closed loop, each client waits for its answer]",
     ),
+    client: str = typer.Option(
+        "compiled",
+        "--client",
+        help="compiled: oha (HTTP) and ghz (gRPC), built on first use into "
+        "~/.cache/ulasan/tools (needs cargo and Go; minutes, once); python: asyncio clients "
+        "in the bench's own process",
+    ),
     threads: WorkerThreads = None,
     workers: Workers = None,
     as_json: AsJson = False,
 ) -> None:
     """HTTP /predict and gRPC Predict through gateway, Kafka and a worker: requests/s and
-    p50/p95/p99 from C clients (closed loop, or open loop at --rate), beside the bare engine's
-    batch-1 latency."""
+    p50/p95/p99 from C clients (closed loop, or open loop at --rate), the per-hop breakdown
+    from the gateway, the processes' peak memory, beside the bare engine's batch-1 latency."""
     from ulasan.bench_gateway import run_gateway_bench  # noqa: PLC0415 - httpx, grpc: ~0.4 s
 
     def bench(served: _Served) -> dict[str, Any]:
@@ -302,6 +309,7 @@ def gateway(
             rate=rate,
             threads=served.threads,
             workers=served.workers,
+            client=client,
             say=_say,
         )
 
@@ -310,9 +318,15 @@ def gateway(
     if as_json:
         _print_json(result)
         return
-    engine = result["engine_batch1_p50_ms"]
-    how = "closed loop" if rate is None else f"open loop, {rate:g} req/s offered"
-    title = f"gateway: {concurrency} clients, {how}, {served.folder.name}"
+    _print_gateway(result, f"gateway: {concurrency} clients, {_how(rate)}, {served.folder.name}")
+
+
+def _how(rate: float | None) -> str:
+    return "closed loop" if rate is None else f"open loop, {rate:g} req/s offered"
+
+
+def _print_gateway(result: dict[str, Any], title: str) -> None:
+    """The gateway bench's tables: per protocol, per hop, peak memory, the targets."""
     rows = [
         [proto]
         + [f"{result[proto][k]:.1f}" for k in ("rps", "p50_ms", "p95_ms", "p99_ms")]
@@ -320,8 +334,23 @@ def gateway(
         for proto in ("http", "grpc")
     ]
     columns = ("protocol", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors")
-    Console().print(_table(title, columns, rows))
-    Console().print(
+    console = Console()
+    console.print(_table(title, columns, rows))
+    hop_rows = [
+        [hop]
+        + [
+            f"{result[p]['hops'][hop][k]:.2f}" if result[p]["hops"][hop][k] is not None else "-"
+            for p in ("http", "grpc")
+            for k in ("p50_ms", "p99_ms")
+        ]
+        for hop in result["http"]["hops"]
+    ]
+    hop_cols = ("hop", "HTTP p50", "HTTP p99", "gRPC p50", "gRPC p99")
+    console.print(_table("per hop (ms, the gateway's ring)", hop_cols, hop_rows, words=("hop",)))
+    memory = ", ".join(f"{k} {v['peak_rss_mib']} MiB" for k, v in result["memory"].items())
+    console.print(f"peak RSS: {memory}")
+    engine = result["engine_batch1_p50_ms"]
+    console.print(
         f"bare engine batch-1 p50: {engine:.1f} ms; targets: >= 100 req/s, "
         f"p50 <= {engine + 10:.1f} ms, p99 <= 100 ms"
     )
@@ -375,3 +404,47 @@ def burst(
     table = _table(title, (*columns, "drain rev/s"), rows, words=("setup",))
     Console().print(table)
     Console().print(f"target: {result['target']} (ms)")
+
+
+@app.command("memory")
+def memory(
+    model: ServedModel = None,
+    shape: Shape = None,
+    train_config: Path = typer.Option(
+        Path("configs/tiny.yaml"), "--train-config", help="the training measured to its end"
+    ),
+    workers: Workers = None,
+    threads: WorkerThreads = None,
+    as_json: AsJson = False,
+) -> None:
+    """Peak RSS of each process: worker(s) and gateway after a warm-up, the UI after its pages
+    loaded in headless chromium, the trainer consumer idle, a training to its end."""
+    from ulasan.bench_memory import run_memory_bench  # noqa: PLC0415 - httpx, grpc, selenium
+
+    def bench(served: _Served) -> dict[str, Any]:
+        return run_memory_bench(
+            served.settings,
+            folder=served.folder,
+            train_config=train_config,
+            workers=served.workers,
+            threads=served.threads,
+            say=_say,
+        )
+
+    with stdout_to_stderr(as_json):
+        result, served = _run_served(model, shape, workers, threads, bench)
+    if as_json:
+        _print_json(result)
+        return
+    rows = [
+        [
+            name,
+            str(p.get("peak_rss_mib")),
+            {True: "yes", False: "no"}.get(p.get("torch_loaded"), "-"),
+        ]
+        for name, p in result["processes"].items()
+    ]
+    title = f"peak RSS (VmHWM), {served.folder.name}, training {result['train_config']}"
+    Console().print(
+        _table(title, ("process", "peak MiB", "torch"), rows, words=("process", "torch"))
+    )

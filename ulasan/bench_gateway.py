@@ -8,10 +8,16 @@ a fixed schedule (each every C/R s from a random phase, however many are still i
 latency runs from the scheduled send time (no coordinated omission, as wrk2 and k6's
 constant-arrival-rate); achieved requests/s falls below R when the system cannot keep up.
 
-Each run gets its own topics (a unique prefix) and consumer group; one ``ulasan worker`` and one
-``ulasan gateway serve`` run as subprocesses, the clients (asyncio: httpx and grpc.aio, one
-connection each) run in this process. A warm-up (not measured) loads the model and fills the
-caches first. The bare engine figure is ``OnnxPredictor.predict([text])`` on the same short
+Each run gets its own topics (a unique prefix) and consumer group; ``ulasan worker``(s) and one
+``ulasan gateway serve`` run as subprocesses. The load comes from oha (HTTP) and ghz (gRPC),
+separate compiled processes built on first use (``--client compiled``, :mod:`ulasan.loadgen`;
+open loop: oha ``-q R --latency-correction``, ghz ``--rps R --async``), or from asyncio clients
+in this process (``--client python``: httpx and grpc.aio, one connection each, the loops
+below). A warm-up (not measured) loads the model and fills the caches first. Then the
+gateway's hop ring (:mod:`producers.gateway.hops`, ``GET /debug/hops``) gives each measured
+request's hops (parse and auth, produce, wait in the worker, inference, reply, response write)
+for exact p50/p99 per hop, and the worker's and gateway's peak RSS (``VmHWM``) is read before
+they stop. The bare engine figure is ``OnnxPredictor.predict([text])`` on the same short
 reviews, one at a time, with the worker's thread setting: tokenisation, the ONNX graph and the
 softmax, nothing else.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import statistics
 import time
@@ -32,11 +39,25 @@ from typing import Any
 import grpc
 import httpx
 
+import schemas
+from producers.gateway.hops import summarize
 from ulasan.core.grpc_gen import ulasan_pb2 as pb
 from ulasan.core.grpc_gen import ulasan_pb2_grpc as pb_grpc
 from ulasan.core.settings import Settings
 from ulasan.errors import BenchError
+from ulasan.loadgen import (
+    DEFAULT_TOOLS_DIR,
+    Tool,
+    ensure_ghz,
+    ensure_oha,
+    ghz_command,
+    oha_command,
+    parse_ghz,
+    parse_oha,
+    run_report,
+)
 from ulasan.pipeline_tools import WorkerGroup, percentile, worker_group
+from ulasan.proc_memory import process_memory
 from ulasan.procs import Child, child_env, free_port, gateway_serve_args, spawn
 from ulasan.sandbox import delete_topics
 
@@ -56,6 +77,16 @@ SHORT_REVIEWS: tuple[str, ...] = (
     "Barang rusak saat diterima",
 )
 WARMUP_REQUESTS = 60
+#: the ``--client`` choices: oha + ghz (built on first use), or asyncio clients in this process
+CLIENTS = ("compiled", "python")
+PYTHON_CLIENT = {
+    "name": "ulasan-python",
+    "version": f"httpx {httpx.__version__}, grpcio {grpc.__version__}",
+}
+#: the gateway's hop ring for a run (grows as used: 72 bytes a request)
+HOP_RING = 500_000
+#: the gRPC contract ghz reads
+PROTO = Path(schemas.__file__).parent / "ulasan.proto"
 
 
 def engine_batch1_ms(folder: Path, threads: int | None, n: int = 200) -> float:
@@ -205,9 +236,7 @@ class _Clients:
     async def measure(
         self, calls: list[Call], duration_s: float, rate: float | None
     ) -> dict[str, Any]:
-        """A warm-up (not measured), then the closed loop, or the open loop at ``rate``."""
-        for i in range(WARMUP_REQUESTS):
-            await calls[i % len(calls)](SHORT_REVIEWS[i % len(SHORT_REVIEWS)])
+        """The closed loop, or the open loop at ``rate`` (after the warm-up: :func:`_warm_up`)."""
         for values in self.parts.values():
             values.clear()
         if rate is None:
@@ -220,6 +249,11 @@ class _Clients:
         result["worker_inference_p50_ms"] = round(
             percentile(self.parts["inference_ms"], 50) or 0.0, 2
         )
+        result["load_generator"] = PYTHON_CLIENT
+        result["achieved_rps"] = result["rps"]
+        result["error_count"] = sum(result["errors"].values())
+        if rate is None:
+            result["offered_rps"] = None
         return result
 
 
@@ -230,9 +264,10 @@ async def _run_clients(
     duration_s: float,
     rate: float | None = None,
 ) -> dict[str, Any]:
-    """Both protocols, one after the other; each client has its own connection (an httpx
-    client, which opens a second connection only while an open-loop request is still in
-    flight, or a grpc.aio channel, which multiplexes in-flight requests)."""
+    """Both protocols, one after the other, from this process (``--client python``); each
+    client has its own connection (an httpx client, which opens a second connection only
+    while an open-loop request is still in flight, or a grpc.aio channel, which multiplexes
+    in-flight requests)."""
     clients = _Clients()
     async with contextlib.AsyncExitStack() as stack:
         https = [
@@ -261,6 +296,7 @@ class _GatewayRun:
     workers: int
     say: Callable[[str], None]
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    dbname: str | None = None  # a private database (None: the stack's)
 
     @property
     def prefix(self) -> str:
@@ -282,9 +318,12 @@ class _GatewayRun:
             # /ready checks that this group holds the request partitions
             "ULASAN_GATEWAY__WORKER_GROUP": self.app_id,
             "ULASAN_DRIFT__ENABLED": "false",
+            "ULASAN_GATEWAY__HOP_TRACE_SIZE": str(HOP_RING),
         }
         if self.threads is not None:
             overrides["ULASAN_WORKER__INTRA_OP_THREADS"] = str(self.threads)
+        if self.dbname is not None:
+            overrides["ULASAN_POSTGRES__DBNAME"] = self.dbname
         return overrides
 
 
@@ -341,6 +380,142 @@ def _cleanup(run: _GatewayRun, worker: WorkerGroup, gateway: Child | None) -> No
         run.say(f"cleanup failed: {exc}")
 
 
+@dataclass(frozen=True)
+class _Load:
+    """What load a run offers: C clients for S seconds per protocol, at R req/s or closed."""
+
+    concurrency: int
+    duration_s: float
+    rate: float | None
+    client: str
+
+
+async def _warm_up(http_url: str, grpc_target: str) -> int:
+    """:data:`WARMUP_REQUESTS` per protocol, not measured (the model loaded, the caches warm);
+    the gateway's hop ring position after them (the measured requests come after it)."""
+    async with (
+        httpx.AsyncClient(base_url=http_url, timeout=10) as client,
+        grpc.aio.insecure_channel(grpc_target) as channel,
+    ):
+        stub = pb_grpc.GatewayStub(channel)  # type: ignore[no-untyped-call]
+        for i in range(WARMUP_REQUESTS):
+            text = SHORT_REVIEWS[i % len(SHORT_REVIEWS)]
+            resp = await client.post("/predict", json={"text": text})
+            if resp.status_code != 200:
+                raise BenchError(f"warm-up: HTTP {resp.status_code}: {resp.text[:200]}")
+            await stub.Predict(pb.PredictRequest(text=text), timeout=10)
+        resp = await client.get("/debug/hops", params={"after": 2**62})
+        return int(resp.json()["seq"])
+
+
+def _hop_records(http_url: str, after: int) -> list[dict[str, Any]]:
+    """The gateway's hop records after ``after`` (raise when some already left its ring)."""
+    resp = httpx.get(http_url + "/debug/hops", params={"after": after}, timeout=30)
+    resp.raise_for_status()
+    body = resp.json()
+    if not body["complete"]:
+        raise BenchError(
+            f"the gateway's hop ring ({body['capacity']} requests) lost some of the run's "
+            "requests: shorten --duration"
+        )
+    return list(body["records"])
+
+
+def _compiled(
+    tools: tuple[Tool, Tool], http_url: str, grpc_target: str, load: _Load, keep: Path
+) -> dict[str, Any]:
+    """oha on HTTP /predict, then ghz on gRPC Predict (see :mod:`ulasan.loadgen`); their raw
+    reports are kept as ``<keep>-oha.json`` and ``<keep>-ghz.json``."""
+    oha, ghz = tools
+    limit = load.duration_s + 120.0
+    bodies = keep.with_name(keep.name + "-bodies.jsonl")
+    bodies.write_text("".join(json.dumps({"text": t}) + "\n" for t in SHORT_REVIEWS))
+    duration, concurrency, rate = load.duration_s, load.concurrency, load.rate
+    http_args = oha_command(
+        oha.binary,
+        http_url + "/predict",
+        bodies,
+        duration_s=duration,
+        concurrency=concurrency,
+        rate=rate,
+    )
+    oha_report = keep.with_name(keep.name + "-oha.json")
+    http = parse_oha(run_report(http_args, limit, oha_report), rate=rate, duration_s=duration)
+    messages = [{"text": t} for t in SHORT_REVIEWS]
+    grpc_args = ghz_command(
+        ghz.binary,
+        grpc_target,
+        PROTO,
+        messages,
+        duration_s=duration,
+        concurrency=concurrency,
+        rate=rate,
+    )
+    ghz_report = keep.with_name(keep.name + "-ghz.json")
+    grpc_result = parse_ghz(
+        run_report(grpc_args, limit, ghz_report), rate=rate, duration_s=duration
+    )
+    return {
+        "http": {**http, "load_generator": oha.describe(), "report": str(oha_report)},
+        "grpc": {**grpc_result, "load_generator": ghz.describe(), "report": str(ghz_report)},
+    }
+
+
+def _with_hops(result: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """Each protocol's per-hop p50/p99 (and, for the compiled clients, the worker's queue and
+    inference medians the Python clients read from the replies)."""
+    for proto in ("http", "grpc"):
+        hops = summarize(records, proto)
+        result[proto]["hops"] = hops
+        if "worker_queue_p50_ms" in result[proto]:
+            continue
+        queue = [
+            r["produce"] + r["worker_wait"]
+            for r in records
+            if r["protocol"] == proto and r["produce"] is not None and r["worker_wait"] is not None
+        ]
+        result[proto]["worker_queue_p50_ms"] = round(percentile(queue, 50) or 0.0, 2)
+        result[proto]["worker_inference_p50_ms"] = hops["inference"]["p50_ms"] or 0.0
+
+
+def _measure(
+    http_url: str,
+    grpc_target: str,
+    load: _Load,
+    tools: tuple[Tool, Tool] | None,
+    keep: Path,
+) -> dict[str, Any]:
+    """Warm up, then both protocols with the chosen clients, then the hops of exactly the
+    measured requests from the gateway's ring."""
+    seq = asyncio.run(_warm_up(http_url, grpc_target))
+    if tools is None:
+        result = asyncio.run(
+            _run_clients(http_url, grpc_target, load.concurrency, load.duration_s, load.rate)
+        )
+    else:
+        result = _compiled(tools, http_url, grpc_target, load, keep)
+    _with_hops(result, _hop_records(http_url, seq))
+    return result
+
+
+def _memory(worker: WorkerGroup, gateway: Child) -> dict[str, Any]:
+    """Peak and current RSS of each serving process, read while it still runs."""
+    out = {w.name: process_memory(w.child.proc.pid) for w in worker.workers if w.child is not None}
+    out["gateway"] = process_memory(gateway.proc.pid)
+    return out
+
+
+def load_generators(
+    client: str, tools_dir: Path, say: Callable[[str], None]
+) -> tuple[Tool, Tool] | None:
+    """oha and ghz for ``--client compiled`` (built on first use), None for ``python``."""
+    if client not in CLIENTS:
+        raise BenchError(f"--client must be one of {', '.join(CLIENTS)}, got {client!r}")
+    if client == "python":
+        return None
+    return ensure_oha(tools_dir, say), ensure_ghz(tools_dir, say)
+
+
 def run_gateway_bench(
     settings: Settings,
     *,
@@ -350,10 +525,14 @@ def run_gateway_bench(
     rate: float | None = None,
     threads: int | None = None,
     workers: int = 1,
+    client: str = "compiled",
+    tools_dir: Path = DEFAULT_TOOLS_DIR,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Measure the gateway on ``folder`` (a serving folder) with ``workers`` worker processes
     in one group (``threads`` ONNX Runtime threads each); see the module docstring."""
+    load = _Load(concurrency, duration_s, rate, client)
+    tools = load_generators(client, tools_dir, say)  # a build happens before anything starts
     run = _GatewayRun(settings, folder, threads, workers, say)
     run.logs.mkdir(parents=True, exist_ok=True)
     worker = _workers(run)
@@ -367,10 +546,10 @@ def run_gateway_bench(
         url = f"http://127.0.0.1:{http_port}"
         _wait_gateway(gateway, url, worker)
         how = "closed loop" if rate is None else f"open loop at {rate:g} req/s"
-        say(f"{concurrency} clients, {how}, {duration_s:g} s each for HTTP and gRPC")
-        result = asyncio.run(
-            _run_clients(url, f"127.0.0.1:{grpc_port}", concurrency, duration_s, rate)
-        )
+        say(f"{client} clients: {concurrency}, {how}, {duration_s:g} s each for HTTP and gRPC")
+        keep = run.logs / f"bench-gateway-{run.suffix}"
+        result = _measure(url, f"127.0.0.1:{grpc_port}", load, tools, keep)
+        result["memory"] = _memory(worker, gateway)
     finally:
         _cleanup(run, worker, gateway)
     say("bare engine, batch 1, same texts")
@@ -385,4 +564,6 @@ def run_gateway_bench(
         "rate": rate,
         "duration_s": duration_s,
         "model": folder.name,
+        "client": client,
+        "clock": "hops from wall-clock epoch times of the gateway and the worker, one host",
     }

@@ -13,3 +13,7 @@ class MainJobError(UlasanError):
 
 class BenchError(UlasanError):
     """A benchmark could not run or did not finish."""
+
+
+class LoadGenMissing(BenchError):
+    """A compiled load generator cannot be built here: its toolchain (cargo, Go) is missing."""

@@ -29,6 +29,9 @@ have chromium || need+=(chromium)
 have chromedriver || need+=(chromium-driver)
 # Go builds helm for the chart checks (deploy/tools/install-helm.sh; an old Go is enough)
 have go || [ -x /usr/local/go/bin/go ] || need+=(golang-go)  # the go.dev tarball lives there
+# `ulasan bench gateway` builds ghz with the same Go, and oha with cargo (Rust >= 1.88, from
+# rustup: Debian 12's cargo is too old for it, so it is not installed here; without cargo the
+# bench says so and `--client python` still runs)
 
 if [ "${#need[@]}" -eq 0 ]; then
     exit 0

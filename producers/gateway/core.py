@@ -25,6 +25,7 @@ import socket
 import time
 import uuid
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from aiokafka.errors import KafkaError
 from confluent_kafka import ConsumerGroupState, KafkaException
 
 from producers.gateway.errors import DeadlineExceeded, GatewayError, Unavailable
+from producers.gateway.hops import HopRecorder, ReplyTrace, consumed_at
 from producers.gateway.metrics import GatewayMetrics, Stats
 from producers.gateway.settings import GatewaySettings
 from producers.gateway.validation import check_label, check_subject, check_text, check_texts
@@ -58,27 +60,36 @@ def default_instance_id() -> str:
 
 @dataclass
 class Pending:
-    """One request awaiting ``n`` replies (one per text, by index)."""
+    """One request awaiting ``n`` replies (one per text, by index); ``last`` is the trace of
+    the reply that completed it (the gateway's clock: epoch seconds)."""
 
     n: int
     future: asyncio.Future[list[SentimentScored]]
     got: dict[int, SentimentScored] = field(default_factory=dict)
+    sent_at: float = 0.0
+    last: ReplyTrace | None = None
 
-    def add(self, scored: SentimentScored) -> None:
+    def add(
+        self, scored: SentimentScored, got_at: float | None = None, consumed: float | None = None
+    ) -> None:
         if scored.index >= self.n or self.future.done():
             return
         self.got[scored.index] = scored
         if len(self.got) == self.n:
+            got = time.time() if got_at is None else got_at
+            self.last = ReplyTrace(self.sent_at, got, consumed, scored)
             self.future.set_result([self.got[i] for i in range(self.n)])
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """A request's answer: one scored event per text, and the round-trip time."""
+    """A request's answer: one scored event per text, the round-trip time, and the timestamps
+    its hops are cut from (:mod:`producers.gateway.hops`)."""
 
     request_id: str
     results: list[SentimentScored]
     latency_ms: float
+    trace: ReplyTrace | None = None
 
 
 @dataclass
@@ -98,6 +109,7 @@ class GatewayCore:
         self.cfg = settings.gateway
         self.metrics = metrics or GatewayMetrics()
         self.stats = Stats()
+        self.hops = HopRecorder(self.metrics.hops, self.cfg.hop_trace_size)
         self.instance_id = self.cfg.instance_id or default_instance_id()
         prefix = self.cfg.topic_prefix
         self.requests_topic = prefix + topics.PREDICT_REQUESTS
@@ -211,11 +223,18 @@ class GatewayCore:
                 await asyncio.sleep(0.5)
                 continue
             for records in batches.values():
+                got_at = time.time()
                 for record in records:
-                    self.on_reply(record.value)
+                    self.on_reply(record.value, record.headers, got_at)
 
-    def on_reply(self, value: bytes) -> None:
-        """Match one predict.replies.v1 record to its waiting request."""
+    def on_reply(
+        self,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+        got_at: float | None = None,
+    ) -> None:
+        """Match one predict.replies.v1 record to its waiting request (``headers``: the
+        record's Kafka headers; ``got_at``: when it was read, epoch seconds)."""
         try:
             scored = decode(value, SentimentScored)
         except CodecError as exc:
@@ -232,7 +251,7 @@ class GatewayCore:
             self.metrics.replies.labels("late").inc()
             return
         self.metrics.replies.labels("matched").inc()
-        pending.add(scored)
+        pending.add(scored, got_at, consumed_at(headers))
 
     # -- operations ----------------------------------------------------------------------------
     async def predict(
@@ -254,10 +273,12 @@ class GatewayCore:
             deadline=datetime.now(UTC) + timedelta(seconds=budget),
         )
         future: asyncio.Future[list[SentimentScored]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = Pending(len(texts), future)
+        pending = self._pending[request_id] = Pending(len(texts), future)
         try:
             async with asyncio.timeout(budget):
-                await self._send(self.requests_topic, request_id, encode(request))
+                value = encode(request)
+                pending.sent_at = time.time()
+                await self._send(self.requests_topic, request_id, value)
                 results = await future
         except TimeoutError:
             self.last_miss_monotonic = time.monotonic()
@@ -277,7 +298,7 @@ class GatewayCore:
         latency_ms = (time.perf_counter() - started) * 1000.0
         if record:
             self.stats.record("ok", latency_ms, [r.label for r in results])
-        return Prediction(request_id, results, latency_ms)
+        return Prediction(request_id, results, latency_ms, pending.last)
 
     async def predict_one(self, text: str, *, deadline_s: float | None = None) -> Prediction:
         return await self.predict([check_text(text)], deadline_s=deadline_s)

@@ -187,27 +187,35 @@ class GatewayService:
 
     # -- operations ----------------------------------------------------------------------------
     async def Predict(self, request: Any, context: grpc.aio.ServicerContext) -> pb.PredictResponse:  # noqa: N802
+        t_in = time.time()
+
         async def body(req: pb.PredictRequest, who: Principal) -> pb.PredictResponse:
             result = await self.core.predict([check_text(req.text, "text")])
-            return pb.PredictResponse(
+            response = pb.PredictResponse(
                 request_id=result.request_id,
                 prediction=prediction(result.results[0]),
                 latency_ms=result.latency_ms,
                 id=req.id,
             )
+            self.core.hops.record(PROTOCOL, t_in, result.trace, time.time())
+            return response
 
         return await self._run("Predict", request, context, body)  # type: ignore[no-any-return]
 
     async def PredictBatch(  # noqa: N802
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> pb.PredictBatchResponse:
+        t_in = time.time()
+
         async def body(req: pb.PredictBatchRequest, who: Principal) -> pb.PredictBatchResponse:
             result = await self.core.predict(check_texts(list(req.texts), "texts"))
-            return pb.PredictBatchResponse(
+            response = pb.PredictBatchResponse(
                 request_id=result.request_id,
                 predictions=[prediction(r) for r in result.results],
                 latency_ms=result.latency_ms,
             )
+            self.core.hops.record(PROTOCOL, t_in, result.trace, time.time())
+            return response
 
         return await self._run("PredictBatch", request, context, body)  # type: ignore[no-any-return]
 

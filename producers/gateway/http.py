@@ -213,12 +213,18 @@ def _field(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+#: ``scope["state"]`` keys: when the request reached the app (epoch s), and a route's answer
+T_IN, PREDICTION = "hops_t_in", "hops_prediction"
+
+
 class _Metrics:
-    """Pure ASGI middleware: counts, latency per route template, requests in flight."""
+    """Pure ASGI middleware: counts, latency per route template, requests in flight, and the
+    hops of an answered prediction (the route leaves it in ``scope["state"]``)."""
 
     def __init__(self, app: Any, core: GatewayCore) -> None:
         self.app = app
         self.metrics = core.metrics
+        self.hops = core.hops
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -235,6 +241,8 @@ class _Metrics:
         gauge = self.metrics.in_flight.labels(PROTOCOL)
         gauge.inc()
         started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        state[T_IN] = time.time()
         try:
             await self.app(scope, receive, capture)
         except Exception as exc:  # noqa: BLE001 - answered and logged without its text
@@ -250,6 +258,9 @@ class _Metrics:
                 message = f"internal error (id {error_id}); the gateway logged it, try again"
                 await _error(500, "internal", message)(scope, receive, capture)
         finally:
+            answered = state.get(PREDICTION)
+            if isinstance(answered, Prediction):
+                self.hops.record(PROTOCOL, state[T_IN], answered.trace, time.time())
             gauge.dec()
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
@@ -477,6 +488,11 @@ def _add_service_routes(app: FastAPI, core: GatewayCore, guard: Guard, caller: C
     async def stats(who: Principal = Depends(caller)) -> dict[str, Any]:
         return core.stats.snapshot()
 
+    @app.get("/debug/hops", summary="Per-hop timings of the last answered predictions (ms)")
+    async def debug_hops(after: int = 0, who: Principal = Depends(caller)) -> dict[str, Any]:
+        """The hop ring (producers/gateway/hops.py) from sequence number ``after`` on."""
+        return core.hops.since(max(0, after))
+
 
 def _add_prediction_routes(app: FastAPI, core: GatewayCore, caller: Caller) -> None:
     """Scoring one text or a batch, and human feedback."""
@@ -484,8 +500,11 @@ def _add_prediction_routes(app: FastAPI, core: GatewayCore, caller: Caller) -> N
     # The prediction routes answer with JSON bytes built straight from the replies: the
     # response models document the body (OpenAPI) without a validation pass per request.
     @app.post("/predict", summary="Score one text", responses=_ERRORS, response_model=PredictOut)
-    async def predict(body: PredictIn, who: Principal = Depends(caller)) -> Response:
+    async def predict(
+        body: PredictIn, request: Request, who: Principal = Depends(caller)
+    ) -> Response:
         result: Prediction = await core.predict([body.text])
+        request.scope.setdefault("state", {})[PREDICTION] = result
         return _json(
             {
                 "request_id": result.request_id,
@@ -500,8 +519,11 @@ def _add_prediction_routes(app: FastAPI, core: GatewayCore, caller: Caller) -> N
         responses=_ERRORS,
         response_model=PredictBatchOut,
     )
-    async def predict_batch(body: PredictBatchIn, who: Principal = Depends(caller)) -> Response:
+    async def predict_batch(
+        body: PredictBatchIn, request: Request, who: Principal = Depends(caller)
+    ) -> Response:
         result = await core.predict(list(body.texts))
+        request.scope.setdefault("state", {})[PREDICTION] = result
         return _json(
             {
                 "request_id": result.request_id,

@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from ulasan.core.process_metrics import add_process_collectors
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+#: hops are a fraction of a request: finer at the bottom (0.1 ms)
+HOP_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 class GatewayMetrics:
@@ -51,6 +53,14 @@ class GatewayMetrics:
             "ulasan_api_replies",
             "predict.replies.v1 records read: matched, late (after the deadline) or foreign.",
             ["outcome"],
+            registry=self.registry,
+        )
+        self.hops = Histogram(
+            "ulasan_gateway_hop_seconds",
+            "Answered prediction requests, time per hop (producers/gateway/hops.py): parse_auth, "
+            "produce, worker_wait, inference, reply, response_write, total.",
+            ["hop", "protocol"],
+            buckets=HOP_BUCKETS,
             registry=self.registry,
         )
 

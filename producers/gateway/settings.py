@@ -143,6 +143,13 @@ class GatewayConfig(BaseModel):
     stream_max_in_flight: int = Field(
         32, ge=1, description="messages of one PredictStream being scored at once"
     )
+    hop_trace_size: int = Field(
+        10_000,
+        ge=0,
+        le=1_000_000,
+        description="answered requests whose per-hop timings GET /debug/hops keeps (a ring; "
+        "0 = none; the ulasan_gateway_hop_seconds histogram is kept either way)",
+    )
     loglevel: str = "info"
 
     @property

@@ -9,9 +9,11 @@ once; requests that arrive while a batch is scored form the next batch), or, wit
 ``request_max_wait_ms`` > 0, in windows of that length. Every text gets one
 ``SentimentScored`` on predict.replies.v1 with ``request_id``, ``index`` and ``reply_to``, keyed
 by ``reply_to`` and sent to ``reply_partition`` when the request names one, so it reaches the
-gateway instance that asked. Requests whose deadline has passed are not scored (the gateway
-has already answered 504); they are counted, not dead-lettered. Bad records go to
-predict.requests.v1.dlq.
+gateway instance that asked. Each reply carries the Kafka header ``ulasan-consumed-at-ms``: when
+this worker's consumer received the request (epoch ms), the one timestamp of the gateway's
+per-hop breakdown (producers/gateway/hops.py) that no event holds. Requests whose deadline has
+passed are not scored (the gateway has already answered 504); they are counted, not
+dead-lettered. Bad records go to predict.requests.v1.dlq.
 
 The request-logs agent stores every reply in prediction_logs (``request_id`` and ``index``
 set, ``review_id`` NULL) off the request path, so feedback given by ``request_id`` joins the
@@ -29,11 +31,11 @@ from typing import Any
 
 import faust
 
-from schemas.events import PredictionRequested, SentimentScored
+from schemas.events import REPLY_CONSUMED_AT_HEADER, PredictionRequested, SentimentScored
 from stream_processors.dlq import INFERENCE_FAILED, SCHEMA_VIOLATION, Rejection
 from stream_processors.inference.batching import ScoreItem
 from stream_processors.kafka.guard import BatchGuard
-from stream_processors.records import Decoded, Rejected, decode_records, records_of
+from stream_processors.records import Decoded, Record, Rejected, decode_records, records_of
 from stream_processors.requests.take import take_ready
 from stream_processors.sink.rows import prediction_batch
 from stream_processors.sink.stage import store
@@ -72,6 +74,14 @@ def expired(request: PredictionRequested, now: datetime | None = None) -> bool:
 
 
 Route = tuple[bytes, int | None]
+Headers = list[tuple[str, bytes]]
+
+
+def consumed_headers(record: Record, wall_offset: float, now: float) -> Headers:
+    """The reply headers of a request record: when the consumer received it (faust's monotonic
+    ``time_in`` + ``wall_offset`` = ``time.time() - time.monotonic()``; ``now`` when unknown)."""
+    received = record.time_in + wall_offset if record.time_in is not None else now
+    return [(REPLY_CONSUMED_AT_HEADER, f"{received * 1000.0:.3f}".encode("ascii"))]
 
 
 class RequestScorer:
@@ -82,23 +92,31 @@ class RequestScorer:
         self.outputs = outputs
         self.metrics = deps.metrics
 
-    async def reply(self, scored: SentimentScored, route: Route) -> None:
+    async def reply(
+        self, scored: SentimentScored, route: Route, headers: Headers | None = None
+    ) -> None:
         key, partition = route
         await self.outputs.send_bytes(
             self.deps.topics.predict_replies,
             key,
             scored.model_dump_json().encode("utf-8"),
             partition=partition,
+            headers=headers,
         )
 
-    async def publish(self, events: list[SentimentScored], routes: list[Route]) -> None:
+    async def publish(
+        self,
+        events: list[SentimentScored],
+        routes: list[Route],
+        headers: list[Headers] | None = None,
+    ) -> None:
         metrics = self.metrics
         metrics.inference_batch_size.observe(len(events))
-        for scored, route in zip(events, routes, strict=True):
+        for i, (scored, route) in enumerate(zip(events, routes, strict=True)):
             metrics.predictions.labels(scored.label, scored.model_version).inc()
             metrics.prediction_confidence.observe(scored.confidence)
             metrics.prediction_latency.observe(scored.timings.total_ms / 1000.0)
-            await self.reply(scored, route)
+            await self.reply(scored, route, headers[i] if headers else None)
 
     def live_items(
         self, good: list[Decoded[PredictionRequested]]
@@ -125,9 +143,12 @@ class RequestScorer:
         items, routes, owners = self.live_items(good)
         if not items:
             return
+        now = time.time()
+        wall_offset = now - time.monotonic()
+        headers = [consumed_headers(g.record, wall_offset, now) for g in owners]
         try:
             batch = await self.deps.scorer.score(items)
-            await self.publish(batch.events, routes)
+            await self.publish(batch.events, routes, headers)
             return
         except Exception as exc:
             log.exception("scoring %d request texts failed; scoring request by request", len(items))

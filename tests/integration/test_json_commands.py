@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.tiny_serving import copy_serving_folder
+from ulasan.loadgen import DEFAULT_TOOLS_DIR, ghz_binary, oha_binary
 from ulasan.procs import ULASAN_BIN, child_env
 
 
@@ -61,8 +62,42 @@ def test_bench_pipeline_json_with_a_profile(model: Path, tmp_path: Path) -> None
 
 def test_bench_gateway_json(model: Path) -> None:
     args = ["bench", "gateway", "--model", str(model), "--duration", "1", "--concurrency", "1"]
-    result = _json_of([*args, "--workers", "1", "--threads", "1", "--json"], timeout_s=600)
-    assert result["http"]["rps"] > 0 and result["grpc"]["rps"] > 0
+    args += ["--client", "python", "--workers", "1", "--threads", "1", "--json"]
+    result = _json_of(args, timeout_s=600)
+    for proto in ("http", "grpc"):
+        figures = result[proto]
+        assert figures["rps"] > 0 and figures["load_generator"]["name"] == "ulasan-python"
+        # the gateway's ring holds exactly the measured requests, every hop of each of them
+        # (produce and worker_wait need the worker's reply header)
+        hops = figures["hops"]
+        assert {h["n"] for h in hops.values()} == {figures["requests"]}, hops
+        assert all(h["p50_ms"] <= h["p99_ms"] for h in hops.values())
+    # peak RSS of the live serving processes, read before they stopped; neither loaded torch
+    memory = result["memory"]
+    assert set(memory) == {"worker-0", "gateway"}
+    for name, proc in memory.items():
+        assert proc["peak_rss_mib"] >= proc["rss_mib"] > 0, name
+        assert proc["torch_loaded"] is False, f"{name} (pid {proc['pid']}) has libtorch mapped"
+
+
+def test_bench_gateway_with_oha_and_ghz(model: Path) -> None:
+    """The compiled load generators end to end, when they are already built (building them
+    takes minutes: `ulasan bench gateway` does it on its first run)."""
+    missing = [t.name for t in (oha_binary(), ghz_binary()) if not t.is_file()]
+    if missing:
+        pytest.skip(
+            f"{' and '.join(missing)} not built in {DEFAULT_TOOLS_DIR}: run `ulasan bench "
+            "gateway` once (it builds them with cargo and Go, minutes) to include this test"
+        )
+    args = ["bench", "gateway", "--model", str(model), "--duration", "2", "--concurrency", "2"]
+    args += ["--rate", "20", "--client", "compiled", "--workers", "1", "--threads", "1"]
+    result = _json_of([*args, "--json"], timeout_s=600)
+    for proto, tool in (("http", "oha"), ("grpc", "ghz")):
+        figures = result[proto]
+        assert figures["load_generator"]["name"] == tool
+        assert figures["offered_rps"] == 20.0 and figures["requests"] > 0
+        assert figures["sent"] == figures["requests"] + figures["error_count"]
+        assert figures["hops"]["total"]["n"] == figures["requests"], figures
 
 
 def test_bench_burst_json(model: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,8 +17,15 @@ import pytest
 
 from schemas import topics
 from schemas.codec import decode, encode
-from schemas.events import DeadLetter, PredictionRequested, SentimentScored
+from schemas.events import (
+    REPLY_CONSUMED_AT_HEADER,
+    DeadLetter,
+    PredictionRequested,
+    SentimentScored,
+)
 from stream_processors.inference.batching import event_id
+from stream_processors.records import Record
+from stream_processors.requests.agent import consumed_headers
 from stream_processors.sink.rows import PREDICTION_COLUMNS, PREDICTION_LOGS
 from tests.helpers.tiny_serving import MODEL_NAME, tiny_serving_folder
 from tests.unit.stream_processors.test_agents import RecordingSink, make_app, run, take
@@ -189,3 +197,27 @@ def test_request_logs_agent_stores_replies_and_dead_letters_the_rest(
         event_id(MODEL_NAME, "7", request_id="q2", index=0),
     ]
     assert {r["input"] for r in rows} == {"teks q1 0", "teks q1 1", "teks q2 0"}
+
+
+def test_each_reply_says_when_the_worker_received_its_request(predictor: OnnxPredictor) -> None:
+    """The header the gateway's per-hop timings read (producers/gateway/hops.py): epoch ms,
+    between the put and the reply, the same for every text of one request."""
+    app = make_app(predictor, max_batch=8)
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        before = time.time() * 1000.0
+        await agent.put(request("q1", ["bagus sekali", "jelek"]), key=b"q1")
+        replies = await take(subs[topics.PREDICT_REPLIES], 2)
+        after = time.time() * 1000.0
+        stamps = {float(dict(r.headers)[REPLY_CONSUMED_AT_HEADER].decode("ascii")) for r in replies}
+        assert len(stamps) == 1
+        assert before <= stamps.pop() <= after
+
+    run(app, "requests", scenario)
+
+
+def test_the_receive_time_is_fausts_monotonic_time_in_put_on_the_wall_clock() -> None:
+    record = Record(key=None, value=b"{}", topic="t", partition=0, offset=0, time_in=100.0)
+    [(name, value)] = consumed_headers(record, wall_offset=1_800_000_000.0, now=0.0)
+    assert name == REPLY_CONSUMED_AT_HEADER
+    assert float(value.decode("ascii")) == 1_800_000_100_000.0

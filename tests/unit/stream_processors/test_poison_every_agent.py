@@ -174,12 +174,14 @@ class FailingReplies:
     def __aiter__(self) -> Any:
         return self.channel.__aiter__()
 
-    async def send(self, *, key: Any, value: bytes, partition: Any = None) -> Any:
+    async def send(
+        self, *, key: Any, value: bytes, partition: Any = None, headers: Any = None
+    ) -> Any:
         if self.poison in value:
             refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             refused.set_exception(RuntimeError("MessageSizeTooLargeError"))
             return refused
-        return await self.channel.send(key=key, value=value, partition=partition)
+        return await self.channel.send(key=key, value=value, partition=partition, headers=headers)
 
 
 def test_requests_poison_is_dead_lettered_and_the_rest_answered(
