@@ -167,9 +167,10 @@ def test_the_heartbeat_renews_the_lease_while_the_run_trains(db) -> None:  # noq
     store = RunStore(db.postgres.dsn)
     try:
         r = record(key)
-        assert store.claim(r, lease_s=1.5, max_attempts=3).claimed
-        with Heartbeat(db.postgres.dsn, r.run_id, lease_s=1.5) as beat:
-            time.sleep(3.0)  # twice the lease: without renewals it would have expired
+        # a lease long enough that a loaded machine's late renewal still lands in time
+        assert store.claim(r, lease_s=3.0, max_attempts=3).claimed
+        with Heartbeat(db.postgres.dsn, r.run_id, lease_s=3.0) as beat:
+            time.sleep(6.5)  # twice the lease: without renewals it would have expired
             assert beat.beats >= 2
             assert lease_left(store, key) > 0
             assert store.claim(record(key), lease_s=60, max_attempts=3).busy
