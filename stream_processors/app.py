@@ -132,7 +132,8 @@ def _faust_app(settings: WorkerSettings) -> faust.App:
         # revoked partitions are discarded, nothing is lost (faust's documented trade-off).
         stream_wait_empty=False,
         producer_acks=-1,
-        producer_linger=cfg.producer_linger_ms / 1000.0,
+        # a reply waits for nobody: the requests lane sends each batch's replies at once
+        producer_linger=0.0 if cfg.lane == "requests" else cfg.producer_linger_ms / 1000.0,
         web_enabled=False,
         autodiscover=False,
         key_serializer=RAW,

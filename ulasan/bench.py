@@ -293,6 +293,12 @@ def gateway(
     ),
     threads: WorkerThreads = None,
     workers: Workers = None,
+    lane: bool = typer.Option(
+        False,
+        "--lane/--no-lane",
+        help="score the requests in a requests lane (`ulasan worker --lane requests`, as "
+        "`ulasan run` deploys it) instead of --workers workers running every agent",
+    ),
     as_json: AsJson = False,
 ) -> None:
     """HTTP /predict and gRPC Predict through gateway, Kafka and a worker: requests/s and
@@ -310,6 +316,7 @@ def gateway(
             threads=served.threads,
             workers=served.workers,
             client=client,
+            lane=lane,
             say=_say,
         )
 

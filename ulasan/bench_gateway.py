@@ -41,6 +41,7 @@ import httpx
 
 import schemas
 from producers.gateway.hops import summarize
+from stream_processors.settings import requests_group
 from ulasan.core.grpc_gen import ulasan_pb2 as pb
 from ulasan.core.grpc_gen import ulasan_pb2_grpc as pb_grpc
 from ulasan.core.settings import Settings
@@ -56,7 +57,7 @@ from ulasan.loadgen import (
     parse_oha,
     run_report,
 )
-from ulasan.pipeline_tools import WorkerGroup, percentile, worker_group
+from ulasan.pipeline_tools import WorkerGroup, percentile, requests_lane, worker_group
 from ulasan.proc_memory import process_memory
 from ulasan.procs import Child, child_env, free_port, gateway_serve_args, spawn
 from ulasan.sandbox import delete_topics
@@ -297,6 +298,7 @@ class _GatewayRun:
     say: Callable[[str], None]
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     dbname: str | None = None  # a private database (None: the stack's)
+    lane: bool = False  # the requests lane scores the requests (as `ulasan run` deploys it)
 
     @property
     def prefix(self) -> str:
@@ -305,6 +307,11 @@ class _GatewayRun:
     @property
     def app_id(self) -> str:
         return f"ulasan-bench-gw-{self.suffix}"
+
+    @property
+    def group(self) -> str:
+        """The consumer group that scores the requests."""
+        return requests_group(self.app_id) if self.lane else self.app_id
 
     @property
     def logs(self) -> Path:
@@ -316,7 +323,9 @@ class _GatewayRun:
             "ULASAN_WORKER__TOPIC_PREFIX": self.prefix,
             "ULASAN_GATEWAY__TOPIC_PREFIX": self.prefix,
             # /ready checks that this group holds the request partitions
-            "ULASAN_GATEWAY__WORKER_GROUP": self.app_id,
+            "ULASAN_GATEWAY__WORKER_GROUP": requests_group(self.app_id)
+            if self.lane
+            else self.app_id,
             "ULASAN_DRIFT__ENABLED": "false",
             "ULASAN_GATEWAY__HOP_TRACE_SIZE": str(HOP_RING),
         }
@@ -328,6 +337,19 @@ class _GatewayRun:
 
 
 def _workers(run: _GatewayRun) -> WorkerGroup:
+    if run.lane:  # only requests flow here: the lane alone (idle review workers add nothing)
+        return WorkerGroup(
+            [
+                requests_lane(
+                    model=str(run.folder),
+                    app_id=run.app_id,
+                    overrides=run.overrides(),
+                    log_dir=run.logs,
+                    stem=f"bench-gateway-{run.suffix}",
+                    port=0,
+                )
+            ]
+        )
     return worker_group(
         model=str(run.folder),
         app_id=run.app_id,
@@ -526,19 +548,23 @@ def run_gateway_bench(
     threads: int | None = None,
     workers: int = 1,
     client: str = "compiled",
+    lane: bool = False,
     tools_dir: Path = DEFAULT_TOOLS_DIR,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Measure the gateway on ``folder`` (a serving folder) with ``workers`` worker processes
-    in one group (``threads`` ONNX Runtime threads each); see the module docstring."""
+    in one group (``threads`` ONNX Runtime threads each), or with ``lane`` one requests lane
+    (``ulasan worker --lane requests``, as ``ulasan run``, compose and Helm deploy it); see
+    the module docstring."""
     load = _Load(concurrency, duration_s, rate, client)
     tools = load_generators(client, tools_dir, say)  # a build happens before anything starts
-    run = _GatewayRun(settings, folder, threads, workers, say)
+    run = _GatewayRun(settings, folder, threads, workers, say, lane=lane)
     run.logs.mkdir(parents=True, exist_ok=True)
     worker = _workers(run)
     gateway: Child | None = None
     try:
-        say(f"topics {run.prefix}*: starting {workers} worker(s) on {folder.name}")
+        what = "the requests lane" if lane else f"{workers} worker(s)"
+        say(f"topics {run.prefix}*: starting {what} on {folder.name}")
         worker.start()
         worker.wait_ready()
         say("starting the gateway")
@@ -559,7 +585,8 @@ def run_gateway_bench(
     )
     return result | {
         "concurrency": concurrency,
-        "workers": workers,
+        "workers": 0 if lane else workers,
+        "lane": lane,
         "mode": "closed" if rate is None else "open",
         "rate": rate,
         "duration_s": duration_s,

@@ -61,6 +61,8 @@ def test_each_lane_registers_its_agents_in_its_consumer_group(
     # a new requests group starts at the log end: requests are ephemeral, deadline-bound
     assert built.app.conf.consumer_auto_offset_reset == reset
     assert str(built.app.conf.datadir).endswith(group)
+    # replies wait for nobody; review batches gather into fewer produce requests
+    assert built.app.conf.producer_linger == (0.0 if lane == "requests" else 0.005)
 
 
 def test_the_lane_is_a_setting_and_a_bad_one_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
