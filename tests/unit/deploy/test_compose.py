@@ -486,11 +486,15 @@ def test_prometheus_discovers_every_worker_and_gateway_replica(compose: dict[str
     worker_cmd = services(compose)["worker"]["command"]
     gateway_cmd = services(compose)["gateway"]["command"]
     lane_cmd = services(compose)["requests"]["command"]
+    trainer_cmd = services(compose)["trainer"]["command"]
+    trainer_port = next(w for w in trainer_cmd if w.startswith("--metrics-port="))
     assert sd == {
         "worker": int(next(w for w in worker_cmd if w.startswith("--metrics-port=")).split("=")[1]),
         "requests": int(next(w for w in lane_cmd if w.startswith("--metrics-port=")).split("=")[1]),
         # with auth on, the gateway serves /metrics on a port of its own (not behind its keys)
         "gateway": int(env_of(services(compose)["gateway"])["ULASAN_GATEWAY__METRICS_PORT"]),
+        # the retraining consumer's /metrics (`ulasan trainer serve --metrics-port`)
+        "trainer": int(trainer_port.split("=")[1]),
     }
     assert all(not w.startswith("--http-port=9464") for w in gateway_cmd)
     (targets,) = [a["static_configs"][0]["targets"] for a in config["alerting"]["alertmanagers"]]

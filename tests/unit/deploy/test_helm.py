@@ -264,6 +264,21 @@ def test_gateway_metrics_are_scraped_on_their_own_port() -> None:
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
 
 
+def test_the_trainer_consumer_is_scraped_on_its_metrics_port() -> None:
+    docs = render("full")
+    (trainer,) = [c for n, c in containers(docs) if n.endswith("/trainer")]
+    args = [str(a) for a in trainer["args"]]
+    port = int(next(a for a in args if a.startswith("--metrics-port=")).split("=")[1])
+    assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in trainer["ports"]
+    (service,) = [d for d in of_kind(docs, "Service") if d["metadata"]["name"].endswith("-trainer")]
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "trainer"
+    (monitor,) = of_kind(docs, "ServiceMonitor")
+    assert "trainer" in monitor["spec"]["selector"]["matchExpressions"][0]["values"]
+    policies = [d["metadata"]["name"] for d in of_kind(docs, "NetworkPolicy")]
+    assert any(n.endswith("-trainer-metrics") for n in policies), policies
+
+
 # -- the chart agrees with the code -----------------------------------------------------------
 
 
