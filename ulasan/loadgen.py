@@ -119,6 +119,19 @@ def _build(
         )
 
 
+def _build_once(
+    tool: Tool, tools_dir: Path, message: str, say: Say, build: Callable[[Path], None]
+) -> Tool:
+    """Build ``tool`` with ``build(temporary folder)`` unless it is there, one build at a time
+    (a file lock per tool; a build that waited finds the binary and returns)."""
+    with _locked(tools_dir / f".{tool.name}.lock"):
+        if not tool.binary.is_file():
+            say(message)
+            with tempfile.TemporaryDirectory(dir=tools_dir) as tmp:
+                build(Path(tmp))
+    return tool
+
+
 def ensure_oha(tools_dir: Path = DEFAULT_TOOLS_DIR, say: Say = lambda _: None) -> Tool:
     """oha, built with cargo from crates.io on first use; raises :class:`LoadGenMissing`
     without cargo, :class:`BenchError` when the build fails."""
@@ -133,22 +146,21 @@ def ensure_oha(tools_dir: Path = DEFAULT_TOOLS_DIR, say: Say = lambda _: None) -
             "installed: install Rust >= 1.88 (rustup, https://rustup.rs), or run the bench "
             "with --client python"
         )
-    with _locked(tools_dir / ".oha.lock"):
-        if binary.is_file():
-            return tool
-        say(f"building oha {OHA_VERSION} with cargo from crates.io (first run only; minutes)")
-        with tempfile.TemporaryDirectory(dir=tools_dir) as tmp:
-            root = Path(tmp) / "root"
-            _build(
-                f"oha {OHA_VERSION}",
-                cargo_install_args(cargo, root),
-                os.environ,
-                root / "bin" / "oha",
-                tools_dir / f"oha-{OHA_VERSION}.build.log",
-            )
-            binary.parent.parent.mkdir(parents=True, exist_ok=True)
-            (root).rename(binary.parent.parent)
-    return tool
+
+    def build(tmp: Path) -> None:
+        root = tmp / "root"
+        _build(
+            f"oha {OHA_VERSION}",
+            cargo_install_args(cargo, root),
+            os.environ,
+            root / "bin" / "oha",
+            tools_dir / f"oha-{OHA_VERSION}.build.log",
+        )
+        binary.parent.parent.mkdir(parents=True, exist_ok=True)
+        root.rename(binary.parent.parent)
+
+    say_what = f"building oha {OHA_VERSION} with cargo from crates.io (first run only; minutes)"
+    return _build_once(tool, tools_dir, say_what, say, build)
 
 
 def ensure_ghz(tools_dir: Path = DEFAULT_TOOLS_DIR, say: Say = lambda _: None) -> Tool:
@@ -165,22 +177,21 @@ def ensure_ghz(tools_dir: Path = DEFAULT_TOOLS_DIR, say: Say = lambda _: None) -
             "installed: `make system-deps` (golang-go) or https://go.dev/dl/, or run the bench "
             "with --client python"
         )
-    with _locked(tools_dir / ".ghz.lock"):
-        if binary.is_file():
-            return tool
-        say(f"building ghz {GHZ_VERSION} with Go from the module proxy (first run only; minutes)")
-        with tempfile.TemporaryDirectory(dir=tools_dir) as tmp:
-            env = {**os.environ, "GOBIN": tmp, "CGO_ENABLED": "0", "GOTOOLCHAIN": "auto"}
-            _build(
-                f"ghz {GHZ_VERSION}",
-                go_install_args(go),
-                env,
-                Path(tmp) / "ghz",
-                tools_dir / f"ghz-{GHZ_VERSION}.build.log",
-            )
-            binary.parent.mkdir(parents=True, exist_ok=True)
-            (Path(tmp) / "ghz").rename(binary)
-    return tool
+
+    def build(tmp: Path) -> None:
+        env = {**os.environ, "GOBIN": str(tmp), "CGO_ENABLED": "0", "GOTOOLCHAIN": "auto"}
+        _build(
+            f"ghz {GHZ_VERSION}",
+            go_install_args(go),
+            env,
+            tmp / "ghz",
+            tools_dir / f"ghz-{GHZ_VERSION}.build.log",
+        )
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        (tmp / "ghz").rename(binary)
+
+    say_what = f"building ghz {GHZ_VERSION} with Go from the module proxy (first run only; minutes)"
+    return _build_once(tool, tools_dir, say_what, say, build)
 
 
 # -- command lines -----------------------------------------------------------------------------
