@@ -106,6 +106,25 @@ def _run_served(
         return bench(served), served
 
 
+def _run_printed(
+    model: str | None,
+    shape: str | None,
+    workers: int | None,
+    threads: int | None,
+    bench: Callable[[_Served], dict[str, Any]],
+    *,
+    as_json: bool,
+) -> tuple[dict[str, Any], _Served] | None:
+    """:func:`_run_served`; with ``as_json`` its result is printed as the one JSON document on
+    stdout (everything else went to stderr) and None is returned: the caller prints nothing."""
+    with stdout_to_stderr(as_json):
+        result, served = _run_served(model, shape, workers, threads, bench)
+    if as_json:
+        _print_json(result)
+        return None
+    return result, served
+
+
 def _say(line: str) -> None:
     err.print(f"… {line}")
 
@@ -240,11 +259,10 @@ def pipeline(
             profile=profile,
         )
 
-    with stdout_to_stderr(as_json):
-        result, served = _run_served(model, shape, workers, threads, bench)
-    if as_json:
-        _print_json(result)
+    ran = _run_printed(model, shape, workers, threads, bench, as_json=as_json)
+    if ran is None:
         return
+    result, served = ran
     title = (
         f"pipeline: {result['events']} reviews, {served.folder.name}, {served.workers} worker(s)"
     )
@@ -320,11 +338,10 @@ def gateway(
             say=_say,
         )
 
-    with stdout_to_stderr(as_json):
-        result, served = _run_served(model, shape, workers, threads, bench)
-    if as_json:
-        _print_json(result)
+    ran = _run_printed(model, shape, workers, threads, bench, as_json=as_json)
+    if ran is None:
         return
+    result, served = ran
     _print_gateway(result, f"gateway: {concurrency} clients, {_how(rate)}, {served.folder.name}")
 
 
@@ -394,11 +411,10 @@ def burst(
             say=_say,
         )
 
-    with stdout_to_stderr(as_json):
-        result, served = _run_served(model, shape, 1, threads, bench)
-    if as_json:
-        _print_json(result)
+    ran = _run_printed(model, shape, 1, threads, bench, as_json=as_json)
+    if ran is None:
         return
+    result, served = ran
     title = f"burst: {reviews} reviews, {rate:g} req/s open loop, {served.folder.name}"
     columns = ("setup", "idle p50", "idle p99", "burst p50", "burst p99", "errors", "x idle")
     rows = [
@@ -438,11 +454,10 @@ def memory(
             say=_say,
         )
 
-    with stdout_to_stderr(as_json):
-        result, served = _run_served(model, shape, workers, threads, bench)
-    if as_json:
-        _print_json(result)
+    ran = _run_printed(model, shape, workers, threads, bench, as_json=as_json)
+    if ran is None:
         return
+    result, served = ran
     rows = [
         [
             name,
