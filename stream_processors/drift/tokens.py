@@ -29,12 +29,16 @@ class UnknownTokens:
 
     def count(self, texts: Sequence[str]) -> list[tuple[int, int]]:
         encs = self._tok.encode_batch([clean(t, lowercase=self.lowercase) for t in texts])
+        unk = self._unk_id
         out = []
         for enc in encs:
-            total = unknown = 0
-            for token_id, special in zip(enc.ids, enc.special_tokens_mask, strict=True):
-                if not special:
-                    total += 1
-                    unknown += self._unk_id is not None and token_id == self._unk_id
-            out.append((total, unknown))
+            ids, special = enc.ids, enc.special_tokens_mask
+            # list.count runs in C; the per-token walk is only needed for a text that has
+            # an unknown token (a special token is never counted, even one equal to unk)
+            unknown = ids.count(unk) if unk is not None else 0
+            if unknown:
+                unknown = sum(
+                    1 for t, sp in zip(ids, special, strict=True) if not sp and t == unk
+                )
+            out.append((len(ids) - special.count(1), unknown))
         return out

@@ -1,0 +1,41 @@
+"""The drift windows' unknown-token counter against the per-token definition it optimises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from stream_processors.drift.tokens import UnknownTokens
+from ulasan.core.inference.manifest import TOKENIZER_FILE
+from ulasan.core.text import clean
+
+SHIPPED = Path(__file__).resolve().parents[3] / "models" / "ulasan-mini" / "serving"
+
+TEXTS = [
+    "barangnya bagus banget, pengiriman cepat",
+    "aplikasi ini 这是 ไม่ดี sangat lambat",
+    "ᚠᚢᚦ ᚨᚱᚲ and [UNK] [CLS] [SEP] literally",
+    "",
+    "👍👍 mantap jiwa",
+    "kata bagus " * 400,
+]
+
+
+def _per_token(folder: Path, text: str) -> tuple[int, int]:
+    """The definition: non-special tokens, and those among them that are the unknown token."""
+    tok = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    tok.no_truncation()
+    tok.no_padding()
+    unk = tok.token_to_id("[UNK]")
+    enc = tok.encode(clean(text))
+    pairs = list(zip(enc.ids, enc.special_tokens_mask, strict=True))
+    return sum(1 for _, sp in pairs if not sp), sum(1 for t, sp in pairs if not sp and t == unk)
+
+
+def test_counts_match_the_per_token_definition() -> None:
+    counts = UnknownTokens(SHIPPED).count(TEXTS)
+    assert counts == [_per_token(SHIPPED, t) for t in TEXTS]
+    assert any(unknown > 0 for _, unknown in counts)  # the scripts the vocabulary lacks
+    assert counts[3] == (0, 0)
+    assert counts[5][0] > 512  # no truncation: the whole text is counted
