@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import statistics
 import time
@@ -58,6 +59,7 @@ from ulasan.loadgen import (
     run_report,
 )
 from ulasan.pipeline_tools import WorkerGroup, percentile, requests_lane, worker_group
+from ulasan.proc_cpu import CpuWindow
 from ulasan.proc_memory import process_memory
 from ulasan.procs import Child, child_env, free_port, gateway_serve_args, spawn
 from ulasan.sandbox import delete_topics
@@ -444,10 +446,17 @@ def _hop_records(http_url: str, after: int) -> list[dict[str, Any]]:
 
 
 def _compiled(
-    tools: tuple[Tool, Tool], http_url: str, grpc_target: str, load: _Load, keep: Path
+    tools: tuple[Tool, Tool],
+    http_url: str,
+    grpc_target: str,
+    load: _Load,
+    keep: Path,
+    pids: dict[str, int],
 ) -> dict[str, Any]:
     """oha on HTTP /predict, then ghz on gRPC Predict (see :mod:`ulasan.loadgen`); their raw
-    reports are kept as ``<keep>-oha.json`` and ``<keep>-ghz.json``."""
+    reports are kept as ``<keep>-oha.json`` and ``<keep>-ghz.json``. Each protocol's ``cpu``:
+    where the machine's CPU went while it ran (:class:`~ulasan.proc_cpu.CpuWindow` over
+    ``pids``; the load generator is the child)."""
     oha, ghz = tools
     limit = load.duration_s + 120.0
     bodies = keep.with_name(keep.name + "-bodies.jsonl")
@@ -462,7 +471,9 @@ def _compiled(
         rate=rate,
     )
     oha_report = keep.with_name(keep.name + "-oha.json")
-    http = parse_oha(run_report(http_args, limit, oha_report), rate=rate, duration_s=duration)
+    with CpuWindow(pids) as http_cpu:
+        oha_out = run_report(http_args, limit, oha_report)
+    http = parse_oha(oha_out, rate=rate, duration_s=duration)
     messages = [{"text": t} for t in SHORT_REVIEWS]
     grpc_args = ghz_command(
         ghz.binary,
@@ -474,12 +485,22 @@ def _compiled(
         rate=rate,
     )
     ghz_report = keep.with_name(keep.name + "-ghz.json")
-    grpc_result = parse_ghz(
-        run_report(grpc_args, limit, ghz_report), rate=rate, duration_s=duration
-    )
+    with CpuWindow(pids) as grpc_cpu:
+        ghz_out = run_report(grpc_args, limit, ghz_report)
+    grpc_result = parse_ghz(ghz_out, rate=rate, duration_s=duration)
     return {
-        "http": {**http, "load_generator": oha.describe(), "report": str(oha_report)},
-        "grpc": {**grpc_result, "load_generator": ghz.describe(), "report": str(ghz_report)},
+        "http": {
+            **http,
+            "load_generator": oha.describe(),
+            "report": str(oha_report),
+            "cpu": http_cpu.result(),
+        },
+        "grpc": {
+            **grpc_result,
+            "load_generator": ghz.describe(),
+            "report": str(ghz_report),
+            "cpu": grpc_cpu.result(),
+        },
     }
 
 
@@ -506,16 +527,20 @@ def _measure(
     load: _Load,
     tools: tuple[Tool, Tool] | None,
     keep: Path,
+    pids: dict[str, int],
 ) -> dict[str, Any]:
     """Warm up, then both protocols with the chosen clients, then the hops of exactly the
     measured requests from the gateway's ring."""
     seq = asyncio.run(_warm_up(http_url, grpc_target))
     if tools is None:
-        result = asyncio.run(
-            _run_clients(http_url, grpc_target, load.concurrency, load.duration_s, load.rate)
-        )
+        # the Python clients run in this process: their CPU is the "bench" process's
+        with CpuWindow({**pids, "bench": os.getpid()}) as cpu:
+            result = asyncio.run(
+                _run_clients(http_url, grpc_target, load.concurrency, load.duration_s, load.rate)
+            )
+        result["cpu"] = cpu.result()
     else:
-        result = _compiled(tools, http_url, grpc_target, load, keep)
+        result = _compiled(tools, http_url, grpc_target, load, keep, pids)
     _with_hops(result, _hop_records(http_url, seq))
     return result
 
@@ -574,7 +599,9 @@ def run_gateway_bench(
         how = "closed loop" if rate is None else f"open loop at {rate:g} req/s"
         say(f"{client} clients: {concurrency}, {how}, {duration_s:g} s each for HTTP and gRPC")
         keep = run.logs / f"bench-gateway-{run.suffix}"
-        result = _measure(url, f"127.0.0.1:{grpc_port}", load, tools, keep)
+        pids = {w.name: w.child.proc.pid for w in worker.workers if w.child is not None}
+        pids["gateway"] = gateway.proc.pid
+        result = _measure(url, f"127.0.0.1:{grpc_port}", load, tools, keep, pids)
         result["memory"] = _memory(worker, gateway)
     finally:
         _cleanup(run, worker, gateway)

@@ -14,6 +14,7 @@ land on a busy moment, and a low baseline flatters the ratio.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import Settings
 from ulasan.errors import BenchError
 from ulasan.pipeline_tools import WorkerGroup, percentile, worker_group
+from ulasan.proc_cpu import CpuWindow
 from ulasan.sandbox import create_database, delete_topics, drop_database
 
 WARMUP_EVENTS = 200
@@ -77,6 +79,8 @@ class _PipelineRun:
     #: where py-spy's files go (None: no profile)
     profile: Path | None = None
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    #: where the CPU went while the measured reviews flowed (set by ``_measure``)
+    cpu: dict[str, Any] | None = None
 
     @property
     def prefix(self) -> str:
@@ -154,10 +158,13 @@ def _measure(
     if profiler is not None:
         run.say(f"recording the workers with py-spy into {profiler.out}")
         profiler.start()
+    pids = {f"worker-{i}": pid for i, pid in enumerate(worker.pids())} | {"bench": os.getpid()}
     try:
-        run.say(f"publishing {run.events} reviews")
-        _publish(publisher, "bench", [pool[i % len(pool)] for i in range(run.events)])
-        _wait_rows(run.dsn, "bench-%", run.events, worker, run.stall_s)
+        with CpuWindow(pids) as cpu:
+            run.say(f"publishing {run.events} reviews")
+            _publish(publisher, "bench", [pool[i % len(pool)] for i in range(run.events)])
+            _wait_rows(run.dsn, "bench-%", run.events, worker, run.stall_s)
+        run.cpu = cpu.result()
     finally:
         if profiler is not None:
             profiler.stop()
@@ -240,6 +247,7 @@ def run_pipeline_bench(
     result["engine_runs_texts_per_s"] = engine_runs
     result["ratio"] = round(result["events_per_s"] / engine_tps, 3) if engine_tps else None
     result["workers"] = workers
+    result["cpu"] = run.cpu
     if profiler is not None:
         result["profile"] = profiler.result(events)
     return result

@@ -58,6 +58,11 @@ def test_bench_pipeline_json_with_a_profile(model: Path, tmp_path: Path) -> None
     assert profile["samples"] > 0
     assert sum(s["samples"] for s in profile["stages"]) == profile["samples"]
     assert profile["files"] and all(Path(f).stat().st_size > 0 for f in profile["files"])
+    # the engine baseline's every run, and where the CPU went while the reviews flowed
+    assert len(result["engine_runs_texts_per_s"]) >= 3
+    assert max(result["engine_runs_texts_per_s"]) == result["engine_texts_per_s"]
+    cpu = result["cpu"]
+    assert 0 < cpu["machine_busy_share"] <= 1 and cpu["processes_cpu_s"]["worker-0"] > 0
 
 
 def test_bench_gateway_json(model: Path) -> None:
@@ -73,6 +78,7 @@ def test_bench_gateway_json(model: Path) -> None:
         assert {h["n"] for h in hops.values()} == {figures["requests"]}, hops
         assert all(h["p50_ms"] <= h["p99_ms"] for h in hops.values())
     # peak RSS of the live serving processes, read before they stopped; neither loaded torch
+    assert set(result["cpu"]["processes_cpu_s"]) == {"worker-0", "gateway", "bench"}
     memory = result["memory"]
     assert set(memory) == {"worker-0", "gateway"}
     for name, proc in memory.items():
@@ -98,6 +104,9 @@ def test_bench_gateway_with_oha_and_ghz(model: Path) -> None:
         assert figures["offered_rps"] == 20.0 and figures["requests"] > 0
         assert figures["sent"] == figures["requests"] + figures["error_count"]
         assert figures["hops"]["total"]["n"] == figures["requests"], figures
+        # the load generator is the bench's child: its CPU is counted apart from the gateway's
+        cpu = figures["cpu"]
+        assert cpu["children_cpu_s"] > 0 and cpu["processes_cpu_s"]["gateway"] > 0, cpu
 
 
 def test_bench_burst_json(model: Path) -> None:
