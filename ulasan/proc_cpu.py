@@ -20,15 +20,16 @@ from typing import Any
 PROC = Path("/proc")
 
 
-def machine_jiffies(proc: Path = PROC) -> tuple[int, int]:
-    """(busy, total) clock ticks of all cores since boot, from the ``cpu`` line of /proc/stat."""
+def machine_jiffies(proc: Path = PROC) -> tuple[int, int, int]:
+    """(busy, total, niced) clock ticks of all cores since boot, from the ``cpu`` line of
+    /proc/stat (niced: the user time of processes at a positive nice value, part of busy)."""
     first = (proc / "stat").read_text().split("\n", 1)[0].split()
     if not first or first[0] != "cpu":
         raise ValueError(f"unexpected first line of {proc / 'stat'}: {' '.join(first)!r}")
     ticks = [int(x) for x in first[1:9]]  # user nice system idle iowait irq softirq steal
     idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
     total = sum(ticks)
-    return total - idle, total
+    return total - idle, total, ticks[1]
 
 
 def process_cpu_s(pid: int, proc: Path = PROC) -> float | None:
@@ -52,10 +53,10 @@ class CpuWindow:
     def __init__(self, pids: dict[str, int], proc: Path = PROC) -> None:
         self.pids = dict(pids)
         self.proc = proc
-        self._start: tuple[tuple[int, int], dict[str, float | None], float] | None = None
-        self._end: tuple[tuple[int, int], dict[str, float | None], float] | None = None
+        self._start: tuple[tuple[int, int, int], dict[str, float | None], float] | None = None
+        self._end: tuple[tuple[int, int, int], dict[str, float | None], float] | None = None
 
-    def _read(self) -> tuple[tuple[int, int], dict[str, float | None], float]:
+    def _read(self) -> tuple[tuple[int, int, int], dict[str, float | None], float]:
         own = {name: process_cpu_s(pid, self.proc) for name, pid in self.pids.items()}
         return machine_jiffies(self.proc), own, _children_cpu_s()
 
@@ -74,11 +75,13 @@ class CpuWindow:
     def result(self) -> dict[str, Any]:
         """``machine_busy_share`` (0-1 over all cores), ``cores``, ``machine_busy_cpu_s``,
         ``processes_cpu_s`` (None for a process that ended meanwhile), ``children_cpu_s``
-        (the load generators) and ``other_cpu_s`` (busy time nobody named used)."""
+        (the load generators), ``other_cpu_s`` (busy time nobody named used) and, of that,
+        ``niced_cpu_s``: background work at a positive nice value, which only takes what the
+        measured processes leave idle."""
         if self._start is None or self._end is None:
             raise RuntimeError("CpuWindow.result() before the window closed")
-        (busy0, total0), own0, kids0 = self._start
-        (busy1, total1), own1, kids1 = self._end
+        (busy0, total0, niced0), own0, kids0 = self._start
+        (busy1, total1, niced1), own1, kids1 = self._end
         hz = os.sysconf("SC_CLK_TCK")
         busy_s = (busy1 - busy0) / hz
         processes: dict[str, float | None] = {}
@@ -98,4 +101,5 @@ class CpuWindow:
             "processes_cpu_s": processes,
             "children_cpu_s": kids,
             "other_cpu_s": round(max(0.0, busy_s - named), 2),
+            "niced_cpu_s": round((niced1 - niced0) / hz, 2),
         }
