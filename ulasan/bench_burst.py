@@ -42,7 +42,7 @@ from producers.publish import Publisher, prefixed_topics
 from schemas import topics
 from schemas.events import ReviewReceived
 from stream_processors.settings import requests_group
-from ulasan.bench_gateway import SHORT_REVIEWS, _open_loop
+from ulasan.bench_gateway import SHORT_REVIEWS, open_loop
 from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import Settings
 from ulasan.errors import BenchError
@@ -170,7 +170,7 @@ async def _open_phase(
             await recorder.call(clients[i % concurrency])(SHORT_REVIEWS[i % len(SHORT_REVIEWS)])
         recorder.samples.clear()
         ticker = asyncio.create_task(_loop_lag(lags))
-        loop = asyncio.create_task(_open_loop([recorder.call(c) for c in clients], rate, seconds))
+        loop = asyncio.create_task(open_loop([recorder.call(c) for c in clients], rate, seconds))
         while not loop.done():
             if stop is not None and stop.is_set():
                 loop.cancel()  # requests already sent stay in flight and are recorded

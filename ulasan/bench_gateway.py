@@ -151,7 +151,7 @@ async def _load(calls: Sequence[Call], duration_s: float) -> dict[str, Any]:
     return {"mode": "closed", **_summary(latencies, errors, time.perf_counter() - began)}
 
 
-async def _open_loop(
+async def open_loop(
     calls: Sequence[Call], rate: float, duration_s: float, *, seed: int = 0
 ) -> dict[str, Any]:
     """Open loop at ``rate`` requests/s in total over the clients (``calls[k]`` is client k's
@@ -245,7 +245,7 @@ class _Clients:
         if rate is None:
             result = await _load(calls, duration_s)
         else:
-            result = await _open_loop(calls, rate, duration_s)
+            result = await open_loop(calls, rate, duration_s)
         # where the time went (medians, from the replies): Kafka record time of the request
         # -> start of its batch in the worker, and the batch's inference time
         result["worker_queue_p50_ms"] = round(percentile(self.parts["queue_ms"], 50) or 0.0, 2)

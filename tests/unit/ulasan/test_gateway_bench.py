@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.helpers.tiny_serving import tiny_serving_folder
-from ulasan.bench_gateway import SHORT_REVIEWS, _load, _open_loop, engine_batch1_ms
+from ulasan.bench_gateway import SHORT_REVIEWS, _load, engine_batch1_ms, open_loop
 from ulasan.cli import app
 from ulasan.errors import BenchError
 
@@ -52,7 +52,7 @@ def test_open_loop_sends_on_schedule_whatever_is_in_flight() -> None:
             failed += 1
             raise ConnectionError("refused")
 
-    result = asyncio.run(_open_loop([call] * clients, rate, duration))
+    result = asyncio.run(open_loop([call] * clients, rate, duration))
     assert result["mode"] == "open"
     assert result["sent"] == expected == len(seen)
     assert result["requests"] + result["errors"]["ConnectionError"] == result["sent"]
@@ -68,7 +68,7 @@ def test_open_loop_shows_a_server_that_cannot_keep_up() -> None:
         async with server:
             await asyncio.sleep(0.02)
 
-    result = asyncio.run(_open_loop([call] * 2, rate=200.0, duration_s=0.3))
+    result = asyncio.run(open_loop([call] * 2, rate=200.0, duration_s=0.3))
     # every request was answered, but later than offered: achieved < offered, and the queue
     # shows in the latency measured from the scheduled send time
     assert result["requests"] == result["sent"]
@@ -81,7 +81,7 @@ def test_open_loop_refuses_a_rate_of_zero() -> None:
         return None
 
     with pytest.raises(BenchError, match="--rate must be > 0"):
-        asyncio.run(_open_loop([call], 0.0, 1.0))
+        asyncio.run(open_loop([call], 0.0, 1.0))
 
 
 def test_engine_batch1_is_measured_on_the_serving_folder() -> None:
