@@ -67,3 +67,26 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
     for key in ("base_macro_f1_before", "base_macro_f1_after"):
         assert isinstance(result[key], float) and 0.0 <= result[key] <= 1.0, key
     assert result["base_drop"] == result["base_macro_f1_before"] - result["base_macro_f1_after"]
+
+
+def test_a_retrain_the_gate_refuses_ends_the_scenario_with_the_reason() -> None:
+    cfg = ScenarioConfig(
+        train_config=PROJECT_ROOT / "configs" / "tiny.yaml",
+        train_overrides=FAST,
+        reviews=300,
+        window_s=4.0,
+        min_events=40,
+        timeout_s=600.0,
+        # the retrain's gate only (the champion keeps tiny.yaml's bar 0.0): always refused
+        retrain_overrides={"gate.min_accuracy": 1.0},
+    )
+    result = run(Settings(), cfg)
+    assert result["promoted_version"] is None and result["retrain_run"]["status"] == "done"
+    assert "below the minimum 1.0000" in result["gate_reason"]
+    assert result["gate_reason"] == result["retrain_run"]["decision"]
+    # the champion's figures stand; nothing after a promotion that did not happen
+    assert isinstance(result["base_macro_f1_before"], float)
+    assert 0.0 <= result["base_macro_f1_before"] <= 1.0
+    assert result["base_macro_f1_after"] is None and result["base_drop"] is None
+    assert result["macro_f1_after"] is None and result["loop_seconds"] is None
+    assert result["served_by_promoted"] == 0
