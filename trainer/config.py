@@ -90,6 +90,13 @@ class GateThresholds(_Section):
 
     min_accuracy: float = Field(0.75, ge=0.0, le=1.0)
     tolerance: float = Field(0.0, ge=0.0, le=1.0, description="macro-F1 the candidate may lose")
+    base_tolerance: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="macro-F1 a retrain's candidate may lose vs the champion on the guarded "
+        "base set (SmSA valid-dedup) on its own, besides the pooled gate set",
+    )
 
 
 class TrainConfig(_Section):

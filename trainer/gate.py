@@ -5,12 +5,20 @@ champion's macro-F1 on the *same* set minus ``tolerance`` (0.0). Scores recorded
 the same set (same hash) are reused; otherwise the version's serving folder is evaluated now.
 The decision, both scores and the reason are tagged on the candidate version; only a promotion
 moves the alias.
+
+Guards: a pooled set (old domain + new) lets a candidate trade one for the other; a gain on the
+new reviews can hide forgetting the base domain. ``run_gate(..., guards={name: examples})``
+also scores candidate and champion on each named set on its own, and refuses when the
+candidate's macro-F1 there falls below the champion's minus ``base_tolerance`` (0.01). Guard
+scores are tagged under ``ulasan.guard.<name>.*``, never over the pooled ``ulasan.eval.*``
+ones. With no champion, guards are recorded but do not block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +50,12 @@ TAG_GATE_CAND_F1 = "ulasan.gate.candidate_macro_f1"
 TAG_GATE_CHAMP_ACC = "ulasan.gate.champion_accuracy"
 TAG_GATE_CHAMP_F1 = "ulasan.gate.champion_macro_f1"
 TAG_GATE_RULE = "ulasan.gate.rule"
+#: one tag per guard set: ``ulasan.gate.guard.<name>`` = that set's verdict
+TAG_GATE_GUARD_PREFIX = "ulasan.gate.guard."
+#: a version's scores on a guard set: ``ulasan.guard.<name>.{dataset_hash,n,accuracy,macro_f1}``
+TAG_GUARD_SCORES_PREFIX = "ulasan.guard."
+#: guard set names go into tag keys: MLflow allows letters, digits, ``_ - .``
+_GUARD_NAME = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 
 
 class GateConfig(BaseModel):
@@ -51,6 +65,35 @@ class GateConfig(BaseModel):
 
     min_accuracy: float = Field(0.75, ge=0.0, le=1.0)
     tolerance: float = Field(0.0, ge=0.0, le=1.0, description="macro-F1 the candidate may lose")
+    base_tolerance: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="macro-F1 the candidate may lose vs the champion on each guarded base set "
+        "(scored on its own, besides the pooled set): the limit on forgetting",
+    )
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """Candidate vs champion on one guarded set, and whether the candidate held up there."""
+
+    name: str
+    candidate: EvalScores
+    champion: EvalScores | None
+    tolerance: float
+    passed: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "reason": self.reason,
+            "tolerance": self.tolerance,
+            "candidate": asdict(self.candidate),
+            "champion": asdict(self.champion) if self.champion else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -66,6 +109,8 @@ class GateDecision:
     champion: EvalScores | None
     config: GateConfig
     decided_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: the guarded sets' results (empty when the gate ran without guards)
+    guards: tuple[GuardResult, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (what ``ulasan promote`` prints)."""
@@ -79,6 +124,8 @@ class GateDecision:
             "champion": asdict(self.champion) if self.champion else None,
             "min_accuracy": self.config.min_accuracy,
             "tolerance": self.config.tolerance,
+            "base_tolerance": self.config.base_tolerance,
+            "guards": [g.as_dict() for g in self.guards],
             "decided_at": self.decided_at.isoformat(),
         }
 
@@ -98,6 +145,13 @@ class GateDecision:
         if self.champion is not None:
             tags[TAG_GATE_CHAMP_ACC] = f"{self.champion.accuracy:.6f}"
             tags[TAG_GATE_CHAMP_F1] = f"{self.champion.macro_f1:.6f}"
+        if self.guards:
+            tags[TAG_GATE_RULE] += (
+                f" and, on each of {', '.join(g.name for g in self.guards)}, macro_f1 >= "
+                f"champion - {self.config.base_tolerance}"
+            )
+        for g in self.guards:
+            tags[TAG_GATE_GUARD_PREFIX + g.name] = f"{'held' if g.passed else 'failed'}: {g.reason}"
         return tags
 
     def to_event(self) -> ModelPromoted | None:
@@ -115,10 +169,36 @@ class GateDecision:
         )
 
 
+def guard_verdict(
+    name: str, candidate: EvalScores, incumbent: EvalScores | None, tolerance: float
+) -> GuardResult:
+    """The pure guard rule on one base set: the candidate holds when its macro-F1 there is at
+    least the champion's minus ``tolerance``; with no champion it holds (nothing to forget)."""
+    if incumbent is not None and incumbent.dataset_hash != candidate.dataset_hash:
+        raise GateError(
+            f"guard {name}: scores from different evaluation sets ({candidate.dataset_hash} vs "
+            f"{incumbent.dataset_hash}): evaluate both on the same set"
+        )
+    if incumbent is None:
+        return GuardResult(
+            name, candidate, None, tolerance, True, f"{name}: no champion to compare with"
+        )
+    held = candidate.macro_f1 >= incumbent.macro_f1 - tolerance
+    reason = (
+        f"{name} macro-F1 {candidate.macro_f1:.4f} {'>=' if held else '<'} champion "
+        f"{incumbent.macro_f1:.4f} - {tolerance:.4f}"
+    )
+    return GuardResult(name, candidate, incumbent, tolerance, held, reason)
+
+
 def decide(
-    candidate: EvalScores, incumbent: EvalScores | None, config: GateConfig
+    candidate: EvalScores,
+    incumbent: EvalScores | None,
+    config: GateConfig,
+    guards: Sequence[GuardResult] = (),
 ) -> tuple[bool, str]:
-    """The pure rule: ``(promote?, reason)``. Both scores must come from the same set."""
+    """The pure rule: ``(promote?, reason)``. Both scores must come from the same set. Any
+    guard that did not hold (:func:`guard_verdict`) refuses: ``forgetting: <set> ...``."""
     if incumbent is not None and incumbent.dataset_hash != candidate.dataset_hash:
         raise GateError(
             f"scores from different evaluation sets ({candidate.dataset_hash} vs "
@@ -139,10 +219,16 @@ def decide(
             f"macro-F1 {candidate.macro_f1:.4f} is below the champion's "
             f"{incumbent.macro_f1:.4f} - tolerance {config.tolerance:.4f}"
         )
-    return True, (
+    failed = [g for g in guards if not g.passed]
+    if failed:
+        return False, "; ".join(f"forgetting: {g.reason}" for g in failed)
+    reason = (
         f"accuracy {candidate.accuracy:.4f} >= {config.min_accuracy:.4f} and macro-F1 "
         f"{candidate.macro_f1:.4f} >= champion {incumbent.macro_f1:.4f} - {config.tolerance:.4f}"
     )
+    if guards:
+        reason += "; no forgetting: " + "; ".join(g.reason for g in guards)
+    return True, reason
 
 
 def score_version(
@@ -177,6 +263,76 @@ def _gated_version(
         raise GateError(f"nothing to gate: {exc}") from exc
 
 
+def guard_tags(name: str, scores: EvalScores) -> dict[str, str]:
+    """A version's scores on guard set ``name`` as tags (``ulasan.guard.<name>.*``)."""
+    prefix = f"{TAG_GUARD_SCORES_PREFIX}{name}."
+    return {
+        prefix + "dataset_hash": scores.dataset_hash,
+        prefix + "n": str(scores.n),
+        prefix + "accuracy": f"{scores.accuracy:.6f}",
+        prefix + "macro_f1": f"{scores.macro_f1:.6f}",
+    }
+
+
+def guard_scores_from_tags(name: str, tags: Mapping[str, str]) -> EvalScores | None:
+    """The scores on guard set ``name`` recorded in a version's tags; None when never scored."""
+    prefix = f"{TAG_GUARD_SCORES_PREFIX}{name}."
+    try:
+        return EvalScores(
+            accuracy=float(tags[prefix + "accuracy"]),
+            macro_f1=float(tags[prefix + "macro_f1"]),
+            n=int(tags[prefix + "n"]),
+            dataset_hash=tags[prefix + "dataset_hash"],
+            dataset_name=name,
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def score_guard(
+    settings: Settings, info: ModelVersionInfo, name: str, examples: Sequence[tuple[str, str]]
+) -> EvalScores:
+    """The version's scores on guard set ``name``: the recorded ones when taken on this very
+    set (under ``ulasan.guard.<name>.*``, or the pooled ``ulasan.eval.*`` tags), else evaluate
+    its serving folder now and record them under ``ulasan.guard.<name>.*`` only: the pooled
+    scores on the version stay as they are."""
+    eval_hash = dataset_hash(examples)
+    for recorded in (guard_scores_from_tags(name, info.tags), info.scores):
+        if recorded is not None and recorded.dataset_hash == eval_hash:
+            return replace(recorded, dataset_name=name)
+    report = evaluate_model(info.uri, examples, settings)
+    scores = EvalScores.from_report(report, dataset_hash=eval_hash, name=name)
+    set_tags(settings, info.version, guard_tags(name, scores))
+    return scores
+
+
+def _check_guards(guards: Mapping[str, Sequence[tuple[str, str]]]) -> None:
+    for name, examples in guards.items():
+        if not _GUARD_NAME.match(name):
+            raise GateError(
+                f"guard set name {name!r}: use letters, digits, '_', '-' and inner '.' only "
+                "(it becomes part of a tag key)"
+            )
+        if not examples:
+            raise GateError(f"guard set {name} is empty: give it the examples to guard")
+
+
+def _guard_results(
+    settings: Settings,
+    info: ModelVersionInfo,
+    incumbent: ModelVersionInfo | None,
+    guards: Mapping[str, Sequence[tuple[str, str]]],
+    tolerance: float,
+) -> tuple[GuardResult, ...]:
+    """Candidate and champion scored on each guard set, and the verdict on each."""
+    results = []
+    for name, examples in guards.items():
+        cand = score_guard(settings, info, name, examples)
+        champ = score_guard(settings, incumbent, name, examples) if incumbent else None
+        results.append(guard_verdict(name, cand, champ, tolerance))
+    return tuple(results)
+
+
 def run_gate(
     settings: Settings,
     eval_examples: Sequence[tuple[str, str]],
@@ -185,23 +341,27 @@ def run_gate(
     alias: str | None = None,
     config: GateConfig | None = None,
     eval_name: str = "eval",
+    guards: Mapping[str, Sequence[tuple[str, str]]] | None = None,
 ) -> GateDecision:
     """Gate one registered version (``version``, else ``alias``, default ``candidate``) against
-    the current champion on ``eval_examples``; tag the decision, move ``champion`` if it passes.
+    the current champion on ``eval_examples``, and on each ``guards`` set on its own (no
+    forgetting: ``config.base_tolerance``); tag the decision, move ``champion`` if it passes.
 
-    Raises :class:`GateError` when there is nothing to gate or no evaluation data, and
-    :class:`~trainer.errors.RegistryError` when MLflow cannot be reached.
+    Raises :class:`GateError` when there is nothing to gate, no evaluation data or a bad
+    guard set, and :class:`~trainer.errors.RegistryError` when MLflow cannot be reached.
     """
     config = config or GateConfig()
+    guards = guards or {}
     if not eval_examples:
         raise GateError("no evaluation examples: the gate needs the fixed evaluation set")
+    _check_guards(guards)
     info = _gated_version(settings, version, alias)
     eval_hash = dataset_hash(eval_examples)
     incumbent = champion(settings)
-    cand_scores = score_version(
-        settings, info, eval_examples, eval_name=eval_name, eval_hash=eval_hash
-    )
     if incumbent is not None and incumbent.version == info.version:
+        cand_scores = score_version(
+            settings, info, eval_examples, eval_name=eval_name, eval_hash=eval_hash
+        )
         decision = GateDecision(
             promoted=False,
             reason=f"version {info.version} is already the champion",
@@ -214,12 +374,34 @@ def run_gate(
         )
         set_tags(settings, info.version, decision.to_tags())
         return decision
+    # guards first: a candidate's pipeline scores (ulasan.eval.*) may be on a guard set, and
+    # scoring the pooled set replaces them
+    guard_results = _guard_results(settings, info, incumbent, guards, config.base_tolerance)
+    return _decide_and_record(
+        settings, info, incumbent, config, guard_results, eval_examples, eval_name, eval_hash
+    )
+
+
+def _decide_and_record(
+    settings: Settings,
+    info: ModelVersionInfo,
+    incumbent: ModelVersionInfo | None,
+    config: GateConfig,
+    guard_results: tuple[GuardResult, ...],
+    eval_examples: Sequence[tuple[str, str]],
+    eval_name: str,
+    eval_hash: str,
+) -> GateDecision:
+    """Score both on the pooled set, decide, tag the decision and move the alias on a pass."""
+    cand_scores = score_version(
+        settings, info, eval_examples, eval_name=eval_name, eval_hash=eval_hash
+    )
     champ_scores = (
         score_version(settings, incumbent, eval_examples, eval_name=eval_name, eval_hash=eval_hash)
         if incumbent is not None
         else None
     )
-    promoted, reason = decide(cand_scores, champ_scores, config)
+    promoted, reason = decide(cand_scores, champ_scores, config, guard_results)
     decision = GateDecision(
         promoted=promoted,
         reason=reason,
@@ -229,6 +411,7 @@ def run_gate(
         champion_version=incumbent.version if incumbent else None,
         champion=champ_scores,
         config=config,
+        guards=guard_results,
     )
     set_tags(settings, info.version, decision.to_tags())
     if promoted:

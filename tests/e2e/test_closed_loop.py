@@ -26,6 +26,7 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
         window_s=4.0,
         min_events=40,
         gate_tolerance=1.0,  # the tiny model is plumbing, not quality: the gate must let it pass
+        base_tolerance=1.0,  # ... on the guarded base set too
         timeout_s=600.0,
         # reaches the trainer as ULASAN_RETRAIN__*; the small hold-out still chooses offsets
         retrain_settings={"labelled_weight": 2.5, "decision_bias_min_rows": 20},
@@ -44,6 +45,10 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
     sizes = run_["data_sizes"]
     assert sizes["labelled_train"] > 0 and sizes["labelled_holdout"] > 0
     assert run_["scores"]["gate"]["stream_holdout"] == sizes["labelled_holdout"]
+    # ... and the base set was guarded on its own (no forgetting beyond base_tolerance)
+    (guard,) = run_["scores"]["gate"]["guards"]
+    assert guard["name"] == "smsa-valid-dedup" and guard["passed"] and guard["tolerance"] == 1.0
+    assert guard["champion"] is not None and guard["candidate"]["n"] == guard["champion"]["n"]
     assert run_["scores"]["sampling"]["labelled_weight"] == 2.5
     assert run_["scores"]["adapt_steps"] == 5 and "adapt" in run_["scores"]["stage_seconds"]
     # the default vocabulary extension gave the product reviews' fragmented words whole tokens,
@@ -58,3 +63,30 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
     assert result["served_by_promoted"] > 0
     assert result["loop_seconds"] is not None and result["loop_seconds"] > 0
     assert 0.0 <= result["macro_f1_before"] <= 1.0 and 0.0 <= result["macro_f1_after"] <= 1.0
+    # what the retrain cost on the base domain: both versions scored on SmSA test
+    for key in ("base_macro_f1_before", "base_macro_f1_after"):
+        assert isinstance(result[key], float) and 0.0 <= result[key] <= 1.0, key
+    assert result["base_drop"] == result["base_macro_f1_before"] - result["base_macro_f1_after"]
+
+
+def test_a_retrain_the_gate_refuses_ends_the_scenario_with_the_reason() -> None:
+    cfg = ScenarioConfig(
+        train_config=PROJECT_ROOT / "configs" / "tiny.yaml",
+        train_overrides=FAST,
+        reviews=300,
+        window_s=4.0,
+        min_events=40,
+        timeout_s=600.0,
+        # the retrain's gate only (the champion keeps tiny.yaml's bar 0.0): always refused
+        retrain_overrides={"gate.min_accuracy": 1.0},
+    )
+    result = run(Settings(), cfg)
+    assert result["promoted_version"] is None and result["retrain_run"]["status"] == "done"
+    assert "below the minimum 1.0000" in result["gate_reason"]
+    assert result["gate_reason"] == result["retrain_run"]["decision"]
+    # the champion's figures stand; nothing after a promotion that did not happen
+    assert isinstance(result["base_macro_f1_before"], float)
+    assert 0.0 <= result["base_macro_f1_before"] <= 1.0
+    assert result["base_macro_f1_after"] is None and result["base_drop"] is None
+    assert result["macro_f1_after"] is None and result["loop_seconds"] is None
+    assert result["served_by_promoted"] == 0

@@ -46,6 +46,7 @@ OVERRIDES = {
     "max_valid_examples": 60,
     "threads": 1,
     "gate.tolerance": 1.0,
+    "gate.base_tolerance": 1.0,
 }
 TINY = PROJECT_ROOT / "configs" / "tiny.yaml"
 

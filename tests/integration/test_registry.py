@@ -1,4 +1,5 @@
-"""Registry round trip on the local stack's MLflow: log, register, resolve, gate, promote, refuse.
+"""Registry round trip on the local stack's MLflow: log, register, resolve, gate, promote, refuse;
+the gate's guards against forgetting a base set (``run_gate`` and the retrain's gate).
 
 Each run uses its own registered model name (deleted afterwards), so the shared registry's
 ``ulasan-sentiment`` is never touched.
@@ -19,9 +20,14 @@ import pytest
 
 from tests.helpers.tiny_model import PROJECT_ROOT, smsa_rows, tiny_serving_folder
 from trainer import registry
+from trainer.config import load_config
+from trainer.errors import GateError
 from trainer.evaluate import read_examples
 from trainer.gate import GateConfig, run_gate
 from trainer.profile import build_profile, write_profile
+from trainer.retrain.request import RetrainData
+from trainer.retrain.request import gate as retrain_gate
+from trainer.retrain.store import RunRecord
 from ulasan.core.inference import OnnxPredictor
 from ulasan.core.registry import resolve_model
 from ulasan.core.settings import Settings
@@ -181,3 +187,86 @@ def test_register_resolve_gate_promote_and_refuse(
     decision = json.loads(out.stdout)  # on the default fixed set (SmSA valid, deduplicated)
     assert decision["promoted"] is False and decision["champion_version"] == "1"
     assert decision["candidate"]["dataset_name"] == "smsa-valid-dedup"
+
+
+def test_a_guard_refuses_forgetting_the_pooled_score_lets_through(
+    reg_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    settings = reg_settings
+    base = tmp_path_factory.getbasetemp()
+    good = tiny_serving_folder(base, trained=True)
+    worse = tiny_serving_folder(base, trained=False)
+    valid = read_examples(GATE_FILE)
+    pooled, guarded = valid[:300], {"smsa-valid": valid}  # distinct sets, distinct hashes
+    pooled_hash, guard_hash = registry.dataset_hash(pooled), registry.dataset_hash(valid)
+    train_hash = registry.dataset_hash(smsa_rows("train", 400))
+
+    # no champion yet: the guard is scored and recorded, and does not block
+    _register(settings, good, train_hash)
+    first = run_gate(settings, pooled, config=LOW_BAR, eval_name="pooled", guards=guarded)
+    assert first.promoted, first.reason
+    (g1,) = first.guards
+    assert g1.passed and g1.champion is None and g1.candidate.n == len(valid)
+
+    # a pooled loss the tolerance lets through; on the guarded set on its own the random
+    # model loses more than base_tolerance: refused as forgetting, naming the set
+    _register(settings, worse, train_hash)
+    lax = GateConfig(min_accuracy=0.0, tolerance=1.0, base_tolerance=0.0)
+    refused = run_gate(settings, pooled, config=lax, eval_name="pooled", guards=guarded)
+    assert not refused.promoted
+    assert refused.reason.startswith("forgetting: smsa-valid macro-F1 ")
+    (g2,) = refused.guards
+    assert not g2.passed and g2.champion is not None
+    assert g2.champion.macro_f1 == pytest.approx(g1.candidate.macro_f1, abs=1e-6)  # recorded
+    assert g2.candidate.macro_f1 < g2.champion.macro_f1
+    assert f"{g2.candidate.macro_f1:.4f} < champion {g2.champion.macro_f1:.4f}" in refused.reason
+    assert refused.as_dict()["guards"][0]["passed"] is False
+    assert registry.champion(settings).version == "1"  # type: ignore[union-attr]
+
+    # the guard scores sit beside the pooled ones on each version, never over them
+    for version in ("1", "2"):
+        info = registry.get_version(settings, version=version)
+        assert info.scores is not None and info.scores.dataset_hash == pooled_hash
+        assert info.tags["ulasan.guard.smsa-valid.dataset_hash"] == guard_hash
+    tags = registry.get_version(settings, version="2").tags
+    assert tags["ulasan.gate.decision"] == "rejected"
+    assert tags["ulasan.gate.guard.smsa-valid"].startswith("failed: smsa-valid macro-F1")
+
+    # the same loss within base_tolerance passes (the recorded scores are reused)
+    allowed = lax.model_copy(update={"base_tolerance": 1.0})
+    passed = run_gate(settings, pooled, config=allowed, eval_name="pooled", guards=guarded)
+    assert passed.promoted and "no forgetting: smsa-valid" in passed.reason
+    again = passed.guards[0].candidate  # read back from the tags (6 decimals), not evaluated
+    assert again.macro_f1 == float(f"{g2.candidate.macro_f1:.6f}") and again.n == len(valid)
+    with pytest.raises(GateError, match="guard set name"):
+        run_gate(settings, pooled, version=2, guards={"bad name!": valid})
+
+
+def test_the_retrain_gate_guards_the_base_set_and_records_it(
+    reg_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    settings = reg_settings
+    base = tmp_path_factory.getbasetemp()
+    train_hash = registry.dataset_hash(smsa_rows("train", 400))
+    v1 = _register(settings, tiny_serving_folder(base, trained=True), train_hash)
+    registry.set_alias(settings, registry.CHAMPION, v1.version)
+    v2 = _register(settings, tiny_serving_folder(base, trained=False), train_hash)
+    config = load_config(PROJECT_ROOT / "configs" / "tiny.yaml").with_overrides(
+        {"max_valid_examples": 300, "gate.tolerance": 1.0, "gate.base_tolerance": 0.0}
+    )
+    held = [("barangnya cepat sampai", "positive"), ("kemasan rusak parah", "negative")]
+    data = RetrainData(config=config, held_pairs=held, overrides={}, weight=lambda e: 1.0)
+    record = RunRecord(run_id="r1", request_id="q1", dedupe_key="k", reasons=[], status="running")
+
+    decision = retrain_gate(settings, record, data, v2.version)
+
+    # the pooled loss is tolerated (gate.tolerance 1.0); the base set on its own is not
+    assert not decision.promoted and record.decision == decision.reason
+    assert decision.reason.startswith("forgetting: smsa-valid-dedup macro-F1 ")
+    gate = record.scores["gate"]
+    assert gate["n"] == 302 and gate["stream_holdout"] == 2 and gate["base_tolerance"] == 0.0
+    (guard,) = gate["guards"]
+    assert guard["name"] == "smsa-valid-dedup" and guard["passed"] is False
+    assert guard["candidate"]["n"] == guard["champion"]["n"] == 300
+    assert guard["candidate"]["macro_f1"] < guard["champion"]["macro_f1"]
+    json.dumps(record.scores)  # stored as JSON in retrain_runs

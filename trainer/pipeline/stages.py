@@ -342,6 +342,10 @@ def gate_and_promote(
         settings,
         eval_pairs,
         version=version,
-        config=GateConfig(min_accuracy=config.gate.min_accuracy, tolerance=config.gate.tolerance),
+        config=GateConfig(
+            min_accuracy=config.gate.min_accuracy,
+            tolerance=config.gate.tolerance,
+            base_tolerance=config.gate.base_tolerance,
+        ),
         eval_name=EVAL_SET_NAME,
     )

@@ -25,8 +25,10 @@ from trainer.pipeline.run import run_training
 from trainer.registry import ModelVersionInfo, champion
 from trainer.retrain.config import TrainerSettings
 from trainer.retrain.split import (
+    BASE_GUARD_NAME,
     GATE_SET_NAME,
     SELECTION_SALT,
+    base_gate_examples,
     base_share,
     gate_examples,
     split_labelled,
@@ -295,15 +297,23 @@ def train_candidate(
 
 
 def gate(settings: Settings, record: RunRecord, data: RetrainData, version: str) -> GateDecision:
-    """The gate on the fixed base set plus the stream hold-out; its verdict recorded."""
+    """The gate on the fixed base set plus the stream hold-out, with the base set also guarded
+    on its own (``gate.base_tolerance``: a gain on the new domain must not hide forgetting the
+    old one); its verdict recorded."""
     config = data.config
-    gate_set = gate_examples(config, data.held_pairs)
+    base = base_gate_examples(config)
+    gate_set = gate_examples(config, data.held_pairs)  # base + the stream hold-out
     decision = run_gate(
         settings,
         gate_set,
         version=version,
-        config=GateConfig(min_accuracy=config.gate.min_accuracy, tolerance=config.gate.tolerance),
+        config=GateConfig(
+            min_accuracy=config.gate.min_accuracy,
+            tolerance=config.gate.tolerance,
+            base_tolerance=config.gate.base_tolerance,
+        ),
         eval_name=GATE_SET_NAME,
+        guards={BASE_GUARD_NAME: base},
     )
     verdict = decision.as_dict()
     record.scores["gate"] = {
@@ -312,6 +322,8 @@ def gate(settings: Settings, record: RunRecord, data: RetrainData, version: str)
         "stream_holdout": len(data.held_pairs),
         "candidate": verdict["candidate"],
         "champion": verdict["champion"],
+        "base_tolerance": verdict["base_tolerance"],
+        "guards": verdict["guards"],
         "promoted": decision.promoted,
     }
     record.decision = decision.reason

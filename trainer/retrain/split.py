@@ -19,6 +19,8 @@ from trainer.validation import validate
 SELECTION_SALT = "selection:"
 #: The retrain gate's set: the fixed base set (SmSA valid, deduplicated) + the stream hold-out.
 GATE_SET_NAME = "smsa-valid-dedup+stream-holdout"
+#: The base set the retrain gate also guards on its own (no forgetting the base domain).
+BASE_GUARD_NAME = "smsa-valid-dedup"
 
 
 def holdout(review_id: str, share: float, *, salt: str = "") -> bool:
@@ -59,15 +61,21 @@ def base_share(base: Sequence[Example], labelled: int, cap: int | None, seed: in
     return random.Random(seed).sample(list(base), keep)  # noqa: S311 - sampling, not security
 
 
-def gate_examples(
-    config: TrainConfig, held_pairs: Sequence[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    """What a retrain's candidate and champion are compared on: the pipeline's fixed evaluation
-    set (SmSA valid without train texts, sampled as the pipeline samples it) plus the labelled
-    stream reviews held out of training (fixed by review-id hash). A model for the new domain
-    must beat the champion where the stream now is, without giving up the base domain: both
-    halves are in one set, so macro-F1 weighs every class over old and new reviews alike."""
+def base_gate_examples(config: TrainConfig) -> list[tuple[str, str]]:
+    """The gate's fixed base set: the pipeline's fixed evaluation set (SmSA valid without train
+    texts), sampled as the pipeline samples it (``max_valid_examples``, seed + 1)."""
     valid = list(validate(fixed_eval_set()).accepted)
     if config.max_valid_examples is not None and len(valid) > config.max_valid_examples:
         valid = random.Random(config.seed + 1).sample(valid, config.max_valid_examples)  # noqa: S311
-    return [(e.text, str(e.label)) for e in valid] + list(held_pairs)
+    return [(e.text, str(e.label)) for e in valid]
+
+
+def gate_examples(
+    config: TrainConfig, held_pairs: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """What a retrain's candidate and champion are compared on: the fixed base set
+    (:func:`base_gate_examples`) plus the labelled stream reviews held out of training (fixed
+    by review-id hash). A model for the new domain must beat the champion where the stream now
+    is, without giving up the base domain: both halves are in one set, so macro-F1 weighs every
+    class over old and new reviews alike (and the gate guards the base half on its own too)."""
+    return base_gate_examples(config) + list(held_pairs)

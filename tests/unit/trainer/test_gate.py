@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from trainer.errors import GateError
-from trainer.gate import GateConfig, GateDecision, decide
+from trainer.gate import (
+    GateConfig,
+    GateDecision,
+    decide,
+    guard_scores_from_tags,
+    guard_tags,
+    guard_verdict,
+)
 from trainer.registry import EvalScores, _plain, dataset_hash
 
 
@@ -41,6 +48,70 @@ def test_decide(
     assert reason in why
 
 
+def guard(cand_f1: float, champ_f1: float | None, tolerance: float = 0.01):  # noqa: ANN201
+    champ = None if champ_f1 is None else scores(0.8, champ_f1, "base")
+    return guard_verdict("smsa-valid-dedup", scores(0.8, cand_f1, "base"), champ, tolerance)
+
+
+@pytest.mark.parametrize(
+    ("cand_f1", "champ_f1", "tolerance", "passed"),
+    [
+        (0.8312, 0.8520, 0.01, False),  # lost 2.1 points: forgetting
+        (0.8430, 0.8520, 0.01, True),  # lost 0.9 points: within the tolerance
+        (0.8420, 0.8520, 0.01, True),  # lost exactly the tolerance
+        (0.8419, 0.8520, 0.01, False),
+        (0.8600, 0.8520, 0.0, True),  # gained
+        (0.8312, 0.8520, 0.05, True),
+        (0.10, None, 0.0, True),  # no champion: nothing to forget
+    ],
+)
+def test_guard_verdict(
+    cand_f1: float, champ_f1: float | None, tolerance: float, passed: bool
+) -> None:
+    assert guard(cand_f1, champ_f1, tolerance).passed is passed
+
+
+def test_a_failed_guard_refuses_a_pooled_gain_and_names_the_set() -> None:
+    pooled_cand, pooled_champ = scores(0.82, 0.78), scores(0.80, 0.72)  # +6 points pooled
+    ok, why = decide(pooled_cand, pooled_champ, GateConfig(), [guard(0.8312, 0.8520)])
+    assert not ok
+    assert why == "forgetting: smsa-valid-dedup macro-F1 0.8312 < champion 0.8520 - 0.0100"
+    ok, why = decide(pooled_cand, pooled_champ, GateConfig(), [guard(0.8430, 0.8520)])
+    assert ok and "no forgetting: smsa-valid-dedup macro-F1 0.8430 >= champion 0.8520" in why
+    # no guards: the pooled rule alone, as before
+    assert decide(pooled_cand, pooled_champ, GateConfig()) == (
+        True,
+        decide(pooled_cand, pooled_champ, GateConfig(), [])[1],
+    )
+
+
+def test_guards_do_not_block_without_a_champion_nor_hide_a_pooled_refusal() -> None:
+    ok, why = decide(scores(0.8, 0.7), None, GateConfig(), [guard(0.1, None)])
+    assert ok and "no champion yet" in why
+    ok, why = decide(scores(0.8, 0.6), scores(0.8, 0.7), GateConfig(), [guard(0.9, 0.8)])
+    assert not ok and "below the champion's" in why  # the pooled loss is reported first
+    two = [guard(0.70, 0.80), guard(0.80, 0.80)]
+    two[1] = guard_verdict("nusax", scores(0.8, 0.5, "n"), scores(0.8, 0.6, "n"), 0.01)
+    ok, why = decide(scores(0.8, 0.7), scores(0.8, 0.7), GateConfig(), two)
+    assert not ok and why.count("forgetting:") == 2 and "nusax macro-F1 0.5000" in why
+
+
+def test_guard_scores_from_different_sets_are_not_compared() -> None:
+    with pytest.raises(GateError, match="guard g: scores from different evaluation sets"):
+        guard_verdict("g", scores(0.8, 0.8, "a"), scores(0.8, 0.8, "b"), 0.01)
+
+
+def test_guard_scores_round_trip_through_their_own_tags() -> None:
+    s = scores(0.81, 0.7731, "base")
+    tags = guard_tags("smsa-valid-dedup", s)
+    assert all(k.startswith("ulasan.guard.smsa-valid-dedup.") for k in tags)
+    assert not set(tags) & set(s.to_tags())  # never over the pooled ulasan.eval.* scores
+    back = guard_scores_from_tags("smsa-valid-dedup", tags)
+    assert back is not None and back.macro_f1 == pytest.approx(0.7731)
+    assert back.dataset_hash == "base" and back.dataset_name == "smsa-valid-dedup"
+    assert guard_scores_from_tags("other", tags) is None
+
+
 def test_scores_from_different_sets_are_not_compared() -> None:
     with pytest.raises(GateError, match="different evaluation sets"):
         decide(scores(0.8, 0.8, "a"), scores(0.8, 0.8, "b"), GateConfig())
@@ -51,6 +122,9 @@ def test_config_bounds() -> None:
         GateConfig(min_accuracy=1.5)
     with pytest.raises(ValueError):
         GateConfig(tolerance=-0.1)
+    with pytest.raises(ValueError):
+        GateConfig(base_tolerance=1.1)
+    assert GateConfig().base_tolerance == 0.01
 
 
 def test_decision_tags_and_event() -> None:
@@ -76,6 +150,30 @@ def test_decision_tags_and_event() -> None:
     rejected = GateDecision(**{**decision.__dict__, "promoted": False})
     assert rejected.to_event() is None
     assert rejected.to_tags()["ulasan.gate.decision"] == "rejected"
+    assert decision.as_dict()["guards"] == [] and "guard" not in tags["ulasan.gate.rule"]
+
+
+def test_decision_carries_the_guards() -> None:
+    forgot = guard(0.8312, 0.8520)
+    decision = GateDecision(
+        promoted=False,
+        reason="forgetting: " + forgot.reason,
+        model_name="ulasan-sentiment",
+        candidate_version="4",
+        candidate=scores(0.8, 0.75),
+        champion_version="3",
+        champion=scores(0.79, 0.74),
+        config=GateConfig(base_tolerance=0.01),
+        guards=(forgot,),
+    )
+    out = json.loads(json.dumps(decision.as_dict()))
+    assert out["base_tolerance"] == 0.01
+    (g,) = out["guards"]
+    assert (g["name"], g["passed"], g["tolerance"]) == ("smsa-valid-dedup", False, 0.01)
+    assert g["candidate"]["macro_f1"] == 0.8312 and g["champion"]["macro_f1"] == 0.8520
+    tags = decision.to_tags()
+    assert tags["ulasan.gate.guard.smsa-valid-dedup"].startswith("failed: smsa-valid-dedup")
+    assert "on each of smsa-valid-dedup, macro_f1 >= champion - 0.01" in tags["ulasan.gate.rule"]
 
 
 def test_scores_round_trip_through_tags() -> None:

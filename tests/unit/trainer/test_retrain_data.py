@@ -5,7 +5,7 @@ from __future__ import annotations
 from trainer.config import load_config
 from trainer.data import Example
 from trainer.pipeline import fixed_eval_set, load_training_data
-from trainer.retrain.split import base_share, gate_examples, write_jsonl
+from trainer.retrain.split import base_gate_examples, base_share, gate_examples, write_jsonl
 from ulasan.core.settings import PROJECT_ROOT, Settings
 
 
@@ -36,6 +36,7 @@ def test_the_gate_set_is_the_fixed_set_plus_the_stream_holdout() -> None:
     gate = gate_examples(config, held)
     assert gate[-2:] == held
     fixed = gate[:-2]
+    assert fixed == base_gate_examples(config)  # the half the gate also guards on its own
     assert len(fixed) > 1000 and set(fixed) <= {(e.text, str(e.label)) for e in fixed_eval_set()}
     capped = gate_examples(config.with_overrides({"max_valid_examples": 60}), held)
     assert len(capped) == 62 and capped == gate_examples(

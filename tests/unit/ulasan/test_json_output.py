@@ -71,6 +71,9 @@ def test_scenario_json_prints_only_the_result(
             "macro_f1_after": 0.74,
             "loop_seconds": 264.0,
             "promoted_version": "2",
+            "base_macro_f1_before": 0.80,
+            "base_macro_f1_after": 0.79,
+            "base_drop": 0.01,
             "workdir": "/tmp/x",
         }
 
@@ -82,6 +85,9 @@ def test_scenario_json_prints_only_the_result(
         "macro_f1_after": 0.74,
         "loop_seconds": 264.0,
         "promoted_version": "2",
+        "base_macro_f1_before": 0.80,
+        "base_macro_f1_after": 0.79,
+        "base_drop": 0.01,
     }
     assert "View run smsa-champion" in result.stderr
 

@@ -1,4 +1,4 @@
-"""ulasan scenario domain-shift: its JSON options are checked before anything starts."""
+"""ulasan scenario domain-shift: its options are checked before anything starts."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ulasan.scenario import ScenarioConfig, champion_config
         (["--retrain-overrides", "[1"], "not valid JSON"),
         (["--train-overrides", "[1, 2]"], "must be a JSON object, got list"),
         (["--retrain-settings", '{"labeled_weight": 3}'], "not RetrainConfig fields"),
+        (["--base-tolerance", "1.5"], "Invalid value for '--base-tolerance'"),
     ],
 )
 def test_bad_json_options_are_usage_errors(args: list[str], message: str) -> None:
