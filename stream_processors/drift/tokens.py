@@ -37,8 +37,6 @@ class UnknownTokens:
             # an unknown token (a special token is never counted, even one equal to unk)
             unknown = ids.count(unk) if unk is not None else 0
             if unknown:
-                unknown = sum(
-                    1 for t, sp in zip(ids, special, strict=True) if not sp and t == unk
-                )
+                unknown = sum(1 for t, sp in zip(ids, special, strict=True) if not sp and t == unk)
             out.append((len(ids) - special.count(1), unknown))
         return out

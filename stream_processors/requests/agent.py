@@ -180,8 +180,8 @@ def register(app: faust.App, deps: Deps, outputs: Outputs) -> Any:
 
     def batches(stream: Any) -> Any:
         if wait_s > 0:
-            return stream.take_events(cfg.max_batch, within=wait_s)
-        return take_ready(stream, cfg.max_batch)
+            return stream.take_events(cfg.request_max_batch, within=wait_s)
+        return take_ready(stream, cfg.request_max_batch)
 
     async def process(events: Sequence[Any]) -> None:
         good, bad = decode_records(records_of(events), PredictionRequested)

@@ -65,7 +65,11 @@ def predictor() -> OnnxPredictor:
 
 
 def make_app(predictor: Any, sink: Any = None, **worker: Any) -> WorkerApp:
-    settings = WorkerSettings(worker=WorkerConfig(**{"max_batch": 8, "max_wait_ms": 5, **worker}))
+    """A worker app over ``predictor``; ``max_batch`` bounds both agents' micro-batches (the
+    infer agent's and, unless ``request_max_batch`` is given, the requests agent's)."""
+    worker = {"max_batch": 8, "max_wait_ms": 5, **worker}
+    worker.setdefault("request_max_batch", worker["max_batch"])
+    settings = WorkerSettings(worker=WorkerConfig(**worker))
     deps = Deps(settings, WorkerMetrics(), PredictorHolder(predictor), sink or RecordingSink())
     return build(settings, deps, memory_outputs=True)
 

@@ -146,6 +146,29 @@ def test_a_lone_request_is_scored_alone_and_arrivals_meanwhile_form_the_next_bat
     assert gated.sizes == [1, 3]
 
 
+def test_requests_batch_by_their_own_bound_not_the_review_batch(predictor: OnnxPredictor) -> None:
+    gated = GatedPredictor(predictor)
+    app = make_app(gated, max_batch=512, request_max_batch=2)
+
+    async def scenario(agent: Any, subs: dict[str, Any]) -> None:
+        await agent.put(request("first", ["pertama"]), key=b"first")
+        assert await asyncio.to_thread(gated.started.wait, 10)
+
+        async def five() -> None:  # a full buffer holds put() back until a batch is taken
+            for i in range(5):
+                await agent.put(request(f"q{i}", [f"teks {i}"]), key=b"q")
+
+        putting = asyncio.create_task(five())
+        await asyncio.sleep(0.5)  # let them queue up behind the gated first batch
+        gated.gate.set()
+        await putting
+        assert len(await take(subs[REPLIES], 6)) == 6
+
+    run(app, "requests", scenario)
+    # five requests were ready at once: without its own bound the agent took them in one batch
+    assert sum(gated.sizes) == 6 and max(gated.sizes) == 2, gated.sizes
+
+
 REPLIES = topics.PREDICT_REPLIES
 
 
