@@ -71,13 +71,14 @@ class WorkerConfig(BaseModel):
         description="prepended to every topic name (isolates tests and tenants), e.g. 't1.'",
     )
     max_batch: int = Field(
-        512,
+        256,
         ge=1,
         le=4096,
         description="reviews per micro-batch of the infer agent: one PostgreSQL transaction, "
         "one sentiment.v1 send and one drift message per batch, so a backlog drains with less "
-        "work per review (docs/benchmarks.md: 64 -> 512 cut the workers' CPU per review by "
-        "about 14 %); a batch is cut after max_wait_ms however few reviews came",
+        "work per review (docs/benchmarks.md: 64 -> 256 cut the workers' CPU per review by "
+        "about 10 %), as many as the clean agent takes at once; a batch is cut after "
+        "max_wait_ms however few reviews came",
     )
     request_max_batch: int = Field(
         64,
