@@ -71,14 +71,13 @@ class WorkerConfig(BaseModel):
         description="prepended to every topic name (isolates tests and tenants), e.g. 't1.'",
     )
     max_batch: int = Field(
-        256,
+        64,
         ge=1,
         le=4096,
         description="reviews per micro-batch of the infer agent: one PostgreSQL transaction, "
-        "one sentiment.v1 send and one drift message per batch, so a backlog drains with less "
-        "work per review (docs/benchmarks.md: 64 -> 256 cut the workers' CPU per review by "
-        "about 10 %), as many as the clean agent takes at once; a batch is cut after "
-        "max_wait_ms however few reviews came",
+        "one sentiment.v1 send and one drift message per batch. 256 drains a backlog about "
+        "13 % faster (docs/benchmarks.md), but the first CI run with 256 saw 490 of 1,500 "
+        "scores published twice in the PostgreSQL-outage test: 64 until that is understood",
     )
     request_max_batch: int = Field(
         64,
