@@ -19,15 +19,15 @@ import numpy as np
 from schemas.events import LABELS
 from trainer.data import Example, load_smsa
 from trainer.metrics import classification_report
-from trainer.report import evaluation_sets
+from trainer.report import SVM_C_GRID, evaluation_sets
 from ulasan.core.inference.runtime import OnnxPredictor
+from ulasan.core.inference.runtime import softmax as softmax  # the experiments' softmax
 from ulasan.core.settings import PROJECT_ROOT
 from ulasan.core.text import clean
 
 SERVING = PROJECT_ROOT / "models" / "ulasan-mini" / "serving"
 CACHE = PROJECT_ROOT / "artifacts" / "experiments-cache"  # git-ignored
 VALID = "smsa-valid-dedup"
-SVM_C_GRID = (0.1, 0.3, 1.0, 3.0)
 LR_C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 
 
@@ -62,12 +62,6 @@ def model_logits(rows: Sequence[Example], serving: Path = SERVING) -> np.ndarray
     return out
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def tfidf_features(
     train_texts: Sequence[str], norm: Callable[[str], str] = lambda t: t
 ) -> Callable[[Sequence[str]], Any]:
@@ -89,33 +83,42 @@ def tfidf_features(
     return transform
 
 
-def fit_svm(x_train: Any, y_train: np.ndarray, x_valid: Any, y_valid: np.ndarray) -> Any:
-    """Class-balanced LinearSVC, C chosen on valid macro-F1 (the report baseline's grid)."""
-    from sklearn.svm import LinearSVC
-
+def _best_on_valid(
+    make: Callable[[float], Any],
+    grid: Sequence[float],
+    data: tuple[Any, np.ndarray, Any, np.ndarray],
+) -> Any:
+    """The model ``make(c)`` fitted on train with the ``c`` of ``grid`` that scores the best
+    valid macro-F1 (the first such c on a tie)."""
+    x_train, y_train, x_valid, y_valid = data
     best: tuple[float, Any] | None = None
-    for c in SVM_C_GRID:
-        model = LinearSVC(C=c, class_weight="balanced", random_state=0).fit(x_train, y_train)
+    for c in grid:
+        model = make(c).fit(x_train, y_train)
         f1 = macro_f1(y_valid, model.predict(x_valid))
         if best is None or f1 > best[0]:
             best = (f1, model)
     assert best is not None
     return best[1]
+
+
+def fit_svm(x_train: Any, y_train: np.ndarray, x_valid: Any, y_valid: np.ndarray) -> Any:
+    """Class-balanced LinearSVC, C chosen on valid macro-F1 (the report baseline's grid)."""
+    from sklearn.svm import LinearSVC
+
+    def make(c: float) -> Any:
+        return LinearSVC(C=c, class_weight="balanced", random_state=0)
+
+    return _best_on_valid(make, SVM_C_GRID, (x_train, y_train, x_valid, y_valid))
 
 
 def fit_lr(x_train: Any, y_train: np.ndarray, x_valid: Any, y_valid: np.ndarray) -> Any:
     """Class-balanced multinomial LogisticRegression, C chosen on valid macro-F1."""
     from sklearn.linear_model import LogisticRegression
 
-    best: tuple[float, Any] | None = None
-    for c in LR_C_GRID:
-        model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
-        model.fit(x_train, y_train)
-        f1 = macro_f1(y_valid, model.predict(x_valid))
-        if best is None or f1 > best[0]:
-            best = (f1, model)
-    assert best is not None
-    return best[1]
+    def make(c: float) -> Any:
+        return LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
+
+    return _best_on_valid(make, LR_C_GRID, (x_train, y_train, x_valid, y_valid))
 
 
 def paired_bootstrap(
