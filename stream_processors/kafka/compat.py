@@ -16,6 +16,7 @@ and re-read each workaround's upstream reference below.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import inspect
 import re
@@ -27,6 +28,7 @@ from faust.app.base import App
 from faust.streams import Stream
 from faust.tables.recovery import Recovery
 from faust.transport import consumer as base_consumer
+from faust.transport.conductor import Conductor
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from faust.types import tuples as faust_tuples
@@ -132,6 +134,8 @@ REQUIRED: tuple[Requirement, ...] = (
     Attribute(_Consumer, "_acked", ("__init__",), "acked offsets per tp, not yet committed"),
     Attribute(_Consumer, "_gap", ("__init__",), "offsets faust counts as done"),
     Attribute(_Consumer, "_unacked_messages", ("__init__",), "messages in flight"),
+    Attribute(Conductor, "_tp_index", ("__init__",), "the channels a partition is delivered to"),
+    Attribute(asyncio.Queue, "_queue", ("_init",), "records delivered, not yet read by a stream"),
     Attribute(_Consumer, "_read_offset", ("__init__",), "logged when recovery stalls"),
     Attribute(_Consumer, "_paused_partitions", ("_reset_state",), "logged when recovery stalls"),
     Attribute(_Consumer, "_active_partitions", ("_reset_state",), "logged when recovery stalls"),
@@ -248,6 +252,24 @@ def in_flight(consumer: Any) -> dict[TP, set[int]]:
     out: dict[TP, set[int]] = {}
     for message in list(consumer._unacked_messages):
         out.setdefault(message.tp, set()).add(message.offset)
+    return out
+
+
+def queued(app: Any) -> dict[TP, set[int]]:
+    """The offsets of the records delivered into a channel's buffer that no stream has read
+    yet, per partition.
+
+    faust counts a message as in flight (``_unacked_messages``) only once a stream reads it from
+    its channel's queue; the records behind a busy agent (up to ``stream_buffer_maxsize`` per
+    channel) are in no such set while they wait there.
+    """
+    out: dict[TP, set[int]] = {}
+    channels = {id(c): c for cs in list(app.topics._tp_index.values()) for c in list(cs)}
+    for channel in channels.values():
+        for event in list(channel.queue._queue):
+            message = getattr(event, "message", None)
+            if message is not None:
+                out.setdefault(message.tp, set()).add(message.offset)
     return out
 
 

@@ -64,6 +64,8 @@ async def _seek_stalled(
     # faust's own view of the group's committed offsets (read at the seek, moved by commits)
     committed = compat.committed_offsets(consumer)
     in_flight = compat.in_flight(consumer)
+    for tp, offsets in compat.queued(app).items():  # waiting behind a busy agent: not stalled
+        in_flight.setdefault(tp, set()).update(offsets)
     watch.forget(assigned)
     for tp in assigned:
         end = ends.get(tp)
@@ -72,8 +74,12 @@ async def _seek_stalled(
         offset = committed.get(tp)
         if offset is None:
             continue
-        # "idle": the record the commit waits for is not being processed (a slow batch holding
-        # it is not a stall; a record never delivered, or delivered and dropped, is)
+        # "idle": the record the commit waits for is neither being processed nor waiting in a
+        # channel's buffer (a slow batch holding it, or holding the records ahead of it, is not
+        # a stall; a record never delivered, or delivered and dropped, is). Seeking back a
+        # partition whose records wait in the buffer delivered them again: during a PostgreSQL
+        # outage the infer agent waits on the sink, and every stall period added another copy
+        # of the backlog to the buffer, each published once the sink was back.
         flying = in_flight.get(tp, set())
         if not watch.stalled(tp, committed=offset, end=end, idle=offset not in flying):
             continue
