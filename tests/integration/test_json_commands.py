@@ -19,13 +19,13 @@ from ulasan.loadgen import DEFAULT_TOOLS_DIR, ghz_binary, oha_binary
 from ulasan.procs import ULASAN_BIN, child_env
 
 
-def _json_of(args: list[str], timeout_s: float = 300) -> Any:
+def _json_of(args: list[str], timeout_s: float = 300, env: dict[str, str] | None = None) -> Any:
     done = subprocess.run(
         [str(ULASAN_BIN), *args],
         capture_output=True,
         text=True,
         timeout=timeout_s,
-        env=child_env(),
+        env=child_env(env),
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout)  # one document and nothing else, or this raises
@@ -51,15 +51,18 @@ def test_bench_engine_json(model: Path) -> None:
 def test_bench_pipeline_json_with_a_profile(model: Path, tmp_path: Path) -> None:
     args = ["bench", "pipeline", "--model", str(model), "--events", "100", "--workers", "1"]
     args += ["--profile", str(tmp_path / "profile")]
-    result = _json_of([*args, "--threads", "1", "--json"], timeout_s=600)
+    # the workers' batch sizes as the environment sets them; the engine baseline runs the same
+    sizes = {"ULASAN_WORKER__MAX_BATCH": "16", "ULASAN_WORKER__INFERENCE_BATCH": "4"}
+    result = _json_of([*args, "--threads", "1", "--json"], timeout_s=600, env=sizes)
     assert result["events"] == 100 and result["events_per_s"] > 0
+    assert result["engine_batch"] in {16, 4}
     # py-spy recorded the worker; every sample is in exactly one stage
     profile = result["profile"]
     assert profile["samples"] > 0
     assert sum(s["samples"] for s in profile["stages"]) == profile["samples"]
     assert profile["files"] and all(Path(f).stat().st_size > 0 for f in profile["files"])
     # the engine baseline's every run, and where the CPU went while the reviews flowed
-    assert len(result["engine_runs_texts_per_s"]) >= 3
+    assert len(result["engine_runs_texts_per_s"]) == 6  # 3 runs at each of the 2 sizes
     assert max(result["engine_runs_texts_per_s"]) == result["engine_texts_per_s"]
     cpu = result["cpu"]
     assert 0 < cpu["machine_busy_share"] <= 1 and cpu["processes_cpu_s"]["worker-0"] > 0

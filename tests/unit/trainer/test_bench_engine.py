@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.helpers.tiny_model import tiny_serving_folder
-from trainer.bench_engine import bench_texts, run_engine_bench, shape_model
+from trainer.bench_engine import bench_texts, run_engine_bench, shape_model, sorted_throughput
 from trainer.errors import TrainerError
 from ulasan.cli import app
 from ulasan.core.settings import Settings
@@ -38,6 +38,12 @@ def test_run_matrix(serving: Path) -> None:
     for (_, batch, _), r in runs.items():
         assert r["texts_per_s"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]
         assert r["calls"] == (20 if batch == 1 else 3)
+
+
+def test_sorted_throughput_runs_each_size_the_asked_number_of_times(serving: Path) -> None:
+    runs = sorted_throughput(serving, n_texts=12, batch_sizes=[8, 4], rounds=2, threads=1)
+    assert list(runs) == [8, 4]
+    assert all(len(every) == 2 and min(every) > 0 for every in runs.values())
 
 
 def test_without_checkpoint_the_baseline_is_named_missing(serving: Path) -> None:
