@@ -1,6 +1,7 @@
 """Derive the sentiment lexicon from a labelled corpus (Monroe et al. 2008 log-odds); its CLI.
 
-Rebuild the shipped lexicon from SmSA train with ``python -m trainer.lexicon build``.
+Rebuild the shipped lexicon from SmSA train with ``python -m trainer.lexicon build``, the
+shipped stem table with ``python -m trainer.lexicon stems``.
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ from typing import Any
 import typer
 
 from schemas.events import LABELS
-from trainer.data import load_smsa
+from trainer.data import load_nusax, load_prdect, load_smsa
 from trainer.errors import DataError
 from ulasan.core.settings import PROJECT_ROOT
 from ulasan.core.text import FEATURE_VERSION, Lexicon, clean, content_stems
-from ulasan.core.text.lexicon import DEFAULT_RESOURCE
+from ulasan.core.text.lexicon import (
+    DEFAULT_RESOURCE,
+    STEMS_RESOURCE,
+    stemmable_tokens,
+    write_stem_table,
+)
 
 #: Where the shipped lexicon lives (what :func:`ulasan.core.text.default_lexicon` loads).
 DEFAULT_PATH = PROJECT_ROOT / "ulasan" / "core" / "text" / DEFAULT_RESOURCE
+#: Where the shipped stem table lives (what :func:`ulasan.core.text.lexicon.stem_table` loads).
+DEFAULT_STEMS_PATH = PROJECT_ROOT / "ulasan" / "core" / "text" / STEMS_RESOURCE
 POLARITIES = ("positive", "negative")
 
 
@@ -169,6 +177,18 @@ def build_command(
         f"wrote {out}: {lexicon.version}, {len(lexicon.positive)} positive and "
         f"{len(lexicon.negative)} negative words"
     )
+
+
+@app.command("stems")
+def stems_command(
+    out: Path = typer.Option(DEFAULT_STEMS_PATH, "--out", help="where to write the stem table"),
+) -> None:
+    """Stem every word of the training corpora (SmSA train, NusaX-id train, PRDECT-ID texts;
+    never a valid or test split) with Sastrawi and write the table workers start with."""
+    texts = [e.text for e in load_smsa("train")] + [e.text for e in load_nusax("train")]
+    texts += [e.text for e in load_prdect()]
+    n = write_stem_table(stemmable_tokens(clean(t) for t in texts), out)
+    typer.echo(f"wrote {out}: {n} stems from {len(texts)} texts")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,17 @@ import pytest
 
 from trainer.data import load_smsa
 from trainer.errors import DataError
-from trainer.lexicon import DEFAULT_PATH, build_lexicon, log_odds_z
-from ulasan.core.text import Lexicon, LexiconError, default_lexicon
-from ulasan.core.text.lexicon import DEFAULT_RESOURCE, content_stems
+from trainer.lexicon import DEFAULT_PATH, DEFAULT_STEMS_PATH, build_lexicon, log_odds_z
+from ulasan.core.text import Lexicon, LexiconError, clean, default_lexicon
+from ulasan.core.text import lexicon as lexicon_module
+from ulasan.core.text.lexicon import (
+    DEFAULT_RESOURCE,
+    STEMS_RESOURCE,
+    content_stems,
+    stem_table,
+    stemmable_tokens,
+    write_stem_table,
+)
 
 
 def test_log_odds_z_matches_the_formula_by_hand() -> None:
@@ -141,3 +149,35 @@ def test_shipped_lexicon_is_what_the_builder_makes_from_smsa_train() -> None:
         source="smsa/train",
     )
     assert rebuilt.version == shipped.version
+
+
+def test_the_shipped_stem_table_is_sastrawis_own_output() -> None:
+    """Every entry is what the live stemmer returns (a changed Sastrawi or a stale table fails
+    here: rebuild it with python -m trainer.lexicon stems), and it covers the corpora."""
+    table = stem_table()
+    assert len(table) > 20_000
+    stemmer = lexicon_module._stemmer()
+    wrong = {t: s for t, s in table.items() if stemmer.stem_word(t) != s}
+    assert wrong == {}
+    assert Path(DEFAULT_STEMS_PATH).parts[-3:] == ("text", *Path(STEMS_RESOURCE).parts)
+    texts = [clean(e.text) for e in load_smsa("train")[:500]]
+    assert stemmable_tokens(texts) <= set(table)
+
+
+def test_a_word_outside_the_table_is_stemmed_and_analysed_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    words = ["mengecewakan", "pelayanannya", "baguss", "bukan", "yang", "kecewaaa", "🙂"]
+    with_table = [lexicon_module.analyse_token(w) for w in words]
+    monkeypatch.setattr(lexicon_module, "stem_table", dict)
+    assert [lexicon_module.analyse_token(w) for w in words] == with_table
+    assert with_table[0] == (lexicon_module.CONTENT, ("kecewa",))
+
+
+def test_write_stem_table_is_deterministic(tmp_path: Path) -> None:
+    tokens = stemmable_tokens(["pelayanannya sangat mengecewakan , tidak baguss"])
+    # the single-letter forms too ("bagus", "pelayananya"): analyse_token stems them as well
+    assert tokens == {"pelayanannya", "pelayananya", "mengecewakan", "baguss", "bagus"}
+    a, b = tmp_path / "a.tsv.gz", tmp_path / "b.tsv.gz"
+    assert write_stem_table(tokens, a) == 5 and write_stem_table(reversed(sorted(tokens)), b) == 5
+    assert a.read_bytes() == b.read_bytes()

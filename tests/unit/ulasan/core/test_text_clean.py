@@ -160,7 +160,8 @@ def test_generated_urls_become_placeholders(words, urls, rnd) -> None:  # type: 
 
 
 def test_import_has_no_side_effects_and_no_training_stack() -> None:
-    """Importing the text package neither builds the stemmer nor loads torch/transformers."""
+    """Importing the text package neither builds the stemmer (nor loads the stem table) nor
+    loads torch/transformers; the stemmer is built for the first word outside the table."""
     code = (
         "import sys\n"
         "import ulasan.core.text as t\n"
@@ -168,9 +169,13 @@ def test_import_has_no_side_effects_and_no_training_stack() -> None:
         "assert lexicon._stemmer.cache_info().currsize == 0\n"
         "assert lexicon.stopwords.cache_info().currsize == 0\n"
         "assert t.default_lexicon.cache_info().currsize == 0\n"
+        "assert lexicon.stem_table.cache_info().currsize == 0\n"
         "bad = [m for m in ('torch', 'transformers', 'optimum', 'Sastrawi') if m in sys.modules]\n"
         "assert not bad, bad\n"
-        "t.process('barang bagus')\n"
+        "t.process('barang bagus')\n"  # words of the shipped stem table: no stemmer needed
+        "assert lexicon.stem_table.cache_info().currsize == 1\n"
+        "assert lexicon._stemmer.cache_info().currsize == 0\n"
+        "t.process('pengeblokiran zzzbarangkuu')\n"  # words outside it: Sastrawi, once built
         "assert lexicon._stemmer.cache_info().currsize == 1\n"
         "assert 'torch' not in sys.modules\n"
     )
