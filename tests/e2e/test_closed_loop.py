@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ulasan.core.settings import PROJECT_ROOT, Settings
 from ulasan.scenario import ScenarioConfig, run
@@ -18,16 +19,24 @@ FAST = {
 }
 
 
-def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
-    cfg = ScenarioConfig(
+def tiny_scenario(reviews: int, **fields: Any) -> ScenarioConfig:
+    """The scenario on configs/tiny.yaml with FAST trainings and 4 s drift windows of 40."""
+    return ScenarioConfig(
         train_config=PROJECT_ROOT / "configs" / "tiny.yaml",
         train_overrides=FAST,
-        reviews=400,
+        reviews=reviews,
         window_s=4.0,
         min_events=40,
+        timeout_s=600.0,
+        **fields,
+    )
+
+
+def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
+    cfg = tiny_scenario(
+        400,
         gate_tolerance=1.0,  # the tiny model is plumbing, not quality: the gate must let it pass
         base_tolerance=1.0,  # ... on the guarded base set too
-        timeout_s=600.0,
         # reaches the trainer as ULASAN_RETRAIN__*; the small hold-out still chooses offsets
         retrain_settings={"labelled_weight": 2.5, "decision_bias_min_rows": 20},
         # a few steps of domain-adaptive MLM: the warm start's path, at the tiny model's scale
@@ -70,13 +79,8 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
 
 
 def test_a_retrain_the_gate_refuses_ends_the_scenario_with_the_reason() -> None:
-    cfg = ScenarioConfig(
-        train_config=PROJECT_ROOT / "configs" / "tiny.yaml",
-        train_overrides=FAST,
-        reviews=300,
-        window_s=4.0,
-        min_events=40,
-        timeout_s=600.0,
+    cfg = tiny_scenario(
+        300,
         # the retrain's gate only (the champion keeps tiny.yaml's bar 0.0): always refused
         retrain_overrides={"gate.min_accuracy": 1.0},
     )

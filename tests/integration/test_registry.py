@@ -75,13 +75,18 @@ def _register(settings: Settings, folder: Path, train_hash: str) -> registry.Mod
     )
 
 
+@pytest.fixture(name="models")
+def models_fixture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(a trained tiny serving folder, an untrained one): a champion and a worse candidate."""
+    base = tmp_path_factory.getbasetemp()
+    return tiny_serving_folder(base, trained=True), tiny_serving_folder(base, trained=False)
+
+
 def test_register_resolve_gate_promote_and_refuse(
-    reg_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    reg_settings: Settings, models: tuple[Path, Path]
 ) -> None:
     settings = reg_settings
-    base = tmp_path_factory.getbasetemp()
-    good = tiny_serving_folder(base, trained=True)
-    worse = tiny_serving_folder(base, trained=False)
+    good, worse = models
     rows = smsa_rows("train", 400)
     write_profile(
         build_profile(
@@ -190,12 +195,10 @@ def test_register_resolve_gate_promote_and_refuse(
 
 
 def test_a_guard_refuses_forgetting_the_pooled_score_lets_through(
-    reg_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    reg_settings: Settings, models: tuple[Path, Path]
 ) -> None:
     settings = reg_settings
-    base = tmp_path_factory.getbasetemp()
-    good = tiny_serving_folder(base, trained=True)
-    worse = tiny_serving_folder(base, trained=False)
+    good, worse = models
     valid = read_examples(GATE_FILE)
     pooled, guarded = valid[:300], {"smsa-valid": valid}  # distinct sets, distinct hashes
     pooled_hash, guard_hash = registry.dataset_hash(pooled), registry.dataset_hash(valid)
@@ -243,14 +246,14 @@ def test_a_guard_refuses_forgetting_the_pooled_score_lets_through(
 
 
 def test_the_retrain_gate_guards_the_base_set_and_records_it(
-    reg_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    reg_settings: Settings, models: tuple[Path, Path]
 ) -> None:
     settings = reg_settings
-    base = tmp_path_factory.getbasetemp()
+    good, worse = models
     train_hash = registry.dataset_hash(smsa_rows("train", 400))
-    v1 = _register(settings, tiny_serving_folder(base, trained=True), train_hash)
+    v1 = _register(settings, good, train_hash)
     registry.set_alias(settings, registry.CHAMPION, v1.version)
-    v2 = _register(settings, tiny_serving_folder(base, trained=False), train_hash)
+    v2 = _register(settings, worse, train_hash)
     config = load_config(PROJECT_ROOT / "configs" / "tiny.yaml").with_overrides(
         {"max_valid_examples": 300, "gate.tolerance": 1.0, "gate.base_tolerance": 0.0}
     )
