@@ -134,6 +134,14 @@ class TrainConfig(_Section):
         default_factory=lambda: ["neutral"],
         description="the classes whose decision offset bias_data chooses (in this order)",
     )
+    interpolate: bool = Field(
+        False,
+        description="a run continuing a checkpoint (model is a folder or hub id): after "
+        "fine-tuning, mix its weights with the starting checkpoint's (WiSE-FT), the largest "
+        "share of the fine-tuned weights whose macro-F1 on the fixed evaluation set stays "
+        "within gate.base_tolerance / 2 of the starting checkpoint's (trainer.interpolate); "
+        "a retrain sets it",
+    )
 
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(32, ge=1)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from trainer.bias import BiasChoice
     from trainer.data import Example
     from trainer.export import ExportReport
+    from trainer.interpolate import Interpolation
     from trainer.pipeline.data import TrainingData
     from trainer.train import PreparedModel, TrainResult
     from trainer.vocab import VocabularyExtension
@@ -86,6 +87,7 @@ class PipelineContext:
     epoch_weights: list[float] | None = None
     trained: TrainResult | None = None
     bias: BiasChoice | None = None
+    interpolation: Interpolation | None = None
     exported: ExportReport | None = None
     predictor: OnnxPredictor | None = None
     eval_pairs: list[tuple[str, str]] = field(default_factory=list)
@@ -141,6 +143,7 @@ class PipelineContext:
             "adapt_steps": config.pretrain.adapt_steps if not config.is_mini else 0,
             "vocab_added": len(self.vocab_extension.words) if self.vocab_extension else 0,
             "decision_bias": self.bias.as_dict() if self.bias else None,
+            "interpolation": self.interpolation.as_dict() if self.interpolation else None,
         }
 
     def result(self) -> PipelineResult:

@@ -47,6 +47,11 @@ TRAINING_STAGES: tuple[Stage, ...] = (
     ),
     Stage("epoch_weights", stages.epoch_weights, lambda ctx: ctx.sample_weight is not None, False),
     Stage("fine_tune", stages.fine_tune_model),
+    Stage(
+        "interpolate",
+        stages.interpolate_weights,
+        lambda ctx: ctx.config.interpolate and not ctx.config.is_mini,
+    ),
     Stage("bias", stages.decision_bias, lambda ctx: ctx.config.bias_data is not None),
     Stage("export", stages.export),
     Stage("evaluate", stages.evaluate),

@@ -16,6 +16,7 @@ from trainer.errors import DataError
 from trainer.evaluate import evaluate_predictor
 from trainer.export import export_serving_folder
 from trainer.gate import GateConfig, GateDecision, run_gate
+from trainer.interpolate import interpolate_checkpoint
 from trainer.metrics import classification_report, plot_confusion
 from trainer.modeling import load_classifier
 from trainer.pipeline.checkpoint import write_checkpoint_meta
@@ -121,6 +122,27 @@ def fine_tune_model(ctx: PipelineContext) -> None:
         sample_weights=ctx.epoch_weights,
     )
     tracker.artifact(ctx.run_dir / "history.json")
+
+
+def interpolate_weights(ctx: PipelineContext) -> None:
+    """Mix the fine-tuned weights with the starting checkpoint's (see trainer.interpolate)."""
+    checkpoint = require(ctx.trained, "the fine-tuned model").checkpoint_dir
+    rows = require(ctx.data, "the training data").valid
+    tolerance = ctx.config.gate.base_tolerance / 2
+    mixed = ctx.interpolation = interpolate_checkpoint(
+        ctx.config.model, checkpoint, rows, tolerance=tolerance
+    )
+    ctx.tracker.params({"interpolation_alpha": mixed.alpha})
+    ctx.tracker.metrics(
+        {"interpolation_start_macro_f1": mixed.start_macro_f1}
+        | {f"interpolation_macro_f1_{round(a * 100)}": s for a, s in mixed.scores.items()}
+    )
+    scores = ", ".join(f"{a:g}: {s:.4f}" for a, s in mixed.scores.items())
+    ctx.console.print(
+        f"interpolation with the starting checkpoint ({mixed.start_macro_f1:.4f} on {mixed.n} "
+        f"rows of {EVAL_SET_NAME}; share of the fine-tuned weights: macro-F1 {scores}): "
+        f"{mixed.alpha:g}"
+    )
 
 
 def decision_bias(ctx: PipelineContext) -> None:

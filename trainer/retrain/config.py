@@ -26,6 +26,9 @@ WARM_START_OVERRIDES: dict[str, Any] = {
     "pretrain.adapt_sampling": True,
     "pretrain.adapt_vocab": 500,
     "pretrain_corpus": "none",
+    # session 12: mix the result with the champion's weights, as far as SmSA valid-dedup
+    # allows (trainer.interpolate): the retrain adapts without forgetting the base domain
+    "interpolate": True,
 }
 #: The new domain's reviews count this much more per epoch than ... (session 5: 3.0, was 2.0;
 #: docs/benchmarks.md "Closed loop" has the runs behind it)

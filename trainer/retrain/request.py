@@ -293,6 +293,7 @@ def train_candidate(
     record.scores["adapt_steps"] = summary.get("adapt_steps", 0)
     record.scores["vocab_added"] = summary.get("vocab_added", 0)
     record.scores["decision_bias"] = summary.get("decision_bias")
+    record.scores["interpolation"] = summary.get("interpolation")
     return result
 
 
