@@ -419,7 +419,9 @@ def run(settings: Settings, cfg: ScenarioConfig, console: Console | None = None)
             settings.kafka.replication_factor,
         )
         # the trainer only waits for requests: it starts (and imports) while the champion trains
-        scn.launch("trainer", ["trainer", "serve"], _trainer_env(scn))
+        # no /metrics for either (0): two scenarios, or a scenario beside a running stack, must
+        # not fight over the default ports
+        scn.launch("trainer", ["trainer", "serve", "--metrics-port", "0"], _trainer_env(scn))
         champion = _champion(scn)
         scn.launch("worker", ["worker", "--metrics-port", "0"], _worker_env(scn))
         # the worker must serve before reviews come (it creates the topics)

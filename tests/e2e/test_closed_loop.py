@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ulasan.core.settings import PROJECT_ROOT, Settings
+from trainer.interpolate import GRID
 from ulasan.scenario import ScenarioConfig, run
 
 #: seconds-long trainings: no MLM pre-training, one epoch on 200 rows, one thread (the CI
@@ -67,6 +68,11 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
     bias = run_["scores"]["decision_bias"]
     assert bias["n"] == sizes["labelled_holdout"] and set(bias["offsets"]) == {"neutral"}
     assert -1.0 <= bias["offsets"]["neutral"] <= 1.0  # a mean of grid values (bagged)
+    # the weights were mixed with the champion's as far as the base set allowed (WiSE-FT): every
+    # share scored on the base set; with base_tolerance 1.0 all of the fine-tuned weights
+    mixed = run_["scores"]["interpolation"]
+    assert mixed["n"] == guard["candidate"]["n"] and len(mixed["scores"]) == len(GRID)
+    assert mixed["alpha"] == 1.0 and "interpolate" in run_["scores"]["stage_seconds"]
     assert set(result["per_class_after"]) == {"negative", "neutral", "positive"}
     # later events were scored by the promoted version (the worker hot-reloaded it)
     assert result["served_by_promoted"] > 0
