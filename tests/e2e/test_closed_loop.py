@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ulasan.core.settings import PROJECT_ROOT, Settings
 from trainer.interpolate import GRID
+from ulasan.core.settings import PROJECT_ROOT, Settings
 from ulasan.scenario import ScenarioConfig, run
 
 #: seconds-long trainings: no MLM pre-training, one epoch on 200 rows, one thread (the CI
