@@ -1,9 +1,10 @@
 """Weight interpolation between the champion and its retrain (WiSE-FT, Wortsman et al. 2022),
 measured offline on a finished ``ulasan scenario domain-shift`` run.
 
-theta(alpha) = (1 - alpha) * champion + alpha * retrained, for every parameter the two share;
-rows of the embedding matrix that the retrain's vocabulary extension added keep the retrained
-values (the champion has none). alpha = 1 is the retrained model as promoted, alpha = 0 the
+theta(alpha) = (1 - alpha) * champion + alpha * retrained (``trainer.interpolate.mix_state``, what
+the retrain's ``interpolate`` stage does; run the scenario with
+``--retrain-overrides '{"interpolate": false}'`` so that the retrain run keeps its fine-tuned
+weights). alpha = 1 is the retrained model as promoted, alpha = 0 the
 champion. Each alpha is scored (PyTorch, fp32) on SmSA valid-dedup (the gate's base guard),
 SmSA test (what issue 18 bounds: a drop of at most 1 point) and the scenario's PRDECT-ID
 hold-out (the new domain: a gain of at least 10 points).
@@ -28,6 +29,7 @@ from _common import macro_f1  # type: ignore[import-not-found]
 
 from schemas.events import LABELS
 from trainer.data import load_prdect, load_smsa
+from trainer.interpolate import mix_state
 from trainer.modeling import load_classifier
 from trainer.pipeline.data import fixed_eval_set
 from trainer.retrain.split import holdout
@@ -39,24 +41,6 @@ from ulasan.core.settings import Settings
 def checkpoint_of(run_id: str, dest: Path) -> Path:
     """The run's ``checkpoint/`` artifact, downloaded."""
     return Path(client(Settings()).download_artifacts(run_id, "checkpoint", str(dest)))
-
-
-def interpolate(champion: Any, retrained: Any, alpha: float) -> dict[str, Any]:
-    """The interpolated state dict (see the module docstring)."""
-    base, tuned = champion.state_dict(), retrained.state_dict()
-    out = {}
-    for name, value in tuned.items():
-        old = base.get(name)
-        if old is None or not value.is_floating_point():
-            out[name] = value
-        elif old.shape == value.shape:
-            out[name] = (1 - alpha) * old + alpha * value
-        else:  # the extended embedding matrix: shared rows mixed, added rows as retrained
-            mixed = value.clone()
-            rows = old.shape[0]
-            mixed[:rows] = (1 - alpha) * old + alpha * value[:rows]
-            out[name] = mixed
-    return out
 
 
 def main() -> None:
@@ -85,7 +69,7 @@ def main() -> None:
     results = []
     for alpha in [float(a) for a in args.alphas.split(",")]:
         retrained.load_state_dict(tuned_state)
-        retrained.load_state_dict(interpolate(champion, retrained, alpha))
+        retrained.load_state_dict(mix_state(champion.state_dict(), tuned_state, alpha))
         row: dict[str, Any] = {"alpha": alpha}
         for name, pairs in sets.items():
             probs = predict_proba(
