@@ -279,18 +279,26 @@ def test_a_gap_in_a_stream_partition_is_never_counted_as_done() -> None:
     assert consumer._new_offset(raw) == 44
 
 
-def test_the_stall_watch_seeks_back_when_the_committed_record_is_not_in_flight(
+def _app_recording_seeks(
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> tuple[Any, Consumer, list[tuple[TP, int]]]:
+    """An app whose consumer records the seeks the stall watch asks for instead of seeking."""
     app = faust_objects.app()
     consumer = faust_objects.consumer(app)
-    held, hole = TP("t.reviews.clean.v1", 1), TP("t.reviews.clean.v1", 2)
     seeks: list[tuple[TP, int]] = []
 
     async def seek_wait(offsets: dict[TP, int]) -> None:
         seeks.extend(offsets.items())
 
     monkeypatch.setattr(consumer, "seek_wait", seek_wait)
+    return app, consumer, seeks
+
+
+def test_the_stall_watch_seeks_back_when_the_committed_record_is_not_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, consumer, seeks = _app_recording_seeks(monkeypatch)
+    held, hole = TP("t.reviews.clean.v1", 1), TP("t.reviews.clean.v1", 2)
     compat.committed_offsets(consumer).update({held: 10, hole: 41})
     # held: its committed record is being processed; hole: later records are, 41 is not
     flying = [faust_objects.message(held, 10)] + [faust_objects.message(hole, o) for o in (45, 46)]
@@ -313,15 +321,8 @@ def test_records_waiting_in_a_channel_buffer_are_not_a_stall(
     # topic channel's buffer, which faust does not count as in flight. Seeking such a partition
     # back delivered its backlog again every stall period (CI: up to 658 of 1,500 scores
     # published twice after the outage).
-    app = faust_objects.app()
-    consumer = faust_objects.consumer(app)
+    app, consumer, seeks = _app_recording_seeks(monkeypatch)
     waiting, hole = TP("t.reviews.clean.v1", 1), TP("t.reviews.clean.v1", 2)
-    seeks: list[tuple[TP, int]] = []
-
-    async def seek_wait(offsets: dict[TP, int]) -> None:
-        seeks.extend(offsets.items())
-
-    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
     channel = app.topic("t.reviews.clean.v1", value_serializer="raw")
     app.topics.add(channel)
     compat.committed_offsets(consumer).update({waiting: 10, hole: 41})
