@@ -183,8 +183,19 @@ def _stemmer() -> Any:
 def analyse_token(token: str) -> TokenInfo:
     """What a lower-case word is to the lexicon: a stopword, a negator, or content with stems.
 
-    Uncached (Sastrawi's stemmer runs each time): use :func:`token_info` on hot paths.
+    Not LRU-cached (the shipped stem table first, Sastrawi's stemmer for words outside it):
+    use :func:`token_info` on hot paths.
     """
+    return _analyse(token, _stem)
+
+
+def analyse_token_sastrawi(token: str) -> TokenInfo:
+    """:func:`analyse_token` with Sastrawi's stemmer on every word, the table unused (the text
+    benchmark's baseline); the same result."""
+    return _analyse(token, _sastrawi_stem)
+
+
+def _analyse(token: str, stem_of: Callable[[str], str]) -> TokenInfo:
     if token in NEGATORS:
         return _NEGATOR_INFO
     if token in stopwords() or token in PLACEHOLDERS or not _LEXICAL_RE.fullmatch(token):
@@ -192,21 +203,23 @@ def analyse_token(token: str) -> TokenInfo:
     single = _DOUBLE_RE.sub(r"\1", token)
     if single != token and single in NEGATORS:
         return _NEGATOR_INFO  # "gakk", "tidakk" (clean() leaves two of a repeated letter)
-    stem = _stem(token)
+    stem = stem_of(token)
     if len(stem) < 2:
         return _STOP_INFO
     if single == token:
         return (CONTENT, (stem,))
-    alternative = _stem(single)
+    alternative = stem_of(single)
     return (CONTENT, (stem,) if alternative == stem else (stem, alternative))
 
 
 def _stem(token: str) -> str:
+    known = stem_table().get(token)
+    return known if known is not None else _sastrawi_stem(token)
+
+
+def _sastrawi_stem(token: str) -> str:
     if not token.isascii():
         return token  # Sastrawi's rules are for a-z; keep other scripts whole
-    known = stem_table().get(token)
-    if known is not None:
-        return known
     return str(_stemmer().stem_word(token))
 
 
