@@ -238,19 +238,20 @@ def stem_table() -> Mapping[str, str]:
 
 def stemmable_tokens(cleaned_texts: Iterable[str]) -> set[str]:
     """The tokens of cleaned texts that reach the stemmer (content words, a-z, and their
-    single-letter forms such as "bagus" for "baguss"): what a stem table should hold."""
+    single-letter forms such as "bagus" for "baguss"): what a stem table should hold. Found by
+    running :func:`analyse_token`'s own rules with a stemmer that records what it is asked."""
     out: set[str] = set()
-    stop = stopwords()
+
+    def record(token: str) -> str:
+        if token.isascii():
+            out.add(token)
+        return token
+
     for text in cleaned_texts:
         for match in _TOKEN_RE.finditer(text.lower()):
-            token = match.group(1)
-            if token is None or not token.isascii() or token in NEGATORS or token in stop:
-                continue
-            if token in PLACEHOLDERS or not _LEXICAL_RE.fullmatch(token):
-                continue
-            out.add(token)
-            out.add(_DOUBLE_RE.sub(r"\1", token))
-    return out - NEGATORS
+            if match.group(1) is not None:
+                _analyse(match.group(1), record)
+    return out
 
 
 def write_stem_table(tokens: Iterable[str], path: Path) -> int:
