@@ -91,6 +91,17 @@ def choose_alpha(scores: Mapping[float, float], start: float, tolerance: float) 
     return max(scores, key=lambda a: (scores[a], -a))
 
 
+def macro_f1_of(
+    model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], *, batch_size: int = 128
+) -> float:
+    """Macro-F1 of a PyTorch classifier on (text, label) pairs, at the length it will serve."""
+    max_length = min(tokenizer.model_max_length, model.config.max_position_embeddings)
+    texts = [t for t, _ in pairs]
+    probs = predict_proba(model, tokenizer, texts, max_length=max_length, batch_size=batch_size)
+    truth = np.array([LABELS.index(y) for _, y in pairs])
+    return macro_f1(truth, probs.argmax(axis=1), len(LABELS))
+
+
 def interpolate_checkpoint(
     start_ref: str | Path,
     checkpoint_dir: Path,
@@ -104,13 +115,10 @@ def interpolate_checkpoint(
     write the mixed weights over the fine-tuned ones in ``checkpoint_dir``."""
     if not rows:
         raise ValueError("no rows to choose the interpolation on")
-    texts = [e.text for e in rows]
-    truth = np.array([LABELS.index(str(e.label)) for e in rows])
+    pairs = [(e.text, str(e.label)) for e in rows]
 
     def score(model: Any, tokenizer: Any) -> float:
-        max_length = min(tokenizer.model_max_length, model.config.max_position_embeddings)
-        probs = predict_proba(model, tokenizer, texts, max_length=max_length, batch_size=batch_size)
-        return macro_f1(truth, probs.argmax(axis=1), len(LABELS))
+        return macro_f1_of(model, tokenizer, pairs, batch_size=batch_size)
 
     start_tokenizer, start_model = load_classifier(start_ref)
     start_score = score(start_model, start_tokenizer)

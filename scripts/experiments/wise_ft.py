@@ -24,16 +24,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from _common import macro_f1  # type: ignore[import-not-found]
-
-from schemas.events import LABELS
 from trainer.data import load_prdect, load_smsa
-from trainer.interpolate import mix_state
+from trainer.interpolate import macro_f1_of, mix_state
 from trainer.modeling import load_classifier
 from trainer.pipeline.data import fixed_eval_set
 from trainer.retrain.split import holdout
-from trainer.train import predict_proba
 from ulasan.core.registry import client
 from ulasan.core.settings import Settings
 
@@ -64,19 +59,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _, champion = load_classifier(checkpoint_of(args.champion_run, Path(tmp) / "c"))
         tokenizer, retrained = load_classifier(checkpoint_of(args.retrain_run, Path(tmp) / "r"))
-    max_length = min(tokenizer.model_max_length, retrained.config.max_position_embeddings)
     tuned_state = {k: v.clone() for k, v in retrained.state_dict().items()}
     results = []
     for alpha in [float(a) for a in args.alphas.split(",")]:
-        retrained.load_state_dict(tuned_state)
         retrained.load_state_dict(mix_state(champion.state_dict(), tuned_state, alpha))
         row: dict[str, Any] = {"alpha": alpha}
         for name, pairs in sets.items():
-            probs = predict_proba(
-                retrained, tokenizer, [t for t, _ in pairs], max_length=max_length
-            )
-            truth = np.array([LABELS.index(y) for _, y in pairs])
-            row[name] = round(macro_f1(truth, probs.argmax(axis=1)), 4)
+            row[name] = round(macro_f1_of(retrained, tokenizer, pairs), 4)
         results.append(row)
         print(json.dumps(row), flush=True)
     print(
