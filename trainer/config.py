@@ -143,6 +143,14 @@ class TrainConfig(_Section):
         "a retrain sets it",
     )
 
+    l2sp: float = Field(
+        0.0,
+        ge=0.0,
+        description="a run continuing a checkpoint: add l2sp * sum((w - w_start)^2) over the "
+        "encoder's weights to the fine-tuning loss, w_start the weights fine-tuning starts from "
+        "(L2-SP, Li et al. 2018); pulls a retrain towards what the champion knew; 0 = off",
+    )
+
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(128, ge=1)

@@ -456,6 +456,7 @@ def _train_epochs(
     optimizer, scheduler = _optimizer(model, config, total_steps)
     history: list[dict[str, float]] = []
     selection = _Selection(keep=config.average_last, patience=config.patience)
+    penalty = StartingPointPenalty(model, config.l2sp) if config.l2sp > 0 else None
     with progress_bar(progress, console) as bar:
         task = add_task(bar, "fine-tuning", total_steps)
         for epoch in range(1, config.epochs + 1):
@@ -464,6 +465,8 @@ def _train_epochs(
 
             def step(loss: Any, value: float, epoch: int = epoch) -> None:
                 optimizer.zero_grad(set_to_none=True)
+                if penalty is not None:
+                    loss = loss + penalty()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
@@ -475,6 +478,8 @@ def _train_epochs(
                 model, tokenizer, data.valid_texts, data.valid_labels, config, weight_tensor
             )
             metrics = _epoch_metrics(epoch, train_loss, valid_loss, report, scheduler)
+            if penalty is not None:
+                metrics["l2sp_distance"] = penalty.distance()
             metrics["epoch_seconds"] = time.perf_counter() - epoch_started
             history.append(metrics)
             if on_epoch is not None:
@@ -488,6 +493,35 @@ def _train_epochs(
             if selection.observe(report["macro_f1"], epoch, model):
                 break
     return model, history, selection
+
+
+class StartingPointPenalty:
+    """L2-SP (Li, Grandvalet and Davoine 2018, "Explicit inductive bias for transfer learning
+    with convolutional networks"): ``strength * sum((w - w_start)^2)`` over the encoder's
+    parameters (``model.base_model_prefix``; the classification head is free), ``w_start``
+    their values when this object is made. Weight decay pulls weights towards zero; this pulls
+    them towards what the starting checkpoint knew, so a continued model forgets less."""
+
+    def __init__(self, model: Any, strength: float) -> None:
+        prefix = f"{model.base_model_prefix}."
+        self.strength = strength
+        self.pairs = [
+            (p, p.detach().clone())
+            for name, p in model.named_parameters()
+            if name.startswith(prefix) and p.requires_grad
+        ]
+        if not self.pairs:
+            raise TrainingError(f"l2sp: the model has no parameters under {prefix!r}")
+
+    def __call__(self) -> Any:
+        return self.strength * sum(((p - p0) ** 2).sum() for p, p0 in self.pairs)
+
+    def distance(self) -> float:
+        """The encoder's Euclidean distance from its starting point."""
+        import torch
+
+        with torch.no_grad():
+            return math.sqrt(sum(float(((p - p0) ** 2).sum()) for p, p0 in self.pairs))
 
 
 def _epoch_metrics(
