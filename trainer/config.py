@@ -150,6 +150,15 @@ class TrainConfig(_Section):
         "encoder's weights to the fine-tuning loss, w_start the weights fine-tuning starts from "
         "(L2-SP, Li et al. 2018); pulls a retrain towards what the champion knew; 0 = off",
     )
+    distill: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="a run continuing a checkpoint: each training example's target becomes "
+        "(1 - distill) * its label + distill * the starting checkpoint's class probabilities "
+        "for its text (Learning without Forgetting, Li and Hoiem 2016: the old model's "
+        "answers on the new data); a label the old model disagrees with pulls less; 0 = off",
+    )
 
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(32, ge=1)

@@ -249,6 +249,10 @@ class _Encoded:
     max_length: int
     #: per-example sampling weights (None: every example once per epoch)
     weights: np.ndarray | None
+    #: per-example target distributions ``(n, len(LABELS))`` (config.distill); None: ``y``
+    soft: np.ndarray | None = None
+    #: the share of examples whose label is the starting checkpoint's own answer (distill)
+    teacher_agreement: float | None = None
 
     @property
     def epoch_size(self) -> int:
@@ -257,11 +261,14 @@ class _Encoded:
 
     def figures(self, tokenizer_seconds: float) -> dict[str, Any]:
         """The figures :attr:`TrainResult.extra` reports of these inputs."""
-        return {
+        figures: dict[str, Any] = {
             "tokenizer_seconds": tokenizer_seconds,
             "max_length": self.max_length,
             "epoch_size": self.epoch_size,
         }
+        if self.teacher_agreement is not None:
+            figures["distill_label_agreement"] = self.teacher_agreement
+        return figures
 
 
 @dataclass
@@ -407,15 +414,44 @@ def _encode(
     weights = (
         check_sample_weights(sample_weights, len(train_ids)) if sample_weights is not None else None
     )
+    y = np.asarray([LABELS.index(label) for label in train_labels], dtype=np.int64)
+    soft = agreement = None
+    if config.distill > 0:
+        teacher = teacher_probabilities(config, raw_train)
+        soft = distilled_targets(config.distill, y, teacher)
+        agreement = float((teacher.argmax(axis=1) == y).mean())
     return _Encoded(
         train_ids=train_ids,
-        y=np.asarray([LABELS.index(label) for label in train_labels], dtype=np.int64),
+        y=y,
         train_labels=train_labels,
         valid_texts=clean_texts(raw_valid, lowercase=lowercase),
         valid_labels=valid_labels,
         max_length=max_length,
         weights=weights,
+        soft=soft,
+        teacher_agreement=agreement,
     )
+
+
+def teacher_probabilities(config: TrainConfig, texts: Sequence[str]) -> np.ndarray:
+    """The starting checkpoint's class probabilities for ``texts`` (``config.model`` with its
+    own tokenizer, before any vocabulary extension or MLM adaptation)."""
+    if config.is_mini:
+        raise TrainingError("distill needs a starting checkpoint (model: a folder or hub id)")
+    tokenizer, teacher = load_classifier(config.model)
+    max_length = min(config.max_length, teacher.config.max_position_embeddings)
+    return predict_proba(
+        teacher, tokenizer, texts, max_length=max_length, batch_size=config.eval_batch_size
+    )
+
+
+def distilled_targets(share: float, y: np.ndarray, teacher: np.ndarray) -> np.ndarray:
+    """``(1 - share) * one-hot(y) + share * teacher``: the labels softened by the starting
+    checkpoint's probabilities (Learning without Forgetting's old-model targets)."""
+    if not 0.0 <= share < 1.0:
+        raise TrainingError(f"distill must be in [0, 1), got {share}")
+    onehot = np.eye(teacher.shape[1], dtype=np.float32)[y]
+    return ((1.0 - share) * onehot + share * teacher).astype(np.float32)
 
 
 def _optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:
@@ -570,7 +606,8 @@ def _train_epoch(
                 input_ids=torch.from_numpy(input_ids),
                 attention_mask=torch.from_numpy(mask),
             ).logits
-        loss = loss_fn(logits.float(), torch.from_numpy(data.y[batch]))
+        target = data.y[batch] if data.soft is None else data.soft[batch]
+        loss = loss_fn(logits.float(), torch.from_numpy(target))
         value = float(loss.detach())
         step(loss, value)
         if not math.isfinite(value):
