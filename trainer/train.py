@@ -450,8 +450,9 @@ def distilled_targets(share: float, y: np.ndarray, teacher: np.ndarray) -> np.nd
     checkpoint's probabilities (Learning without Forgetting's old-model targets)."""
     if not 0.0 <= share < 1.0:
         raise TrainingError(f"distill must be in [0, 1), got {share}")
-    onehot = np.eye(teacher.shape[1], dtype=np.float32)[y]
-    return ((1.0 - share) * onehot + share * teacher).astype(np.float32)
+    onehot: np.ndarray = np.eye(teacher.shape[1], dtype=np.float32)[y]
+    mixed: np.ndarray = (1.0 - share) * onehot + share * teacher
+    return mixed.astype(np.float32)
 
 
 def _optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:

@@ -39,7 +39,8 @@ def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _predict(checkpoint: Path, texts: list[str]) -> np.ndarray:
     """The checkpoint's answers (class indices) for ``texts``."""
     tokenizer, model = load_classifier(checkpoint)
-    return predict_proba(model, tokenizer, texts, max_length=32).argmax(axis=1)
+    answers: np.ndarray = predict_proba(model, tokenizer, texts, max_length=32).argmax(axis=1)
+    return answers
 
 
 def test_targets_mix_the_label_with_the_starting_checkpoints_probabilities(teacher: Path) -> None:
