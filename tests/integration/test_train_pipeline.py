@@ -81,6 +81,13 @@ def test_train_register_promote_then_refuse_a_worse_model(
     assert {"config.json", "model.safetensors", "tokenizer.json", "ulasan_checkpoint.json"} <= (
         checkpoint
     )
+    # the MLM encoder before fine-tuning, kept in the run folder to fine-tune again from
+    pretrained = first.run_dir / "pretrained"
+    mlm_config = json.loads((pretrained / "config.json").read_text(encoding="utf-8"))
+    assert mlm_config["architectures"] == ["BertForMaskedLM"]
+    assert (pretrained / "tokenizer.json").read_bytes() == (
+        first.checkpoint_dir / "tokenizer.json"
+    ).read_bytes()
     serving = {f.path for f in mc.list_artifacts(first.run_id, "serving")}
     assert {"serving/model.onnx", "serving/tokenizer.json", "serving/ulasan_model.json"} <= serving
     plots = {f.path for f in mc.list_artifacts(first.run_id, "plots")}

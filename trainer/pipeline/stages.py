@@ -81,6 +81,13 @@ def pretrain(ctx: PipelineContext) -> None:
     tracker.metrics(
         {"tokenizer_seconds": prepared.tokenizer_seconds, "vocab_size": len(prepared.tokenizer)}
     )
+    if prepared.pretrain is not None:
+        # The MLM encoder before fine-tuning, loadable as ``model:`` (a local folder): a
+        # fine-tuning can be repeated from it (another seed, other settings) without the
+        # pre-training, which is nine tenths of a run.
+        folder = ctx.run_dir / "pretrained"
+        prepared.pretrain.model.save_pretrained(folder)
+        prepared.tokenizer.save_pretrained(folder)
 
 
 def adapt(ctx: PipelineContext) -> None:
