@@ -91,8 +91,12 @@ def build(
     agents: dict[str, Any] = {}
     lane = settings.worker
     if lane.runs_reviews:
-        agents["clean"] = clean_agent.register(app, deps, outputs)
-        agents["infer"] = infer_agent.register(app, deps, outputs, shadow=shadow, observer=observer)
+        stage = infer_agent.InferStage(deps, outputs, shadow, observer)
+        if lane.clean_and_score:
+            agents["clean"] = clean_agent.register(app, deps, outputs, then=stage)
+        else:
+            agents["clean"] = clean_agent.register(app, deps, outputs)
+            agents["infer"] = infer_agent.register(app, deps, outputs, stage)
     if lane.runs_requests:
         agents["requests"] = requests_agent.register(app, deps, outputs)
     if lane.runs_reviews:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from schemas import topics
 from stream_processors.drift.config import DriftConfig
 from stream_processors.triggers.logic import TriggerConfig
 from ulasan.core.registry import champion_uri
@@ -24,6 +25,20 @@ REQUESTS_GROUP_SUFFIX = "-requests"
 def requests_group(app_id: str) -> str:
     """The consumer group (faust app id) of the requests lane beside workers of ``app_id``."""
     return app_id + REQUESTS_GROUP_SUFFIX
+
+
+def review_topics(clean_and_score: bool) -> tuple[str, ...]:
+    """The review topics (canonical names) review workers read: reviews.raw.v1, and
+    reviews.clean.v1 where the infer agent consumes it (``clean_and_score`` off)."""
+    if clean_and_score:
+        return (topics.REVIEWS_RAW,)
+    return (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN)
+
+
+def configured_review_topics() -> tuple[str, ...]:
+    """:func:`review_topics` of workers started with this process's environment
+    (``ULASAN_WORKER__CLEAN_AND_SCORE``): what a lag probe beside them must watch."""
+    return WorkerSettings().worker.review_topics
 
 
 #: A dead letter's payload limit: 256 KiB (key and value cut alike stay under 700 KB base64).
@@ -78,6 +93,13 @@ class WorkerConfig(BaseModel):
         "one sentiment.v1 send and one drift message per batch. 256 drains a backlog about "
         "13 % faster than 64 (docs/benchmarks.md); a batch is cut after max_wait_ms anyway, "
         "and predict requests have their own bound (request_max_batch)",
+    )
+    clean_and_score: bool = Field(
+        True,
+        description="one agent cleans each batch of reviews.raw.v1, publishes it to "
+        "reviews.clean.v1 for downstream consumers and scores, stores and publishes the same "
+        "batch from memory; false: the infer agent consumes reviews.clean.v1 (a hop of its "
+        "own: a consume, a decode and faust's per-record path for every review)",
     )
     request_max_batch: int = Field(
         64,
@@ -195,6 +217,12 @@ class WorkerConfig(BaseModel):
     def runs_requests(self) -> bool:
         """Whether this worker scores the gateway's requests (predict.requests.v1)."""
         return self.lane != "reviews"
+
+    @property
+    def review_topics(self) -> tuple[str, ...]:
+        """The review topics (canonical names) the review agents' consumer group reads: the
+        lag to drain and the offsets to commit are theirs."""
+        return review_topics(self.clean_and_score)
 
     @model_validator(mode="after")
     def _check_backoff(self) -> WorkerConfig:

@@ -44,6 +44,8 @@ RAW = "raw"
 
 #: a stored batch's cleaned reviews with their scores, as the infer agent hands them on
 ScoredPairs = Sequence[tuple[ReviewCleaned, SentimentScored]]
+#: (non-special tokens, unknown tokens) per text, in the order of the texts
+TokenCounts = Sequence[tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -206,12 +208,15 @@ class TokenCounter(Protocol):
 
     def count(self, texts: Sequence[str]) -> list[tuple[int, int]]: ...
 
+    def count_cleaned(self, cleaned: Sequence[str]) -> list[tuple[int, int]]: ...
+
 
 class ScoresObserver(Protocol):
     """The infer agent's hand-off: it calls ``observe`` with each stored batch's scores (the
-    drift observations, ``drift.observe.ScoreObserver``, implement it)."""
+    drift observations, ``drift.observe.ScoreObserver``, implement it), and the texts' token
+    counts where the predictor made them while scoring (None: the observer counts)."""
 
-    async def observe(self, pairs: ScoredPairs) -> None: ...
+    async def observe(self, pairs: ScoredPairs, counts: TokenCounts | None = None) -> None: ...
 
 
 class ShadowScorer(Protocol):

@@ -14,7 +14,7 @@ Per setup: start the workers and a gateway, warm up (requests, and reviews until
 lag is 0), then **idle**: HTTP /predict at ``rate`` requests/s open loop (the client code of
 ``ulasan bench gateway``) for ``idle_s``; then **burst**: publish ``reviews`` reviews to
 reviews.raw.v1 as fast as the producer goes (~1 s for 20,000), then run the same open loop
-until the review group's lag (reviews.raw and reviews.clean, committed offsets) is 0. Burst
+until the review group's lag (the review topics it reads, committed offsets) is 0. Burst
 figures are those of the requests sent while the lag was > 0; the drain rate is reviews /
 (first publish -> lag 0; commits every second, so up to ~1 s late). The target: burst p99
 <= 2x idle p99 of the same setup, with no failed request.
@@ -41,7 +41,7 @@ import httpx
 from producers.publish import Publisher, prefixed_topics
 from schemas import topics
 from schemas.events import ReviewReceived
-from stream_processors.settings import requests_group
+from stream_processors.settings import configured_review_topics, requests_group
 from ulasan.bench_gateway import SHORT_REVIEWS, open_loop
 from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import Settings
@@ -388,7 +388,7 @@ def _measure_setup(run: _BurstRun, setup: Setup, procs: _Procs, texts: Sequence[
     probe = LagProbe(
         run.settings.kafka.bootstrap_servers,
         run.app_id(setup),
-        [prefix + topics.REVIEWS_RAW, prefix + topics.REVIEWS_CLEAN],
+        [prefix + t for t in configured_review_topics()],
     )
     watch = _LagWatch(probe)
     watch.start()

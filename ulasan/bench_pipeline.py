@@ -241,6 +241,9 @@ def run_pipeline_bench(
     result["engine_runs_texts_per_s"] = engine_runs
     result["ratio"] = round(result["events_per_s"] / engine_tps, 3) if engine_tps else None
     result["workers"] = workers
+    result["max_batch"] = config.max_batch
+    # one agent cleans and scores (the default) or the infer agent reads reviews.clean.v1
+    result["clean_and_score"] = config.clean_and_score
     result["cpu"] = run.cpu
     if profiler is not None:
         result["profile"] = profiler.result(events)

@@ -42,6 +42,7 @@ from producers.errors import ProducerError, PublishError
 from producers.publish import Publisher
 from schemas import topics
 from schemas.events import ReviewReceived
+from stream_processors.settings import configured_review_topics
 from trainer.data import load_prdect, load_smsa
 from ulasan.chaos_checks import (
     committed_and_end,
@@ -243,7 +244,7 @@ class Probe:
     def __init__(self, stack: PrivateStack) -> None:
         self.dsn = stack.dsn
         self.bootstrap = stack.bootstrap
-        self.topics = [topics.REVIEWS_RAW, topics.REVIEWS_CLEAN]
+        self.topics = list(configured_review_topics())
 
     def stored(self) -> int | None:
         try:
@@ -409,7 +410,7 @@ def drain(stack: PrivateStack, published: set[str], say: Say) -> set[str]:
 def report(soak: Soak, published: set[str], missing: set[str]) -> dict[str, Any]:
     stack = soak.stack
     behind = committed_behind(
-        stack.bootstrap, APP_ID, [topics.REVIEWS_RAW, topics.REVIEWS_CLEAN], timeout_s=60.0
+        stack.bootstrap, APP_ID, list(configured_review_topics()), timeout_s=60.0
     )
     copies = sentiment_copies(stack.bootstrap, topics.SENTIMENT, published, timeout_s=300.0)
     recoveries = [f.recovery_s for f in soak.faults]

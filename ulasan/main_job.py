@@ -38,7 +38,7 @@ from producers.replay import preset as replay_preset
 from producers.runner import RunStats
 from schemas import topics
 from schemas.events import LABELS, Event
-from stream_processors.settings import requests_group
+from stream_processors.settings import configured_review_topics, requests_group
 from trainer import shipped
 from trainer.config import load_config
 from trainer.errors import TrainerError
@@ -420,7 +420,7 @@ def _open_stream(job: _Job) -> _Stream:
     try:
         # the topics the worker group consumes (sentiment.v1 is its output: counting it showed
         # every score as lag)
-        consumed = (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN, topics.FEEDBACK)
+        consumed = (*configured_review_topics(), topics.FEEDBACK)
         probe = LagProbe(bootstrap, options.app_id, [job.prefix + t for t in consumed])
     except BaseException:
         monitor.stop()

@@ -14,7 +14,7 @@ from stream_processors.drift.accumulator import FeedbackObservation
 from stream_processors.drift.models import ModelCaches
 from stream_processors.drift.window import BATCH, TICK, score_observation
 from stream_processors.feedback.logic import Outcome
-from stream_processors.wiring import ScoredPairs
+from stream_processors.wiring import ScoredPairs, TokenCounts
 
 KEY = b"drift"
 #: observations per message on drift.observations.v1 (and per drift_windows batch)
@@ -60,12 +60,15 @@ class ScoreObserver:
         self.sender = sender
         self.models = models
 
-    async def observe(self, pairs: ScoredPairs) -> None:
+    async def observe(self, pairs: ScoredPairs, counts: TokenCounts | None = None) -> None:
+        """``counts``: the predictor's, made with the model that scored the batch; without
+        them the current model's tokenizer counts the texts here."""
         if not pairs:
             return
-        counter = self.models.token_counter()
-        texts = [scored.text or cleaned.text for cleaned, scored in pairs]
-        counts = counter.count(texts) if counter is not None else [(0, 0)] * len(pairs)
+        if counts is None:
+            counter = self.models.token_counter()
+            texts = [scored.text or cleaned.text for cleaned, scored in pairs]
+            counts = counter.count(texts) if counter is not None else [(0, 0)] * len(pairs)
         items = []
         for (cleaned, scored), c in zip(pairs, counts, strict=True):
             obs = score_observation(cleaned.features, scored, c).to_json()

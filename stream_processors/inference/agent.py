@@ -14,18 +14,26 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 
 from schemas.codec import encode
-from schemas.events import ReviewCleaned, SentimentScored
+from schemas.events import MAX_TEXT_CHARS, ReviewCleaned, SentimentScored
 from stream_processors.dlq import INFERENCE_FAILED, Rejection
 from stream_processors.inference.batching import ScoreItem
 from stream_processors.kafka.guard import BatchGuard
 from stream_processors.records import Decoded, Rejected, decode_records, records_of
 from stream_processors.sink.stage import SinkStage
-from stream_processors.wiring import Deps, Outputs, ScoresObserver, ShadowScorer, raw_topic
+from stream_processors.wiring import (
+    Deps,
+    Outputs,
+    ScoresObserver,
+    ShadowScorer,
+    TokenCounts,
+    raw_topic,
+)
+from ulasan.core.text import FEATURE_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +41,24 @@ STAGE = "infer"
 
 
 def score_item(item: Decoded[ReviewCleaned]) -> ScoreItem:
-    """What the scorer needs from a cleaned review (the raw text: the predictor cleans)."""
-    arrived = item.record.timestamp
+    """What the scorer needs from a cleaned review: the raw text, and the cleaned one where
+    this worker's cleaning made it (the same feature version) and did not cut it."""
+    event, arrived = item.event, item.record.timestamp
+    same = event.feature_version == FEATURE_VERSION and len(event.cleaned_text) < MAX_TEXT_CHARS
     return ScoreItem(
-        text=item.event.text,
+        text=event.text,
         arrived_at=arrived if arrived is not None else time.time(),
-        review_id=item.event.review_id,
+        review_id=event.review_id,
+        cleaned=event.cleaned_text if same else None,
     )
 
 
 class InferStage:
-    """One batch of cleaned reviews: scored, stored, published, handed to the observer."""
+    """One batch of cleaned reviews: scored, stored, published, handed to the observer.
+
+    ``shadow`` scores each batch beside the champion (see shadow.py); ``observer`` gets each
+    stored batch's scores (the drift windows).
+    """
 
     def __init__(
         self,
@@ -62,14 +77,17 @@ class InferStage:
         topic = self.deps.topics.shadow
         await self.outputs.send(topic, (scored.review_id or "").encode(), scored)
 
-    async def score(self, good: list[Decoded[ReviewCleaned]]) -> list[SentimentScored | None]:
-        """One score per review, None where the model failed on it (dead-lettered)."""
+    async def score(
+        self, good: list[Decoded[ReviewCleaned]]
+    ) -> tuple[list[SentimentScored | None], TokenCounts | None]:
+        """One score per review, None where the model failed on it (dead-lettered); each
+        review's token counts where the predictor counted them while scoring."""
         items = [score_item(g) for g in good]
         try:
             batch = await self.deps.scorer.score(items)
             if self.shadow is not None:
                 await self.shadow.after_batch(items, batch.events, self.send_shadow)
-            return list(batch.events)
+            return list(batch.events), batch.token_counts
         except Exception as exc:
             log.exception("scoring a batch of %d failed; scoring its texts one by one", len(items))
             self.deps.metrics.stream_errors.labels(STAGE, type(exc).__name__).inc()
@@ -81,7 +99,7 @@ class InferStage:
                 rejection = Rejection(INFERENCE_FAILED, f"{type(exc).__name__}: {exc}")
                 await self.outputs.dead_letter(Rejected(g.record, rejection), stage=STAGE)
                 out.append(None)
-        return out
+        return out, None
 
     async def publish(self, scored: list[SentimentScored]) -> None:
         metrics, target = self.deps.metrics, self.deps.topics.sentiment
@@ -102,29 +120,27 @@ class InferStage:
         good, bad = decode_records(records_of(events), ReviewCleaned)
         for rejected in bad:
             await self.outputs.dead_letter(rejected, stage=STAGE)
+        await self.handle(good)
+
+    async def handle(self, good: list[Decoded[ReviewCleaned]]) -> None:
+        """Score, store, publish and observe decoded cleaned reviews (the clean agent calls
+        this with the batch it has just cleaned when ``worker.clean_and_score`` is on)."""
         if not good:
             return
-        scored = await self.score(good)
+        scored, counts = await self.score(good)
         stored = await self.sink.write(good, scored)
         await self.publish([s for s in stored if s is not None])
         if self.observer is not None:
+            kept = [i for i, s in enumerate(stored) if s is not None]
             await self.observer.observe(
-                [(g.event, s) for g, s in zip(good, stored, strict=True) if s is not None]
+                [(good[i].event, cast(SentimentScored, stored[i])) for i in kept],
+                [counts[i] for i in kept] if counts is not None else None,
             )
 
 
-def register(
-    app: faust.App,
-    deps: Deps,
-    outputs: Outputs,
-    *,
-    shadow: ShadowScorer | None = None,
-    observer: ScoresObserver | None = None,
-) -> Any:
-    """Attach the infer agent to ``app``; return it. ``shadow`` scores each batch beside the
-    champion (see shadow.py); ``observer`` gets each stored batch's scores (the drift windows)."""
+def register(app: faust.App, deps: Deps, outputs: Outputs, stage: InferStage) -> Any:
+    """Attach the infer agent (reviews.clean.v1 -> ``stage``) to ``app``; return it."""
     cfg = deps.settings.worker
-    stage = InferStage(deps, outputs, shadow, observer)
     guard = BatchGuard(STAGE, outputs, deps.metrics)
 
     @app.agent(raw_topic(app, deps.topics.clean), name=f"{app.conf.id}.infer")

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from schemas.events import SentimentScored, Timings
-from ulasan.core.inference.predictor import Prediction, Predictor
+from ulasan.core.inference.predictor import CleanedScorer, Prediction, Predictor
 
 
 def event_id(
@@ -46,7 +47,9 @@ class ScoreItem:
     """One text to score and who asked: a review (``review_id``) or a request's text.
 
     ``arrived_at`` (epoch seconds) is when the text entered the input topic; the time from
-    there to the start of its batch is its queue time.
+    there to the start of its batch is its queue time. ``cleaned`` is the text as the clean
+    stage cleaned it (``ulasan.core.text.clean``, lower-cased), where it did: a predictor that
+    cleans the same way then scores it without cleaning it again.
     """
 
     text: str
@@ -55,6 +58,7 @@ class ScoreItem:
     request_id: str | None = None
     index: int = 0
     reply_to: str | None = None
+    cleaned: str | None = None
 
 
 def to_scored(
@@ -123,12 +127,29 @@ class PredictorHolder:
 
 @dataclass(frozen=True, slots=True)
 class ScoredBatch:
-    """The events of one batch and how long the model took for it."""
+    """The events of one batch and how long the model took for it; ``token_counts`` are each
+    text's (non-special, unknown) tokens where the predictor counted them while scoring."""
 
     events: list[SentimentScored]
     model_name: str
     model_version: str
     inference_s: float
+    token_counts: list[tuple[int, int]] | None = None
+
+
+def _run(
+    predictor: Predictor, items: Sequence[ScoreItem]
+) -> tuple[list[Prediction], list[tuple[int, int]] | None]:
+    """Score ``items``: from their cleaned texts (one tokenisation gives the scores and the
+    token counts) when each has one and the predictor takes them, else from the raw texts."""
+    cleaned = [i.cleaned for i in items]
+    if (
+        isinstance(predictor, CleanedScorer)
+        and predictor.lowercase
+        and all(c is not None for c in cleaned)
+    ):
+        return predictor.score_cleaned(cast(list[str], cleaned))
+    return predictor.predict([i.text for i in items]), None
 
 
 class BatchScorer:
@@ -145,9 +166,7 @@ class BatchScorer:
         started = time.time()
         t0 = time.perf_counter()
         loop = asyncio.get_running_loop()
-        predictions = await loop.run_in_executor(
-            self._executor, predictor.predict, [i.text for i in items]
-        )
+        predictions, counts = await loop.run_in_executor(self._executor, _run, predictor, items)
         inference_s = time.perf_counter() - t0
         events = to_scored(
             items,
@@ -158,7 +177,9 @@ class BatchScorer:
             inference_s=inference_s,
             include_text=self.include_text,
         )
-        return ScoredBatch(events, predictor.model_name, predictor.model_version, inference_s)
+        return ScoredBatch(
+            events, predictor.model_name, predictor.model_version, inference_s, counts
+        )
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -24,6 +24,7 @@ from deploy.local.database import migrate
 from schemas import topics
 from schemas.codec import decode
 from schemas.events import DeadLetter, SentimentScored
+from stream_processors.settings import configured_review_topics
 from tests.helpers.stream_checks import (
     SentimentCopies,
     assert_committed_at_end,
@@ -280,7 +281,7 @@ class StreamEnv:
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.app_id})
         lines = ["offsets (partition: committed/end):"]
         try:
-            for canonical in (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN):
+            for canonical in configured_review_topics():
                 name = self.topic(canonical)
                 tps = [TopicPartition(name, p) for p in range(self.partitions)]
                 committed = consumer.committed(tps, timeout=10)
@@ -402,16 +403,18 @@ class StreamEnv:
         published: Collection[str],
         *,
         max_sentiment_duplicates: int,
-        topics_read: Iterable[str] = (topics.REVIEWS_RAW, topics.REVIEWS_CLEAN),
+        topics_read: Iterable[str] | None = None,
         commit_timeout_s: float = 30.0,
     ) -> SentimentCopies:
         """The checks of every stream fault test (``tests.helpers.stream_checks``): exactly one
         row per published id in each table, the group committed to the log end of every
-        partition of ``topics_read`` (canonical names), every review on sentiment.v1 under one
+        partition of ``topics_read`` (canonical names; default: the review topics workers of
+        this environment read), every review on sentiment.v1 under one
         event id with at most ``max_sentiment_duplicates`` extra copies; the copies, reported."""
         assert_one_row_per_published_id(self.dsn, published)
+        read = configured_review_topics() if topics_read is None else topics_read
         assert_committed_at_end(
-            self.bootstrap, self.app_id, [self.topic(t) for t in topics_read], commit_timeout_s
+            self.bootstrap, self.app_id, [self.topic(t) for t in read], commit_timeout_s
         )
         copies = sentiment_copies(self.bootstrap, self.topic(topics.SENTIMENT), published)
         assert_sentiment_bounded(copies, published, max_sentiment_duplicates)

@@ -133,8 +133,9 @@ def test_deliveries_the_broker_refuses_block_the_commit_then_replay_after_the_fi
     env.wait_assigned(worker)
     n = 4
     env.produce_reviews(0, n)
-    dlq_topic = topics.dlq(env.topic(topics.REVIEWS_CLEAN))
-    letters = env.dead_letters(topics.REVIEWS_CLEAN, n)
+    # the worker cleans and scores in one agent: the letters keep the raw records it consumed
+    dlq_topic = topics.dlq(env.topic(topics.REVIEWS_RAW))
+    letters = env.dead_letters(topics.REVIEWS_RAW, n)
     assert {d.error_type for d in letters} == {"processing_failed"}
     assert all("DeliveryFailed" in d.reason for d in letters), letters[0].reason
     assert sorted(json.loads(d.payload)["review_id"] for d in letters) == env.review_ids(0, n)
@@ -148,7 +149,7 @@ def test_deliveries_the_broker_refuses_block_the_commit_then_replay_after_the_fi
     assert shown.exit_code == 0, shown.output
     rows = [json.loads(x) for x in shown.stdout.splitlines()]
     assert len(rows) == n
-    assert {r["source_topic"] for r in rows} == {env.topic(topics.REVIEWS_CLEAN)}
+    assert {r["source_topic"] for r in rows} == {env.topic(topics.REVIEWS_RAW)}
     assert all(r["size"] > 0 and len(r["sha256"]) == 64 and "rev-" in r["preview"] for r in rows)
 
     set_topic_config(env.bootstrap, sentiment, "max.message.bytes", "1048588")

@@ -37,6 +37,8 @@ def test_2000_reviews_make_2000_rows_and_2000_scores(stream_env: StreamEnv) -> N
         assert s.event_id == event_id(MODEL_NAME, "local", review_id=s.review_id)
         assert s.text is not None
     assert env.read_topic(topics.dlq(env.topic(topics.REVIEWS_RAW)), 0, timeout_s=5) == []
+    # scored in the agent that cleans, and still published on reviews.clean.v1 for downstream
+    assert len(env.read_topic(env.topic(topics.REVIEWS_CLEAN), N)) == N
 
     text = wait_until(
         lambda: (m := env.metrics(worker)) and "ulasan_predictions_total{" in m and m,
@@ -72,6 +74,27 @@ def test_2000_reviews_make_2000_rows_and_2000_scores(stream_env: StreamEnv) -> N
     assert "5 events" in shown.stdout
     assert MODEL_NAME in shown.stdout
 
+    assert worker.stop() == 0, worker.log()[-3000:]
+
+
+def test_the_two_hop_worker_scores_what_it_reads_from_reviews_clean(
+    stream_env: StreamEnv,
+) -> None:
+    """``ULASAN_WORKER__CLEAN_AND_SCORE=false``: the infer agent consumes reviews.clean.v1 and
+    the group commits both topics; the same rows and one score per review."""
+    env = stream_env
+    n = 500
+    worker = env.start_worker("w1", ULASAN_WORKER__CLEAN_AND_SCORE="false")
+    env.wait_assigned(worker)
+    env.produce_reviews(0, n)
+    counts = env.wait_rows(n, timeout_s=240)
+    assert counts == {t: n for t in counts}, counts
+    env.assert_drained(
+        env.review_ids(0, n),
+        max_sentiment_duplicates=0,
+        topics_read=(topics.REVIEWS_RAW, topics.REVIEWS_CLEAN),
+    )
+    assert 'ulasan_stream_events_total{stage="infer"} 500.0' in env.metrics(worker)
     assert worker.stop() == 0, worker.log()[-3000:]
 
 

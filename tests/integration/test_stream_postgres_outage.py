@@ -73,9 +73,10 @@ def test_postgres_outage_pauses_the_sink_and_the_backlog_drains(
             120,
             "the sink to report PostgreSQL unavailable and retry",
         )
-        # meanwhile clean goes on (every new review reaches reviews.clean.v1) and the infer
-        # agent, whose batches are stored before they are acked, waits: back-pressure
-        env.read_topic(env.topic(topics.REVIEWS_CLEAN), 1500)
+        # the agent that cleans and scores holds its batch, stored before it is acked, and
+        # waits: back-pressure on reviews.raw.v1 (the held review was cleaned and published
+        # for downstream consumers before its batch reached the sink)
+        env.read_topic(env.topic(topics.REVIEWS_CLEAN), 501)
         assert worker.alive(), worker.log()[-3000:]
         metrics = env.metrics(worker)
         assert 'ulasan_stream_errors_total{reason="postgres_unavailable",stage="sink"}' in metrics
@@ -85,6 +86,7 @@ def test_postgres_outage_pauses_the_sink_and_the_backlog_drains(
         pg.start()
         pg.wait_healthy(pg.settings.stack.startup_timeout_s)
         env.wait_rows(1500, timeout_s=180)
+        env.read_topic(env.topic(topics.REVIEWS_CLEAN), 1500)
         # every score is published once, after it is stored; rows exactly one per review. Until
         # session 12 the stall watch took the backlog waiting in the channel's buffer for a
         # stalled partition and sought it back every stall period: clean-clone CI runs published

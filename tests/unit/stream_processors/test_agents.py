@@ -66,8 +66,10 @@ def predictor() -> OnnxPredictor:
 
 def make_app(predictor: Any, sink: Any = None, **worker: Any) -> WorkerApp:
     """A worker app over ``predictor``; ``max_batch`` bounds both agents' micro-batches (the
-    infer agent's and, unless ``request_max_batch`` is given, the requests agent's)."""
-    worker = {"max_batch": 8, "max_wait_ms": 5, **worker}
+    infer agent's and, unless ``request_max_batch`` is given, the requests agent's). The infer
+    agent reads reviews.clean.v1 unless ``clean_and_score=True`` is given (the default of a
+    real worker: the clean agent scores its batches, see test_clean_and_score.py)."""
+    worker = {"max_batch": 8, "max_wait_ms": 5, "clean_and_score": False, **worker}
     worker.setdefault("request_max_batch", worker["max_batch"])
     settings = WorkerSettings(worker=WorkerConfig(**worker))
     deps = Deps(settings, WorkerMetrics(), PredictorHolder(predictor), sink or RecordingSink())

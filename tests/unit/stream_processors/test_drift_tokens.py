@@ -1,4 +1,5 @@
-"""The drift windows' unknown-token counter against the per-token definition it optimises."""
+"""The drift windows' unknown-token counter against the per-token definition it optimises, and
+the predictor's counts (made while scoring) against the counter."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from stream_processors.drift.tokens import UnknownTokens
+from ulasan.core.inference import CleanedScorer, OnnxPredictor
 from ulasan.core.inference.manifest import TOKENIZER_FILE
 from ulasan.core.text import clean
 
@@ -39,3 +41,15 @@ def test_counts_match_the_per_token_definition() -> None:
     assert any(unknown > 0 for _, unknown in counts)  # the scripts the vocabulary lacks
     assert counts[3] == (0, 0)
     assert counts[5][0] > 512  # no truncation: the whole text is counted
+
+
+def test_the_predictor_counts_what_it_scores_as_the_drift_counter_does() -> None:
+    """``score_cleaned``: the worker's one tokenisation gives the scores of ``predict`` and the
+    counts of the drift counter, untruncated (the long text is over the model's limit)."""
+    predictor = OnnxPredictor.from_folder(SHIPPED)
+    assert predictor.lowercase and isinstance(predictor, CleanedScorer)
+    texts = [t for t in TEXTS if t]  # the clean stage refuses an empty text
+    predictions, counts = predictor.score_cleaned([clean(t) for t in texts])
+    assert counts == UnknownTokens(SHIPPED).count(texts)
+    assert counts[-1][0] > predictor.manifest.max_length
+    assert predictions == predictor.predict(texts)

@@ -28,7 +28,8 @@ from tests.unit.stream_processors.test_reload import NAME, Registry, Version, pr
 from ulasan.cli import app as cli
 from ulasan.core.inference import OnnxPredictor
 
-REVIEW_AGENTS = {"clean", "infer", "request_logs"}
+#: the review agents by default (``clean_and_score``: the clean agent scores its batches)
+REVIEW_AGENTS = {"clean", "request_logs"}
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,10 @@ def test_each_lane_registers_its_agents_in_its_consumer_group(
     built = build(settings, deps, memory_outputs=True)
     assert set(built.agents) == agents
     assert built.app.conf.id == group == settings.worker.group
+    if lane != "requests":
+        two_hops = lane_settings(lane, clean_and_score=False)
+        deps = Deps(two_hops, WorkerMetrics(), PredictorHolder(predictor), RecordingSink())
+        assert set(build(two_hops, deps, memory_outputs=True).agents) == agents | {"infer"}
     # a new requests group starts at the log end: requests are ephemeral, deadline-bound
     assert built.app.conf.consumer_auto_offset_reset == reset
     assert str(built.app.conf.datadir).endswith(group)

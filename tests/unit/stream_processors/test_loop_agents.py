@@ -89,7 +89,9 @@ def make_reference(rows: list[tuple[str, str]]) -> Reference:
 
 
 def make_app(predictor: Any, store: Any, **drift: Any) -> WorkerApp:
-    settings = WorkerSettings(worker=WorkerConfig(max_batch=8, max_wait_ms=5))
+    settings = WorkerSettings(
+        worker=WorkerConfig(max_batch=8, max_wait_ms=5, clean_and_score=False)
+    )
     deps = Deps(settings, WorkerMetrics(), PredictorHolder(predictor), RecordingSink())
     deps.loop = LoopDeps(
         drift=DriftConfig(window_s=WINDOW_S, grace_s=1.0, min_events=50, **drift),

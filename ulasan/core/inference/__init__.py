@@ -7,10 +7,11 @@ from ulasan.core.inference.errors import (
     ModelResolutionError,
 )
 from ulasan.core.inference.manifest import ModelManifest, Parity
-from ulasan.core.inference.predictor import Prediction, Predictor
+from ulasan.core.inference.predictor import CleanedScorer, Prediction, Predictor
 from ulasan.core.inference.runtime import OnnxPredictor
 
 __all__ = [
+    "CleanedScorer",
     "InferenceError",
     "InvalidInput",
     "ModelFolderError",

@@ -29,3 +29,17 @@ class Predictor(Protocol):
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Score ``texts`` (raw review texts; cleaning is the predictor's job), in input order."""
         ...
+
+
+@runtime_checkable
+class CleanedScorer(Predictor, Protocol):
+    """A predictor that also scores texts cleaned already (``ulasan.core.text.clean`` with its
+    ``lowercase``), returning each text's (non-special, unknown) token counts beside: the
+    stream worker has cleaned every review once, and the drift windows need the counts."""
+
+    @property
+    def lowercase(self) -> bool: ...
+
+    def score_cleaned(
+        self, cleaned: Sequence[str]
+    ) -> tuple[list[Prediction], list[tuple[int, int]]]: ...

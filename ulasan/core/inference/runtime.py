@@ -17,6 +17,7 @@ from tokenizers import Tokenizer
 from ulasan.core.inference.errors import InvalidInput, ModelFolderError
 from ulasan.core.inference.manifest import TOKENIZER_FILE, ModelManifest, folder_file
 from ulasan.core.inference.predictor import Prediction
+from ulasan.core.inference.tokens import UnknownTokens, count, unknown_token_id
 from ulasan.core.text import clean
 
 DEFAULT_BATCH_SIZE = 32
@@ -59,6 +60,8 @@ class OnnxPredictor:
         self.batch_size = batch_size
         self.folder = folder
         self._labels = list(manifest.labels)
+        self._unk_id: int | None = None
+        self._untruncated: UnknownTokens | None = None
         graph_inputs = {i.name for i in session.get_inputs()}
         missing = {"input_ids", "attention_mask"} - graph_inputs
         if missing:
@@ -117,7 +120,7 @@ class OnnxPredictor:
             raise ModelFolderError(f"cannot load {graph} / {tok_path}: {exc}") from exc
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=manifest.max_length)
-        return cls(
+        predictor = cls(
             session,
             tokenizer,
             manifest,
@@ -126,6 +129,8 @@ class OnnxPredictor:
             folder=folder,
             model_name=model_name,
         )
+        predictor._unk_id = unknown_token_id(tokenizer, tok_path)
+        return predictor
 
     @property
     def model_name(self) -> str:
@@ -139,11 +144,41 @@ class OnnxPredictor:
     def labels(self) -> list[str]:
         return list(self._labels)
 
+    @property
+    def lowercase(self) -> bool:
+        """Whether the model's texts are cleaned lower-cased (``clean(text, lowercase=...)``)."""
+        return self.manifest.lowercase
+
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each cleaned text (truncated to ``max_length``, special tokens added)."""
         _check_texts(texts)
         cleaned = [clean(t, lowercase=self.manifest.lowercase) for t in texts]
         return [e.ids for e in self._tokenizer.encode_batch(cleaned)]
+
+    def score_cleaned(
+        self, cleaned: Sequence[str]
+    ) -> tuple[list[Prediction], list[tuple[int, int]]]:
+        """Score texts cleaned already (``clean(text, lowercase=self.lowercase)``, as the clean
+        stage has done), and count each one's (non-special, unknown) tokens from the same
+        tokenisation: the drift statistic without a second pass of the tokenizer. A text the
+        model truncates is counted again untruncated (the counts never depend on the limit).
+        Raises :class:`ModelFolderError` for a predictor not loaded from a folder.
+        """
+        _check_texts(cleaned)
+        if self.folder is None:
+            raise ModelFolderError("token counts need the serving folder's tokenizer")
+        encodings = self._tokenizer.encode_batch(list(cleaned))
+        limit, unk = self.manifest.max_length, self._unk_id
+        counts = [count(e, unk) for e in encodings]
+        cut = [i for i, e in enumerate(encodings) if len(e.ids) >= limit]
+        if cut:
+            if self._untruncated is None:
+                self._untruncated = UnknownTokens(self.folder)
+            for i, c in zip(
+                cut, self._untruncated.count_cleaned([cleaned[i] for i in cut]), strict=True
+            ):
+                counts[i] = c
+        return self._predictions(self.logits_from_ids([e.ids for e in encodings])), counts
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw logits, ``(len(texts), n_labels)`` float32, in input order."""
@@ -165,18 +200,20 @@ class OnnxPredictor:
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Score ``texts`` in input order; :class:`InvalidInput` for non-string items."""
-        probs = softmax(self.logits(texts))
-        predictions = []
-        for row in probs:
-            best = int(row.argmax())
-            predictions.append(
-                Prediction(
-                    label=self._labels[best],
-                    confidence=float(row[best]),
-                    probabilities={lab: float(p) for lab, p in zip(self._labels, row, strict=True)},
-                )
+        return self._predictions(self.logits(texts))
+
+    def _predictions(self, logits: np.ndarray) -> list[Prediction]:
+        probs = softmax(logits)
+        labels = self._labels
+        # one conversion to Python floats for the batch, not one per value
+        return [
+            Prediction(
+                label=labels[best],
+                confidence=row[best],
+                probabilities=dict(zip(labels, row, strict=True)),
             )
-        return predictions
+            for best, row in zip(probs.argmax(axis=1).tolist(), probs.tolist(), strict=True)
+        ]
 
 
 def pad_batch(ids: Sequence[Sequence[int]], pad_token_id: int) -> dict[str, np.ndarray]:
