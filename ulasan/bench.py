@@ -391,6 +391,13 @@ def burst(
     nice: int = typer.Option(
         10, "--nice", min=0, max=19, help="nice value of the lane_nice setup (0: no such setup)"
     ),
+    client: str = typer.Option(
+        "compiled",
+        "--client",
+        help="compiled: oha, the open-loop HTTP load generator of `bench gateway` (built on "
+        "first use); python: asyncio clients in the bench's own process (which share its "
+        "cores and event loop)",
+    ),
     threads: WorkerThreads = None,
     as_json: AsJson = False,
 ) -> None:
@@ -408,6 +415,7 @@ def burst(
             concurrency=concurrency,
             nice=nice,
             threads=served.threads,
+            client=client,
             say=_say,
         )
 

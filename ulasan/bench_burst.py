@@ -28,6 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
+import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -38,14 +42,16 @@ from typing import Any
 
 import httpx
 
+from producers.gateway.hops import HOPS, nearest_rank, summarize
 from producers.publish import Publisher, prefixed_topics
 from schemas import topics
 from schemas.events import ReviewReceived
 from stream_processors.settings import configured_review_topics, requests_group
-from ulasan.bench_gateway import SHORT_REVIEWS, open_loop
+from ulasan.bench_gateway import CLIENTS, SHORT_REVIEWS, hop_records, hop_seq, open_loop
 from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import Settings
 from ulasan.errors import BenchError
+from ulasan.loadgen import DEFAULT_TOOLS_DIR, ensure_oha, oha_command, parse_oha
 from ulasan.pipeline_tools import (
     LagProbe,
     WorkerGroup,
@@ -155,6 +161,14 @@ async def _loop_lag(out: list[float], tick_s: float = 0.01) -> None:
         out.append(max(0.0, (time.perf_counter() - started - tick_s) * 1000.0))
 
 
+async def _warm_up(url: str) -> None:
+    """The open phase's warm-up requests, sequential, unmeasured."""
+    recorder = _Client()
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        for i in range(WARMUP_REQUESTS):
+            await recorder.call(client)(SHORT_REVIEWS[i % len(SHORT_REVIEWS)])
+
+
 async def _open_phase(
     url: str, rate: float, concurrency: int, seconds: float, stop: threading.Event | None
 ) -> tuple[list[Sample], list[float]]:
@@ -250,6 +264,8 @@ class _BurstRun:
     concurrency: int
     threads: int | None
     say: Callable[[str], None]
+    #: oha's binary (the compiled open-loop client), or None for the Python client
+    oha: Path | None = None
     max_drain_s: float = 900.0
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
@@ -396,12 +412,21 @@ def _measure_setup(run: _BurstRun, setup: Setup, procs: _Procs, texts: Sequence[
         run.say(f"{setup.name}: warming up ({WARMUP_REVIEWS} reviews)")
         _drain(run, watch, publisher, _reviews(f"{setup.name}-warm", texts, WARMUP_REVIEWS))
         run.say(f"{setup.name}: idle, {run.rate:g} req/s for {run.idle_s:g} s")
-        idle, idle_lag = asyncio.run(
-            _open_phase(procs.url, run.rate, run.concurrency, run.idle_s, None)
-        )
+        if run.oha is not None:  # oha's warm-up: the Python client's, sequential
+            asyncio.run(_warm_up(procs.url))
+        seq = hop_seq(procs.url)
+        if run.oha is not None:
+            idle = _oha_phase(run, procs.url, run.idle_s, None)
+        else:
+            idle = phase_summary(
+                *asyncio.run(_open_phase(procs.url, run.rate, run.concurrency, run.idle_s, None))
+            )
+        idle_hops = hop_records(procs.url, seq)
         batch = _reviews(f"{setup.name}-burst", texts, run.reviews)
         run.say(f"{setup.name}: burst, {run.reviews} reviews, {run.rate:g} req/s until drained")
-        return idle, idle_lag, *_burst(run, procs, watch, publisher, batch)
+        seq = hop_seq(procs.url)
+        burst, drain_s = _burst(run, procs, watch, publisher, batch)
+        return idle, idle_hops, burst, drain_s, hop_records(procs.url, seq)
     finally:
         watch.halt.set()
         watch.join(timeout=5)
@@ -411,30 +436,110 @@ def _measure_setup(run: _BurstRun, setup: Setup, procs: _Procs, texts: Sequence[
 
 def _burst(
     run: _BurstRun, procs: _Procs, watch: _LagWatch, publisher: Publisher, batch: Sequence[Any]
-) -> tuple[list[Sample], list[float], float]:
-    """Publish ``batch``, then run the open loop until the group's lag is 0: the samples of
-    the requests sent before that, the client's loop lag, and the drain's seconds (from the
-    first publish). Publishing first keeps the producer's work out of the client's loop."""
+) -> tuple[dict[str, Any], float]:
+    """Publish ``batch``, then run the open loop until the group's lag is 0: the figures of
+    the requests sent before that (oha: until it was stopped, at most a lag poll and a commit
+    interval later) and the drain's seconds (from the first publish). Publishing first keeps
+    the producer's work out of the client's loop."""
     started = time.perf_counter()
     _publish(publisher, batch)
     watch.arm()
-    samples, lags = asyncio.run(
-        _open_phase(procs.url, run.rate, run.concurrency, run.max_drain_s, watch.drained)
-    )
+    if run.oha is not None:
+        figures = _oha_phase(run, procs.url, run.max_drain_s, watch.drained)
+        samples: list[Sample] = []
+        lags: list[float] = []
+    else:
+        samples, lags = asyncio.run(
+            _open_phase(procs.url, run.rate, run.concurrency, run.max_drain_s, watch.drained)
+        )
     procs.workers.check_alive()
     drained_at = watch.drained_at
     if drained_at is None:
         raise BenchError(f"the backlog did not drain in {run.max_drain_s:.0f} s")
-    during = [s for s in samples if s.sent < drained_at]
-    if not during:
-        raise BenchError("the backlog drained before a request was measured: use more --reviews")
-    return during, lags, drained_at - started
+    if run.oha is None:
+        during = [s for s in samples if s.sent < drained_at]
+        if not during:
+            raise BenchError("the backlog drained before a request was measured: more --reviews")
+        figures = phase_summary(during, lags)
+    return figures, drained_at - started
+
+
+def _oha_phase(
+    run: _BurstRun, url: str, seconds: float, stop: threading.Event | None
+) -> dict[str, Any]:
+    """oha at ``run.rate`` open loop (``bench gateway``'s command) for ``seconds``, or until
+    ``stop`` is set (then interrupted: oha stops sending, waits for the requests in flight and
+    prints its report); the phase's figures in the Python client's keys."""
+    assert run.oha is not None
+    bodies = run.logs / f"burst-{run.suffix}-bodies.jsonl"
+    bodies.write_text("".join(json.dumps({"text": t}) + "\n" for t in SHORT_REVIEWS))
+    args = oha_command(
+        run.oha, url + "/predict", bodies, duration_s=seconds, concurrency=run.concurrency,
+        rate=run.rate,
+    )  # fmt: skip
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while stop is not None and proc.poll() is None:
+        if stop.wait(0.05):
+            proc.send_signal(signal.SIGINT)
+            break
+    try:
+        out, err = proc.communicate(timeout=seconds + 60.0)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        raise BenchError("oha did not finish") from exc
+    if proc.returncode not in (0, -signal.SIGINT, 130):
+        raise BenchError(f"oha failed (exit {proc.returncode}): {err[-2000:]}")
+    try:
+        report = json.loads(out)
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"oha printed no JSON report: {out[-500:]!r}") from exc
+    return oha_phase_summary(report, run.rate, time.perf_counter() - started)
+
+
+def oha_phase_summary(report: dict[str, Any], rate: float, elapsed_s: float) -> dict[str, Any]:
+    """A phase's figures from oha's JSON report, in the Python client's keys (its latencies
+    run from each request's scheduled send time: ``--latency-correction``)."""
+    figures = parse_oha(report, rate=rate, duration_s=elapsed_s)
+    slowest = report["summary"].get("slowest")
+    return {
+        "load_generator": "oha",
+        "requests": figures["sent"],
+        "errors": figures["error_count"],
+        "p50_ms": figures["p50_ms"],
+        "p99_ms": figures["p99_ms"],
+        "max_ms": round(float(slowest) * 1000.0, 2) if slowest is not None else 0.0,
+        "achieved_rps": figures["achieved_rps"],
+    }
+
+
+def hop_breakdown(records: Sequence[dict[str, Any]], tail: float = 0.01) -> dict[str, Any]:
+    """The HTTP requests' hops (``producers.gateway.hops``): p50 and p99 of each, and the
+    mean of each over the slowest ``tail`` share of the requests (by total): where the time of
+    the requests behind the p99 went."""
+    mine = [r for r in records if r.get("protocol") == "http" and r.get("total") is not None]
+    by_total = sorted(mine, key=lambda r: float(r["total"]), reverse=True)
+    slowest = by_total[: math.ceil(len(mine) * tail)]
+    return {
+        "requests": len(mine),
+        "hops": summarize(mine, "http"),
+        "total_p99_ms": nearest_rank([float(r["total"]) for r in mine], 99),
+        "slowest": {
+            "requests": len(slowest),
+            "mean_ms": {
+                hop: round(sum(float(r[hop]) for r in vals) / len(vals), 3) if vals else None
+                for hop in HOPS
+                for vals in [[r for r in slowest if r.get(hop) is not None]]
+            },
+        },
+    }
 
 
 def _setup_result(run: _BurstRun, measured: Any) -> dict[str, Any]:
-    idle_samples, idle_lag, burst_samples, burst_lag, drain_s = measured
-    idle = phase_summary(idle_samples, idle_lag)
-    burst = phase_summary(burst_samples, burst_lag)
+    idle, idle_hops, burst, drain_s, burst_hops = measured
+    # the hop records of the burst phase include the few requests answered after the drain
+    idle["hop_breakdown"] = hop_breakdown(idle_hops)
+    burst["hop_breakdown"] = hop_breakdown(burst_hops)
     return {
         "idle": idle,
         "burst": burst,
@@ -454,15 +559,20 @@ def run_burst_bench(
     concurrency: int = 4,
     nice: int = 10,
     threads: int | None = None,
+    client: str = "compiled",
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Measure every setup of :func:`setups` on ``folder`` (a serving folder); see the module
-    docstring. ``threads``: ONNX Runtime threads of the review-scoring worker."""
+    docstring. ``threads``: ONNX Runtime threads of the review-scoring worker; ``client``:
+    ``compiled`` (oha, built on first use) or ``python`` (asyncio clients in this process)."""
     from trainer.bench_engine import bench_texts  # noqa: PLC0415 - heavy, onnxruntime
 
     if reviews < 1 or rate <= 0 or idle_s <= 0 or concurrency < 1:
         raise BenchError("reviews, rate, idle and concurrency must be positive")
-    run = _BurstRun(settings, folder, reviews, rate, idle_s, concurrency, threads, say)
+    if client not in CLIENTS:
+        raise BenchError(f"--client must be one of {', '.join(CLIENTS)}, got {client!r}")
+    oha = ensure_oha(DEFAULT_TOOLS_DIR, say).binary if client == "compiled" else None
+    run = _BurstRun(settings, folder, reviews, rate, idle_s, concurrency, threads, say, oha)
     run.logs.mkdir(parents=True, exist_ok=True)
     texts = bench_texts(1260)
     create_database(settings.postgres.dsn, run.dbname, run.dsn)
@@ -488,6 +598,7 @@ def run_burst_bench(
         "concurrency": concurrency,
         "threads": threads,
         "nice": nice,
+        "client": client,
         "model": folder.name,
         "target": f"burst p99 <= {TARGET_RATIO:g}x idle p99 of the same setup, no errors",
         "setups": results,

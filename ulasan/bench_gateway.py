@@ -428,11 +428,17 @@ async def _warm_up(http_url: str, grpc_target: str) -> int:
             if resp.status_code != 200:
                 raise BenchError(f"warm-up: HTTP {resp.status_code}: {resp.text[:200]}")
             await stub.Predict(pb.PredictRequest(text=text), timeout=10)
-        resp = await client.get("/debug/hops", params={"after": 2**62})
-        return int(resp.json()["seq"])
+    return hop_seq(http_url)
 
 
-def _hop_records(http_url: str, after: int) -> list[dict[str, Any]]:
+def hop_seq(http_url: str) -> int:
+    """The sequence number of the gateway's newest hop record: records after it are new."""
+    resp = httpx.get(http_url + "/debug/hops", params={"after": 2**62}, timeout=30)
+    resp.raise_for_status()
+    return int(resp.json()["seq"])
+
+
+def hop_records(http_url: str, after: int) -> list[dict[str, Any]]:
     """The gateway's hop records after ``after`` (raise when some already left its ring)."""
     resp = httpx.get(http_url + "/debug/hops", params={"after": after}, timeout=30)
     resp.raise_for_status()
@@ -541,7 +547,7 @@ def _measure(
         result["cpu"] = cpu.result()
     else:
         result = _compiled(tools, http_url, grpc_target, load, keep, pids)
-    _with_hops(result, _hop_records(http_url, seq))
+    _with_hops(result, hop_records(http_url, seq))
     return result
 
 

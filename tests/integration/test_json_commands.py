@@ -119,3 +119,9 @@ def test_bench_burst_json(model: Path) -> None:
     for setup in result["setups"].values():
         assert setup["idle"]["requests"] > 0 and setup["burst"]["requests"] > 0
         assert setup["drain_reviews_per_s"] > 0
+        # the gateway's hops of each phase's requests (the idle phase's warm-up included)
+        for phase in ("idle", "burst"):
+            hops = setup[phase]["hop_breakdown"]
+            assert hops["requests"] >= setup[phase]["requests"] - setup[phase]["errors"]
+            assert hops["hops"]["inference"]["n"] == hops["requests"] > 0
+            assert hops["slowest"]["mean_ms"]["total"] >= hops["hops"]["total"]["p50_ms"]

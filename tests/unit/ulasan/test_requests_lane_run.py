@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from stream_processors.settings import WorkerSettings
-from ulasan.bench_burst import Sample, phase_summary, setups, verdict
+from ulasan.bench_burst import (
+    Sample,
+    hop_breakdown,
+    oha_phase_summary,
+    phase_summary,
+    setups,
+    verdict,
+)
 from ulasan.core.settings import Settings
 from ulasan.main_job import REVIEWS_NICE, RunOptions, _add_workers
 from ulasan.run_services import Ports, ServiceSpec
@@ -78,3 +85,62 @@ def test_burst_figures_count_failures_and_judge_the_target() -> None:
     )
     assert failed["errors"] == 1 and failed["max_ms"] == 1.0
     assert verdict(idle, failed)["target_met"] is False
+
+
+def test_the_hop_breakdown_shows_where_the_slowest_requests_waited() -> None:
+    def record(total: float, produce: float, proto: str = "http") -> dict[str, object]:
+        rest = (total - produce) / 4
+        return {
+            "protocol": proto,
+            "parse_auth": rest,
+            "produce": produce,
+            "worker_wait": rest,
+            "inference": rest,
+            "reply": rest,
+            "response_write": 0.0,
+            "total": total,
+        }
+
+    # 197 requests of 10 ms; 3 of 90 ms spent 82 ms in the produce hop; the slowest 1 %: 2
+    records = [record(10.0, 2.0) for _ in range(197)] + [record(90.0, 82.0)] * 3
+    records.append(record(500.0, 1.0, proto="grpc"))  # another protocol: left out
+    out = hop_breakdown(records)
+    assert out["requests"] == 200 and out["total_p99_ms"] == 90.0
+    assert out["hops"]["produce"]["p50_ms"] == 2.0
+    assert out["slowest"]["requests"] == 2
+    assert out["slowest"]["mean_ms"]["produce"] == 82.0
+    assert out["slowest"]["mean_ms"]["total"] == 90.0
+    assert hop_breakdown([])["slowest"] == {
+        "requests": 0,
+        "mean_ms": dict.fromkeys(
+            (
+                "parse_auth",
+                "produce",
+                "worker_wait",
+                "inference",
+                "reply",
+                "response_write",
+                "total",
+            )
+        ),
+    }
+
+
+def test_an_oha_report_becomes_a_phase_in_the_python_clients_keys() -> None:
+    report = {
+        "summary": {"total": 10.0, "slowest": 0.25},
+        "latencyPercentiles": {"p50": 0.01, "p95": 0.02, "p99": 0.03},
+        "statusCodeDistribution": {"200": 198, "504": 1},
+        "errorDistribution": {"connection closed": 1},
+    }
+    phase = oha_phase_summary(report, 20.0, 10.0)
+    assert phase == {
+        "load_generator": "oha",
+        "requests": 200,
+        "errors": 2,
+        "p50_ms": 10.0,
+        "p99_ms": 30.0,
+        "max_ms": 250.0,
+        "achieved_rps": 19.8,
+    }
+    assert verdict(phase, phase)["target_met"] is False  # errors fail the target
