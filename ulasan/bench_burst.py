@@ -19,9 +19,17 @@ figures are those of the requests sent while the lag was > 0; the drain rate is 
 (first publish -> lag 0; commits every second, so up to ~1 s late). The target: burst p99
 <= 2x idle p99 of the same setup, with no failed request.
 
-Latency is measured per request from the moment the client calls it to its answer; the client
-runs on the same cores, so its own event-loop delay (a 10 ms ticker's overshoot) is reported
-beside as ``client_loop_lag_p99_ms``. Drift is off in every worker (as in ``bench gateway``).
+The client (``--client``): ``compiled`` (the default) is oha at ``rate`` open loop, the
+command of ``bench gateway``; its latencies run from each request's scheduled send time, and the
+burst's oha is interrupted once the lag is 0 (it then waits for the requests in flight, so
+the figures include at most a lag poll and a commit interval of requests after the drain).
+``python`` is the asyncio client in this process: latency from the moment it calls to the
+answer, its own event-loop delay (a 10 ms ticker's overshoot) reported beside as
+``client_loop_lag_p99_ms``, the worker's queue time from each answer. Either way the client
+runs on the same cores. Each phase also carries the gateway's hop breakdown of its requests
+(``hop_breakdown``, from ``GET /debug/hops``): where the time went inside the gateway, the
+broker and the worker, apart from the client's and the connection's share. Drift is off in
+every worker (as in ``bench gateway``).
 """
 
 from __future__ import annotations
