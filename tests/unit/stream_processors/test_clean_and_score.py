@@ -15,11 +15,21 @@ import pytest
 
 from schemas import topics
 from schemas.codec import decode
-from schemas.events import DeadLetter, ReviewCleaned, SentimentScored
+from schemas.events import (
+    MAX_TEXT_CHARS,
+    DeadLetter,
+    ReviewCleaned,
+    ReviewReceived,
+    SentimentScored,
+)
+from stream_processors.cleaning.logic import clean
+from stream_processors.inference.agent import score_item
+from stream_processors.records import Decoded, Record
 from stream_processors.sink.rows import PREDICTION_LOGS, REVIEWS, TEXT_FEATURES
 from tests.helpers.tiny_serving import tiny_serving_folder
 from tests.unit.stream_processors.test_agents import RecordingSink, make_app, raw, run, take
 from ulasan.core.inference import OnnxPredictor
+from ulasan.core.text import clean as text_clean
 
 TEXTS = [
     "Aplikasinya bagus sekali!",
@@ -117,3 +127,20 @@ def test_clean_and_score_dead_letters_the_raw_record_of_a_refused_row(
 
     run(app, "clean", scenario)
     assert [r[0] for r in sink.rows(REVIEWS)] == ["r1", "r2", "r3"]
+
+
+def test_the_scorer_takes_the_cleaned_text_only_where_this_cleaning_made_it() -> None:
+    """``score_item``: the clean stage's text where the feature version is this worker's and
+    the text was not cut at MAX_TEXT_CHARS; otherwise None (the predictor cleans the raw)."""
+    received = ReviewReceived(review_id="r1", source="test", text="Bagus BANGET!!")
+    cleaned = clean(received)
+
+    def item(event: ReviewCleaned) -> Any:
+        return score_item(Decoded(Record(b"r1", b"", topics.REVIEWS_RAW, 0, 0, 1.0), event))
+
+    assert item(cleaned).cleaned == cleaned.cleaned_text == text_clean(received.text)
+    assert item(cleaned).text == received.text
+    older = cleaned.model_copy(update={"feature_version": "0"})
+    assert item(older).cleaned is None
+    cut = cleaned.model_copy(update={"cleaned_text": "a" * MAX_TEXT_CHARS})
+    assert item(cut).cleaned is None
