@@ -204,11 +204,10 @@ class Managed(Protocol):
 
 
 class TokenCounter(Protocol):
-    """Counts (non-special tokens, unknown tokens) per text (``drift.tokens.UnknownTokens``)."""
+    """Counts (non-special tokens, unknown tokens) per text
+    (``ulasan.core.inference.tokens.UnknownTokens``)."""
 
     def count(self, texts: Sequence[str]) -> list[tuple[int, int]]: ...
-
-    def count_cleaned(self, cleaned: Sequence[str]) -> list[tuple[int, int]]: ...
 
 
 class ScoresObserver(Protocol):

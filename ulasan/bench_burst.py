@@ -55,7 +55,14 @@ from producers.publish import Publisher, prefixed_topics
 from schemas import topics
 from schemas.events import ReviewReceived
 from stream_processors.settings import configured_review_topics, requests_group
-from ulasan.bench_gateway import CLIENTS, SHORT_REVIEWS, hop_records, hop_seq, open_loop
+from ulasan.bench_gateway import (
+    CLIENTS,
+    SHORT_REVIEWS,
+    hop_records,
+    hop_seq,
+    open_loop,
+    write_bodies,
+)
 from ulasan.core.kafka_admin import ensure_topics
 from ulasan.core.settings import Settings
 from ulasan.errors import BenchError
@@ -479,8 +486,7 @@ def _oha_phase(
     ``stop`` is set (then interrupted: oha stops sending, waits for the requests in flight and
     prints its report); the phase's figures in the Python client's keys."""
     assert run.oha is not None
-    bodies = run.logs / f"burst-{run.suffix}-bodies.jsonl"
-    bodies.write_text("".join(json.dumps({"text": t}) + "\n" for t in SHORT_REVIEWS))
+    bodies = write_bodies(run.logs / f"burst-{run.suffix}-bodies.jsonl")
     args = oha_command(
         run.oha, url + "/predict", bodies, duration_s=seconds, concurrency=run.concurrency,
         rate=run.rate,

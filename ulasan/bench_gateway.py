@@ -431,6 +431,12 @@ async def _warm_up(http_url: str, grpc_target: str) -> int:
     return hop_seq(http_url)
 
 
+def write_bodies(path: Path) -> Path:
+    """oha's request bodies (``-Z``): one ``{"text": ...}`` line per short review; ``path``."""
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in SHORT_REVIEWS))
+    return path
+
+
 def hop_seq(http_url: str) -> int:
     """The sequence number of the gateway's newest hop record: records after it are new."""
     resp = httpx.get(http_url + "/debug/hops", params={"after": 2**62}, timeout=30)
@@ -465,8 +471,7 @@ def _compiled(
     ``pids``; the load generator is the child)."""
     oha, ghz = tools
     limit = load.duration_s + 120.0
-    bodies = keep.with_name(keep.name + "-bodies.jsonl")
-    bodies.write_text("".join(json.dumps({"text": t}) + "\n" for t in SHORT_REVIEWS))
+    bodies = write_bodies(keep.with_name(keep.name + "-bodies.jsonl"))
     duration, concurrency, rate = load.duration_s, load.concurrency, load.rate
     http_args = oha_command(
         oha.binary,

@@ -8,10 +8,10 @@ import logging
 
 from stream_processors.drift.errors import DriftError
 from stream_processors.drift.reference import Reference
-from stream_processors.drift.tokens import UnknownTokens
 from stream_processors.inference.batching import PredictorHolder
 from stream_processors.settings import WorkerSettings
 from stream_processors.wiring import LoopDeps, TokenCounter
+from ulasan.core.inference.tokens import UnknownTokens
 from ulasan.core.registry import TAG_EVAL_ACCURACY
 from ulasan.core.registry import client as registry_client
 

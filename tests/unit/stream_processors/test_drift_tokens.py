@@ -7,9 +7,9 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from stream_processors.drift.tokens import UnknownTokens
 from ulasan.core.inference import CleanedScorer, OnnxPredictor
 from ulasan.core.inference.manifest import TOKENIZER_FILE
+from ulasan.core.inference.tokens import UnknownTokens
 from ulasan.core.text import clean
 
 SHIPPED = Path(__file__).resolve().parents[3] / "models" / "ulasan-mini" / "serving"

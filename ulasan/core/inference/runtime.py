@@ -60,7 +60,7 @@ class OnnxPredictor:
         self.batch_size = batch_size
         self.folder = folder
         self._labels = list(manifest.labels)
-        self._unk_id: int | None = None
+        self._unk_id = unknown_token_id(tokenizer)
         self._untruncated: UnknownTokens | None = None
         graph_inputs = {i.name for i in session.get_inputs()}
         missing = {"input_ids", "attention_mask"} - graph_inputs
@@ -120,7 +120,7 @@ class OnnxPredictor:
             raise ModelFolderError(f"cannot load {graph} / {tok_path}: {exc}") from exc
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=manifest.max_length)
-        predictor = cls(
+        return cls(
             session,
             tokenizer,
             manifest,
@@ -129,8 +129,6 @@ class OnnxPredictor:
             folder=folder,
             model_name=model_name,
         )
-        predictor._unk_id = unknown_token_id(tokenizer, tok_path)
-        return predictor
 
     @property
     def model_name(self) -> str:

@@ -19,10 +19,10 @@ from ulasan.core.inference.manifest import TOKENIZER_FILE, ModelManifest
 from ulasan.core.text import clean
 
 
-def unknown_token_id(tokenizer: Tokenizer, path: Path) -> int | None:
-    """The id of the unknown token of ``tokenizer`` (read from ``path``, its tokenizer.json);
-    None when its model has none."""
-    spec = json.loads(path.read_text(encoding="utf-8"))
+def unknown_token_id(tokenizer: Tokenizer) -> int | None:
+    """The id of the unknown token of ``tokenizer`` (from its own JSON form); None when its
+    model has none."""
+    spec = json.loads(tokenizer.to_str())
     unk = (spec.get("model") or {}).get("unk_token")
     return tokenizer.token_to_id(unk) if unk else None
 
@@ -49,7 +49,7 @@ class UnknownTokens:
         self._tok = Tokenizer.from_file(str(path))
         self._tok.no_truncation()
         self._tok.no_padding()
-        self._unk_id = unknown_token_id(self._tok, path)
+        self._unk_id = unknown_token_id(self._tok)
 
     def count(self, texts: Sequence[str]) -> list[tuple[int, int]]:
         """Counts of raw texts (cleaned here)."""
