@@ -39,6 +39,21 @@ MlmSteps = Annotated[
     int | None,
     typer.Option("--mlm-steps", help="MLM pre-training steps for ulasan-mini (0 = none)"),
 ]
+ResumePretrained = Annotated[
+    Path | None,
+    typer.Option(
+        "--resume-pretrained",
+        help="a run's pretrained/ folder: fine-tune from its MLM encoder instead of pre-training",
+    ),
+]
+Restarts = Annotated[
+    int | None,
+    typer.Option("--restarts", help="fine-tunings from the same start; the best on valid is kept"),
+]
+Soup = Annotated[
+    bool | None,
+    typer.Option("--soup/--no-soup", help="greedy soup of the restarts instead of the best one"),
+]
 OutputDir = Annotated[Path | None, typer.Option("--output-dir", help="where run folders go")]
 Register = Annotated[
     bool | None,

@@ -59,6 +59,13 @@ class PretrainConfig(_Section):
     mask_probability: float = Field(0.15, gt=0.0, lt=1.0)
     whole_word_masking: bool = True
     max_length: int = Field(128, ge=8)
+    resume_from: Path | None = Field(
+        None,
+        description="ulasan-mini: a previous run's `pretrained/` folder (its MLM encoder and "
+        "tokenizer) used instead of pre-training again; the run is then the one that folder's "
+        "run would have been from fine-tuning on (same seed, same head initialisation), so "
+        "fine-tuning settings can be changed without the pre-training's hour",
+    )
     adapt_steps: int = Field(
         0,
         ge=0,
@@ -158,6 +165,22 @@ class TrainConfig(_Section):
         "(1 - distill) * its label + distill * the starting checkpoint's class probabilities "
         "for its text (Learning without Forgetting, Li and Hoiem 2016: the old model's "
         "answers on the new data); a label the old model disagrees with pulls less; 0 = off",
+    )
+
+    restarts: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="fine-tunings from the same starting weights, with seeds seed, seed+1, ...; "
+        "the one with the best macro-F1 on the fixed evaluation set (plus selection_data) is "
+        "kept (trainer.restarts). Fine-tuning a small encoder moves its test score by points "
+        "from seed to seed; a restart costs minutes where a pre-training costs an hour",
+    )
+    soup: bool = Field(
+        False,
+        description="with restarts > 1: a greedy soup (Wortsman et al. 2022) instead of the best "
+        "restart alone: the restarts in order of their macro-F1, each averaged in only when the "
+        "average scores at least as well on the same set; never below the best restart there",
     )
 
     epochs: int = Field(8, ge=1)

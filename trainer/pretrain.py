@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,70 @@ class PretrainResult:
     @property
     def final_loss(self) -> float | None:
         return self.history[-1]["mlm_loss"] if self.history else None
+
+
+#: beside the saved MLM encoder: its steps, seconds and loss curve
+PRETRAIN_RECORD = "pretrain.json"
+#: the BertConfig fields a saved encoder must share with the config that resumes from it
+_SHAPE = {
+    "hidden_size": "hidden_size",
+    "num_hidden_layers": "num_layers",
+    "num_attention_heads": "num_heads",
+    "intermediate_size": "intermediate_size",
+    "max_position_embeddings": "max_position_embeddings",
+}
+
+
+def save_encoder(result: PretrainResult, tokenizer: Any, folder: Path) -> Path:
+    """Write the MLM encoder, its tokenizer and :data:`PRETRAIN_RECORD` to ``folder``, so a
+    later run can fine-tune from it (:func:`load_encoder`) without pre-training again."""
+    folder.mkdir(parents=True, exist_ok=True)
+    result.model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    record = {"steps": result.steps, "seconds": result.seconds, "history": result.history}
+    (folder / PRETRAIN_RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    return folder
+
+
+def load_encoder(
+    folder: Path, arch: ArchitectureConfig, *, max_length: int
+) -> tuple[Any, PretrainResult]:
+    """The tokenizer and MLM encoder that :func:`save_encoder` wrote to ``folder`` (a run's
+    ``pretrained/``). :class:`TrainingError` when the folder is not one, or its shape is not
+    ``arch``'s. The tokenizer is the folder's own: WordPiece training is not bit-for-bit
+    repeatable (tied merges), and the embeddings belong to these ids. A folder without
+    :data:`PRETRAIN_RECORD` (saved before it existed) has an empty loss curve."""
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    if not (folder / "config.json").is_file() or not (folder / "tokenizer.json").is_file():
+        raise TrainingError(
+            f"{folder} is not a saved MLM encoder (a run's pretrained/ folder with config.json "
+            "and tokenizer.json)"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+        model = BertForMaskedLM.from_pretrained(str(folder))
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"cannot load the MLM encoder in {folder}: {exc}") from exc
+    wrong = {
+        name: (getattr(model.config, key), getattr(arch, name))
+        for key, name in _SHAPE.items()
+        if getattr(model.config, key) != getattr(arch, name)
+    }
+    if model.config.vocab_size != len(tokenizer):
+        wrong["vocab_size"] = (model.config.vocab_size, len(tokenizer))
+    if wrong:
+        found = ", ".join(f"{k} {saved} (config: {want})" for k, (saved, want) in wrong.items())
+        raise TrainingError(f"the encoder in {folder} does not fit this config: {found}")
+    tokenizer.model_max_length = max_length
+    record_path = folder / PRETRAIN_RECORD
+    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    return tokenizer, PretrainResult(
+        model,
+        steps=int(record.get("steps", 0)),
+        seconds=float(record.get("seconds", 0.0)),
+        history=list(record.get("history", [])),
+    )
 
 
 @dataclass(frozen=True)

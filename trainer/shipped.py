@@ -304,6 +304,24 @@ def _bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def _restart_lines(model: dict[str, Any]) -> list[str]:
+    """The card's line on the run's fine-tuning restarts and its resumed pre-training."""
+    lines = []
+    if model.get("pretrain_resumed_from"):
+        lines.append(
+            f"- Pre-training resumed from `{model['pretrain_resumed_from']}`: the times above "
+            "are the fine-tuning's only"
+        )
+    restarts = model.get("restarts") or []
+    if restarts:
+        scores = ", ".join(f"seed {r['seed']} {r['macro_f1']:.4f}" for r in restarts)
+        kept = " + ".join(str(s) for s in model.get("soup_seeds") or [])
+        lines.append(
+            f"- Fine-tuning restarts (macro-F1 on the selection set): {scores}; kept: {kept}"
+        )
+    return lines
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """The card as Markdown (what ``MODEL_CARD.md`` holds)."""
     training = card["training"]
@@ -317,6 +335,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         f"- Training time: {training['wall_seconds']:.0f} s wall, {training['cpu_seconds']:.0f} s "
         f"CPU on {training['machine']}",
+        *_restart_lines(training.get("model") or {}),
         f"- Training examples: {card['n_train']:,}; pre-training corpus: "
         f"{card['n_pretrain_corpus']:,} texts; train data hash `{card['train_dataset_hash']}`",
         f"- Size: serving folder {card['sizes_bytes']['serving'] / 1e6:.1f} MB (int8 ONNX), "

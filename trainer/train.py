@@ -26,9 +26,10 @@ from trainer.modeling import (
     load_classifier,
     mini_bert_config,
 )
-from trainer.pretrain import PretrainResult, pretrain_mlm
+from trainer.pretrain import PretrainResult, load_encoder, pretrain_mlm
 from trainer.progress import add_task, advance, progress_bar
 from trainer.tokenizer import train_wordpiece
+from ulasan.core.settings import project_paths
 from ulasan.core.text import clean
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -106,26 +107,35 @@ def prepare_mini(
     on_pretrain_log: Callable[[int, dict[str, float]], None] | None = None,
 ) -> PreparedModel:
     """Train the WordPiece tokenizer on ``corpus`` (cleaned texts, no test split), optionally
-    pre-train with MLM, and return a ulasan-mini classifier initialised from that encoder."""
+    pre-train with MLM, and return a ulasan-mini classifier initialised from that encoder.
+
+    With ``config.pretrain.resume_from`` the tokenizer and encoder are a previous run's
+    (:func:`trainer.pretrain.load_encoder`) and nothing is trained here; the classifier is
+    built exactly as that run built it (the same seed, so the same head)."""
     import torch
     from transformers import BertForSequenceClassification
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     started = time.perf_counter()
-    tokenizer = train_wordpiece(
-        corpus,
-        vocab_size=config.tokenizer.vocab_size,
-        min_frequency=config.tokenizer.min_frequency,
-        model_max_length=config.max_length,
-    )
+    resumed = None
+    if config.pretrain.resume_from is not None:
+        folder = project_paths().resolve(config.pretrain.resume_from)
+        tokenizer, resumed = load_encoder(folder, config.architecture, max_length=config.max_length)
+    else:
+        tokenizer = train_wordpiece(
+            corpus,
+            vocab_size=config.tokenizer.vocab_size,
+            min_frequency=config.tokenizer.min_frequency,
+            model_max_length=config.max_length,
+        )
     tokenizer_seconds = time.perf_counter() - started
     bert_config = mini_bert_config(
         config.architecture, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id
     )
     model = BertForSequenceClassification(bert_config)
-    pretrained = None
-    if config.pretrain.steps > 0:
+    pretrained = resumed
+    if resumed is None and config.pretrain.steps > 0:
         pretrained = pretrain_mlm(
             corpus,
             tokenizer,
@@ -137,6 +147,7 @@ def prepare_mini(
             console=console,
             on_log=on_pretrain_log,
         )
+    if pretrained is not None:
         missing, unexpected = model.bert.load_state_dict(
             pretrained.model.bert.state_dict(), strict=False
         )
@@ -227,7 +238,9 @@ def check_sample_weights(weights: Sequence[float], n: int) -> np.ndarray:
     return array
 
 
-def _average_state(states: list[dict[str, Any]]) -> dict[str, Any]:
+def average_state(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """The element-wise mean of ``states`` (state dicts of one architecture); integer
+    buffers are the first state's."""
     averaged = {}
     for key, value in states[0].items():
         if value.is_floating_point():
@@ -635,7 +648,7 @@ def _select(
     averaged_epochs = [selection.best_epoch]
     if len(selection.snapshots) > 1:
         averaged = copy.deepcopy(model)
-        averaged.load_state_dict(_average_state([s for _, _, s in selection.snapshots]))
+        averaged.load_state_dict(average_state([s for _, _, s in selection.snapshots]))
         avg_report, _ = _evaluate(averaged, tokenizer, texts, labels, config, weight_tensor)
         if avg_report["macro_f1"] > final_report["macro_f1"]:
             model, final_report = averaged, avg_report

@@ -85,6 +85,8 @@ def test_train_register_promote_then_refuse_a_worse_model(
     pretrained = first.run_dir / "pretrained"
     mlm_config = json.loads((pretrained / "config.json").read_text(encoding="utf-8"))
     assert mlm_config["architectures"] == ["BertForMaskedLM"]
+    record = json.loads((pretrained / "pretrain.json").read_text(encoding="utf-8"))
+    assert record["steps"] == first.config.pretrain.steps and record["history"]
     assert (pretrained / "tokenizer.json").read_bytes() == (
         first.checkpoint_dir / "tokenizer.json"
     ).read_bytes()

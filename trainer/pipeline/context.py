@@ -144,6 +144,12 @@ class PipelineContext:
             "vocab_added": len(self.vocab_extension.words) if self.vocab_extension else 0,
             "decision_bias": self.bias.as_dict() if self.bias else None,
             "interpolation": self.interpolation.as_dict() if self.interpolation else None,
+            "pretrain_resumed_from": (
+                str(config.pretrain.resume_from) if config.pretrain.resume_from else None
+            ),
+            "restarts": trained.extra.get("restarts"),
+            "restart_seed": trained.extra.get("restart_seed", config.seed),
+            "soup_seeds": trained.extra.get("soup_seeds"),
         }
 
     def result(self) -> PipelineResult:

@@ -28,10 +28,11 @@ from trainer.pipeline.data import (
     load_training_file,
 )
 from trainer.pipeline.tracking import Tracker, report_metrics, write_json
-from trainer.pretrain import adapt_mlm
+from trainer.pretrain import adapt_mlm, save_encoder
 from trainer.profile import build_profile, write_profile
 from trainer.registry import EvalScores, dataset_hash, log_serving_folder, register_candidate
-from trainer.train import PreparedModel, fine_tune, predict_proba, prepare_mini
+from trainer.restarts import RESTARTS_FILE, fine_tune_restarts
+from trainer.train import PreparedModel, predict_proba, prepare_mini
 from trainer.validation import validate
 from trainer.vocab import VocabularyExtension, extend_vocabulary
 from ulasan.core.inference import OnnxPredictor
@@ -82,12 +83,13 @@ def pretrain(ctx: PipelineContext) -> None:
         {"tokenizer_seconds": prepared.tokenizer_seconds, "vocab_size": len(prepared.tokenizer)}
     )
     if prepared.pretrain is not None:
-        # The MLM encoder before fine-tuning, loadable as ``model:`` (a local folder): a
-        # fine-tuning can be repeated from it (another seed, other settings) without the
-        # pre-training, which is nine tenths of a run.
-        folder = ctx.run_dir / "pretrained"
-        prepared.pretrain.model.save_pretrained(folder)
-        prepared.tokenizer.save_pretrained(folder)
+        # The MLM encoder before fine-tuning: ``pretrain.resume_from`` repeats this run from
+        # here (other fine-tuning settings, more restarts) without the pre-training, which is
+        # nine tenths of a run.
+        save_encoder(prepared.pretrain, prepared.tokenizer, ctx.run_dir / "pretrained")
+    if ctx.config.pretrain.resume_from is not None:
+        ctx.tracker.params({"pretrain_resumed_from": str(ctx.config.pretrain.resume_from)})
+        ctx.console.print(f"pre-training resumed from {ctx.config.pretrain.resume_from}")
 
 
 def adapt(ctx: PipelineContext) -> None:
@@ -115,9 +117,10 @@ def epoch_weights(ctx: PipelineContext) -> None:
 
 
 def fine_tune_model(ctx: PipelineContext) -> None:
-    """Fine-tune; the epoch is chosen where the model will serve (base set + selection)."""
+    """Fine-tune (``config.restarts`` times, the best kept); the epoch and the restart are
+    chosen where the model will serve (base set + selection)."""
     data, tracker = require(ctx.data, "the training data"), ctx.tracker
-    ctx.trained = fine_tune(
+    ctx.trained = fine_tune_restarts(
         ctx.config,
         data.train,
         [*data.valid, *data.selection],
@@ -126,9 +129,18 @@ def fine_tune_model(ctx: PipelineContext) -> None:
         prepared=ctx.prepared,
         console=ctx.console,
         on_epoch=lambda epoch, m: tracker.metrics(m, step=epoch),
+        on_restart=lambda seed, m: tracker.metrics(m, step=seed),
         sample_weights=ctx.epoch_weights,
     )
     tracker.artifact(ctx.run_dir / "history.json")
+    if ctx.config.restarts > 1:
+        tracker.artifact(ctx.run_dir / RESTARTS_FILE)
+        tracker.params(
+            {
+                "restart_seed": ctx.trained.extra["restart_seed"],
+                "soup_seeds": ",".join(str(s) for s in ctx.trained.extra["soup_seeds"]),
+            }
+        )
 
 
 def interpolate_weights(ctx: PipelineContext) -> None:

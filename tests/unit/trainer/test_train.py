@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 import trainer.pretrain as pretrain
 from schemas.events import LABELS
+from tests.helpers.synthetic_reviews import synthetic
 from tests.helpers.tiny_model import build_tiny_checkpoint
 from trainer.batching import length_bucketed_batches, pad_batch
 from trainer.config import PretrainConfig, load_config
@@ -27,25 +27,6 @@ from trainer.pipeline import TrainingData, corpus_weights
 from trainer.pretrain import adapt_mlm, mask_batch
 from trainer.tokenizer import train_wordpiece, unknown_token_rate
 from trainer.train import fine_tune, predict_proba, texts_and_labels
-
-WORDS = {
-    "positive": ["bagus", "enak", "mantap", "puas", "ramah"],
-    "negative": ["jelek", "kecewa", "buruk", "mahal", "lambat"],
-    "neutral": ["kemarin", "alamat", "jadwal", "informasi", "pengumuman"],
-}
-FILLER = ["tempat", "makanan", "harga", "pelayanan", "nya", "ini", "dan", "sekali", "di", "kota"]
-
-
-def synthetic(n: int, seed: int) -> list[tuple[str, str]]:
-    """Texts whose label is given by which word list they draw a cue word from."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = LABELS[i % 3]
-        words = rng.sample(FILLER, 4) + [rng.choice(WORDS[label])]
-        rng.shuffle(words)
-        rows.append((" ".join(words), label))
-    return rows
 
 
 @settings(max_examples=50, deadline=None)
