@@ -29,6 +29,9 @@ WARM_START_OVERRIDES: dict[str, Any] = {
     # session 12: mix the result with the champion's weights, as far as SmSA valid-dedup
     # allows (trainer.interpolate): the retrain adapts without forgetting the base domain
     "interpolate": True,
+    # the shipped config's fine-tuning restarts are for a model built from scratch; a retrain
+    # continues the champion once, inside the trigger-to-reload budget
+    "restarts": 1,
 }
 #: The new domain's reviews count this much more per epoch than ... (session 5: 3.0, was 2.0;
 #: docs/benchmarks.md "Closed loop" has the runs behind it)
