@@ -87,39 +87,32 @@ def fine_tune_restarts(
     The result's ``extra`` has ``restarts`` (each restart's figures), ``restart_seed`` (the
     best restart's seed) and ``soup_seeds`` (the restarts averaged, best first).
     """
+    common = {"progress": progress, "console": console, "sample_weights": sample_weights}
     if config.restarts == 1:
         return fine_tune(
             config,
             train_examples,
             valid_examples,
-            progress=progress,
             output_dir=output_dir,
             prepared=prepared,
-            console=console,
             on_epoch=on_epoch,
-            sample_weights=sample_weights,
+            **common,
         )
     results: list[TrainResult] = []
     for i in range(config.restarts):
         seed = config.seed + i
         if console is not None:
             console.print(f"fine-tuning restart {i + 1} of {config.restarts} (seed {seed})")
-        start = (
-            None
-            if prepared is None
-            else dataclasses.replace(prepared, model=copy.deepcopy(prepared.model))
-        )
+        start = prepared and dataclasses.replace(prepared, model=copy.deepcopy(prepared.model))
         results.append(
             fine_tune(
                 config.model_copy(update={"seed": seed}),
                 train_examples,
                 valid_examples,
-                progress=progress,
                 output_dir=output_dir / "restarts" / f"seed-{seed}",
                 prepared=start,
-                console=console,
                 on_epoch=_prefixed(on_epoch, seed),
-                sample_weights=sample_weights,
+                **common,
             )
         )
         if on_restart is not None:
@@ -208,12 +201,7 @@ def _keep(
     }
     (output_dir / RESTARTS_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     if console is not None:
-        scores = ", ".join(f"seed {r.seed}: {r.macro_f1:.4f}" for r in restarts)
-        kept = "+".join(str(restarts[i].seed) for i in members)
-        console.print(
-            f"restarts (macro-F1 on {len(scorer.texts)} selection rows): {scores}; uniform "
-            f"soup {uniform['macro_f1']:.4f}; kept {kept}: {report['macro_f1']:.4f}"
-        )
+        console.print(_line(record))
     chosen = results[best]
     return dataclasses.replace(
         chosen,
@@ -227,6 +215,16 @@ def _keep(
             "soup_seeds": record["soup_seeds"],
             "uniform_soup_macro_f1": uniform["macro_f1"],
         },
+    )
+
+
+def _line(record: dict[str, Any]) -> str:
+    scores = ", ".join(f"seed {r['seed']}: {r['macro_f1']:.4f}" for r in record["restarts"])
+    kept = "+".join(str(seed) for seed in record["soup_seeds"])
+    return (
+        f"restarts (macro-F1 on {record['selection_examples']} selection rows): {scores}; "
+        f"uniform soup {record['uniform_soup_macro_f1']:.4f}; kept {kept}: "
+        f"{record['kept_macro_f1']:.4f}"
     )
 
 
