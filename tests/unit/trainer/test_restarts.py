@@ -38,9 +38,9 @@ VALID = synthetic(60, 2)
 
 
 def _config(**overrides: Any) -> TrainConfig:
-    # Few epochs at a small rate: the restarts do not all reach the same score.
+    # One epoch at a small rate: the restarts do not all reach the same score.
     return load_config("configs/tiny.yaml").with_overrides(
-        {"epochs": 2, "lr": 1e-3, "batch_size": 16, "pretrain.steps": 3, **overrides}
+        {"epochs": 1, "lr": 1e-3, "batch_size": 16, "pretrain.steps": 3, **overrides}
     )
 
 
