@@ -233,7 +233,8 @@ def _card(
         "git_commit": git_commit(),  # when shipped; --no-register runs record none
         "config_path": str(config_path),
         "config": yaml.safe_load(config_path.read_text(encoding="utf-8")),
-        "seed": config.seed,
+        # the run's own seed (a run made with --seed records it); older runs: the file's
+        "seed": (summary.get("config") or {}).get("seed", config.seed),
         "train_dataset_hash": dataset_hash(data.train),
         "n_train": len(data.train),
         "n_pretrain_corpus": len(data.corpus),

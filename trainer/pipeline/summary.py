@@ -26,6 +26,8 @@ def summary_dict(result: PipelineResult) -> dict[str, Any]:
         "total_seconds": result.total_seconds,
         "total_cpu_seconds": sum(result.stage_cpu_seconds.values()),
         "train": result.train_summary,
+        # the config the run used, command-line overrides (--seed ...) included
+        "config": result.config.model_dump(mode="json"),
         "export": result.export,
         "scores": {
             name: {

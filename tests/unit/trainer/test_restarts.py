@@ -245,7 +245,9 @@ def test_a_pipeline_run_resumed_with_restarts_records_them(tmp_path: Path) -> No
         Settings(state_dir=tmp_path / "state"),
         progress=False,
     )
-    summary = json.loads((result.run_dir / "summary.json").read_text())["train"]
+    written = json.loads((result.run_dir / "summary.json").read_text())
+    assert written["config"]["restarts"] == 2 and written["config"]["seed"] == 7
+    summary = written["train"]
     assert summary["pretrain_resumed_from"] == str(folder)
     assert summary["pretrain_steps"] == 3
     assert [r["seed"] for r in summary["restarts"]] == [7, 8]
