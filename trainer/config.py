@@ -167,6 +167,18 @@ class TrainConfig(_Section):
         "answers on the new data); a label the old model disagrees with pulls less; 0 = off",
     )
 
+    rating_soft: float = Field(
+        0.0,
+        ge=0.0,
+        lt=0.5,
+        description="where a training example's label is the one its 1-5 star rating implies "
+        "(a rating-derived label), train towards an ordinal soft target instead of the bare "
+        "class: ratings 4 and 2 put rating_soft of the mass on neutral, 5 and 1 half of it, 3 "
+        "keeps 1 - rating_soft on neutral and splits the rest (trainer.train.rating_targets). "
+        "A 4-star review that reads neutral then pulls less against SmSA's neutral class; "
+        "human labels stay hard; below 0.5, so the rating's label keeps the most mass; 0 = off",
+    )
+
     restarts: int = Field(
         1,
         ge=1,

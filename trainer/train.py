@@ -17,6 +17,7 @@ import numpy as np
 from schemas.events import LABELS
 from trainer.batching import epoch_sample, length_bucketed_batches, pad_batch
 from trainer.config import TrainConfig
+from trainer.data import rating_label
 from trainer.errors import TrainingError
 from trainer.metrics import classification_report
 from trainer.modeling import (
@@ -340,7 +341,8 @@ def fine_tune(
     train, valid = _checked_examples(train_examples, valid_examples)
     if prepared is None:
         prepared = _prepare(config, train[0], progress=progress, console=console)
-    data = _encode(config, prepared, train, valid, sample_weights)
+    targets = rating_targets(config.rating_soft, train_examples)
+    data = _encode(config, prepared, train, valid, sample_weights, targets)
     class_weights, weight_tensor = _class_weights(config, data)
     model, history, selection = _train_epochs(
         config, prepared, data, weight_tensor, rng, progress, console, on_epoch
@@ -414,8 +416,10 @@ def _encode(
     train: tuple[list[str], list[str]],
     valid: tuple[list[str], list[str]],
     sample_weights: Sequence[float] | None,
+    targets: np.ndarray | None = None,
 ) -> _Encoded:
-    """``(texts, labels)`` of train and valid, cleaned and tokenized for ``prepared``."""
+    """``(texts, labels)`` of train and valid, cleaned and tokenized for ``prepared``;
+    ``targets``: per-example target distributions in place of the one-hot labels."""
     (raw_train, train_labels), (raw_valid, valid_labels) = train, valid
     tokenizer, model = prepared.tokenizer, prepared.model
     # Clean as serving will: cased checkpoints keep their case.
@@ -428,10 +432,10 @@ def _encode(
         check_sample_weights(sample_weights, len(train_ids)) if sample_weights is not None else None
     )
     y = np.asarray([LABELS.index(label) for label in train_labels], dtype=np.int64)
-    soft = agreement = None
+    soft, agreement = targets, None
     if config.distill > 0:
         teacher = teacher_probabilities(config, raw_train)
-        soft = distilled_targets(config.distill, y, teacher)
+        soft = distilled_targets(config.distill, y, teacher, targets)
         agreement = float((teacher.argmax(axis=1) == y).mean())
     return _Encoded(
         train_ids=train_ids,
@@ -458,14 +462,60 @@ def teacher_probabilities(config: TrainConfig, texts: Sequence[str]) -> np.ndarr
     )
 
 
-def distilled_targets(share: float, y: np.ndarray, teacher: np.ndarray) -> np.ndarray:
+def distilled_targets(
+    share: float, y: np.ndarray, teacher: np.ndarray, targets: np.ndarray | None = None
+) -> np.ndarray:
     """``(1 - share) * one-hot(y) + share * teacher``: the labels softened by the starting
-    checkpoint's probabilities (Learning without Forgetting's old-model targets)."""
+    checkpoint's probabilities (Learning without Forgetting's old-model targets). ``targets``
+    (e.g. :func:`rating_targets`) replaces the one-hot labels."""
     if not 0.0 <= share < 1.0:
         raise TrainingError(f"distill must be in [0, 1), got {share}")
-    onehot: np.ndarray = np.eye(teacher.shape[1], dtype=np.float32)[y]
+    onehot: np.ndarray = (
+        np.eye(teacher.shape[1], dtype=np.float32)[y] if targets is None else targets
+    )
     mixed: np.ndarray = (1.0 - share) * onehot + share * teacher
     return mixed.astype(np.float32)
+
+
+#: where a rating puts its ordinal soft target's mass, in units of ``rating_soft``, by class
+#: (negative, neutral, positive): the middle ratings are the least certain, and every rating's
+#: uncertainty leans towards neutral, its neighbour on the sentiment scale
+_RATING_SOFT_MASS: dict[int, tuple[float, float, float]] = {
+    1: (-0.5, 0.5, 0.0),
+    2: (-1.0, 1.0, 0.0),
+    3: (0.5, -1.0, 0.5),
+    4: (0.0, 1.0, -1.0),
+    5: (0.0, 0.5, -0.5),
+}
+
+
+def rating_targets(share: float, examples: Sequence[Any]) -> np.ndarray | None:
+    """Ordinal soft targets ``(n, len(LABELS))`` for the examples whose label is the one their
+    1-5 rating implies (``trainer.data.rating_label``), one-hot for every other example (no
+    rating, or a label that disagrees with it: a person's); None when ``share`` is 0 or no
+    example is rating-derived.
+
+    With ``share`` s: rating 4 is ``positive 1 - s, neutral s``, rating 5 ``positive 1 - s/2,
+    neutral s/2``, 2 and 1 alike towards negative, 3 ``neutral 1 - s`` and ``s/2`` either side.
+    The argmax stays the rating's label.
+    """
+    if not 0.0 <= share < 0.5:
+        raise TrainingError(f"rating_soft must be in [0, 0.5), got {share}")
+    if share == 0.0:
+        return None
+    n_classes = len(LABELS)
+    order = [LABELS.index(c) for c in ("negative", "neutral", "positive")]
+    targets = np.zeros((len(examples), n_classes), dtype=np.float32)
+    derived = 0
+    for i, example in enumerate(examples):
+        label = str(example.label if hasattr(example, "label") else example[1]).strip().lower()
+        targets[i, LABELS.index(label)] = 1.0
+        rating = getattr(example, "rating", None)
+        if rating in _RATING_SOFT_MASS and rating_label(rating) == label:
+            derived += 1
+            for column, mass in zip(order, _RATING_SOFT_MASS[rating], strict=True):
+                targets[i, column] += share * mass
+    return targets if derived else None
 
 
 def _optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:

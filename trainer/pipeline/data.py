@@ -3,6 +3,7 @@ optional selection split and the pre-training corpus."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,19 +64,35 @@ def unlabelled_corpus(*, prdect: bool = True) -> list[str]:
 
 def load_training_file(path: str | Path) -> list[Example]:
     """A labelled file for ``data: file:PATH``: CSV or JSONL with ``text`` and ``label``
-    columns (keys), or a TSV with that header, or SmSA style without one (text, label)."""
+    columns (keys), or a TSV with that header, or SmSA style without one (text, label).
+    A ``rating`` column (key), where the file has one, is read too (config ``rating_soft``)."""
     resolved = Path(path)
     if not resolved.exists() and not resolved.is_absolute():
         resolved = DATA_ROOT / resolved
-    if resolved.suffix.lower() == ".tsv":
+    first = ""
+    if resolved.is_file():
         try:
             with resolved.open(encoding="utf-8") as fh:
-                first = fh.readline().rstrip("\r\n").split("\t")
+                first = fh.readline().rstrip("\r\n")
         except (OSError, UnicodeDecodeError) as exc:
             raise DataError(f"cannot read {resolved}: {exc}") from exc
-        if "text" not in [c.strip().lower() for c in first]:
-            return load_file(resolved, text_col=0, label_col=1)
-    return load_file(resolved, text_col="text", label_col="label")
+    suffix = resolved.suffix.lower()
+    if suffix == ".tsv" and "text" not in [c.strip().lower() for c in first.split("\t")]:
+        return load_file(resolved, text_col=0, label_col=1)
+    rating = "rating" if _header_has(first, suffix, "rating") else None
+    return load_file(resolved, text_col="text", label_col="label", rating_col=rating)
+
+
+def _header_has(first_line: str, suffix: str, column: str) -> bool:
+    """Whether a file's first line (a JSON object, or a csv/tsv header) names ``column``."""
+    if suffix == ".jsonl":
+        try:
+            obj = json.loads(first_line)
+        except json.JSONDecodeError:
+            return False  # load_file reports the line
+        return isinstance(obj, dict) and column in obj
+    sep = "\t" if suffix == ".tsv" else ","
+    return column in [c.strip().strip('"').lower() for c in first_line.split(sep)]
 
 
 def load_training_data(config: TrainConfig, settings: Settings) -> TrainingData:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainer.config import TrainConfig
-from trainer.data import Example
+from trainer.data import LABEL_SOURCE, Example
 from trainer.pipeline.data import fixed_eval_set
 from trainer.validation import validate
 
@@ -42,11 +42,17 @@ def split_labelled(
 
 
 def write_jsonl(path: Path, examples: Sequence[Example]) -> Path:
-    """Write ``examples`` as JSON lines (``id``, ``text``, ``label``); the path."""
+    """Write ``examples`` as JSON lines (``id``, ``text``, ``label``, ``rating``); the path.
+
+    ``rating`` is the review's star rating where its label is rating-derived (config
+    ``rating_soft`` reads it), else null: a person's label is never softened by a rating.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
         for e in examples:
-            fh.write(json.dumps({"id": e.id, "text": e.text, "label": e.label}) + "\n")
+            rating = None if e.meta.get(LABEL_SOURCE) == "human" else e.rating
+            row = {"id": e.id, "text": e.text, "label": e.label, "rating": rating}
+            fh.write(json.dumps(row) + "\n")
     return path
 
 
