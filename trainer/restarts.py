@@ -183,8 +183,7 @@ def _keep(
         )
         for i, r in enumerate(results)
     ]
-    order = sorted(range(len(results)), key=lambda i: (-reports[i]["macro_f1"], i))
-    best = order[0]
+    best = min(range(len(results)), key=lambda i: (-reports[i]["macro_f1"], i))  # first of ties
     members, state, report = [best], states[best], reports[best]
     uniform = scorer.report(average_state(states))
     if config.soup:

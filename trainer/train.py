@@ -549,9 +549,7 @@ def _train_epochs(
     import torch
 
     tokenizer, model = prepared.tokenizer, prepared.model
-    loss_fn = torch.nn.CrossEntropyLoss(
-        weight=weight_tensor, label_smoothing=config.label_smoothing
-    )
+    loss_fn = _training_loss(config, data, weight_tensor)
     total_steps = math.ceil(data.epoch_size / config.batch_size) * config.epochs
     optimizer, scheduler = _optimizer(model, config, total_steps)
     history: list[dict[str, float]] = []
@@ -593,6 +591,41 @@ def _train_epochs(
             if selection.observe(report["macro_f1"], epoch, model):
                 break
     return model, history, selection
+
+
+def _training_loss(
+    config: TrainConfig, data: _Encoded, weight_tensor: Any
+) -> Callable[[Any, np.ndarray], Any]:
+    """The fine-tuning loss of a batch, ``loss(logits, example_indices)``.
+
+    Hard labels: cross-entropy with the class weights. Soft targets (``rating_soft``,
+    ``distill``): each example's cross-entropy against its target distribution, weighted by
+    its own label's class weight, so that a class weight scales an example and never the mass
+    its target puts on another class. (Weighting the mass, as ``CrossEntropyLoss(weight=...)``
+    does with probability targets, moves the optimum to ``w_c * p_c``: with SmSA's rare
+    neutral class weighted about 4x, a 4-star review's 0.3 neutral outweighs its 0.7 positive,
+    and a retrain learned to call most product reviews neutral.) Both take the weighted mean.
+    """
+    import torch
+
+    if data.soft is None:
+        hard = torch.nn.CrossEntropyLoss(
+            weight=weight_tensor, label_smoothing=config.label_smoothing
+        )
+        return lambda logits, batch: hard(logits, torch.from_numpy(data.y[batch]))
+    soft_targets = data.soft
+    per_example = torch.nn.CrossEntropyLoss(
+        reduction="none", label_smoothing=config.label_smoothing
+    )
+
+    def soft(logits: Any, batch: np.ndarray) -> Any:
+        losses = per_example(logits, torch.from_numpy(soft_targets[batch]))
+        if weight_tensor is None:
+            return losses.mean()
+        weights = weight_tensor[torch.from_numpy(data.y[batch])]
+        return (losses * weights).sum() / weights.sum()
+
+    return soft
 
 
 class StartingPointPenalty:
@@ -670,8 +703,7 @@ def _train_epoch(
                 input_ids=torch.from_numpy(input_ids),
                 attention_mask=torch.from_numpy(mask),
             ).logits
-        target = data.y[batch] if data.soft is None else data.soft[batch]
-        loss = loss_fn(logits.float(), torch.from_numpy(target))
+        loss = loss_fn(logits.float(), batch)
         value = float(loss.detach())
         step(loss, value)
         if not math.isfinite(value):
