@@ -215,6 +215,16 @@ def _copy_checkpoint(src: Path, dest: Path) -> None:
     save_file(half, str(dest / WEIGHTS), metadata={"format": "pt"})
 
 
+def _overrides(file_config: dict[str, Any], run_config: dict[str, Any]) -> dict[str, Any]:
+    """The file's top-level settings that the run changed (``--seed 15``, ``--restarts 1``):
+    what the card's config block needs beside the file to reproduce the run."""
+    return {
+        key: run_config[key]
+        for key, value in file_config.items()
+        if key in run_config and not isinstance(value, dict) and run_config[key] != value
+    }
+
+
 def _card(
     run_dir: Path,
     summary: dict[str, Any],
@@ -232,9 +242,10 @@ def _card(
         "run": run_dir.name,
         "git_commit": git_commit(),  # when shipped; --no-register runs record none
         "config_path": str(config_path),
-        "config": yaml.safe_load(config_path.read_text(encoding="utf-8")),
+        "config": (file_config := yaml.safe_load(config_path.read_text(encoding="utf-8"))),
         # the run's own seed (a run made with --seed records it); older runs: the file's
         "seed": (summary.get("config") or {}).get("seed", config.seed),
+        "overrides": _overrides(file_config, summary.get("config") or {}),
         "train_dataset_hash": dataset_hash(data.train),
         "n_train": len(data.train),
         "n_pretrain_corpus": len(data.corpus),
@@ -367,7 +378,14 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines.append(
             f"| {d['path']} | {d['use']} | {d['licence']} | {d['bytes']:,} | `{d['sha256'][:16]}` |"
         )
-    lines += ["", "## Config", "", "```yaml", yaml.safe_dump(card["config"], sort_keys=False)]
+    lines += ["", "## Config", ""]
+    if card.get("overrides"):
+        changed = ", ".join(f"`{k}: {json.dumps(v)}`" for k, v in card["overrides"].items())
+        lines += [
+            f"`{card['config_path']}` as committed; the run's command line changed {changed}.",
+            "",
+        ]
+    lines += ["```yaml", yaml.safe_dump(card["config"], sort_keys=False)]
     lines += ["```", ""]
     return "\n".join(lines)
 

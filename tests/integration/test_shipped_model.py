@@ -61,6 +61,9 @@ def test_ship_writes_a_card_with_hashes_licences_and_scores(
 ) -> None:
     card = json.loads((shipped_model.folder / shipped.CARD_FILE).read_text(encoding="utf-8"))
     assert card["seed"] == 11 and card["config"]["model"] == "ulasan-mini"
+    # the file as committed, and what the run's command line changed in it
+    assert card["config"]["seed"] == 7
+    assert card["overrides"]["seed"] == 11 and card["overrides"]["register_model"] is False
     assert card["training"]["wall_seconds"] > 0
     assert {"smsa-valid-dedup", "smsa-test"} <= set(card["scores"])
     assert 0.0 <= card["scores"]["smsa-test"]["macro_f1"] <= 1.0
@@ -77,6 +80,7 @@ def test_ship_writes_a_card_with_hashes_licences_and_scores(
     assert "torch.float16" in dtypes and "torch.float32" not in dtypes
     markdown = (shipped_model.folder / shipped.CARD_MARKDOWN).read_text(encoding="utf-8")
     assert "| smsa-test |" in markdown and "data/smsa/train.tsv" in markdown
+    assert "the run's command line changed `seed: 11`" in markdown
 
 
 def test_a_changed_file_is_refused(shipped_model: shipped.ShippedModel, tmp_path: Path) -> None:
