@@ -142,14 +142,15 @@ def dataset_hash(examples: Iterable[Any]) -> str:
     return digest.hexdigest()[:16]
 
 
-def git_commit(repo: Path = PROJECT_ROOT) -> str:
-    """``HEAD``'s commit, with ``-dirty`` when tracked files changed; ``unknown`` outside git."""
+def git_commit(repo: Path = PROJECT_ROOT, *, ignore: Path | None = None) -> str:
+    """``HEAD``'s commit, with ``-dirty`` when tracked files changed (other than under
+    ``ignore``: the folder being written, e.g. the shipped model's); ``unknown`` outside git."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *_excluded(ignore)],
             cwd=repo,
             capture_output=True,
             text=True,
@@ -158,6 +159,11 @@ def git_commit(repo: Path = PROJECT_ROOT) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{head}-dirty" if dirty else head
+
+
+def _excluded(folder: Path | None) -> list[str]:
+    """A git pathspec leaving ``folder`` out (none for None)."""
+    return [] if folder is None else [f":(exclude){Path(folder).resolve()}"]
 
 
 def log_serving_folder(

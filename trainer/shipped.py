@@ -240,7 +240,8 @@ def _card(
         "model_name": ModelManifest.read(folder / SERVING).model_name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "run": run_dir.name,
-        "git_commit": git_commit(),  # when shipped; --no-register runs record none
+        # when shipped (--no-register runs record none); the folder being written is not dirt
+        "git_commit": git_commit(ignore=folder),
         "config_path": str(config_path),
         "config": (file_config := yaml.safe_load(config_path.read_text(encoding="utf-8"))),
         # the run's own seed (a run made with --seed records it); older runs: the file's
