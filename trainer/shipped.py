@@ -174,7 +174,7 @@ def ship(run_dir: Path, out: Path, *, config_path: Path, settings: Settings) -> 
     shutil.rmtree(tmp, ignore_errors=True)
     _copy_serving(run_dir / SERVING, tmp / SERVING)
     _copy_checkpoint(run_dir / CHECKPOINT, tmp / CHECKPOINT)
-    card = _card(run_dir, summary, config, config_path, tmp, settings)
+    card = _card(run_dir, summary, config, config_path, tmp, settings, replaces=out)
     (tmp / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     (tmp / CARD_MARKDOWN).write_text(card_markdown(card), encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
@@ -232,6 +232,8 @@ def _card(
     config_path: Path,
     folder: Path,
     settings: Settings,
+    *,
+    replaces: Path | None = None,
 ) -> dict[str, Any]:
     data = load_training_data(config, settings)
     files = file_hashes(folder)
@@ -240,8 +242,8 @@ def _card(
         "model_name": ModelManifest.read(folder / SERVING).model_name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "run": run_dir.name,
-        # when shipped (--no-register runs record none); the folder being written is not dirt
-        "git_commit": git_commit(ignore=folder),
+        # when shipped (--no-register runs record none); the folder being replaced is not dirt
+        "git_commit": git_commit(ignore=replaces),
         "config_path": str(config_path),
         "config": (file_config := yaml.safe_load(config_path.read_text(encoding="utf-8"))),
         # the run's own seed (a run made with --seed records it); older runs: the file's
