@@ -236,6 +236,8 @@ def _card(
     replaces: Path | None = None,
 ) -> dict[str, Any]:
     data = load_training_data(config, settings)
+    file_config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    run_config = summary.get("config") or {}  # runs before session 15 recorded none
     files = file_hashes(folder)
     sizes = {sub: _bytes(folder / sub) for sub in (SERVING, CHECKPOINT)}
     return {
@@ -245,10 +247,10 @@ def _card(
         # when shipped (--no-register runs record none); the folder being replaced is not dirt
         "git_commit": git_commit(ignore=replaces),
         "config_path": str(config_path),
-        "config": (file_config := yaml.safe_load(config_path.read_text(encoding="utf-8"))),
+        "config": file_config,
         # the run's own seed (a run made with --seed records it); older runs: the file's
-        "seed": (summary.get("config") or {}).get("seed", config.seed),
-        "overrides": _overrides(file_config, summary.get("config") or {}),
+        "seed": run_config.get("seed", config.seed),
+        "overrides": _overrides(file_config, run_config),
         "train_dataset_hash": dataset_hash(data.train),
         "n_train": len(data.train),
         "n_pretrain_corpus": len(data.corpus),

@@ -470,10 +470,10 @@ def distilled_targets(
     (e.g. :func:`rating_targets`) replaces the one-hot labels."""
     if not 0.0 <= share < 1.0:
         raise TrainingError(f"distill must be in [0, 1), got {share}")
-    onehot: np.ndarray = (
+    labelled: np.ndarray = (
         np.eye(teacher.shape[1], dtype=np.float32)[y] if targets is None else targets
     )
-    mixed: np.ndarray = (1.0 - share) * onehot + share * teacher
+    mixed: np.ndarray = (1.0 - share) * labelled + share * teacher
     return mixed.astype(np.float32)
 
 
@@ -503,13 +503,13 @@ def rating_targets(share: float, examples: Sequence[Any]) -> np.ndarray | None:
         raise TrainingError(f"rating_soft must be in [0, 0.5), got {share}")
     if share == 0.0:
         return None
-    n_classes = len(LABELS)
+    _, labels = texts_and_labels(examples)
     order = [LABELS.index(c) for c in ("negative", "neutral", "positive")]
-    targets = np.zeros((len(examples), n_classes), dtype=np.float32)
+    targets: np.ndarray = np.eye(len(LABELS), dtype=np.float32)[
+        [LABELS.index(label) for label in labels]
+    ]
     derived = 0
-    for i, example in enumerate(examples):
-        label = str(example.label if hasattr(example, "label") else example[1]).strip().lower()
-        targets[i, LABELS.index(label)] = 1.0
+    for i, (example, label) in enumerate(zip(examples, labels, strict=True)):
         rating = getattr(example, "rating", None)
         if rating in _RATING_SOFT_MASS and rating_label(rating) == label:
             derived += 1
