@@ -141,6 +141,14 @@ class TrainConfig(_Section):
         default_factory=lambda: ["neutral"],
         description="the classes whose decision offset bias_data chooses (in this order)",
     )
+    bias_base_tolerance: float | None = Field(
+        None,
+        ge=0.0,
+        description="macro-F1 the decision offsets may cost the fixed evaluation set (SmSA "
+        "valid-dedup, the base domain); none: gate.base_tolerance / 4, so that the weight mix "
+        "(half) and the offsets (a quarter) leave a quarter of the gate's base tolerance for "
+        "the int8 export",
+    )
     interpolate: bool = Field(
         False,
         description="a run continuing a checkpoint (model is a folder or hub id): after "

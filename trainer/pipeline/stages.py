@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainer.bias import BiasChoice, apply_bias, choose_bias
+from trainer.bias import BaseRows, BiasChoice, apply_bias, choose_bias
 from trainer.config import TrainConfig
-from trainer.data import load_smsa
+from trainer.data import Example, load_smsa
 from trainer.errors import DataError
 from trainer.evaluate import evaluate_predictor
 from trainer.export import export_serving_folder
@@ -167,13 +167,26 @@ def interpolate_weights(ctx: PipelineContext) -> None:
 def decision_bias(ctx: PipelineContext) -> None:
     """Choose and apply the checkpoint's decision offsets (see :func:`choose_decision_bias`)."""
     checkpoint = require(ctx.trained, "the fine-tuned model").checkpoint_dir
-    bias = ctx.bias = choose_decision_bias(ctx.config, checkpoint)
+    base_rows = require(ctx.data, "the training data").valid
+    bias = ctx.bias = choose_decision_bias(ctx.config, checkpoint, base_rows)
     ctx.tracker.params(
         {f"decision_bias_{k}": v for k, v in bias.offsets.items()} | {"decision_bias_n": bias.n}
     )
+    guarded = ""
+    if bias.base is not None:
+        ctx.tracker.metrics(
+            {
+                "decision_bias_base_macro_f1_before": bias.base["macro_f1_before"],
+                "decision_bias_base_macro_f1_after": bias.base["macro_f1_after"],
+            }
+        )
+        guarded = (
+            f"; {EVAL_SET_NAME} {bias.base['macro_f1_before']:.4f} -> "
+            f"{bias.base['macro_f1_after']:.4f} (may lose {bias.base['tolerance']:g})"
+        )
     ctx.console.print(
         f"decision bias {bias.offsets} on {bias.n} held-out rows: macro-F1 "
-        f"{bias.macro_f1_before:.4f} -> {bias.macro_f1_after:.4f}"
+        f"{bias.macro_f1_before:.4f} -> {bias.macro_f1_after:.4f}{guarded}"
     )
 
 
@@ -303,11 +316,15 @@ def gate(ctx: PipelineContext) -> None:
     ctx.tracker.metrics({"gate_promoted": float(decision.promoted)})
 
 
-def choose_decision_bias(config: TrainConfig, checkpoint_dir: Path) -> BiasChoice:
+def choose_decision_bias(
+    config: TrainConfig, checkpoint_dir: Path, base_rows: Sequence[Example] = ()
+) -> BiasChoice:
     """Choose ``config.bias_classes``' logit offsets for macro-F1 on ``config.bias_data``
     (held-out rows of the serving domain) with the fine-tuned checkpoint, and write them into
-    the checkpoint's classification head (see :mod:`trainer.bias`). The rows are scored at
-    the length the export will serve."""
+    the checkpoint's classification head (see :mod:`trainer.bias`). With ``base_rows`` (the
+    fixed evaluation set), the offsets may cost them at most ``config.bias_base_tolerance``
+    macro-F1 (by default ``gate.base_tolerance / 4``). The rows are scored at the length the
+    export will serve."""
     assert config.bias_data is not None
     report = validate(load_training_file(config.bias_data.removeprefix("file:")))
     rows = list(report.accepted)
@@ -315,11 +332,22 @@ def choose_decision_bias(config: TrainConfig, checkpoint_dir: Path) -> BiasChoic
         raise DataError(f"{config.bias_data}: no valid labelled rows to choose a decision bias")
     tokenizer, model = load_classifier(checkpoint_dir)
     max_length = min(tokenizer.model_max_length, model.config.max_position_embeddings)
-    probs = predict_proba(
-        model, tokenizer, [e.text for e in rows], max_length=max_length, batch_size=128
-    )
+
+    def log_probs(examples: Sequence[Example]) -> np.ndarray:
+        texts = [e.text for e in examples]
+        probs = predict_proba(model, tokenizer, texts, max_length=max_length, batch_size=128)
+        out: np.ndarray = np.log(np.clip(probs, 1e-12, None))
+        return out
+
+    base = None
+    if base_rows:
+        labels = [str(e.label) for e in base_rows]
+        tolerance = config.bias_base_tolerance
+        if tolerance is None:
+            tolerance = config.gate.base_tolerance / 4
+        base = BaseRows(log_probs(base_rows), labels, tolerance)
     choice = choose_bias(
-        np.log(np.clip(probs, 1e-12, None)), [str(e.label) for e in rows], config.bias_classes
+        log_probs(rows), [str(e.label) for e in rows], config.bias_classes, base=base
     )
     if any(choice.offsets.values()):
         apply_bias(model, choice.offsets)

@@ -12,20 +12,22 @@ from sklearn.metrics import f1_score
 
 from schemas.events import LABELS
 from tests.helpers.tiny_model import build_tiny_checkpoint
-from trainer.bias import GRID, apply_bias, choose_bias, macro_f1
+from trainer.bias import GRID, BaseRows, apply_bias, choose_bias, macro_f1
 from trainer.config import load_config
+from trainer.data import Example
 from trainer.errors import ConfigError, TrainingError
 from trainer.modeling import load_classifier
 from trainer.pipeline import choose_decision_bias
 
 
-def _rare_middle_class(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
-    """Log-probabilities of a model that under-predicts a rare, weakly separated class 1."""
+def _rare_middle_class(n: int, seed: int, lean: float = -1.4) -> tuple[np.ndarray, list[str]]:
+    """Log-probabilities of a model that under-predicts a rare, weakly separated class 1
+    (``lean`` is added to its logit; 0: a model that does not lean)."""
     rng = np.random.default_rng(seed)
     truth = rng.choice(3, size=n, p=[0.45, 0.1, 0.45])
     logits = rng.normal(0.0, 1.0, size=(n, 3))
     logits[np.arange(n), truth] += 1.6
-    logits[:, 1] -= 1.4  # the model leans away from the rare class
+    logits[:, 1] += lean
     log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     return log_probs, [LABELS[i] for i in truth]
 
@@ -54,6 +56,75 @@ def test_an_under_predicted_class_gets_a_positive_offset_that_holds_out_of_sampl
     assert macro_f1(truth, shifted.argmax(1), 3) > macro_f1(truth, other.argmax(1), 3)
 
 
+def test_base_rows_cap_an_offset_that_would_cost_them() -> None:
+    # the serving domain wants a large neutral offset; the base domain's model leans less,
+    # so a large offset there turns its positives and negatives into neutral
+    log_probs, labels = _rare_middle_class(3000, seed=1)
+    base_log_probs, base_labels = _rare_middle_class(1200, seed=5, lean=-0.9)
+    base_truth = np.array([LABELS.index(label) for label in base_labels])
+
+    def base_score(offset: float) -> float:
+        shifted = base_log_probs + np.array([0.0, offset, 0.0])
+        return macro_f1(base_truth, shifted.argmax(1), 3)
+
+    free = choose_bias(log_probs, labels, ["neutral"])
+    assert base_score(free.offsets["neutral"]) < base_score(0.0) - 0.01  # it would cost them
+    guarded = choose_bias(
+        log_probs, labels, ["neutral"], base=BaseRows(base_log_probs, base_labels, 0.0025)
+    )
+    offset = guarded.offsets["neutral"]
+    assert 0 < offset < free.offsets["neutral"]
+    assert base_score(offset) >= base_score(0.0) - 0.0025
+    assert guarded.base == {
+        "macro_f1_before": round(base_score(0.0), 4),
+        "macro_f1_after": round(base_score(offset), 4),
+        "n": 1200,
+        "tolerance": 0.0025,
+    }
+    assert guarded.as_dict()["base"] == guarded.base and "base" not in free.as_dict()
+    # on the serving rows it still does no worse than no offset
+    assert guarded.macro_f1_after >= guarded.macro_f1_before
+    # a tolerance nothing reaches changes nothing: the same draws, the same offsets
+    loose = choose_bias(
+        log_probs, labels, ["neutral"], base=BaseRows(base_log_probs, base_labels, 1.0)
+    )
+    assert loose.offsets == free.offsets and loose.macro_f1_after == free.macro_f1_after
+    # bootstrap=0 keeps the best allowed grid value
+    plain = choose_bias(
+        log_probs,
+        labels,
+        ["neutral"],
+        bootstrap=0,
+        base=BaseRows(base_log_probs, base_labels, 0.0025),
+    ).offsets["neutral"]
+    assert plain in GRID and base_score(plain) >= base_score(0.0) - 0.0025
+
+
+def test_a_bagged_mean_outside_the_base_tolerance_is_shrunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # base rows on which offsets 0.25-0.75 cost (row 0 turns neutral at 0.2), 1.0 does not
+    # (row 1 turns neutral, rightly, at 0.95) and negative ones do (row 2 stops being
+    # neutral at -0.1): resamples pick 0 or 1.0, and their mean falls between, where the base
+    # rows lose
+    base_rows = [[-5, -0.2, 0], [-5, -0.95, 0], [-5, 0, -0.1]]
+    base_rows += [[0, -5, -5]] * 10 + [[-5, -5, 0]] * 10 + [[-5, 0, -5]] * 3
+    base_labels = ["positive", "neutral", "neutral"]
+    base_labels += ["negative"] * 10 + ["positive"] * 10 + ["neutral"] * 3
+    base = BaseRows(np.array(base_rows, dtype=float), base_labels, 0.0)
+    log_probs, labels = _rare_middle_class(3000, seed=1, lean=-1.1)
+    guarded = choose_bias(log_probs, labels, ["neutral"], base=base)
+    assert guarded.base is not None
+    assert guarded.base["macro_f1_after"] >= guarded.base["macro_f1_before"]
+    assert 0 < guarded.offsets["neutral"] <= 0.2
+    # without the shrinking, the same draws give a mean the base rows lose on
+    monkeypatch.setattr("trainer.bias.SHRINK", (1.0,))
+    unshrunk = choose_bias(log_probs, labels, ["neutral"], base=base)
+    assert unshrunk.base is not None
+    assert unshrunk.offsets["neutral"] > 0.2
+    assert unshrunk.base["macro_f1_after"] < unshrunk.base["macro_f1_before"]
+
+
 def test_a_tie_keeps_the_offset_nearest_zero() -> None:
     # perfectly separated rows: every offset in the grid scores 1.0
     log_probs = np.log(np.array([[0.98, 0.01, 0.01], [0.01, 0.98, 0.01], [0.01, 0.01, 0.98]]))
@@ -70,6 +141,16 @@ def test_bad_inputs_are_clear_errors() -> None:
         choose_bias(log_probs, labels, ["neutral"], bootstrap=-1)
     with pytest.raises(TrainingError, match="scores for 29 rows"):
         choose_bias(log_probs, labels[:29], ["neutral"])
+    with pytest.raises(TrainingError, match="base tolerance must be >= 0"):
+        choose_bias(log_probs, labels, ["neutral"], base=BaseRows(log_probs, labels, -0.1))
+    with pytest.raises(TrainingError, match="base scores for 29 rows"):
+        choose_bias(log_probs, labels, ["neutral"], base=BaseRows(log_probs, labels[:29], 0.0))
+    with pytest.raises(TrainingError, match="no base rows"):
+        choose_bias(log_probs, labels, ["neutral"], base=BaseRows(np.zeros((0, 3)), [], 0.0))
+    with pytest.raises(TrainingError, match="needs 0 in its grid"):
+        choose_bias(
+            log_probs, labels, ["neutral"], grid=(-0.5, 0.5), base=BaseRows(log_probs, labels, 0)
+        )
     with pytest.raises(ConfigError, match="bias_classes"):
         load_config().with_overrides({"bias_classes": ["neutral", "neutral"]})
     with pytest.raises(ConfigError, match="bias_data must be file:PATH"):
@@ -108,6 +189,48 @@ def test_the_pipeline_writes_the_chosen_offsets_into_the_checkpoint(tmp_path: Pa
     choice = choose_decision_bias(config, folder)
     assert choice.n == 12 and choice.macro_f1_after >= choice.macro_f1_before
     head_after = load_classifier(folder)[1].classifier.bias.detach()
-    assert choice.offsets == {"neutral": 1.0}
+    assert choice.offsets == {"neutral": 1.0} and choice.base is None
     assert float(head_after[1] - head_before[1]) == pytest.approx(1.0, abs=1e-6)
     assert float(head_after[0]) == pytest.approx(float(head_before[0]))
+
+
+def test_the_pipeline_keeps_the_offsets_within_the_base_rows_tolerance(tmp_path: Path) -> None:
+    texts = [f"ulasan nomor {i} biasa saja" for i in range(12)]
+    folder = build_tiny_checkpoint(tmp_path / "m", texts=texts)
+    tokenizer, model = load_classifier(folder)
+    apply_bias(model, {"neutral": -0.9})  # a model that never says neutral
+    model.save_pretrained(folder)
+    head_before = model.classifier.bias.detach().clone()
+    rows = tmp_path / "holdout.jsonl"
+    rows.write_text(
+        "".join(json.dumps({"text": t, "label": "neutral"}) + "\n" for t in texts),
+        encoding="utf-8",
+    )
+    # base rows labelled as the model already calls them: the serving rows' offset (+1.0,
+    # the test above) would turn them all neutral
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        calls = model(**batch).logits.argmax(1).tolist()
+    assert LABELS.index("neutral") not in calls
+    base = [Example(text=t, label=LABELS[c]) for t, c in zip(texts, calls, strict=True)]
+    config = load_config("configs/tiny.yaml").with_overrides({"bias_data": f"file:{rows}"})
+    choice = choose_decision_bias(config, folder, base)
+    assert choice.base is not None and choice.base["n"] == 12
+    assert choice.base["tolerance"] == config.gate.base_tolerance / 4
+    assert (
+        choice.base["macro_f1_after"] >= choice.base["macro_f1_before"] - choice.base["tolerance"]
+    )
+    offset = choice.offsets["neutral"]
+    assert offset < 1.0
+    head_after = load_classifier(folder)[1].classifier.bias.detach()
+    assert float(head_after[1] - head_before[1]) == pytest.approx(offset, abs=1e-6)
+    # a tolerance of its own: 1.0 lets the serving rows have their +1.0 back
+    _, model = load_classifier(folder)
+    apply_bias(model, {"neutral": -offset})
+    model.save_pretrained(folder)
+    loose = config.with_overrides({"bias_base_tolerance": 1.0})
+    again = choose_decision_bias(loose, folder, base)
+    assert again.offsets == {"neutral": 1.0}
+    assert again.base is not None and again.base["tolerance"] == 1.0
+    with pytest.raises(ConfigError, match="bias_base_tolerance"):
+        config.with_overrides({"bias_base_tolerance": -0.1})
