@@ -126,6 +126,30 @@ class _BaseGuard:
         }
 
 
+def _check(
+    log_probs: np.ndarray,
+    labels: Sequence[str],
+    classes: Sequence[str],
+    *,
+    grid: Sequence[float],
+    bootstrap: int,
+    guarded: bool,
+) -> None:
+    unknown = sorted(set(classes) - set(LABELS))
+    if unknown:
+        raise TrainingError(f"decision bias for unknown classes {unknown} (labels: {LABELS})")
+    if log_probs.ndim != 2 or log_probs.shape != (len(labels), len(LABELS)):
+        raise TrainingError(
+            f"{log_probs.shape} scores for {len(labels)} rows of {len(LABELS)} classes"
+        )
+    if not len(labels):
+        raise TrainingError("no rows to choose a decision bias on")
+    if bootstrap < 0:
+        raise TrainingError(f"bootstrap must be >= 0, got {bootstrap}")
+    if guarded and 0.0 not in grid:
+        raise TrainingError(f"a decision bias guarded by base rows needs 0 in its grid: {grid}")
+
+
 def choose_bias(
     log_probs: np.ndarray,
     labels: Sequence[str],
@@ -143,20 +167,8 @@ def choose_bias(
     all rows. ``log_probs`` is ``(n, len(LABELS))`` in LABELS order. With ``base``, only grid
     values within the base rows' tolerance compete, and a mean outside it is shrunk by
     :data:`SHRINK` (0 is always inside: the offsets chosen before it already are)."""
-    unknown = sorted(set(classes) - set(LABELS))
-    if unknown:
-        raise TrainingError(f"decision bias for unknown classes {unknown} (labels: {LABELS})")
-    if log_probs.ndim != 2 or log_probs.shape != (len(labels), len(LABELS)):
-        raise TrainingError(
-            f"{log_probs.shape} scores for {len(labels)} rows of {len(LABELS)} classes"
-        )
-    if not len(labels):
-        raise TrainingError("no rows to choose a decision bias on")
-    if bootstrap < 0:
-        raise TrainingError(f"bootstrap must be >= 0, got {bootstrap}")
+    _check(log_probs, labels, classes, grid=grid, bootstrap=bootstrap, guarded=base is not None)
     guard = _BaseGuard(base)
-    if base is not None and 0.0 not in grid:
-        raise TrainingError(f"a decision bias guarded by base rows needs 0 in its grid: {grid}")
     truth = np.asarray([LABELS.index(label) for label in labels])
     n, k = len(truth), len(LABELS)
     rng = np.random.default_rng(seed)
