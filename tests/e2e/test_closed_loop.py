@@ -68,6 +68,9 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
     bias = run_["scores"]["decision_bias"]
     assert bias["n"] == sizes["labelled_holdout"] and set(bias["offsets"]) == {"neutral"}
     assert -1.0 <= bias["offsets"]["neutral"] <= 1.0  # a mean of grid values (bagged)
+    # ... guarded by the base set: a quarter of the gate's base tolerance (1.0 here)
+    assert bias["base"]["n"] == guard["candidate"]["n"] and bias["base"]["tolerance"] == 0.25
+    assert bias["base"]["macro_f1_after"] >= bias["base"]["macro_f1_before"] - 0.25
     # the weights were mixed with the champion's as far as the base set allowed (WiSE-FT): every
     # share scored on the base set; with base_tolerance 1.0 all of the fine-tuned weights
     mixed = run_["scores"]["interpolation"]
