@@ -107,7 +107,7 @@ def test_a_bagged_mean_outside_the_base_tolerance_is_shrunk(
     # (row 1 turns neutral, rightly, at 0.95) and negative ones do (row 2 stops being
     # neutral at -0.1): resamples pick 0 or 1.0, and their mean falls between, where the base
     # rows lose
-    base_rows = [[-5, -0.2, 0], [-5, -0.95, 0], [-5, 0, -0.1]]
+    base_rows: list[list[float]] = [[-5, -0.2, 0], [-5, -0.95, 0], [-5, 0, -0.1]]
     base_rows += [[0, -5, -5]] * 10 + [[-5, -5, 0]] * 10 + [[-5, 0, -5]] * 3
     base_labels = ["positive", "neutral", "neutral"]
     base_labels += ["negative"] * 10 + ["positive"] * 10 + ["neutral"] * 3
@@ -171,20 +171,25 @@ def test_apply_bias_moves_the_head_and_the_argmax(tmp_path: Path) -> None:
     assert (after.argmax(1) == LABELS.index("neutral")).all()
 
 
-def test_the_pipeline_writes_the_chosen_offsets_into_the_checkpoint(tmp_path: Path) -> None:
-
+def _never_neutral(tmp_path: Path) -> tuple[Path, list[str], Path, torch.Tensor]:
+    """A tiny checkpoint that never says neutral (its head's neutral bias lowered by 0.9),
+    its texts, a held-out file calling every one of them neutral, and the head's bias."""
     texts = [f"ulasan nomor {i} biasa saja" for i in range(12)]
     folder = build_tiny_checkpoint(tmp_path / "m", texts=texts)
     _, model = load_classifier(folder)
-    apply_bias(model, {"neutral": -0.9})  # a model that never says neutral
+    apply_bias(model, {"neutral": -0.9})
     model.save_pretrained(folder)
-    head_before = model.classifier.bias.detach().clone()
     rows = tmp_path / "holdout.jsonl"
-    # every held-out row is neutral: only the largest offset of the grid undoes the -0.9
     rows.write_text(
         "".join(json.dumps({"text": t, "label": "neutral"}) + "\n" for t in texts),
         encoding="utf-8",
     )
+    return folder, texts, rows, model.classifier.bias.detach().clone()
+
+
+def test_the_pipeline_writes_the_chosen_offsets_into_the_checkpoint(tmp_path: Path) -> None:
+    folder, _, rows, head_before = _never_neutral(tmp_path)
+    # every held-out row is neutral: only the largest offset of the grid undoes the -0.9
     config = load_config("configs/tiny.yaml").with_overrides({"bias_data": f"file:{rows}"})
     choice = choose_decision_bias(config, folder)
     assert choice.n == 12 and choice.macro_f1_after >= choice.macro_f1_before
@@ -195,17 +200,8 @@ def test_the_pipeline_writes_the_chosen_offsets_into_the_checkpoint(tmp_path: Pa
 
 
 def test_the_pipeline_keeps_the_offsets_within_the_base_rows_tolerance(tmp_path: Path) -> None:
-    texts = [f"ulasan nomor {i} biasa saja" for i in range(12)]
-    folder = build_tiny_checkpoint(tmp_path / "m", texts=texts)
+    folder, texts, rows, head_before = _never_neutral(tmp_path)
     tokenizer, model = load_classifier(folder)
-    apply_bias(model, {"neutral": -0.9})  # a model that never says neutral
-    model.save_pretrained(folder)
-    head_before = model.classifier.bias.detach().clone()
-    rows = tmp_path / "holdout.jsonl"
-    rows.write_text(
-        "".join(json.dumps({"text": t, "label": "neutral"}) + "\n" for t in texts),
-        encoding="utf-8",
-    )
     # base rows labelled as the model already calls them: the serving rows' offset (+1.0,
     # the test above) would turn them all neutral
     batch = tokenizer(texts, return_tensors="pt", padding=True)
