@@ -12,10 +12,11 @@ from sklearn.metrics import f1_score
 
 from schemas.events import LABELS
 from tests.helpers.tiny_model import build_tiny_checkpoint
-from trainer.bias import GRID, BaseRows, apply_bias, choose_bias, macro_f1
+from trainer.bias import GRID, BaseRows, apply_bias, choose_bias
 from trainer.config import load_config
 from trainer.data import Example
 from trainer.errors import ConfigError, TrainingError
+from trainer.metrics import macro_f1
 from trainer.modeling import load_classifier
 from trainer.pipeline import choose_decision_bias
 
@@ -108,7 +109,7 @@ def test_a_bagged_mean_outside_the_base_tolerance_is_shrunk(
     # neutral at -0.1): resamples pick 0 or 1.0, and their mean falls between, where the base
     # rows lose
     base_rows: list[list[float]] = [[-5, -0.2, 0], [-5, -0.95, 0], [-5, 0, -0.1]]
-    base_rows += [[0, -5, -5]] * 10 + [[-5, -5, 0]] * 10 + [[-5, 0, -5]] * 3
+    base_rows += [[0.0, -5.0, -5.0]] * 10 + [[-5.0, -5.0, 0.0]] * 10 + [[-5.0, 0.0, -5.0]] * 3
     base_labels = ["positive", "neutral", "neutral"]
     base_labels += ["negative"] * 10 + ["positive"] * 10 + ["neutral"] * 3
     base = BaseRows(np.array(base_rows, dtype=float), base_labels, 0.0)
