@@ -16,6 +16,8 @@ BIN := $(VENV)/bin
 UV_VENV ?= $(HOME)/.cache/ulasan/uv-venv
 UV ?= $(shell command -v uv 2>/dev/null || echo $(UV_VENV)/bin/uv)
 ULASAN := $(BIN)/ulasan
+# the uv that installed the project, for the tests that run `uv export` on the lock
+export ULASAN_UV := $(UV)
 PYTEST_ARGS ?=
 
 .PHONY: help setup system-deps uv venv run test test-unit lint schemas stack-up stack-down stack-status clean-state

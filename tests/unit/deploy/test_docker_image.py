@@ -6,6 +6,7 @@ same commands the Dockerfile runs (``uv export`` and deploy/docker/requirements.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -24,9 +25,22 @@ REQUIREMENTS = PROJECT_ROOT / "deploy" / "docker" / "requirements.py"
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 
 
+#: where `make uv` puts its private copy when none is on PATH (the Makefile's UV_VENV)
+PRIVATE_UV = Path.home() / ".cache" / "ulasan" / "uv-venv" / "bin" / "uv"
+
+
+def find_uv() -> str | None:
+    """The uv that `make setup` used: ``ULASAN_UV`` (the Makefile exports it), else the one
+    on PATH, else the Makefile's private copy."""
+    for candidate in (os.environ.get("ULASAN_UV"), shutil.which("uv"), str(PRIVATE_UV)):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def uv_export(*extra: str) -> list[str]:
-    uv = shutil.which("uv")
-    assert uv, "uv is what `make setup` installs the project with"
+    uv = find_uv()
+    assert uv, "uv is what `make setup` installs the project with (run `make uv`)"
     done = subprocess.run(
         [uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", *extra],
         cwd=PROJECT_ROOT,
