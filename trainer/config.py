@@ -149,6 +149,13 @@ class TrainConfig(_Section):
         "(half) and the offsets (a quarter) leave a quarter of the gate's base tolerance for "
         "the int8 export",
     )
+    domain_tags: list[str] = Field(
+        default_factory=list,
+        description="review sources whose texts in the training, selection and bias data carry "
+        "their domain tag already ('[source] text'; ulasan.core.inference.domain): a retrain "
+        "writes its data files so and names the sources here; the serving manifest lists them, "
+        "and every runtime tags reviews from those sources the same way before scoring",
+    )
     interpolate: bool = Field(
         False,
         description="a run continuing a checkpoint (model is a folder or hub id): after "

@@ -169,18 +169,28 @@ def _example(path: Path, line_no: int, text: Any, label: Any) -> Example:
 
 
 def evaluate_predictor(
-    predictor: Predictor, examples: Sequence[Example], *, batch_size: int = 256
+    predictor: Predictor,
+    examples: Sequence[Example],
+    *,
+    batch_size: int = 256,
+    sources: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
     """Score ``predictor`` on ``examples``: :func:`trainer.metrics.classification_report`
     (``n``, ``accuracy``, ``macro_f1``, ``per_class``, ``confusion_matrix``, ``ece``) plus
-    ``model_name``, ``model_version`` and ``texts_per_s``."""
+    ``model_name``, ``model_version`` and ``texts_per_s``. ``sources`` (one per example) are
+    the reviews' sources, as the worker would pass them: a model with domain tags reads them."""
     if not examples:
         raise EvaluationError("nothing to evaluate: no examples")
+    if sources is not None and len(sources) != len(examples):
+        raise EvaluationError(f"{len(examples)} examples but {len(sources)} sources")
     texts = [t for t, _ in examples]
     t0 = time.perf_counter()
     preds = []
     for start in range(0, len(texts), batch_size):
-        preds.extend(predictor.predict(texts[start : start + batch_size]))
+        chunk = slice(start, start + batch_size)
+        preds.extend(
+            predictor.predict(texts[chunk], sources=None if sources is None else sources[chunk])
+        )
     seconds = time.perf_counter() - t0
     probs = np.array([[p.probabilities.get(lab, 0.0) for lab in LABELS] for p in preds])
     report = classification_report([y for _, y in examples], [p.label for p in preds], probs)
@@ -198,13 +208,15 @@ def evaluate_model(
     settings: Settings,
     *,
     intra_op_threads: int | None = None,
+    sources: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
-    """Resolve ``ref`` (``models:/NAME@ALIAS``, ``models:/NAME/N`` or a folder) and score it."""
+    """Resolve ``ref`` (``models:/NAME@ALIAS``, ``models:/NAME/N`` or a folder) and score it;
+    ``sources`` as in :func:`evaluate_predictor`."""
     folder, name, version = resolve_model(ref, settings)
     predictor = OnnxPredictor.from_folder(
         folder, model_version=version, intra_op_threads=intra_op_threads
     )
-    report = evaluate_predictor(predictor, list(examples))
+    report = evaluate_predictor(predictor, list(examples), sources=sources)
     report["model_name"] = name
     report["model_ref"] = str(ref)
     return report

@@ -85,6 +85,7 @@ def export_serving_folder(
     keep_fp32: bool = True,
     overwrite: bool = False,
     fp32_atol: float = FP32_ATOL,
+    domain_tags: Sequence[str] = (),
 ) -> ExportReport:
     """Export ``checkpoint_dir`` (HF model + fast tokenizer) to the serving folder ``out_dir``.
 
@@ -94,10 +95,11 @@ def export_serving_folder(
     PyTorch, and the share of texts where int8 and PyTorch pick the same label.
 
     ``max_length`` defaults to the tokenizer's ``model_max_length`` capped at the model's
-    position embeddings. Raises :class:`ExportError` when the checkpoint is unusable (no fast
-    tokenizer, labels not in ``schemas.events.LABELS`` order), when ``out_dir`` is not empty and
-    ``overwrite`` is false, or when fp32 parity exceeds ``fp32_atol``. The folder appears whole
-    or not at all.
+    position embeddings. ``domain_tags``: the review sources the model was trained to read
+    behind a tag (written into the manifest; ``ulasan.core.inference.domain``).
+    Raises :class:`ExportError` when the checkpoint is unusable (no fast tokenizer, labels not
+    in ``schemas.events.LABELS`` order), when ``out_dir`` is not empty and ``overwrite`` is
+    false, or when fp32 parity exceeds ``fp32_atol``. The folder appears whole or not at all.
     """
     out = Path(out_dir)
     if not parity_texts:
@@ -113,6 +115,7 @@ def export_serving_folder(
         max_length=max_length,
         keep_fp32=keep_fp32,
         fp32_atol=fp32_atol,
+        domain_tags=domain_tags,
     )
     manifest, export_s, quantize_s = _write_whole(out, write, overwrite=overwrite)
     fp32 = out / MODEL_FP32_FILE
@@ -157,6 +160,7 @@ def _write_folder(
     max_length: int | None,
     keep_fp32: bool,
     fp32_atol: float,
+    domain_tags: Sequence[str] = (),
 ) -> tuple[ModelManifest, float, float]:
     """Write the serving folder's files into ``staging`` and check parity: the manifest and
     the export and quantization seconds."""
@@ -182,6 +186,7 @@ def _write_folder(
         quantization=f"dynamic-int8-{quantization}" if quantize else None,
         parity=Parity(n_texts=0),
         source_checkpoint=str(checkpoint.resolve()),
+        domain_tags=sorted(set(domain_tags)),
     )
     manifest.write(staging)
     parity = _parity(checkpoint, staging, manifest, parity_texts)

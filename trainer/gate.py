@@ -238,17 +238,29 @@ def score_version(
     *,
     eval_name: str,
     eval_hash: str | None = None,
+    sources: Sequence[str | None] | None = None,
 ) -> EvalScores:
     """The version's scores on the set: the recorded ones if taken on this very set, else
-    evaluate its serving folder now and record them on the version."""
-    eval_hash = eval_hash or dataset_hash(eval_examples)
+    evaluate its serving folder now and record them on the version. ``sources``: each
+    example's review source (a model with domain tags reads them; see :func:`sourced_hash`)."""
+    eval_hash = eval_hash or sourced_hash(eval_examples, sources)
     recorded = info.scores
     if recorded is not None and recorded.dataset_hash == eval_hash:
         return recorded
-    report = evaluate_model(info.uri, eval_examples, settings)
+    report = evaluate_model(info.uri, eval_examples, settings, sources=sources)
     scores = EvalScores.from_report(report, dataset_hash=eval_hash, name=eval_name)
     set_tags(settings, info.version, scores.to_tags())
     return scores
+
+
+def sourced_hash(examples: Sequence[tuple[str, str]], sources: Sequence[str | None] | None) -> str:
+    """:func:`~trainer.registry.dataset_hash` of the set, its examples' sources included where
+    any is given: a model with domain tags scores the same texts differently with them."""
+    if sources is None or not any(sources):
+        return dataset_hash(examples)
+    return dataset_hash(
+        (f"{s}\x1d{t}" if s else t, y) for (t, y), s in zip(examples, sources, strict=True)
+    )
 
 
 def _gated_version(
@@ -342,10 +354,13 @@ def run_gate(
     config: GateConfig | None = None,
     eval_name: str = "eval",
     guards: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    eval_sources: Sequence[str | None] | None = None,
 ) -> GateDecision:
     """Gate one registered version (``version``, else ``alias``, default ``candidate``) against
     the current champion on ``eval_examples``, and on each ``guards`` set on its own (no
     forgetting: ``config.base_tolerance``); tag the decision, move ``champion`` if it passes.
+    ``eval_sources``: each eval example's review source, None where it has none (the base
+    set); each model reads them as it is served (domain tags).
 
     Raises :class:`GateError` when there is nothing to gate, no evaluation data or a bad
     guard set, and :class:`~trainer.errors.RegistryError` when MLflow cannot be reached.
@@ -355,13 +370,14 @@ def run_gate(
     if not eval_examples:
         raise GateError("no evaluation examples: the gate needs the fixed evaluation set")
     _check_guards(guards)
+    if eval_sources is not None and len(eval_sources) != len(eval_examples):
+        raise GateError(f"{len(eval_examples)} evaluation examples, {len(eval_sources)} sources")
     info = _gated_version(settings, version, alias)
-    eval_hash = dataset_hash(eval_examples)
+    eval_hash = sourced_hash(eval_examples, eval_sources)
     incumbent = champion(settings)
+    scored = EvalSet(eval_examples, eval_name, eval_hash, eval_sources)
     if incumbent is not None and incumbent.version == info.version:
-        cand_scores = score_version(
-            settings, info, eval_examples, eval_name=eval_name, eval_hash=eval_hash
-        )
+        cand_scores = scored.score(settings, info)
         decision = GateDecision(
             promoted=False,
             reason=f"version {info.version} is already the champion",
@@ -377,9 +393,27 @@ def run_gate(
     # guards first: a candidate's pipeline scores (ulasan.eval.*) may be on a guard set, and
     # scoring the pooled set replaces them
     guard_results = _guard_results(settings, info, incumbent, guards, config.base_tolerance)
-    return _decide_and_record(
-        settings, info, incumbent, config, guard_results, eval_examples, eval_name, eval_hash
-    )
+    return _decide_and_record(settings, info, incumbent, config, guard_results, scored)
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """The gate's pooled evaluation set: its examples, name, hash and sources."""
+
+    examples: Sequence[tuple[str, str]]
+    name: str
+    hash: str
+    sources: Sequence[str | None] | None = None
+
+    def score(self, settings: Settings, info: ModelVersionInfo) -> EvalScores:
+        return score_version(
+            settings,
+            info,
+            self.examples,
+            eval_name=self.name,
+            eval_hash=self.hash,
+            sources=self.sources,
+        )
 
 
 def _decide_and_record(
@@ -388,19 +422,11 @@ def _decide_and_record(
     incumbent: ModelVersionInfo | None,
     config: GateConfig,
     guard_results: tuple[GuardResult, ...],
-    eval_examples: Sequence[tuple[str, str]],
-    eval_name: str,
-    eval_hash: str,
+    scored: EvalSet,
 ) -> GateDecision:
     """Score both on the pooled set, decide, tag the decision and move the alias on a pass."""
-    cand_scores = score_version(
-        settings, info, eval_examples, eval_name=eval_name, eval_hash=eval_hash
-    )
-    champ_scores = (
-        score_version(settings, incumbent, eval_examples, eval_name=eval_name, eval_hash=eval_hash)
-        if incumbent is not None
-        else None
-    )
+    cand_scores = scored.score(settings, info)
+    champ_scores = scored.score(settings, incumbent) if incumbent is not None else None
     promoted, reason = decide(cand_scores, champ_scores, config, guard_results)
     decision = GateDecision(
         promoted=promoted,

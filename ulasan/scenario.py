@@ -40,6 +40,8 @@ from ulasan.profiles import DEMO_MIN_EVENTS, DEMO_WINDOW_S, PROFILES, loop_env
 from ulasan.sandbox import create_database, delete_topics, drop_database
 
 DEMO = PROFILES["demo"]
+#: the streamed reviews' source (a retrain tags it: ulasan.core.inference.domain)
+SOURCE = "prdect"
 app = typer.Typer(help="End-to-end scenarios of the closed loop.", no_args_is_help=True)
 
 
@@ -258,7 +260,7 @@ def _stream(scn: _Scenario, producer: Producer, batch: Sequence[Any]) -> None:
     raw, feedback = scn.prefix + topics.REVIEWS_RAW, scn.prefix + topics.FEEDBACK
     for i, e in enumerate(batch):
         rid = str(e.id)
-        review = ReviewReceived(review_id=rid, source="prdect", text=e.text, rating=e.rating)
+        review = ReviewReceived(review_id=rid, source=SOURCE, text=e.text, rating=e.rating)
         producer.produce(raw, key=rid.encode(), value=encode(review))
         fb = LabelFeedback(
             feedback_id=f"rating:{rid}", review_id=rid, label=e.label, source="rating"
@@ -343,8 +345,14 @@ def _result(
     loop_seconds = (
         (first_served - reference).total_seconds() if reference and first_served else None
     )
-    before = evaluate_model(f"models:/{scn.model}/{v1}", held, scn.scoped)
-    after = evaluate_model(f"models:/{scn.model}/{v2}", held, scn.scoped) if v2 else None
+    # the hold-out as the worker receives it: each version reads the source as it was trained
+    sources = [SOURCE] * len(held)
+    before = evaluate_model(f"models:/{scn.model}/{v1}", held, scn.scoped, sources=sources)
+    after = (
+        evaluate_model(f"models:/{scn.model}/{v2}", held, scn.scoped, sources=sources)
+        if v2
+        else None
+    )
     return {
         "macro_f1_before": before["macro_f1"],
         "macro_f1_after": after["macro_f1"] if after else None,
@@ -354,6 +362,7 @@ def _result(
         "gate_reason": run_row[3],
         "per_class_before": before["per_class"],
         "per_class_after": after["per_class"] if after else None,
+        "domain_tags": (run_row[4] or {}).get("domain_tags"),
         "champion_version": v1,
         "champion_run": champion_run,
         "holdout_reviews": len(held),

@@ -50,6 +50,7 @@ def score_item(item: Decoded[ReviewCleaned]) -> ScoreItem:
         arrived_at=arrived if arrived is not None else time.time(),
         review_id=event.review_id,
         cleaned=event.cleaned_text if same else None,
+        source=event.source,
     )
 
 

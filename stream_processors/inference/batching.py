@@ -49,7 +49,9 @@ class ScoreItem:
     ``arrived_at`` (epoch seconds) is when the text entered the input topic; the time from
     there to the start of its batch is its queue time. ``cleaned`` is the text as the clean
     stage cleaned it (``ulasan.core.text.clean``, lower-cased), where it did: a predictor that
-    cleans the same way then scores it without cleaning it again.
+    cleans the same way then scores it without cleaning it again. ``source`` is the review's
+    source, which a model trained with domain tags reads (``ulasan.core.inference.domain``);
+    a request's text has none.
     """
 
     text: str
@@ -59,6 +61,7 @@ class ScoreItem:
     index: int = 0
     reply_to: str | None = None
     cleaned: str | None = None
+    source: str | None = None
 
 
 def to_scored(
@@ -143,13 +146,14 @@ def _run(
     """Score ``items``: from their cleaned texts (one tokenisation gives the scores and the
     token counts) when each has one and the predictor takes them, else from the raw texts."""
     cleaned = [i.cleaned for i in items]
+    sources = [i.source for i in items]
     if (
         isinstance(predictor, CleanedScorer)
         and predictor.lowercase
         and all(c is not None for c in cleaned)
     ):
-        return predictor.score_cleaned(cast(list[str], cleaned))
-    return predictor.predict([i.text for i in items]), None
+        return predictor.score_cleaned(cast(list[str], cleaned), sources=sources)
+    return predictor.predict([i.text for i in items], sources=sources), None
 
 
 class BatchScorer:

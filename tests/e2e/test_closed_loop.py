@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from trainer.interpolate import GRID
@@ -77,6 +78,17 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
     assert mixed["n"] == guard["candidate"]["n"] and len(mixed["scores"]) == len(GRID)
     assert mixed["alpha"] == 1.0 and "interpolate" in run_["scores"]["stage_seconds"]
     assert set(result["per_class_after"]) == {"negative", "neutral", "positive"}
+    # the stream's reviews were trained behind their source's tag, the base corpus without;
+    # the promoted version's manifest lists the source, so the worker tags them the same way
+    assert result["domain_tags"] == ["prdect"] == run_["scores"]["domain_tags"]
+    run_dir = Path(result["workdir"]) / "retraining" / run_["run_id"]
+    rows = [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()]
+    stream_rows = [r for r in rows if not r["id"].startswith("smsa/")]
+    assert stream_rows and all(r["text"].startswith("[prdect] ") for r in stream_rows)
+    assert not any(r["text"].startswith("[prdect] ") for r in rows if r["id"].startswith("smsa/"))
+    served = Path(result["workdir"]) / "state" / "models"
+    (manifest,) = served.glob(f"*/{result['promoted_version']}/ulasan_model.json")
+    assert json.loads(manifest.read_text())["domain_tags"] == ["prdect"]
     # later events were scored by the promoted version (the worker hot-reloaded it)
     assert result["served_by_promoted"] > 0
     assert result["loop_seconds"] is not None and result["loop_seconds"] > 0

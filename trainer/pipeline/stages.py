@@ -203,6 +203,7 @@ def export(ctx: PipelineContext) -> None:
         lexicon=default_lexicon(),
         parity_texts=parity,
         quantize=config.quantize,
+        domain_tags=config.domain_tags,
     )
     write_checkpoint_meta(
         checkpoint,

@@ -33,6 +33,8 @@ WARM_START_OVERRIDES: dict[str, Any] = {
     # continues the champion once, inside the trigger-to-reload budget
     "restarts": 1,
 }
+#: a source's least labelled training rows for a domain tag (RetrainConfig.domain_tag_min_rows)
+DOMAIN_TAG_MIN_ROWS = 50
 #: The new domain's reviews count this much more per epoch than ... (session 5: 3.0, was 2.0;
 #: docs/benchmarks.md "Closed loop" has the runs behind it)
 LABELLED_WEIGHT = 3.0
@@ -119,6 +121,20 @@ class RetrainConfig(BaseModel):
         DECISION_BIAS_MIN_ROWS,
         ge=1,
         description="least stream hold-out rows for decision_bias (fewer: no offsets)",
+    )
+    domain_tags: bool = Field(
+        True,
+        description="give each stream review the retrain trains, selects and is scored on a tag "
+        "naming its source ('[prdect] text'), the base corpus none, and list the sources in the "
+        "model's manifest so the worker tags them the same way: the new domain's label "
+        "convention (ratings) then stops overwriting the base domain's (session 18: SmSA test "
+        "lost 0.4 points instead of 3.5 at the same gain; ulasan.core.inference.domain)",
+    )
+    domain_tag_min_rows: int = Field(
+        DOMAIN_TAG_MIN_ROWS,
+        ge=1,
+        description="least labelled training rows of a source for it to get a tag (fewer: its "
+        "reviews are trained and served untagged, as the base domain)",
     )
     group_id: str = "ulasan-trainer"
     topic_prefix: str = ""

@@ -32,6 +32,8 @@ from trainer.retrain.split import (
     base_share,
     gate_examples,
     split_labelled,
+    tag_examples,
+    tagged_sources,
     write_jsonl,
 )
 from trainer.retrain.store import Heartbeat, RunRecord, RunStore
@@ -145,6 +147,8 @@ class RetrainData:
     held_pairs: list[tuple[str, str]]
     overrides: dict[str, Any]
     weight: Callable[[Example], float]
+    #: each hold-out review's source (the models read them as the worker serves them)
+    held_sources: list[str | None] | None = None
 
 
 def retrain(
@@ -166,7 +170,7 @@ def retrain(
         return
     data = prepare_data(settings, record, run_dir)
     if before is not None and data.held_pairs:
-        report = evaluate_model(before.uri, data.held_pairs, settings)
+        report = evaluate_model(before.uri, data.held_pairs, settings, sources=data.held_sources)
         record.scores["holdout_before"] = _brief(report) | {"version": before.version}
     result = train_candidate(settings, record, data, before, train)
     if not result.model_version:
@@ -176,7 +180,7 @@ def retrain(
     name = settings.mlflow.registered_model
     if data.held_pairs:
         uri = f"models:/{name}/{result.model_version}"
-        report = evaluate_model(uri, data.held_pairs, settings)
+        report = evaluate_model(uri, data.held_pairs, settings, sources=data.held_sources)
         record.scores["holdout_after"] = _brief(report) | {"version": result.model_version}
     if not data.config.promote:
         record.status = "done"
@@ -214,6 +218,12 @@ def prepare_data(settings: TrainerSettings, record: RunRecord, run_dir: Path) ->
         new_train, selection = split_labelled(new_train, cfg.selection_share, salt=SELECTION_SALT)
     config = load_config(cfg.config).with_overrides(cfg.overrides)
     base = base_share(load_smsa("train"), len(new_train), config.max_examples, config.seed)
+    # stream reviews behind their source's tag, the base corpus untagged (RetrainConfig)
+    tags = tagged_sources(new_train, cfg.domain_tag_min_rows) if cfg.domain_tags else []
+    record.scores["domain_tags"] = tags
+    held_raw = held
+    held_sources: list[str | None] = [e.source or None for e in held]
+    new_train, held, selection = (tag_examples(rows, tags) for rows in (new_train, held, selection))
     path = write_jsonl(run_dir / "train.jsonl", [*base, *new_train])
     held_path = write_jsonl(run_dir / "holdout.jsonl", held)
     base_weight = effective_base_weight(
@@ -244,6 +254,7 @@ def prepare_data(settings: TrainerSettings, record: RunRecord, run_dir: Path) ->
         "data": f"file:{path}",
         "promote": False,
         "max_examples": len(base) + len(new_train),
+        "domain_tags": tags,
     }
     if cfg.decision_bias and len(held) >= cfg.decision_bias_min_rows:
         overrides["bias_data"] = f"file:{held_path}"
@@ -255,8 +266,15 @@ def prepare_data(settings: TrainerSettings, record: RunRecord, run_dir: Path) ->
         base=base_weight,
         class_balance=cfg.labelled_class_balance,
     )
-    held_pairs = [(e.text, str(e.label)) for e in held]
-    return RetrainData(config=config, held_pairs=held_pairs, overrides=overrides, weight=weight)
+    # the hold-out as the worker receives it: raw text and source (each model tags its own)
+    held_pairs = [(e.text, str(e.label)) for e in held_raw]
+    return RetrainData(
+        config=config,
+        held_pairs=held_pairs,
+        overrides=overrides,
+        weight=weight,
+        held_sources=held_sources,
+    )
 
 
 def train_candidate(
@@ -304,9 +322,11 @@ def gate(settings: Settings, record: RunRecord, data: RetrainData, version: str)
     config = data.config
     base = base_gate_examples(config)
     gate_set = gate_examples(config, data.held_pairs)  # base + the stream hold-out
+    held_sources = data.held_sources or [None] * len(data.held_pairs)
     decision = run_gate(
         settings,
         gate_set,
+        eval_sources=[None] * (len(gate_set) - len(held_sources)) + list(held_sources),
         version=version,
         config=GateConfig(
             min_accuracy=config.gate.min_accuracy,

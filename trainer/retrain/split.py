@@ -7,13 +7,16 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from trainer.config import TrainConfig
 from trainer.data import LABEL_SOURCE, Example
 from trainer.pipeline.data import fixed_eval_set
 from trainer.validation import validate
+from ulasan.core.inference.domain import tag_texts
 
 #: salt of the selection split: drawn from what the hold-out left, independent of it
 SELECTION_SALT = "selection:"
@@ -85,3 +88,16 @@ def gate_examples(
     is, without giving up the base domain: both halves are in one set, so macro-F1 weighs every
     class over old and new reviews alike (and the gate guards the base half on its own too)."""
     return base_gate_examples(config) + list(held_pairs)
+
+
+def tagged_sources(examples: Sequence[Example], min_rows: int) -> list[str]:
+    """The sources with at least ``min_rows`` of ``examples``: those a retrain tags."""
+    counts = Counter(e.source for e in examples if e.source)
+    return sorted(s for s, n in counts.items() if n >= min_rows)
+
+
+def tag_examples(examples: Sequence[Example], tags: Sequence[str]) -> list[Example]:
+    """``examples`` with their source's domain tag in front of the text where the source is
+    one of ``tags`` (``ulasan.core.inference.domain``: the worker tags the same way)."""
+    texts = tag_texts([e.text for e in examples], [e.source for e in examples], tags)
+    return [e if t == e.text else replace(e, text=t) for e, t in zip(examples, texts, strict=True)]

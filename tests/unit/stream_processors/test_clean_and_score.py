@@ -9,6 +9,7 @@ workers with their defaults.
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Any
 
 import pytest
@@ -24,11 +25,13 @@ from schemas.events import (
 )
 from stream_processors.cleaning.logic import clean
 from stream_processors.inference.agent import score_item
+from stream_processors.inference.batching import ScoreItem, _run
 from stream_processors.records import Decoded, Record
 from stream_processors.sink.rows import PREDICTION_LOGS, REVIEWS, TEXT_FEATURES
 from tests.helpers.tiny_serving import tiny_serving_folder
 from tests.unit.stream_processors.test_agents import RecordingSink, make_app, raw, run, take
 from ulasan.core.inference import OnnxPredictor
+from ulasan.core.inference.manifest import MANIFEST_FILE
 from ulasan.core.text import clean as text_clean
 
 TEXTS = [
@@ -140,7 +143,33 @@ def test_the_scorer_takes_the_cleaned_text_only_where_this_cleaning_made_it() ->
 
     assert item(cleaned).cleaned == cleaned.cleaned_text == text_clean(received.text)
     assert item(cleaned).text == received.text
+    assert item(cleaned).source == "test"  # a model with domain tags reads it
     older = cleaned.model_copy(update={"feature_version": "0"})
     assert item(older).cleaned is None
     cut = cleaned.model_copy(update={"cleaned_text": "a" * MAX_TEXT_CHARS})
     assert item(cut).cleaned is None
+
+
+@pytest.mark.parametrize("cleaned", [True, False])
+def test_the_scorer_passes_each_review_source_to_a_model_with_domain_tags(
+    cleaned: bool, tmp_path: Any
+) -> None:
+    """Both of the scorer's paths (the clean stage's text, or the raw one) tag a review from
+    a source the model lists exactly as the trainer did (``[source] text``)."""
+    folder = shutil.copytree(tiny_serving_folder(), tmp_path / "serving")
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    (folder / MANIFEST_FILE).write_text(json.dumps({**manifest, "domain_tags": ["shop"]}))
+    tagged = OnnxPredictor.from_folder(folder)
+    plain = OnnxPredictor.from_folder(tiny_serving_folder())
+    sources = ["shop", "api", None, "shop", "shop"]
+    items = [
+        ScoreItem(text=t, arrived_at=0.0, cleaned=text_clean(t) if cleaned else None, source=s)
+        for t, s in zip(TEXTS, sources, strict=True)
+    ]
+    predictions, counts = _run(tagged, items)
+    as_trained = [f"[shop] {t}" if s == "shop" else t for t, s in zip(TEXTS, sources, strict=True)]
+    expected = plain.predict(as_trained)
+    assert [p.label for p in predictions] == [p.label for p in expected]
+    for got, want in zip(predictions, expected, strict=True):
+        assert got.probabilities == pytest.approx(want.probabilities, abs=1e-5)
+    assert (counts is not None) == cleaned

@@ -117,12 +117,14 @@ class GatedPredictor:
         self.sizes: list[int] = []
         self.started, self.gate = threading.Event(), threading.Event()
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(
+        self, texts: Sequence[str], *, sources: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
         self.sizes.append(len(texts))
         self.started.set()
         if len(self.sizes) == 1 and not self.gate.wait(10):
             raise AssertionError("the test never opened the gate")
-        return self.inner.predict(texts)
+        return self.inner.predict(texts, sources=sources)
 
 
 def test_a_lone_request_is_scored_alone_and_arrivals_meanwhile_form_the_next_batch(

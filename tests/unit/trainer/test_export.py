@@ -80,6 +80,23 @@ def test_fp32_only_export(random_checkpoint: Path, tmp_path: Path) -> None:
     assert manifest.parity.fp32_max_abs_logit_diff is not None
     assert report.as_dict()["fp32_model_bytes"] is None
     assert len(OnnxPredictor.from_folder(report.folder).predict(["oke"])) == 1
+    assert manifest.domain_tags == []  # a model trained without domain tags
+
+
+def test_the_manifest_lists_the_domain_tags_the_model_was_trained_with(
+    random_checkpoint: Path, tmp_path: Path
+) -> None:
+    report = export_serving_folder(
+        random_checkpoint,
+        tmp_path / "tagged",
+        model_name="tagged",
+        lexicon=default_lexicon(),
+        parity_texts=["bagus sekali", "jelek"],
+        quantize=False,
+        domain_tags=["prdect", "google_play", "prdect"],
+    )
+    assert report.manifest.domain_tags == ["google_play", "prdect"]
+    assert OnnxPredictor.from_folder(report.folder).domain_tags == ("google_play", "prdect")
 
 
 def test_refuses_a_non_empty_folder(random_checkpoint: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from trainer.gate import (
     guard_scores_from_tags,
     guard_tags,
     guard_verdict,
+    sourced_hash,
 )
 from trainer.registry import EvalScores, _plain, dataset_hash
 
@@ -191,6 +192,17 @@ def test_dataset_hash() -> None:
     assert a != dataset_hash([("bagus", "neutral"), ("jelek", "negative")])
     with pytest.raises(Exception, match="empty"):
         dataset_hash([])
+
+
+def test_the_sources_of_a_set_are_part_of_its_hash() -> None:
+    # a model with domain tags scores the same texts differently with their sources, so a
+    # score recorded without them is never taken for one with them
+    pairs = [("bagus", "positive"), ("jelek", "negative")]
+    assert sourced_hash(pairs, None) == dataset_hash(pairs) == sourced_hash(pairs, [None, None])
+    with_source = sourced_hash(pairs, [None, "prdect"])
+    assert with_source != dataset_hash(pairs)
+    assert with_source == sourced_hash(pairs, [None, "prdect"])
+    assert with_source != sourced_hash(pairs, ["prdect", None])
 
 
 def test_reports_become_plain_json() -> None:

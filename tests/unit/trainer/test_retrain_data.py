@@ -5,7 +5,14 @@ from __future__ import annotations
 from trainer.config import load_config
 from trainer.data import Example
 from trainer.pipeline import fixed_eval_set, load_training_data
-from trainer.retrain.split import base_gate_examples, base_share, gate_examples, write_jsonl
+from trainer.retrain.split import (
+    base_gate_examples,
+    base_share,
+    gate_examples,
+    tag_examples,
+    tagged_sources,
+    write_jsonl,
+)
 from ulasan.core.settings import PROJECT_ROOT, Settings
 
 
@@ -65,3 +72,33 @@ def test_the_selection_split_chooses_the_epoch_and_is_never_trained_on(tmp_path)
     assert {e.text for e in data.valid} == {e.text for e in fixed_eval_set()}  # unchanged
     without = load_training_data(config.model_copy(update={"selection_data": None}), Settings())
     assert without.selection == [] and len(without.train) == 30
+
+
+def test_stream_reviews_are_tagged_with_their_source_and_the_base_corpus_is_not(
+    tmp_path,  # noqa: ANN001
+) -> None:
+    stream = [
+        Example(text=f"Barang ke-{i} bagus", label="positive", source="prdect", id=f"p{i}")
+        for i in range(6)
+    ] + [Example(text="aplikasi lambat", label="negative", source="google_play", id="g1")]
+    # a source needs min_rows labelled rows for a tag: one google_play review gets none
+    tags = tagged_sources(stream, min_rows=5)
+    assert tags == ["prdect"] and tagged_sources(stream, min_rows=1) == ["google_play", "prdect"]
+    tagged = tag_examples(stream, tags)
+    assert tagged[0].text == "[prdect] Barang ke-0 bagus" and tagged[5].text.startswith("[prdect] ")
+    assert tagged[-1] is stream[-1]  # untagged source: the same example
+    assert [(e.id, e.label) for e in tagged] == [(e.id, e.label) for e in stream]
+    # the pipeline trains on the tagged texts as they are written (clean keeps the tag)
+    labels = ("positive", "negative", "neutral")
+    base = [Example(text=f"ulasan ke {i}", label=labels[i % 3], id=f"smsa/{i}") for i in range(9)]
+    config = load_config(PROJECT_ROOT / "configs" / "ulasan-mini.yaml").with_overrides(
+        {
+            "data": f"file:{write_jsonl(tmp_path / 'train.jsonl', [*base, *tagged])}",
+            "pretrain_corpus": "none",
+            "domain_tags": tags,
+        }
+    )
+    data = load_training_data(config, Settings())
+    texts = {e.text for e in data.train}
+    assert "[prdect] Barang ke-0 bagus" in texts and "ulasan ke 0" in texts
+    assert config.domain_tags == ["prdect"]

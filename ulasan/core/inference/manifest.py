@@ -89,6 +89,12 @@ class ModelManifest(BaseModel):
     quantization: str | None = Field(None, description="e.g. dynamic-int8-avx512_vnni; None = fp32")
     parity: Parity
     source_checkpoint: str | None = None
+    domain_tags: list[str] = Field(
+        default_factory=list,
+        description="review sources the model was trained to read behind a tag of their name "
+        "(ulasan.core.inference.domain): every runtime tags a review from one of them the same "
+        "way; texts from other sources are scored as they are",
+    )
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @field_validator("model_file", "fp32_model_file")

@@ -26,8 +26,12 @@ class Predictor(Protocol):
     @property
     def model_version(self) -> str: ...
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """Score ``texts`` (raw review texts; cleaning is the predictor's job), in input order."""
+    def predict(
+        self, texts: Sequence[str], *, sources: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
+        """Score ``texts`` (raw review texts; cleaning is the predictor's job), in input order.
+        ``sources`` (one per text, None where unknown) lets a model trained with domain tags
+        read each text as it was trained to (``ulasan.core.inference.domain``)."""
         ...
 
 
@@ -41,5 +45,5 @@ class CleanedScorer(Predictor, Protocol):
     def lowercase(self) -> bool: ...
 
     def score_cleaned(
-        self, cleaned: Sequence[str]
+        self, cleaned: Sequence[str], *, sources: Sequence[str | None] | None = None
     ) -> tuple[list[Prediction], list[tuple[int, int]]]: ...

@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from ulasan.core.inference.domain import domain_tag, tag_texts
 from ulasan.core.inference.errors import InvalidInput, ModelFolderError
 from ulasan.core.inference.manifest import TOKENIZER_FILE, ModelManifest, folder_file
 from ulasan.core.inference.predictor import Prediction
@@ -62,6 +63,7 @@ class OnnxPredictor:
         self._labels = list(manifest.labels)
         self._unk_id = unknown_token_id(tokenizer)
         self._untruncated: UnknownTokens | None = None
+        self._tag_counts: dict[str, tuple[int, int]] = {}
         graph_inputs = {i.name for i in session.get_inputs()}
         missing = {"input_ids", "attention_mask"} - graph_inputs
         if missing:
@@ -147,27 +149,48 @@ class OnnxPredictor:
         """Whether the model's texts are cleaned lower-cased (``clean(text, lowercase=...)``)."""
         return self.manifest.lowercase
 
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each cleaned text (truncated to ``max_length``, special tokens added)."""
+    @property
+    def domain_tags(self) -> tuple[str, ...]:
+        """The review sources this model reads behind a tag (the manifest's ``domain_tags``)."""
+        return tuple(self.manifest.domain_tags)
+
+    def _tagged(self, cleaned: Sequence[str], sources: Sequence[str | None] | None) -> list[str]:
+        return tag_texts(
+            cleaned, sources, self.manifest.domain_tags, lowercase=self.manifest.lowercase
+        )
+
+    def encode(
+        self, texts: Sequence[str], *, sources: Sequence[str | None] | None = None
+    ) -> list[list[int]]:
+        """Token ids of each cleaned text (truncated to ``max_length``, special tokens added),
+        behind its source's tag where the model has one (``domain_tags``)."""
         _check_texts(texts)
         cleaned = [clean(t, lowercase=self.manifest.lowercase) for t in texts]
-        return [e.ids for e in self._tokenizer.encode_batch(cleaned)]
+        return [e.ids for e in self._tokenizer.encode_batch(self._tagged(cleaned, sources))]
 
     def score_cleaned(
-        self, cleaned: Sequence[str]
+        self, cleaned: Sequence[str], *, sources: Sequence[str | None] | None = None
     ) -> tuple[list[Prediction], list[tuple[int, int]]]:
         """Score texts cleaned already (``clean(text, lowercase=self.lowercase)``, as the clean
         stage has done), and count each one's (non-special, unknown) tokens from the same
         tokenisation: the drift statistic without a second pass of the tokenizer. A text the
-        model truncates is counted again untruncated (the counts never depend on the limit).
+        model truncates is counted again untruncated (the counts never depend on the limit),
+        and a domain tag's own tokens are not counted (the counts are the review's).
         Raises :class:`ModelFolderError` for a predictor not loaded from a folder.
         """
         _check_texts(cleaned)
         if self.folder is None:
             raise ModelFolderError("token counts need the serving folder's tokenizer")
-        encodings = self._tokenizer.encode_batch(list(cleaned))
+        tagged = self._tagged(cleaned, sources)
+        encodings = self._tokenizer.encode_batch(tagged)
         limit, unk = self.manifest.max_length, self._unk_id
         counts = [count(e, unk) for e in encodings]
+        tags = self.manifest.domain_tags
+        if sources is not None and tags:
+            for i, source in enumerate(sources):
+                if source is not None and source in tags:
+                    n, u = self._tag_count(source)
+                    counts[i] = (counts[i][0] - n, counts[i][1] - u)
         cut = [i for i, e in enumerate(encodings) if len(e.ids) >= limit]
         if cut:
             if self._untruncated is None:
@@ -178,9 +201,18 @@ class OnnxPredictor:
                 counts[i] = c
         return self._predictions(self.logits_from_ids([e.ids for e in encodings])), counts
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
+    def _tag_count(self, source: str) -> tuple[int, int]:
+        """(tokens, unknown tokens) of ``source``'s tag alone."""
+        if source not in self._tag_counts:
+            tag = domain_tag(source, lowercase=self.manifest.lowercase)
+            self._tag_counts[source] = count(self._tokenizer.encode(tag), self._unk_id)
+        return self._tag_counts[source]
+
+    def logits(
+        self, texts: Sequence[str], *, sources: Sequence[str | None] | None = None
+    ) -> np.ndarray:
         """Raw logits, ``(len(texts), n_labels)`` float32, in input order."""
-        return self.logits_from_ids(self.encode(texts))
+        return self.logits_from_ids(self.encode(texts, sources=sources))
 
     def logits_from_ids(self, ids: Sequence[Sequence[int]], *, sort: bool = True) -> np.ndarray:
         """Run already-encoded texts; ``sort=False`` batches in input order (for benchmarks)."""
@@ -196,9 +228,12 @@ class OnnxPredictor:
             out[chunk] = result[0]
         return out
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """Score ``texts`` in input order; :class:`InvalidInput` for non-string items."""
-        return self._predictions(self.logits(texts))
+    def predict(
+        self, texts: Sequence[str], *, sources: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
+        """Score ``texts`` in input order; :class:`InvalidInput` for non-string items.
+        ``sources``: each text's review source, for a model with ``domain_tags``."""
+        return self._predictions(self.logits(texts, sources=sources))
 
     def _predictions(self, logits: np.ndarray) -> list[Prediction]:
         probs = softmax(logits)

@@ -1,0 +1,124 @@
+"""Does a domain tag stop the retrain from forgetting? Measured offline on the data files of a
+finished retrain of ``ulasan scenario domain-shift``.
+
+The retrain's forgetting is SmSA's neutral class (docs/benchmarks.md, sessions 13 and 17): a
+neutral-sounding product review rated 4 or 5 teaches "positive", against SmSA's convention.
+One head serves both domains, so the two conventions conflict. Here every stream row of the
+retrain's data (train and hold-out; the SmSA rows stay as they are) is given a prefix naming
+its source, e.g. ``[prdect] barang bagus``, so that the model can tell the domains apart.
+The retrain is rerun as the trainer consumer runs it (warm start from the champion's
+checkpoint, the retrain overrides, the same sampling weights), with and without the tag, and
+each int8 serving folder is scored on the hold-out (tagged where the model was trained with
+the tag) and on SmSA test (never tagged). The weight mix is off in both arms so that the
+fine-tuned weights' own forgetting is compared.
+
+    nice -n 19 .venv/bin/python scripts/experiments/domain_tag.py \\
+        --retrain-dir .ulasan/scenario/ID/retraining/RUN \\
+        --champion artifacts/train/RUN-ulasan-mini/checkpoint --tag '[prdect]' --out out.json
+
+Nothing here changes the product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from trainer.config import DEFAULT_CONFIG, load_config
+from trainer.data import Example, load_smsa
+from trainer.evaluate import evaluate_model
+from trainer.pipeline import run_training
+from trainer.pipeline.data import load_training_file
+from trainer.retrain.config import WARM_START_OVERRIDES, RetrainConfig
+from trainer.retrain.split import write_jsonl
+from trainer.retrain.weighting import sample_weight
+from ulasan.core.settings import Settings
+
+
+def read(path: Path) -> list[tuple[Example, bool]]:
+    """The file's rows, each with whether it is a SmSA row (the base corpus share) rather
+    than a stream review (the file's ``id`` says; ``load_training_file`` renumbers)."""
+    ids = [json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines()]
+    rows = load_training_file(str(path))
+    return [(r, str(i).startswith("smsa/")) for r, i in zip(rows, ids, strict=True)]
+
+
+def tagged(rows: list[tuple[Example, bool]], tag: str) -> list[Example]:
+    """The stream rows (not SmSA's) with ``tag`` in front of their text."""
+    return [r if base or not tag else replace(r, text=f"{tag} {r.text}") for r, base in rows]
+
+
+def arm(args: argparse.Namespace, tag: str, out_dir: Path) -> dict[str, Any]:
+    """One retrain with ``tag`` ('' = none) and its scores."""
+    run = json.loads((args.retrain_dir / "run.json").read_text())
+    rows = read(args.retrain_dir / "train.jsonl")
+    train = tagged(rows, tag)
+    held = tagged(read(args.retrain_dir / "holdout.jsonl"), tag)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_path = write_jsonl(out_dir / "train.jsonl", train)
+    held_path = write_jsonl(out_dir / "holdout.jsonl", held)
+    new_train = [r for r, (_, base) in zip(train, rows, strict=True) if not base]
+    cfg = RetrainConfig(**json.loads(args.retrain_settings))
+    overrides = {
+        **WARM_START_OVERRIDES,
+        "interpolate": False,
+        **json.loads(args.overrides),
+        "data": f"file:{train_path}",
+        "bias_data": f"file:{held_path}",
+        "promote": False,
+        "register_model": False,
+        "max_examples": len(train),
+        "model": str(args.champion),
+        "output_dir": str(out_dir),
+    }
+    config = load_config(DEFAULT_CONFIG).with_overrides(overrides)
+    weight = sample_weight(
+        new_train,
+        labelled=cfg.labelled_weight,
+        base=float(run["scores"]["sampling"]["base_weight"]),
+        class_balance=cfg.labelled_class_balance,
+    )
+    started = time.time()
+    result = run_training(config, Settings(), progress=False, sample_weight=weight)
+    seconds = time.time() - started
+    serving = Path(result.serving_dir)
+    held_pairs = [(r.text, str(r.label)) for r in held]
+    test = [(e.text, str(e.label)) for e in load_smsa("test")]
+    h, t = (
+        evaluate_model(serving, held_pairs, Settings()),
+        evaluate_model(serving, test, Settings()),
+    )
+    return {
+        "tag": tag,
+        "seconds": round(seconds, 1),
+        "holdout": {"n": len(held_pairs), "macro_f1": h["macro_f1"], "per_class": h["per_class"]},
+        "smsa_test": {"macro_f1": t["macro_f1"], "per_class": t["per_class"]},
+        "smsa_valid_dedup": (result.reports or {}).get("smsa-valid-dedup", {}).get("macro_f1"),
+        "decision_bias": (result.train_summary or {}).get("decision_bias"),
+        "serving_dir": str(serving),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--retrain-dir", type=Path, required=True)
+    parser.add_argument("--champion", type=Path, required=True, help="a checkpoint folder")
+    parser.add_argument("--tag", action="append", default=None, help="'' = no tag; repeatable")
+    parser.add_argument("--overrides", default="{}", help="JSON: more retrain config keys")
+    parser.add_argument("--retrain-settings", default="{}", help="JSON: RetrainConfig fields")
+    parser.add_argument("--work", type=Path, default=Path("artifacts/experiments-domain-tag"))
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    results = []
+    for i, tag in enumerate(args.tag or ["", "[prdect]"]):
+        results.append(arm(args, tag, args.work / f"arm{i}"))
+        args.out.write_text(json.dumps(results, indent=1))
+        print(json.dumps({k: v for k, v in results[-1].items() if k != "per_class"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

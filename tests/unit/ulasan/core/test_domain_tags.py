@@ -1,0 +1,83 @@
+"""Domain tags (ulasan.core.inference.domain): a review's source in front of its text, for a
+model retrained with them; the runtime tags raw and cleaned texts alike, and only for the
+sources its manifest lists."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.tiny_model import smsa_rows, tiny_serving_folder
+from trainer.data import load_prdect
+from ulasan.core.inference import ModelManifest, OnnxPredictor
+from ulasan.core.inference.domain import domain_tag, tag_texts
+from ulasan.core.inference.manifest import MANIFEST_FILE
+from ulasan.core.text import clean
+
+TEXTS = ["Barang bagus, pengiriman cepat 👍", "jelek!!! http://toko.id", "ok", "#mantap gan"]
+
+
+def test_only_the_listed_sources_are_tagged() -> None:
+    sources = ["prdect", None, "google_play", "prdect"]
+    tagged = tag_texts(TEXTS, sources, ["prdect"])
+    assert tagged == [f"[prdect] {TEXTS[0]}", TEXTS[1], TEXTS[2], f"[prdect] {TEXTS[3]}"]
+    assert tag_texts(TEXTS, None, ["prdect"]) == TEXTS  # no sources: as they are
+    assert tag_texts(TEXTS, sources, []) == TEXTS  # a model without tags
+    assert domain_tag("Google Play") == "[google play]"  # cleaned, as the model reads it
+    assert domain_tag("Google Play", lowercase=False) == "[Google Play]"
+    with pytest.raises(ValueError, match="4 texts but 1 sources"):
+        tag_texts(TEXTS, ["prdect"], ["prdect"])
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_tagging_a_cleaned_text_equals_cleaning_a_tagged_raw_one(lowercase: bool) -> None:
+    # the worker tags the clean stage's text; the trainer cleans the tagged raw text
+    raws = [e.text for e in load_prdect()][:2000] + [t for t, _ in smsa_rows("valid", 300)]
+    raws += [*TEXTS, "  spasi   di depan", "@toko ok", "www.toko.id murah", "😂😂😂😂"]
+    tags = ["prdect"]
+    for raw in raws:
+        cleaned = clean(raw, lowercase=lowercase)
+        (from_raw,) = tag_texts([raw], ["prdect"], tags, lowercase=lowercase)
+        (from_cleaned,) = tag_texts([cleaned], ["prdect"], tags, lowercase=lowercase)
+        assert clean(from_raw, lowercase=lowercase) == from_cleaned, raw
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny serving folder, and a copy whose manifest lists the source ``prdect``."""
+    plain = tiny_serving_folder(tmp_path_factory.getbasetemp())
+    tagged = tmp_path_factory.mktemp("tagged") / "serving"
+    shutil.copytree(plain, tagged)
+    manifest = json.loads((tagged / MANIFEST_FILE).read_text())
+    (tagged / MANIFEST_FILE).write_text(json.dumps({**manifest, "domain_tags": ["prdect"]}))
+    return plain, tagged
+
+
+def test_a_model_with_tags_reads_its_sources_behind_them(folders: tuple[Path, Path]) -> None:
+    plain_dir, tagged_dir = folders
+    plain, tagged = OnnxPredictor.from_folder(plain_dir), OnnxPredictor.from_folder(tagged_dir)
+    assert plain.domain_tags == () and tagged.domain_tags == ("prdect",)
+    assert ModelManifest.read(plain_dir).domain_tags == []  # older manifests: none
+    texts = [t for t, _ in smsa_rows("valid", 20)]
+    sources: list[str | None] = ["prdect", None, "api", "prdect"] * 5
+
+    def probs(preds: list) -> list[dict[str, float]]:  # type: ignore[type-arg]
+        return [{k: round(v, 5) for k, v in p.probabilities.items()} for p in preds]
+
+    as_tagged = [
+        f"[prdect] {t}" if s == "prdect" else t for t, s in zip(texts, sources, strict=True)
+    ]
+    expected = probs(plain.predict(as_tagged))
+    assert probs(tagged.predict(texts, sources=sources)) == expected
+    # the same model without sources (the gateway), or a model without tags: untagged
+    assert probs(tagged.predict(texts)) == probs(plain.predict(texts))
+    assert probs(plain.predict(texts, sources=sources)) == probs(plain.predict(texts))
+    # the worker's path: cleaned texts, the same scores, and token counts of the review alone
+    cleaned = [clean(t) for t in texts]
+    preds, counts = tagged.score_cleaned(cleaned, sources=sources)
+    assert probs(preds) == expected
+    assert counts == plain.score_cleaned(cleaned)[1]
+    assert tagged.score_cleaned(cleaned)[1] == counts
