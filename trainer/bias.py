@@ -66,7 +66,7 @@ class BiasChoice:
     scores: dict[str, list[float]] = field(default_factory=dict)  # per class, over GRID
     #: the base rows' macro-F1 without and with the offsets, their count and the tolerance
     #: (None: no base rows were given)
-    base: dict[str, float] | None = None
+    base: dict[str, float | int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -115,7 +115,7 @@ class _BaseGuard:
             return True
         return self.score(offsets) >= self.before - self.rows.tolerance - 1e-12
 
-    def record(self, offsets: np.ndarray) -> dict[str, float] | None:
+    def record(self, offsets: np.ndarray) -> dict[str, float | int] | None:
         if self.rows is None:
             return None
         return {
