@@ -67,6 +67,9 @@ class BiasChoice:
     #: the base rows' macro-F1 without and with the offsets, their count and the tolerance
     #: (None: no base rows were given)
     base: dict[str, float | int] | None = None
+    #: the offsets reach the tagged sources' texts only (the manifest's domain_offsets), not
+    #: the model's head: the base domain is scored without them
+    domain: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -74,6 +77,7 @@ class BiasChoice:
             "macro_f1_before": round(self.macro_f1_before, 4),
             "macro_f1_after": round(self.macro_f1_after, 4),
             "n": self.n,
+            "scope": "tagged sources" if self.domain else "all texts",
         }
         if self.base is not None:
             out["base"] = self.base

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -86,6 +86,7 @@ def export_serving_folder(
     overwrite: bool = False,
     fp32_atol: float = FP32_ATOL,
     domain_tags: Sequence[str] = (),
+    domain_offsets: Mapping[str, float] | None = None,
 ) -> ExportReport:
     """Export ``checkpoint_dir`` (HF model + fast tokenizer) to the serving folder ``out_dir``.
 
@@ -96,7 +97,8 @@ def export_serving_folder(
 
     ``max_length`` defaults to the tokenizer's ``model_max_length`` capped at the model's
     position embeddings. ``domain_tags``: the review sources the model was trained to read
-    behind a tag (written into the manifest; ``ulasan.core.inference.domain``).
+    behind a tag (written into the manifest; ``ulasan.core.inference.domain``), and
+    ``domain_offsets`` the logit offsets their texts alone get (the retrain's decision offsets).
     Raises :class:`ExportError` when the checkpoint is unusable (no fast tokenizer, labels not
     in ``schemas.events.LABELS`` order), when ``out_dir`` is not empty and ``overwrite`` is
     false, or when fp32 parity exceeds ``fp32_atol``. The folder appears whole or not at all.
@@ -116,6 +118,7 @@ def export_serving_folder(
         keep_fp32=keep_fp32,
         fp32_atol=fp32_atol,
         domain_tags=domain_tags,
+        domain_offsets=dict(domain_offsets or {}),
     )
     manifest, export_s, quantize_s = _write_whole(out, write, overwrite=overwrite)
     fp32 = out / MODEL_FP32_FILE
@@ -161,6 +164,7 @@ def _write_folder(
     keep_fp32: bool,
     fp32_atol: float,
     domain_tags: Sequence[str] = (),
+    domain_offsets: Mapping[str, float] | None = None,
 ) -> tuple[ModelManifest, float, float]:
     """Write the serving folder's files into ``staging`` and check parity: the manifest and
     the export and quantization seconds."""
@@ -187,6 +191,7 @@ def _write_folder(
         parity=Parity(n_texts=0),
         source_checkpoint=str(checkpoint.resolve()),
         domain_tags=sorted(set(domain_tags)),
+        domain_offsets={k: float(v) for k, v in (domain_offsets or {}).items() if v},
     )
     manifest.write(staging)
     parity = _parity(checkpoint, staging, manifest, parity_texts)

@@ -4,6 +4,7 @@ what it made to the run and stores it on the context for the stages after it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from trainer.train import PreparedModel, predict_proba, prepare_mini
 from trainer.validation import validate
 from trainer.vocab import VocabularyExtension, extend_vocabulary
 from ulasan.core.inference import OnnxPredictor
+from ulasan.core.inference.domain import domain_tag
 from ulasan.core.registry import CHECKPOINT_ARTIFACT
 from ulasan.core.text import default_lexicon
 
@@ -184,8 +186,9 @@ def decision_bias(ctx: PipelineContext) -> None:
             f"; {EVAL_SET_NAME} {bias.base['macro_f1_before']:.4f} -> "
             f"{bias.base['macro_f1_after']:.4f} (may lose {bias.base['tolerance']:g})"
         )
+    scope = f" (for the texts of {ctx.config.domain_tags} only)" if bias.domain else ""
     ctx.console.print(
-        f"decision bias {bias.offsets} on {bias.n} held-out rows: macro-F1 "
+        f"decision bias {bias.offsets}{scope} on {bias.n} held-out rows: macro-F1 "
         f"{bias.macro_f1_before:.4f} -> {bias.macro_f1_after:.4f}{guarded}"
     )
 
@@ -204,6 +207,8 @@ def export(ctx: PipelineContext) -> None:
         parity_texts=parity,
         quantize=config.quantize,
         domain_tags=config.domain_tags,
+        # with domain tags the decision offsets reach the tagged sources' texts only
+        domain_offsets=ctx.bias.offsets if ctx.bias is not None and ctx.bias.domain else None,
     )
     write_checkpoint_meta(
         checkpoint,
@@ -325,7 +330,12 @@ def choose_decision_bias(
     the checkpoint's classification head (see :mod:`trainer.bias`). With ``base_rows`` (the
     fixed evaluation set), the offsets may cost them at most ``config.bias_base_tolerance``
     macro-F1 (by default ``gate.base_tolerance / 4``). The rows are scored at the length the
-    export will serve."""
+    export will serve.
+
+    With ``config.domain_tags`` the offsets are the tagged sources' own: chosen on their rows
+    of ``bias_data``, left out of the checkpoint and exported as the manifest's
+    ``domain_offsets`` (the runtime adds them to those sources' texts only), so the base
+    domain never sees them and ``base_rows`` do not guard them (``BiasChoice.domain``)."""
     assert config.bias_data is not None
     report = validate(load_training_file(config.bias_data.removeprefix("file:")))
     rows = list(report.accepted)
@@ -340,6 +350,15 @@ def choose_decision_bias(
         out: np.ndarray = np.log(np.clip(probs, 1e-12, None))
         return out
 
+    if config.domain_tags:
+        # the offsets will reach the tagged sources' texts only (the manifest's
+        # domain_offsets): chosen on those rows, and the base domain needs no guard
+        tagged = tuple(f"{domain_tag(t)} " for t in config.domain_tags)
+        rows = [e for e in rows if e.text.lower().startswith(tagged)]
+        if not rows:
+            raise DataError(f"{config.bias_data}: no rows of the sources {config.domain_tags}")
+        choice = choose_bias(log_probs(rows), [str(e.label) for e in rows], config.bias_classes)
+        return replace(choice, domain=True)
     base = None
     if base_rows:
         labels = [str(e.label) for e in base_rows]

@@ -15,7 +15,7 @@ from tests.helpers.tiny_model import build_tiny_checkpoint
 from trainer.bias import GRID, BaseRows, apply_bias, choose_bias
 from trainer.config import load_config
 from trainer.data import Example
-from trainer.errors import ConfigError, TrainingError
+from trainer.errors import ConfigError, DataError, TrainingError
 from trainer.metrics import macro_f1
 from trainer.modeling import load_classifier
 from trainer.pipeline import choose_decision_bias
@@ -231,3 +231,26 @@ def test_the_pipeline_keeps_the_offsets_within_the_base_rows_tolerance(tmp_path:
     assert again.base is not None and again.base["tolerance"] == 1.0
     with pytest.raises(ConfigError, match="bias_base_tolerance"):
         config.with_overrides({"bias_base_tolerance": -0.1})
+
+
+def test_with_domain_tags_the_offsets_are_the_tagged_sources_own(tmp_path: Path) -> None:
+    """The offsets are chosen on the tagged rows of the hold-out, stay out of the checkpoint
+    (the base domain never sees them) and are not guarded by the base rows."""
+    folder, texts, _, head_before = _never_neutral(tmp_path)
+    rows = tmp_path / "tagged.jsonl"
+    lines = [{"text": f"[shop] {t}", "label": "neutral"} for t in texts]
+    # an untagged row (a source with too few rows for a tag) does not choose the offsets
+    lines += [{"text": t, "label": "positive"} for t in texts[:3]]
+    rows.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    base = [Example(text=t, label="positive") for t in texts]  # would forbid any offset
+    config = load_config("configs/tiny.yaml").with_overrides(
+        {"bias_data": f"file:{rows}", "domain_tags": ["shop"]}
+    )
+    choice = choose_decision_bias(config, folder, base)
+    assert choice.domain and choice.base is None and choice.n == len(texts)
+    assert choice.offsets == {"neutral": 1.0} and choice.as_dict()["scope"] == "tagged sources"
+    head_after = load_classifier(folder)[1].classifier.bias.detach()
+    assert torch.equal(head_after, head_before)  # the checkpoint is unchanged
+    no_rows = config.with_overrides({"domain_tags": ["google_play"]})
+    with pytest.raises(DataError, match="no rows of the sources"):
+        choose_decision_bias(no_rows, folder, base)

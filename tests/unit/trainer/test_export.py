@@ -94,8 +94,10 @@ def test_the_manifest_lists_the_domain_tags_the_model_was_trained_with(
         parity_texts=["bagus sekali", "jelek"],
         quantize=False,
         domain_tags=["prdect", "google_play", "prdect"],
+        domain_offsets={"neutral": -0.5, "positive": 0.0},
     )
     assert report.manifest.domain_tags == ["google_play", "prdect"]
+    assert report.manifest.domain_offsets == {"neutral": -0.5}  # a zero offset is no offset
     assert OnnxPredictor.from_folder(report.folder).domain_tags == ("google_play", "prdect")
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ulasan.core.inference.errors import ModelFolderError
 
@@ -95,6 +95,22 @@ class ModelManifest(BaseModel):
         "(ulasan.core.inference.domain): every runtime tags a review from one of them the same "
         "way; texts from other sources are scored as they are",
     )
+    domain_offsets: dict[str, float] = Field(
+        default_factory=dict,
+        description="label -> logit offset added for texts from a tagged source only (the "
+        "retrain's decision offsets, chosen on that domain's hold-out): the base domain's "
+        "texts are scored without them",
+    )
+
+    @model_validator(mode="after")
+    def _offsets_need_tags(self) -> ModelManifest:
+        unknown = set(self.domain_offsets) - set(self.labels)
+        if unknown:
+            raise ValueError(f"domain_offsets names labels {sorted(unknown)} not in {self.labels}")
+        if self.domain_offsets and not self.domain_tags:
+            raise ValueError("domain_offsets without domain_tags: no text would get them")
+        return self
+
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @field_validator("model_file", "fp32_model_file")

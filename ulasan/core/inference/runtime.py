@@ -199,7 +199,8 @@ class OnnxPredictor:
                 cut, self._untruncated.count_cleaned([cleaned[i] for i in cut]), strict=True
             ):
                 counts[i] = c
-        return self._predictions(self.logits_from_ids([e.ids for e in encodings])), counts
+        logits = self._offset(self.logits_from_ids([e.ids for e in encodings]), sources)
+        return self._predictions(logits), counts
 
     def _tag_count(self, source: str) -> tuple[int, int]:
         """(tokens, unknown tokens) of ``source``'s tag alone."""
@@ -211,8 +212,20 @@ class OnnxPredictor:
     def logits(
         self, texts: Sequence[str], *, sources: Sequence[str | None] | None = None
     ) -> np.ndarray:
-        """Raw logits, ``(len(texts), n_labels)`` float32, in input order."""
-        return self.logits_from_ids(self.encode(texts, sources=sources))
+        """Raw logits, ``(len(texts), n_labels)`` float32, in input order; a text from a
+        tagged source gets the manifest's ``domain_offsets`` added."""
+        return self._offset(self.logits_from_ids(self.encode(texts, sources=sources)), sources)
+
+    def _offset(self, logits: np.ndarray, sources: Sequence[str | None] | None) -> np.ndarray:
+        """``logits`` with ``domain_offsets`` added to the rows of tagged sources (in place)."""
+        offsets, tags = self.manifest.domain_offsets, self.manifest.domain_tags
+        if not offsets or sources is None:
+            return logits
+        rows = [i for i, s in enumerate(sources) if s is not None and s in tags]
+        if rows:
+            vector = np.array([offsets.get(lab, 0.0) for lab in self._labels], dtype=logits.dtype)
+            logits[rows] += vector
+        return logits
 
     def logits_from_ids(self, ids: Sequence[Sequence[int]], *, sort: bool = True) -> np.ndarray:
         """Run already-encoded texts; ``sort=False`` batches in input order (for benchmarks)."""

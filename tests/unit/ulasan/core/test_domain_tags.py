@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.helpers.tiny_model import smsa_rows, tiny_serving_folder
@@ -81,3 +82,37 @@ def test_a_model_with_tags_reads_its_sources_behind_them(folders: tuple[Path, Pa
     assert probs(preds) == expected
     assert counts == plain.score_cleaned(cleaned)[1]
     assert tagged.score_cleaned(cleaned)[1] == counts
+
+
+def test_domain_offsets_reach_the_tagged_sources_texts_only(folders: tuple[Path, Path]) -> None:
+    plain_dir, tagged_dir = folders
+    offset_dir = tagged_dir.parent / "offsets"
+    shutil.copytree(tagged_dir, offset_dir)
+    manifest = json.loads((offset_dir / MANIFEST_FILE).read_text())
+    manifest["domain_offsets"] = {"neutral": -0.75}
+    (offset_dir / MANIFEST_FILE).write_text(json.dumps(manifest))
+    tagged, offset = OnnxPredictor.from_folder(tagged_dir), OnnxPredictor.from_folder(offset_dir)
+    texts = [t for t, _ in smsa_rows("valid", 8)]
+    sources: list[str | None] = ["prdect", None] * 4
+    shift = offset.logits(texts, sources=sources) - tagged.logits(texts, sources=sources)
+    expected = [[0.0, -0.75, 0.0] if s else [0.0, 0.0, 0.0] for s in sources]
+    assert np.allclose(shift, np.array(expected), atol=1e-5)
+    cleaned = [clean(t) for t in texts]
+    preds, _ = offset.score_cleaned(cleaned, sources=sources)
+    assert [p.probabilities for p in preds] == [
+        p.probabilities for p in offset.predict(texts, sources=sources)
+    ]
+    # no sources (a gateway request): no offsets
+    assert offset.logits(texts).tolist() == tagged.logits(texts).tolist()
+
+
+def test_a_manifest_with_offsets_but_no_tags_or_unknown_labels_is_refused(
+    folders: tuple[Path, Path],
+) -> None:
+    manifest = json.loads((folders[1] / MANIFEST_FILE).read_text())
+    with pytest.raises(ValueError, match="without domain_tags"):
+        ModelManifest.model_validate(
+            {**manifest, "domain_tags": [], "domain_offsets": {"neutral": 1}}
+        )
+    with pytest.raises(ValueError, match="not in"):
+        ModelManifest.model_validate({**manifest, "domain_offsets": {"neutre": 1}})
