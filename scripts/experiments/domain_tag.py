@@ -71,6 +71,8 @@ def arm(args: argparse.Namespace, tag: str, out_dir: Path) -> dict[str, Any]:
     """One retrain with ``tag`` ('' = none) and its scores."""
     run = json.loads((args.retrain_dir / "run.json").read_text())
     rows = read(args.retrain_dir / "train.jsonl")
+    if args.base_only:  # the null retrain: the SmSA share alone, no stream review
+        rows = [(r, base) for r, base in rows if base]
     train = tagged(rows, tag)
     held = tagged(read(args.retrain_dir / "holdout.jsonl"), tag)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,7 @@ def arm(args: argparse.Namespace, tag: str, out_dir: Path) -> dict[str, Any]:
         "interpolate": False,
         **json.loads(args.overrides),
         "data": f"file:{train_path}",
-        "bias_data": f"file:{held_path}",
+        "bias_data": None if args.base_only else f"file:{held_path}",
         "promote": False,
         "register_model": False,
         "max_examples": len(train),
@@ -118,6 +120,7 @@ def arm(args: argparse.Namespace, tag: str, out_dir: Path) -> dict[str, Any]:
         "scenario_holdout": {"n": len(scn), "macro_f1": sh["macro_f1"]},
         "smsa_test": {"macro_f1": t["macro_f1"], "per_class": t["per_class"]},
         "smsa_valid_dedup": (result.reports or {}).get("smsa-valid-dedup", {}).get("macro_f1"),
+        "base_only": args.base_only,
         "decision_bias": (result.train_summary or {}).get("decision_bias"),
         "interpolation": (result.train_summary or {}).get("interpolation"),
         "serving_dir": str(serving),
@@ -133,6 +136,12 @@ def main() -> None:
     )
     parser.add_argument("--overrides", default="{}", help="JSON: more retrain config keys")
     parser.add_argument("--retrain-settings", default="{}", help="JSON: RetrainConfig fields")
+    parser.add_argument(
+        "--base-only",
+        action="store_true",
+        help="the null retrain: train on the data file's SmSA rows only (what re-fine-tuning "
+        "alone costs the base domain)",
+    )
     parser.add_argument("--work", type=Path, default=Path("artifacts/experiments-domain-tag"))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
