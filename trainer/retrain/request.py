@@ -23,7 +23,7 @@ from trainer.evaluate import evaluate_model
 from trainer.gate import GateConfig, GateDecision, run_gate
 from trainer.pipeline.run import run_training
 from trainer.registry import ModelVersionInfo, champion
-from trainer.retrain.config import TrainerSettings
+from trainer.retrain.config import RetrainConfig, TrainerSettings
 from trainer.retrain.split import (
     BASE_GUARD_NAME,
     GATE_SET_NAME,
@@ -205,9 +205,11 @@ def stale_reason(request: RetrainRequested, current: ModelVersionInfo | None) ->
     return None
 
 
-def prepare_data(settings: TrainerSettings, record: RunRecord, run_dir: Path) -> RetrainData:
-    """Split the labelled reviews, keep a share of the base corpus, write the data files into
-    ``run_dir`` and record their sizes and the sampling weights."""
+def _split_labelled(
+    settings: TrainerSettings,
+) -> tuple[list[Example], list[Example], list[Example], list[Example]]:
+    """The labelled reviews in PostgreSQL (the newest ``max_labelled``), and their training,
+    hold-out and selection splits (review-id hashes: fixed across runs)."""
     cfg = settings.retrain
     labelled = [e for e in load_postgres(settings.postgres.dsn) if e.label is not None]
     if cfg.max_labelled is not None:
@@ -216,6 +218,14 @@ def prepare_data(settings: TrainerSettings, record: RunRecord, run_dir: Path) ->
     selection: list[Example] = []
     if cfg.selection_share > 0:
         new_train, selection = split_labelled(new_train, cfg.selection_share, salt=SELECTION_SALT)
+    return labelled, new_train, held, selection
+
+
+def prepare_data(settings: TrainerSettings, record: RunRecord, run_dir: Path) -> RetrainData:
+    """Split the labelled reviews, keep a share of the base corpus, write the data files into
+    ``run_dir`` and record their sizes and the sampling weights."""
+    cfg = settings.retrain
+    labelled, new_train, held, selection = _split_labelled(settings)
     config = load_config(cfg.config).with_overrides(cfg.overrides)
     base = base_share(load_smsa("train"), len(new_train), config.max_examples, config.seed)
     # stream reviews behind their source's tag, the base corpus untagged (RetrainConfig)
@@ -226,28 +236,7 @@ def prepare_data(settings: TrainerSettings, record: RunRecord, run_dir: Path) ->
     new_train, held, selection = (tag_examples(rows, tags) for rows in (new_train, held, selection))
     path = write_jsonl(run_dir / "train.jsonl", [*base, *new_train])
     held_path = write_jsonl(run_dir / "holdout.jsonl", held)
-    base_weight = effective_base_weight(
-        n_base=len(base),
-        n_new=len(new_train),
-        labelled=cfg.labelled_weight,
-        base=cfg.base_weight,
-        min_share=cfg.min_base_share,
-    )
-    record.data_sizes = {
-        "base": len(base),
-        "labelled": len(labelled),
-        "labelled_train": len(new_train),
-        "labelled_holdout": len(held),
-        "labelled_selection": len(selection),
-        "sampled_per_epoch": round(len(base) * base_weight + len(new_train) * cfg.labelled_weight),
-    }
-    record.scores["sampling"] = {
-        "labelled_weight": cfg.labelled_weight,
-        "labelled_class_balance": cfg.labelled_class_balance,
-        "base_weight": base_weight,
-        "base_weight_configured": cfg.base_weight,
-        "min_base_share": cfg.min_base_share,
-    }
+    base_weight = _record_sampling(record, cfg, base, labelled, new_train, held, selection)
     # the pipeline registers the candidate; the gate runs here, on base set + stream hold-out
     # the cap is applied above (every new review kept): the pipeline must not sample again
     overrides: dict[str, Any] = {
@@ -275,6 +264,41 @@ def prepare_data(settings: TrainerSettings, record: RunRecord, run_dir: Path) ->
         weight=weight,
         held_sources=held_sources,
     )
+
+
+def _record_sampling(
+    record: RunRecord,
+    cfg: RetrainConfig,
+    base: list[Example],
+    labelled: list[Example],
+    new_train: list[Example],
+    held: list[Example],
+    selection: list[Example],
+) -> float:
+    """The base corpus's per-epoch sampling weight; the data sizes and the sampling recorded."""
+    base_weight = effective_base_weight(
+        n_base=len(base),
+        n_new=len(new_train),
+        labelled=cfg.labelled_weight,
+        base=cfg.base_weight,
+        min_share=cfg.min_base_share,
+    )
+    record.data_sizes = {
+        "base": len(base),
+        "labelled": len(labelled),
+        "labelled_train": len(new_train),
+        "labelled_holdout": len(held),
+        "labelled_selection": len(selection),
+        "sampled_per_epoch": round(len(base) * base_weight + len(new_train) * cfg.labelled_weight),
+    }
+    record.scores["sampling"] = {
+        "labelled_weight": cfg.labelled_weight,
+        "labelled_class_balance": cfg.labelled_class_balance,
+        "base_weight": base_weight,
+        "base_weight_configured": cfg.base_weight,
+        "min_base_share": cfg.min_base_share,
+    }
+    return base_weight
 
 
 def train_candidate(
