@@ -15,11 +15,13 @@ so tagging a cleaned text and cleaning a tagged raw text give the same string.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 
 from ulasan.core.text import clean
 
 
+@functools.lru_cache(maxsize=256)
 def domain_tag(source: str, *, lowercase: bool = True) -> str:
     """The tag of ``source`` as the model reads it (cleaned): ``[prdect]``."""
     return clean(f"[{source}]", lowercase=lowercase)
