@@ -64,6 +64,13 @@ class OnnxPredictor:
         self._unk_id = unknown_token_id(tokenizer)
         self._untruncated: UnknownTokens | None = None
         self._tag_counts: dict[str, tuple[int, int]] = {}
+        offsets = manifest.domain_offsets
+        # the manifest's domain offsets as one row to add (None: the model has none)
+        self._offsets = (
+            np.array([offsets.get(lab, 0.0) for lab in self._labels], dtype=np.float32)
+            if offsets
+            else None
+        )
         graph_inputs = {i.name for i in session.get_inputs()}
         missing = {"input_ids", "attention_mask"} - graph_inputs
         if missing:
@@ -218,13 +225,12 @@ class OnnxPredictor:
 
     def _offset(self, logits: np.ndarray, sources: Sequence[str | None] | None) -> np.ndarray:
         """``logits`` with ``domain_offsets`` added to the rows of tagged sources (in place)."""
-        offsets, tags = self.manifest.domain_offsets, self.manifest.domain_tags
-        if not offsets or sources is None:
+        if self._offsets is None or sources is None:
             return logits
+        tags = self.manifest.domain_tags
         rows = [i for i, s in enumerate(sources) if s is not None and s in tags]
         if rows:
-            vector = np.array([offsets.get(lab, 0.0) for lab in self._labels], dtype=logits.dtype)
-            logits[rows] += vector
+            logits[rows] += self._offsets
         return logits
 
     def logits_from_ids(self, ids: Sequence[Sequence[int]], *, sort: bool = True) -> np.ndarray:
