@@ -182,6 +182,16 @@ class TrainConfig(_Section):
         "answers on the new data); a label the old model disagrees with pulls less; 0 = off",
     )
 
+    anchor: float = Field(
+        0.0,
+        ge=0.0,
+        description="a run continuing a checkpoint with domain_tags: every tagged training text "
+        "also trains untagged, towards the starting checkpoint's class probabilities for it, "
+        "at anchor times its tagged row's sampling weight (trainer.anchor: Learning without "
+        "Forgetting with the tag as the task); the base domain's answers on the new domain's "
+        "texts are kept while the tagged copy learns the new convention; 0 = off",
+    )
+
     rating_soft: float = Field(
         0.0,
         ge=0.0,

@@ -8,13 +8,14 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from schemas.events import LABELS
+from trainer.anchor import Anchors, anchor_weights, soft_targets, untagged
 from trainer.batching import epoch_sample, length_bucketed_batches, pad_batch
 from trainer.config import TrainConfig
 from trainer.data import rating_label
@@ -267,6 +268,8 @@ class _Encoded:
     soft: np.ndarray | None = None
     #: the share of examples whose label is the starting checkpoint's own answer (distill)
     teacher_agreement: float | None = None
+    #: untagged copies of the tagged rows appended (config.anchor); None: anchors off
+    anchor_rows: int | None = None
 
     @property
     def epoch_size(self) -> int:
@@ -282,6 +285,8 @@ class _Encoded:
         }
         if self.teacher_agreement is not None:
             figures["distill_label_agreement"] = self.teacher_agreement
+        if self.anchor_rows is not None:
+            figures["anchor_rows"] = self.anchor_rows
         return figures
 
 
@@ -437,7 +442,7 @@ def _encode(
         teacher = teacher_probabilities(config, raw_train)
         soft = distilled_targets(config.distill, y, teacher, targets)
         agreement = float((teacher.argmax(axis=1) == y).mean())
-    return _Encoded(
+    encoded = _Encoded(
         train_ids=train_ids,
         y=y,
         train_labels=train_labels,
@@ -447,6 +452,44 @@ def _encode(
         weights=weights,
         soft=soft,
         teacher_agreement=agreement,
+    )
+    if config.anchor > 0 and config.domain_tags:
+        encoded = _with_anchors(config, encoded, raw_train, tokenizer)
+    return encoded
+
+
+def domain_anchors(config: TrainConfig, raw_train: Sequence[str]) -> Anchors:
+    """The untagged copies of ``raw_train``'s tagged texts (``config.domain_tags``) with the
+    starting checkpoint's class probabilities as their targets (``trainer.anchor``)."""
+    index, texts = untagged(raw_train, config.domain_tags)
+    probs = (
+        teacher_probabilities(config, texts)
+        if texts
+        else np.zeros((0, len(LABELS)), dtype=np.float32)
+    )
+    return Anchors(np.asarray(index, dtype=np.int64), texts, probs)
+
+
+def _with_anchors(
+    config: TrainConfig, data: _Encoded, raw_train: Sequence[str], tokenizer: Any
+) -> _Encoded:
+    """``data`` with ``config.anchor``'s untagged copies of the tagged rows appended: their
+    targets the starting checkpoint's probabilities, their label (for the class weights) its
+    answer, their sampling weight ``anchor`` times their row's."""
+    anchors = domain_anchors(config, raw_train)
+    if not len(anchors):
+        return replace(data, anchor_rows=0)
+    cleaned = clean_texts(anchors.texts, lowercase=tokenizer_lowercases(tokenizer))
+    ids = tokenizer(cleaned, truncation=True, max_length=data.max_length)["input_ids"]
+    answers = anchors.probs.argmax(axis=1)
+    return replace(
+        data,
+        train_ids=[*data.train_ids, *ids],
+        y=np.concatenate([data.y, answers.astype(np.int64)]),
+        train_labels=[*data.train_labels, *(LABELS[int(a)] for a in answers)],
+        weights=anchor_weights(config.anchor, anchors.index, data.weights, len(data.train_ids)),
+        soft=soft_targets(data.y, data.soft, anchors.probs),
+        anchor_rows=len(anchors),
     )
 
 

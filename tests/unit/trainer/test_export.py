@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from schemas.events import LABELS
 from tests.helpers.tiny_model import build_tiny_checkpoint, smsa_rows, tiny_serving_folder
 from trainer.errors import ExportError
-from trainer.export import export_serving_folder
+from trainer.export import ExportReport, export_serving_folder
 from ulasan.core.inference import ModelManifest, OnnxPredictor
 from ulasan.core.text import FEATURE_VERSION, default_lexicon
 
@@ -64,15 +65,21 @@ def test_lexicon_is_saved_beside_the_model(serving: Path) -> None:
     assert saved  # the Lexicon's own format; it must at least be non-empty JSON
 
 
-def test_fp32_only_export(random_checkpoint: Path, tmp_path: Path) -> None:
-    report = export_serving_folder(
-        random_checkpoint,
-        tmp_path / "fp32",
-        model_name="fp32",
+def _fp32_export(checkpoint: Path, out: Path, **options: Any) -> ExportReport:
+    """An fp32-only export of ``checkpoint`` to ``out`` (named after the folder)."""
+    return export_serving_folder(
+        checkpoint,
+        out,
+        model_name=out.name,
         lexicon=default_lexicon(),
         parity_texts=["bagus sekali", "jelek"],
         quantize=False,
+        **options,
     )
+
+
+def test_fp32_only_export(random_checkpoint: Path, tmp_path: Path) -> None:
+    report = _fp32_export(random_checkpoint, tmp_path / "fp32")
     manifest = report.manifest
     assert manifest.quantization is None and manifest.fp32_model_file is None
     assert not (report.folder / "model_fp32.onnx").exists()
@@ -86,13 +93,9 @@ def test_fp32_only_export(random_checkpoint: Path, tmp_path: Path) -> None:
 def test_the_manifest_lists_the_domain_tags_the_model_was_trained_with(
     random_checkpoint: Path, tmp_path: Path
 ) -> None:
-    report = export_serving_folder(
+    report = _fp32_export(
         random_checkpoint,
         tmp_path / "tagged",
-        model_name="tagged",
-        lexicon=default_lexicon(),
-        parity_texts=["bagus sekali", "jelek"],
-        quantize=False,
         domain_tags=["prdect", "google_play", "prdect"],
         domain_offsets={"neutral": -0.5, "positive": 0.0},
     )

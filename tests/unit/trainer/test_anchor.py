@@ -1,0 +1,123 @@
+"""Domain anchors (trainer.anchor): with domain tags, a retrain's tagged texts learn the new
+convention while their untagged copies keep the starting checkpoint's answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from schemas.events import LABELS
+from tests.helpers.tiny_model import build_tiny_checkpoint
+from tests.unit.trainer.test_retrain_weighting import cue_rows
+from trainer.anchor import anchor_weights, soft_targets, untagged
+from trainer.config import load_config
+from trainer.data import Example
+from trainer.errors import TrainingError
+from trainer.modeling import load_classifier
+from trainer.train import domain_anchors, fine_tune, predict_proba, teacher_probabilities
+
+#: the new domain's convention: every cue means the next class
+ROTATED = {label: LABELS[(i + 1) % 3] for i, label in enumerate(LABELS)}
+TAG = "[prdect]"
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny checkpoint sure of the cues (the champion), whose vocabulary has the tag's
+    pieces: one-epoch runs, each continuing the last, until it answers the cues right."""
+    tmp = tmp_path_factory.mktemp("teacher")
+    texts = [t for t, _ in cue_rows(200, 1)] + [f"{TAG} {t}" for t, _ in cue_rows(20, 2)]
+    checkpoint = build_tiny_checkpoint(tmp / "start", texts=texts)
+    rows = [Example(text=t, label=y) for t, y in cue_rows(120, 2)]
+    probe = cue_rows(60, 9)
+    gold = [LABELS.index(y) for _, y in probe]
+    for run in range(16):
+        config = load_config("configs/tiny.yaml").with_overrides(
+            {"model": str(checkpoint), "epochs": 1, "lr": 1e-2, "batch_size": 16}
+        )
+        result = fine_tune(config, rows, cue_rows(30, 3), progress=False, output_dir=tmp / str(run))
+        checkpoint = result.checkpoint_dir
+        if run >= 3 and (_answers(checkpoint, [t for t, _ in probe]) == gold).mean() == 1.0:
+            break
+    return checkpoint
+
+
+def test_untagged_finds_the_tagged_rows_and_strips_the_tag() -> None:
+    texts = ["[prdect] barang bagus", "enak sekali", "[gplay] lambat", "[prdect]", "[prdect]x"]
+    assert untagged(texts, ["prdect", "gplay"]) == ([0, 2], ["barang bagus", "lambat"])
+    assert untagged(texts, ["gplay"]) == ([2], ["lambat"])
+    assert untagged(texts, []) == ([], [])
+
+
+def test_anchor_weights_and_targets_follow_the_rows_they_copy() -> None:
+    weights = anchor_weights(0.5, [0, 2], np.array([3.0, 0.8, 2.0]), 3)
+    np.testing.assert_allclose(weights, [3.0, 0.8, 2.0, 1.5, 1.0])
+    np.testing.assert_allclose(anchor_weights(2.0, [1], None, 2), [1.0, 1.0, 2.0])
+    with pytest.raises(TrainingError, match="anchor must be > 0"):
+        anchor_weights(0.0, [0], None, 1)
+    with pytest.raises(TrainingError, match="2 sampling weights for 3"):
+        anchor_weights(1.0, [0], np.ones(2), 3)
+    probs = np.array([[0.2, 0.3, 0.5]], dtype=np.float32)
+    targets = soft_targets(np.array([0, 2]), None, probs)
+    np.testing.assert_allclose(targets, [[1, 0, 0], [0, 0, 1], [0.2, 0.3, 0.5]])
+    soft = np.array([[0.9, 0.1, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(soft_targets(np.array([0]), soft, probs), [soft[0], probs[0]])
+    with pytest.raises(TrainingError, match="do not fit"):
+        soft_targets(np.array([0]), soft, np.ones((1, 2), dtype=np.float32))
+
+
+def test_the_anchors_targets_are_the_starting_checkpoints_answers(teacher: Path) -> None:
+    plain = [t for t, _ in cue_rows(6, 5)]
+    raw = [f"{TAG} {t}" for t in plain[:4]] + plain[4:]
+    config = load_config("configs/tiny.yaml").with_overrides(
+        {"model": str(teacher), "domain_tags": ["prdect"]}
+    )
+    anchors = domain_anchors(config, raw)
+    assert anchors.index.tolist() == [0, 1, 2, 3] and anchors.texts == plain[:4]
+    np.testing.assert_allclose(anchors.probs, teacher_probabilities(config, plain[:4]), atol=1e-6)
+    mini = load_config("configs/tiny.yaml").with_overrides({"domain_tags": ["prdect"]})
+    with pytest.raises(TrainingError, match="starting checkpoint"):
+        domain_anchors(mini, raw)
+
+
+def _answers(checkpoint: Path, texts: list[str]) -> np.ndarray:
+    tokenizer, model = load_classifier(checkpoint)
+    return predict_proba(model, tokenizer, texts, max_length=32).argmax(axis=1)
+
+
+def test_anchors_keep_the_untagged_answers_while_the_tag_learns_the_new_convention(
+    teacher: Path, tmp_path: Path
+) -> None:
+    held = cue_rows(60, 9)
+    plain = [t for t, _ in held]
+    old = _answers(teacher, plain)
+    assert (old == [LABELS.index(y) for _, y in held]).mean() > 0.9
+    new_domain = [Example(text=f"{TAG} {t}", label=ROTATED[y]) for t, y in cue_rows(120, 4)]
+    valid = [(f"{TAG} {t}", ROTATED[y]) for t, y in cue_rows(30, 6)]
+    rotated = np.array([LABELS.index(ROTATED[y]) for _, y in held])
+    kept, learnt = {}, {}
+    for share in (0.0, 1.0):
+        config = load_config("configs/tiny.yaml").with_overrides(
+            {
+                "model": str(teacher),
+                "epochs": 8,
+                "lr": 3e-3,
+                "batch_size": 16,
+                "domain_tags": ["prdect"],
+                "anchor": share,
+            }
+        )
+        result = fine_tune(
+            config, new_domain, valid, progress=False, output_dir=tmp_path / f"a{share}"
+        )
+        assert result.extra.get("anchor_rows") == (120 if share else None)
+        assert result.n_train == (240 if share else 120)
+        kept[share] = float((_answers(result.checkpoint_dir, plain) == old).mean())
+        tagged = _answers(result.checkpoint_dir, [f"{TAG} {t}" for t in plain])
+        learnt[share] = float((tagged == rotated).mean())
+    # without anchors the new convention overwrites the untagged answers too; with them the
+    # untagged texts keep the champion's answers and the tagged ones still learn the new one
+    assert kept[0.0] < 0.5 and learnt[0.0] > 0.85
+    assert kept[1.0] > 0.85 and learnt[1.0] > 0.85
