@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainer.errors import TrainingError
-from ulasan.core.inference.domain import domain_tag
+from ulasan.core.inference.domain import split_tag
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,13 @@ def untagged(texts: Sequence[str], tags: Collection[str]) -> tuple[list[int], li
     """The rows of ``texts`` that start with one of ``tags``' domain tags, and their texts with
     the tag (and the one space after it) removed. A text that is the bare tag has nothing to
     anchor and is left out."""
-    prefixes = [f"{domain_tag(t)} " for t in sorted(set(tags))]
     index: list[int] = []
     stripped: list[str] = []
     for i, text in enumerate(texts):
-        for prefix in prefixes:
-            if text.startswith(prefix) and text[len(prefix) :].strip():
-                index.append(i)
-                stripped.append(text[len(prefix) :])
-                break
+        source, rest = split_tag(text, tags)
+        if source is not None and rest.strip():
+            index.append(i)
+            stripped.append(rest)
     return index, stripped
 
 

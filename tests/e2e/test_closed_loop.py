@@ -85,6 +85,8 @@ def test_domain_shift_loop_completes_and_the_promoted_version_serves() -> None:
     stream_rows = [r for r in rows if not r["id"].startswith("smsa/")]
     assert stream_rows and all(r["text"].startswith("[prdect] ") for r in stream_rows)
     assert not any(r["text"].startswith("[prdect] ") for r in rows if r["id"].startswith("smsa/"))
+    # ... and each tagged review also trained untagged, towards the champion's answer (anchor)
+    assert 0 < run_["scores"]["anchor_rows"] <= len(stream_rows)
     served = Path(result["workdir"]) / "state" / "models"
     (manifest,) = served.glob(f"*/{result['promoted_version']}/ulasan_model.json")
     served_manifest = json.loads(manifest.read_text())

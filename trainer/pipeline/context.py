@@ -150,6 +150,7 @@ class PipelineContext:
             "restarts": trained.extra.get("restarts"),
             "restart_seed": trained.extra.get("restart_seed", config.seed),
             "soup_seeds": trained.extra.get("soup_seeds"),
+            "anchor_rows": trained.extra.get("anchor_rows"),
         }
 
     def result(self) -> PipelineResult:

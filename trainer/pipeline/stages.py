@@ -37,7 +37,7 @@ from trainer.train import PreparedModel, predict_proba, prepare_mini
 from trainer.validation import validate
 from trainer.vocab import VocabularyExtension, extend_vocabulary
 from ulasan.core.inference import OnnxPredictor
-from ulasan.core.inference.domain import domain_tag
+from ulasan.core.inference.domain import split_tag
 from ulasan.core.registry import CHECKPOINT_ARTIFACT
 from ulasan.core.text import default_lexicon
 
@@ -353,8 +353,7 @@ def choose_decision_bias(
     if config.domain_tags:
         # the offsets will reach the tagged sources' texts only (the manifest's
         # domain_offsets): chosen on those rows, and the base domain needs no guard
-        tagged = tuple(f"{domain_tag(t)} " for t in config.domain_tags)
-        rows = [e for e in rows if e.text.lower().startswith(tagged)]
+        rows = [e for e in rows if split_tag(e.text, config.domain_tags)[0] is not None]
         if not rows:
             raise DataError(f"{config.bias_data}: no rows of the sources {config.domain_tags}")
         choice = choose_bias(log_probs(rows), [str(e.label) for e in rows], config.bias_classes)

@@ -334,6 +334,7 @@ def train_candidate(
     summary = getattr(result, "train_summary", None) or {}
     record.scores["adapt_steps"] = summary.get("adapt_steps", 0)
     record.scores["vocab_added"] = summary.get("vocab_added", 0)
+    record.scores["anchor_rows"] = summary.get("anchor_rows")
     record.scores["decision_bias"] = summary.get("decision_bias")
     record.scores["interpolation"] = summary.get("interpolation")
     return result

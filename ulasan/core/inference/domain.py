@@ -44,3 +44,16 @@ def tag_texts(
         f"{domain_tag(s, lowercase=lowercase)} {t}" if s is not None and s in tags else t
         for t, s in zip(texts, sources, strict=True)
     ]
+
+
+def split_tag(
+    text: str, tags: Collection[str], *, lowercase: bool = True
+) -> tuple[str | None, str]:
+    """The source of ``tags`` whose tag ``text`` starts with (followed by a space), and the text
+    behind it; ``(None, text)`` for a text that starts with none of them. The inverse of
+    :func:`tag_texts` for a tagged text (training data files carry their rows so)."""
+    for source in sorted(tags):
+        prefix = f"{domain_tag(source, lowercase=lowercase)} "
+        if text.startswith(prefix):
+            return source, text[len(prefix) :]
+    return None, text

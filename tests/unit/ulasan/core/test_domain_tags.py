@@ -14,7 +14,7 @@ import pytest
 from tests.helpers.tiny_model import smsa_rows, tiny_serving_folder
 from trainer.data import load_prdect
 from ulasan.core.inference import ModelManifest, OnnxPredictor
-from ulasan.core.inference.domain import domain_tag, tag_texts
+from ulasan.core.inference.domain import domain_tag, split_tag, tag_texts
 from ulasan.core.inference.manifest import MANIFEST_FILE
 from ulasan.core.text import clean
 
@@ -31,6 +31,20 @@ def test_only_the_listed_sources_are_tagged() -> None:
     assert domain_tag("Google Play", lowercase=False) == "[Google Play]"
     with pytest.raises(ValueError, match="4 texts but 1 sources"):
         tag_texts(TEXTS, ["prdect"], ["prdect"])
+
+
+def test_split_tag_undoes_tag_texts() -> None:
+    texts = ["barang bagus", "enak", "[prdect] sudah bertag", "[prdect]x"]
+    sources = ["prdect", None, "gplay", "gplay"]
+    tagged = tag_texts(texts, sources, ["prdect", "gplay"])
+    assert [split_tag(t, ["prdect", "gplay"]) for t in tagged] == [
+        ("prdect", "barang bagus"),
+        (None, "enak"),
+        ("gplay", "[prdect] sudah bertag"),  # only the outer tag is the row's
+        ("gplay", "[prdect]x"),
+    ]
+    assert split_tag("[prdect]x", ["prdect"]) == (None, "[prdect]x")  # no space, no tag
+    assert split_tag("[prdect] a", []) == (None, "[prdect] a")
 
 
 @pytest.mark.parametrize("lowercase", [True, False])
