@@ -111,6 +111,8 @@ def test_the_retrain_defaults_up_weight_the_new_domain_and_continue_gently() -> 
     assert continued.pretrain.adapt_steps > 0 and continued.pretrain_corpus == "none"
     # the MLM draws the new domain as the fine-tuning does, with whole tokens for its words
     assert continued.pretrain.adapt_sampling and continued.pretrain.adapt_vocab > 0
+    # with domain tags, each tagged review also trains untagged towards the champion (anchor)
+    assert continued.anchor > 0
 
 
 def test_fine_tune_with_sample_weights_continues_a_checkpoint(tmp_path: Path) -> None:
