@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from schemas.events import LABELS
-from tests.helpers.tiny_model import build_tiny_checkpoint
+from tests.unit.trainer.test_distill import continued, cue_teacher
 from tests.unit.trainer.test_retrain_weighting import cue_rows
 from trainer.anchor import anchor_weights, soft_targets, untagged
 from trainer.config import load_config
@@ -25,23 +25,17 @@ TAG = "[prdect]"
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny checkpoint sure of the cues (the champion), whose vocabulary has the tag's
-    pieces: one-epoch runs, each continuing the last, until it answers the cues right."""
-    tmp = tmp_path_factory.mktemp("teacher")
+    """The cue teacher (test_distill), whose vocabulary has the tag's pieces too, trained
+    until it answers the cues right."""
     texts = [t for t, _ in cue_rows(200, 1)] + [f"{TAG} {t}" for t, _ in cue_rows(20, 2)]
-    checkpoint = build_tiny_checkpoint(tmp / "start", texts=texts)
-    rows = [Example(text=t, label=y) for t, y in cue_rows(120, 2)]
     probe = cue_rows(60, 9)
     gold = [LABELS.index(y) for _, y in probe]
-    for run in range(16):
-        config = load_config("configs/tiny.yaml").with_overrides(
-            {"model": str(checkpoint), "epochs": 1, "lr": 1e-2, "batch_size": 16}
-        )
-        result = fine_tune(config, rows, cue_rows(30, 3), progress=False, output_dir=tmp / str(run))
-        checkpoint = result.checkpoint_dir
-        if run >= 3 and (_answers(checkpoint, [t for t, _ in probe]) == gold).mean() == 1.0:
-            break
-    return checkpoint
+    return cue_teacher(
+        tmp_path_factory.mktemp("teacher"),
+        texts,
+        runs=16,
+        done=lambda c: bool((_answers(c, [t for t, _ in probe]) == gold).mean() == 1.0),
+    )
 
 
 def test_untagged_finds_the_tagged_rows_and_strips_the_tag() -> None:
@@ -99,16 +93,7 @@ def test_anchors_keep_the_untagged_answers_while_the_tag_learns_the_new_conventi
     rotated = np.array([LABELS.index(ROTATED[y]) for _, y in held])
     kept, learnt = {}, {}
     for share in (0.0, 1.0):
-        config = load_config("configs/tiny.yaml").with_overrides(
-            {
-                "model": str(teacher),
-                "epochs": 12,
-                "lr": 3e-3,
-                "batch_size": 16,
-                "domain_tags": ["prdect"],
-                "anchor": share,
-            }
-        )
+        config = continued(teacher, epochs=12, lr=3e-3, domain_tags=["prdect"], anchor=share)
         result = fine_tune(
             config, new_domain, valid, progress=False, output_dir=tmp_path / f"a{share}"
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from schemas.events import LABELS
 from tests.helpers.tiny_model import build_tiny_checkpoint
 from tests.unit.trainer.test_retrain_weighting import cue_rows
-from trainer.config import load_config
+from trainer.config import TrainConfig, load_config
 from trainer.data import Example
 from trainer.errors import TrainingError
 from trainer.modeling import load_classifier
@@ -20,20 +22,38 @@ from trainer.train import distilled_targets, fine_tune, predict_proba, teacher_p
 ROTATED = {label: LABELS[(i + 1) % 3] for i, label in enumerate(LABELS)}
 
 
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny checkpoint that learned the cues, and is sure of them (the champion): one-epoch
-    runs, each continuing the last (a longer run would keep its first perfect epoch)."""
-    tmp = tmp_path_factory.mktemp("teacher")
-    checkpoint = build_tiny_checkpoint(tmp / "start", texts=[t for t, _ in cue_rows(200, 1)])
+def continued(checkpoint: Path, **overrides: Any) -> TrainConfig:
+    """configs/tiny.yaml continuing ``checkpoint`` in batches of 16, with ``overrides``."""
+    return load_config("configs/tiny.yaml").with_overrides(
+        {"model": str(checkpoint), "batch_size": 16, **overrides}
+    )
+
+
+def cue_teacher(
+    tmp: Path,
+    tokenizer_texts: list[str],
+    *,
+    runs: int,
+    done: Callable[[Path], bool] | None = None,
+) -> Path:
+    """A tiny checkpoint that learned the cues, and is sure of them (the champion): up to
+    ``runs`` one-epoch runs, each continuing the last (a longer run would keep its first
+    perfect epoch); from the fourth run on, ``done(checkpoint)`` may stop them early."""
+    checkpoint = build_tiny_checkpoint(tmp / "start", texts=tokenizer_texts)
     rows = [Example(text=t, label=y) for t, y in cue_rows(120, 2)]
-    for run in range(8):
-        config = load_config("configs/tiny.yaml").with_overrides(
-            {"model": str(checkpoint), "epochs": 1, "lr": 1e-2, "batch_size": 16}
-        )
+    for run in range(runs):
+        config = continued(checkpoint, epochs=1, lr=1e-2)
         result = fine_tune(config, rows, cue_rows(30, 3), progress=False, output_dir=tmp / str(run))
         checkpoint = result.checkpoint_dir
+        if done is not None and run >= 3 and done(checkpoint):
+            break
     return checkpoint
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cue teacher of eight runs."""
+    return cue_teacher(tmp_path_factory.mktemp("teacher"), [t for t, _ in cue_rows(200, 1)], runs=8)
 
 
 def _probabilities(checkpoint: Path, texts: list[str]) -> np.ndarray:
@@ -80,9 +100,7 @@ def test_distillation_keeps_the_old_answers_against_contradicting_labels(
     valid = [(t, ROTATED[y]) for t, y in cue_rows(30, 6)]
     agreement, kept = {}, {}
     for share in (0.0, 0.9):
-        config = load_config("configs/tiny.yaml").with_overrides(
-            {"model": str(teacher), "epochs": 4, "lr": 1e-2, "batch_size": 16, "distill": share}
-        )
+        config = continued(teacher, epochs=4, lr=1e-2, distill=share)
         result = fine_tune(
             config, new_domain, valid, progress=False, output_dir=tmp_path / f"d{share}"
         )

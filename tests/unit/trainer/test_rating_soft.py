@@ -11,6 +11,7 @@ import torch
 
 from schemas.events import LABELS
 from tests.helpers.tiny_model import build_tiny_checkpoint
+from tests.unit.trainer.test_distill import continued
 from tests.unit.trainer.test_retrain_weighting import cue_rows
 from trainer.config import load_config
 from trainer.data import LABEL_SOURCE, Example
@@ -186,16 +187,7 @@ def test_fine_tuning_learns_the_soft_targets_mass_on_neutral(tmp_path: Path) -> 
     checkpoint = build_tiny_checkpoint(tmp_path / "start", texts=[t for t, _ in cue_rows(200, 2)])
     neutral = {}
     for share in (0.0, 0.4):
-        config = load_config("configs/tiny.yaml").with_overrides(
-            {
-                "model": str(checkpoint),
-                "epochs": 6,
-                "lr": 1e-2,
-                "batch_size": 16,
-                "rating_soft": share,
-                "class_weighting": False,
-            }
-        )
+        config = continued(checkpoint, epochs=6, lr=1e-2, rating_soft=share, class_weighting=False)
         result = fine_tune(
             config, train, cue_rows(30, 3), progress=False, output_dir=tmp_path / f"s{share}"
         )
