@@ -73,4 +73,4 @@ def soft_targets(y: np.ndarray, soft: np.ndarray | None, probs: np.ndarray) -> n
     if probs.ndim != 2 or (soft is not None and soft.shape[1] != probs.shape[1]):
         raise TrainingError(f"anchor probabilities of shape {probs.shape} do not fit the targets")
     labelled = np.eye(probs.shape[1], dtype=np.float32)[y] if soft is None else soft
-    return np.concatenate([labelled, probs.astype(np.float32)]).astype(np.float32)
+    return np.concatenate([labelled, probs], dtype=np.float32)

@@ -38,7 +38,7 @@ from trainer.pipeline.data import load_training_file
 from trainer.retrain.config import WARM_START_OVERRIDES, RetrainConfig
 from trainer.retrain.split import holdout, write_jsonl
 from trainer.retrain.weighting import sample_weight
-from ulasan.core.inference.domain import domain_tag
+from ulasan.core.inference.domain import tag_texts
 from ulasan.core.settings import Settings
 
 SOURCE = "prdect"  # the scenario's reviews
@@ -57,8 +57,13 @@ def tagged(rows: list[tuple[Example, bool]], source: str) -> list[Example]:
     retrain writes them (``trainer.retrain.split.tag_examples``)."""
     if not source:
         return [r for r, _ in rows]
-    tag = domain_tag(source)
-    return [r if base else replace(r, text=f"{tag} {r.text}") for r, base in rows]
+    texts = tag_texts(
+        [r.text for r, _ in rows],
+        [None if base else source for _, base in rows],
+        [source],
+        raw=True,
+    )
+    return [r if t == r.text else replace(r, text=t) for (r, _), t in zip(rows, texts, strict=True)]
 
 
 def scenario_holdout() -> list[tuple[str, str]]:

@@ -233,7 +233,9 @@ def prepare_data(settings: TrainerSettings, record: RunRecord, run_dir: Path) ->
     record.scores["domain_tags"] = tags
     held_raw = held
     held_sources: list[str | None] = [e.source or None for e in held]
-    new_train, held, selection = (tag_examples(rows, tags) for rows in (new_train, held, selection))
+    base, new_train, held, selection = (
+        tag_examples(rows, tags) for rows in (base, new_train, held, selection)
+    )
     path = write_jsonl(run_dir / "train.jsonl", [*base, *new_train])
     held_path = write_jsonl(run_dir / "holdout.jsonl", held)
     base_weight = _record_sampling(record, cfg, base, labelled, new_train, held, selection)

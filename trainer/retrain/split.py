@@ -98,6 +98,8 @@ def tagged_sources(examples: Sequence[Example], min_rows: int) -> list[str]:
 
 def tag_examples(examples: Sequence[Example], tags: Sequence[str]) -> list[Example]:
     """``examples`` with their source's domain tag in front of the text where the source is
-    one of ``tags`` (``ulasan.core.inference.domain``: the worker tags the same way)."""
-    texts = tag_texts([e.text for e in examples], [e.source for e in examples], tags)
+    one of ``tags`` (``ulasan.core.inference.domain``: the worker tags the same way); a text
+    that starts with a tag of its own has it written out bare, so that in the data file a row
+    starts with a tag exactly when it is tagged."""
+    texts = tag_texts([e.text for e in examples], [e.source for e in examples], tags, raw=True)
     return [e if t == e.text else replace(e, text=t) for e, t in zip(examples, texts, strict=True)]

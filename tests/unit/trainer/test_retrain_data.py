@@ -87,6 +87,16 @@ def test_stream_reviews_are_tagged_with_their_source_and_the_base_corpus_is_not(
     tagged = tag_examples(stream, tags)
     assert tagged[0].text == "[prdect] Barang ke-0 bagus" and tagged[5].text.startswith("[prdect] ")
     assert tagged[-1] is stream[-1]  # untagged source: the same example
+    # a review that starts with a tag itself: bare in the file, so a row there starts with a
+    # tag exactly when the retrain tagged it (trainer.anchor and the bias stage rely on it)
+    forged = [
+        Example(text="[PRDECT] Jelek", label="negative", source="google_play", id="g2"),
+        Example(text="[prdect] jelek", label="negative", source="prdect", id="p9"),
+    ]
+    assert [e.text for e in tag_examples(forged, tags)] == [
+        "prdect jelek",
+        "[prdect] prdect jelek",
+    ]
     assert [(e.id, e.label) for e in tagged] == [(e.id, e.label) for e in stream]
     # the pipeline trains on the tagged texts as they are written (clean keeps the tag)
     labels = ("positive", "negative", "neutral")

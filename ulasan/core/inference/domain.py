@@ -11,6 +11,13 @@ trained with (an API request, a new source) is scored as it is: the base domain'
 
 The tag is cleaned like the text (``ulasan.core.text.clean``), and ``clean`` works word by word,
 so tagging a cleaned text and cleaning a tagged raw text give the same string.
+
+A tag is only ever the runtime's (or the retrain's) to write: a review whose own text starts
+with a listed source's tag (``[prdect] jelek`` sent to the API, or by another source) would
+otherwise be read in that source's convention, and a retrain's data file could not tell it from
+a tagged row. So, for a model with tags, every text that starts with one has it written out
+bare first (``prdect jelek``, :func:`untag`): a text is read behind a tag exactly when its
+source is listed, and a data file's row starts with a tag exactly when the retrain tagged it.
 """
 
 from __future__ import annotations
@@ -27,22 +34,45 @@ def domain_tag(source: str, *, lowercase: bool = True) -> str:
     return clean(f"[{source}]", lowercase=lowercase)
 
 
+def untag(text: str, tags: Collection[str], *, lowercase: bool = True, raw: bool = False) -> str:
+    """``text`` with a leading tag of one of ``tags`` written out bare (``[prdect] jelek`` ->
+    ``prdect jelek``), so that only the runtime's tag reads as one; any other text unchanged.
+    ``raw``: ``text`` is not cleaned yet, and a changed text comes back cleaned (the tag may
+    hide behind what ``clean`` drops or folds: ``[PRDECT]``, a zero-width space)."""
+    if not tags or "[" not in text:
+        return text
+    cleaned = clean(text, lowercase=lowercase) if raw else text
+    for source in tags:
+        tag = domain_tag(source, lowercase=lowercase)
+        if cleaned == tag or cleaned.startswith(f"{tag} "):
+            return tag[1:-1] + cleaned[len(tag) :]
+    return text
+
+
 def tag_texts(
     texts: Sequence[str],
     sources: Sequence[str | None] | None,
     tags: Collection[str],
     *,
     lowercase: bool = True,
+    raw: bool = False,
 ) -> list[str]:
-    """``texts`` with the tag of their source in front where the source is one of ``tags``
-    (raw or cleaned texts alike); ``sources`` None or no ``tags``: unchanged."""
-    if not tags or sources is None:
+    """``texts`` with the tag of their source in front where the source is one of ``tags``;
+    with ``tags``, a text's own leading tag is written out bare first (:func:`untag`), whatever
+    its source, ``sources`` None included. ``raw``: the texts are not cleaned yet (a retrain's
+    data file); the tagged texts clean to what tagging their cleaned texts gives.
+    No ``tags``: unchanged."""
+    if not tags:
         return list(texts)
+    own = [untag(t, tags, lowercase=lowercase, raw=raw) for t in texts]
+    if sources is None:
+        return own
     if len(sources) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(sources)} sources")
+    listed = frozenset(tags)
     return [
-        f"{domain_tag(s, lowercase=lowercase)} {t}" if s is not None and s in tags else t
-        for t, s in zip(texts, sources, strict=True)
+        f"{domain_tag(s, lowercase=lowercase)} {t}" if s in listed else t
+        for t, s in zip(own, sources, strict=True)
     ]
 
 
@@ -52,7 +82,7 @@ def split_tag(
     """The source of ``tags`` whose tag ``text`` starts with (followed by a space), and the text
     behind it; ``(None, text)`` for a text that starts with none of them. The inverse of
     :func:`tag_texts` for a tagged text (training data files carry their rows so)."""
-    for source in sorted(tags):
+    for source in tags:
         prefix = f"{domain_tag(source, lowercase=lowercase)} "
         if text.startswith(prefix):
             return source, text[len(prefix) :]

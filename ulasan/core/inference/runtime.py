@@ -64,6 +64,7 @@ class OnnxPredictor:
         self._unk_id = unknown_token_id(tokenizer)
         self._untruncated: UnknownTokens | None = None
         self._tag_counts: dict[str, tuple[int, int]] = {}
+        self._listed = frozenset(manifest.domain_tags)
         offsets = manifest.domain_offsets
         # the manifest's domain offsets as one row to add (None: the model has none)
         self._offsets = (
@@ -192,10 +193,9 @@ class OnnxPredictor:
         encodings = self._tokenizer.encode_batch(tagged)
         limit, unk = self.manifest.max_length, self._unk_id
         counts = [count(e, unk) for e in encodings]
-        tags = self.manifest.domain_tags
-        if sources is not None and tags:
+        if sources is not None and self._listed:
             for i, source in enumerate(sources):
-                if source is not None and source in tags:
+                if source in self._listed:
                     n, u = self._tag_count(source)
                     counts[i] = (counts[i][0] - n, counts[i][1] - u)
         cut = [i for i, e in enumerate(encodings) if len(e.ids) >= limit]
@@ -227,8 +227,7 @@ class OnnxPredictor:
         """``logits`` with ``domain_offsets`` added to the rows of tagged sources (in place)."""
         if self._offsets is None or sources is None:
             return logits
-        tags = self.manifest.domain_tags
-        rows = [i for i, s in enumerate(sources) if s is not None and s in tags]
+        rows = [i for i, s in enumerate(sources) if s in self._listed]
         if rows:
             logits[rows] += self._offsets
         return logits

@@ -14,7 +14,7 @@ import pytest
 from tests.helpers.tiny_model import smsa_rows, tiny_serving_folder
 from trainer.data import load_prdect
 from ulasan.core.inference import ModelManifest, OnnxPredictor
-from ulasan.core.inference.domain import domain_tag, split_tag, tag_texts
+from ulasan.core.inference.domain import domain_tag, split_tag, tag_texts, untag
 from ulasan.core.inference.manifest import MANIFEST_FILE
 from ulasan.core.text import clean
 
@@ -40,24 +40,70 @@ def test_split_tag_undoes_tag_texts() -> None:
     assert [split_tag(t, ["prdect", "gplay"]) for t in tagged] == [
         ("prdect", "barang bagus"),
         (None, "enak"),
-        ("gplay", "[prdect] sudah bertag"),  # only the outer tag is the row's
-        ("gplay", "[prdect]x"),
+        ("gplay", "prdect sudah bertag"),  # only the outer tag is the row's: the own one bare
+        ("gplay", "[prdect]x"),  # no space: not a tag
     ]
     assert split_tag("[prdect]x", ["prdect"]) == (None, "[prdect]x")  # no space, no tag
     assert split_tag("[prdect] a", []) == (None, "[prdect] a")
+
+
+#: reviews that start with a tag of their own, or with what cleans to one
+FORGED = [
+    "[prdect] jelek banget",
+    "[PRDECT] jelek",
+    "  [prdect]\tjelek",
+    "\u200b[prdect] jelek",
+    "[prdect]",
+    "[prdect] [prdect] jelek",
+    "[gplay] aplikasi lambat",
+]
 
 
 @pytest.mark.parametrize("lowercase", [True, False])
 def test_tagging_a_cleaned_text_equals_cleaning_a_tagged_raw_one(lowercase: bool) -> None:
     # the worker tags the clean stage's text; the trainer cleans the tagged raw text
     raws = [e.text for e in load_prdect()][:2000] + [t for t, _ in smsa_rows("valid", 300)]
-    raws += [*TEXTS, "  spasi   di depan", "@toko ok", "www.toko.id murah", "😂😂😂😂"]
-    tags = ["prdect"]
+    raws += [*TEXTS, "  spasi   di depan", "@toko ok", "www.toko.id murah", "😂😂😂😂", *FORGED]
+    tags = ["prdect", "gplay"]
     for raw in raws:
         cleaned = clean(raw, lowercase=lowercase)
-        (from_raw,) = tag_texts([raw], ["prdect"], tags, lowercase=lowercase)
-        (from_cleaned,) = tag_texts([cleaned], ["prdect"], tags, lowercase=lowercase)
-        assert clean(from_raw, lowercase=lowercase) == from_cleaned, raw
+        for source in ("prdect", None):
+            (from_raw,) = tag_texts([raw], [source], tags, lowercase=lowercase, raw=True)
+            (from_cleaned,) = tag_texts([cleaned], [source], tags, lowercase=lowercase)
+            assert clean(from_raw, lowercase=lowercase) == from_cleaned, (raw, source)
+
+
+def test_a_review_cannot_pass_for_a_tagged_one() -> None:
+    tags = ["prdect", "gplay"]
+    cleaned = [clean(t) for t in FORGED]
+    assert [split_tag(t, tags)[0] for t in cleaned] == [
+        "prdect",
+        "prdect",
+        "prdect",
+        "prdect",
+        None,
+        "prdect",
+        "gplay",
+    ]  # what a prefix would pass for without untag ("[prdect]" alone has no space)
+    for sources in (None, [None] * len(FORGED), ["api"] * len(FORGED)):
+        own = tag_texts(cleaned, sources, tags)
+        assert [split_tag(t, tags)[0] for t in own] == [None] * len(FORGED), sources
+    assert tag_texts(cleaned, None, tags)[:2] == ["prdect jelek banget", "prdect jelek"]
+    assert tag_texts(cleaned, None, tags)[4:6] == ["prdect", "prdect [prdect] jelek"]
+    # a tagged source's review: the runtime's tag, then its own written out bare
+    tagged = tag_texts(cleaned, ["prdect"] * len(FORGED), tags)
+    assert [split_tag(t, tags) for t in tagged[:2]] == [
+        ("prdect", "prdect jelek banget"),
+        ("prdect", "prdect jelek"),
+    ]
+    # a model without tags reads every text as it is; raw texts keep their form unless forged
+    assert tag_texts(cleaned, None, []) == cleaned
+    assert tag_texts(["[Toko] Bagus", "[prdect]x"], None, tags, raw=True) == [
+        "[Toko] Bagus",
+        "[prdect]x",
+    ]
+    assert untag("[PRDECT] Jelek", tags, raw=True) == "prdect jelek"
+    assert untag("[PRDECT] Jelek", tags, raw=True, lowercase=False) == "[PRDECT] Jelek"
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +136,14 @@ def test_a_model_with_tags_reads_its_sources_behind_them(folders: tuple[Path, Pa
     # the same model without sources (the gateway), or a model without tags: untagged
     assert probs(tagged.predict(texts)) == probs(plain.predict(texts))
     assert probs(plain.predict(texts, sources=sources)) == probs(plain.predict(texts))
+    # a review that starts with the tag is read in the base convention unless its source is
+    # tagged (the gateway's requests, another source): its own tag is written out bare
+    forged = ["[prdect] " + t for t in texts]
+    bare = ["prdect " + t for t in texts]
+    assert probs(tagged.predict(forged)) == probs(plain.predict(bare))
+    assert probs(tagged.predict(forged, sources=sources)) == probs(
+        plain.predict(tag_texts(bare, sources, ["prdect"]))
+    )
     # the worker's path: cleaned texts, the same scores, and token counts of the review alone
     cleaned = [clean(t) for t in texts]
     preds, counts = tagged.score_cleaned(cleaned, sources=sources)
