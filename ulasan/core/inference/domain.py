@@ -34,6 +34,16 @@ def domain_tag(source: str, *, lowercase: bool = True) -> str:
     return clean(f"[{source}]", lowercase=lowercase)
 
 
+def _leading_tag(text: str, tags: Collection[str], *, lowercase: bool) -> tuple[str, str] | None:
+    """``(source, tag)`` of the tag of ``tags`` that ``text`` starts with, alone or followed by
+    a space; None for none."""
+    for source in tags:
+        tag = domain_tag(source, lowercase=lowercase)
+        if text.startswith(tag) and text[len(tag) : len(tag) + 1] in ("", " "):
+            return source, tag
+    return None
+
+
 def untag(text: str, tags: Collection[str], *, lowercase: bool = True, raw: bool = False) -> str:
     """``text`` with a leading tag of one of ``tags`` written out bare (``[prdect] jelek`` ->
     ``prdect jelek``), so that only the runtime's tag reads as one; any other text unchanged.
@@ -42,11 +52,11 @@ def untag(text: str, tags: Collection[str], *, lowercase: bool = True, raw: bool
     if not tags or "[" not in text:
         return text
     cleaned = clean(text, lowercase=lowercase) if raw else text
-    for source in tags:
-        tag = domain_tag(source, lowercase=lowercase)
-        if cleaned == tag or cleaned.startswith(f"{tag} "):
-            return tag[1:-1] + cleaned[len(tag) :]
-    return text
+    found = _leading_tag(cleaned, tags, lowercase=lowercase)
+    if found is None:
+        return text
+    tag = found[1]
+    return tag[1:-1] + cleaned[len(tag) :]
 
 
 def tag_texts(
@@ -82,8 +92,8 @@ def split_tag(
     """The source of ``tags`` whose tag ``text`` starts with (followed by a space), and the text
     behind it; ``(None, text)`` for a text that starts with none of them. The inverse of
     :func:`tag_texts` for a tagged text (training data files carry their rows so)."""
-    for source in tags:
-        prefix = f"{domain_tag(source, lowercase=lowercase)} "
-        if text.startswith(prefix):
-            return source, text[len(prefix) :]
-    return None, text
+    found = _leading_tag(text, tags, lowercase=lowercase)
+    if found is None or len(text) == len(found[1]):
+        return None, text
+    source, tag = found
+    return source, text[len(tag) + 1 :]

@@ -163,9 +163,7 @@ class OnnxPredictor:
         return tuple(self.manifest.domain_tags)
 
     def _tagged(self, cleaned: Sequence[str], sources: Sequence[str | None] | None) -> list[str]:
-        return tag_texts(
-            cleaned, sources, self.manifest.domain_tags, lowercase=self.manifest.lowercase
-        )
+        return tag_texts(cleaned, sources, self._listed, lowercase=self.manifest.lowercase)
 
     def encode(
         self, texts: Sequence[str], *, sources: Sequence[str | None] | None = None
