@@ -17,7 +17,7 @@ tagged row's.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +52,20 @@ def untagged(texts: Sequence[str], tags: Collection[str]) -> tuple[list[int], li
             index.append(i)
             stripped.append(rest)
     return index, stripped
+
+
+def domain_anchors(
+    texts: Sequence[str],
+    tags: Collection[str],
+    teacher: Callable[[Sequence[str]], np.ndarray],
+    n_classes: int,
+) -> Anchors:
+    """The untagged copies of ``texts``' tagged rows (``tags``) with ``teacher``'s class
+    probabilities for them (the starting checkpoint's) as their targets; ``teacher`` is not
+    called when no row is tagged."""
+    index, stripped = untagged(texts, tags)
+    probs = teacher(stripped) if stripped else np.zeros((0, n_classes), dtype=np.float32)
+    return Anchors(np.asarray(index, dtype=np.int64), stripped, probs)
 
 
 def anchor_weights(

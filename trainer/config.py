@@ -66,6 +66,20 @@ class PretrainConfig(_Section):
         "run would have been from fine-tuning on (same seed, same head initialisation), so "
         "fine-tuning settings can be changed without the pre-training's hour",
     )
+    extra_corpus: list[str] = Field(
+        default_factory=list,
+        description="files of unlabelled text, one segment a line (gzip when the name ends "
+        "in .gz; relative paths under data/), added to the MLM texts of a pre-training from "
+        "scratch, never to the tokenizer's (e.g. the registry corpus that "
+        "scripts/experiments/registry_corpus.py builds; docs/results.md, session 21)",
+    )
+    extra_share: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="the share of each MLM pass drawn from extra_corpus (the rest is the "
+        "review corpus, every text once)",
+    )
     adapt_steps: int = Field(
         0,
         ge=0,

@@ -171,14 +171,18 @@ def pretrain_mlm(
     progress: bool = True,
     console: Any = None,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> PretrainResult:
     """Pre-train a fresh ulasan-mini encoder on ``texts`` (cleaned, no test split) for
     ``cfg.steps`` optimizer steps. The MLM head runs on masked positions only (the vocabulary
-    projection would otherwise cost as much as the encoder)."""
+    projection would otherwise cost as much as the encoder). ``weights`` draws each pass by
+    sampling weight, as in :func:`adapt_mlm`."""
     from transformers import BertForMaskedLM
 
     if cfg.steps < 1:
         raise TrainingError("pre-training needs steps >= 1")
+    if weights is not None and len(weights) != len(texts):
+        raise TrainingError(f"{len(weights)} MLM sampling weights for {len(texts)} texts")
     bert_config = mini_bert_config(
         arch, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id
     )
@@ -187,6 +191,7 @@ def pretrain_mlm(
         BertForMaskedLM(bert_config),
         data,
         tokenizer,
+        weights=_kept_weights(weights, data),
         steps=cfg.steps,
         lr=cfg.lr,
         cfg=cfg,
@@ -224,16 +229,11 @@ def adapt_mlm(
     mlm = _mlm_from(classifier, seed)
     max_length = min(cfg.max_length, classifier.config.max_position_embeddings)
     encoded = _encode(tokenizer, texts, max_length)
-    drawn = None
-    if weights is not None:
-        drawn = np.asarray([weights[i] for i in encoded.kept], dtype=np.float64)
-        if not np.isfinite(drawn).all() or (drawn < 0).any() or drawn.sum() < 1:
-            raise TrainingError("MLM sampling weights must be finite, >= 0 and sum to >= 1")
     result = _mlm_loop(
         mlm,
         encoded,
         tokenizer,
-        weights=drawn,
+        weights=_kept_weights(weights, encoded),
         steps=cfg.adapt_steps,
         lr=cfg.adapt_lr,
         cfg=cfg,
@@ -248,6 +248,16 @@ def adapt_mlm(
     if unexpected or any(not k.startswith("pooler.") for k in missing):
         raise TrainingError(f"encoder mismatch: missing {missing}, unexpected {unexpected}")
     return result
+
+
+def _kept_weights(weights: Sequence[float] | None, encoded: _Encoded) -> np.ndarray | None:
+    """The sampling weights of the texts ``_encode`` kept; checked."""
+    if weights is None:
+        return None
+    drawn = np.asarray([weights[i] for i in encoded.kept], dtype=np.float64)
+    if not np.isfinite(drawn).all() or (drawn < 0).any() or drawn.sum() < 1:
+        raise TrainingError("MLM sampling weights must be finite, >= 0 and sum to >= 1")
+    return drawn
 
 
 def _check_adaptable(

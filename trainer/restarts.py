@@ -24,6 +24,7 @@ from typing import Any
 
 from schemas.events import LABELS
 from trainer.config import TrainConfig
+from trainer.errors import TrainingError
 from trainer.metrics import classification_report
 from trainer.train import (
     EpochCallback,
@@ -143,10 +144,21 @@ class _Scorer:
         self.texts, self.labels = texts_and_labels(examples)
 
     def state(self, checkpoint: Path) -> dict[str, Any]:
-        from transformers import AutoModelForSequenceClassification
+        """A restart's weights, read from its checkpoint file (no model is built), in the
+        scoring model's dtypes and checked against its keys."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
 
-        model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint))
-        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+        path = checkpoint / "model.safetensors"
+        reference = self.model.state_dict()
+        try:
+            loaded = load_file(str(path))
+        except (OSError, SafetensorError) as exc:
+            raise TrainingError(f"cannot read the restart's weights {path}: {exc}") from exc
+        if loaded.keys() != reference.keys():
+            differ = sorted(loaded.keys() ^ reference.keys())
+            raise TrainingError(f"the restart {checkpoint} does not match the others: {differ}")
+        return {k: v.to(reference[k].dtype) for k, v in loaded.items()}
 
     def report(self, state: dict[str, Any]) -> dict[str, Any]:
         self.model.load_state_dict(state)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from schemas.events import LABELS
-from trainer.anchor import Anchors, anchor_weights, soft_targets, untagged
+from trainer.anchor import anchor_weights, domain_anchors, soft_targets
 from trainer.batching import epoch_sample, length_bucketed_batches, pad_batch
 from trainer.config import TrainConfig
 from trainer.data import rating_label
@@ -100,6 +100,19 @@ def tokenizer_lowercases(tokenizer: Any) -> bool:
     return "lowercase" in json.dumps(normalizer).lower() and bool(normalizer.get("lowercase", True))
 
 
+def mlm_mixture(
+    corpus: Sequence[str], extra: Sequence[str], share: float
+) -> tuple[list[str], list[float] | None]:
+    """The MLM texts and their sampling weights: every ``corpus`` text once a pass, and the
+    ``extra`` texts drawn so that they make ``share`` of a pass (no weights without extra)."""
+    if not extra:
+        return list(corpus), None
+    if not corpus:
+        raise TrainingError("an extra MLM corpus needs the review corpus beside it")
+    each = share / (1.0 - share) * len(corpus) / len(extra)
+    return [*corpus, *extra], [1.0] * len(corpus) + [each] * len(extra)
+
+
 def prepare_mini(
     config: TrainConfig,
     corpus: Sequence[str],
@@ -107,9 +120,12 @@ def prepare_mini(
     progress: bool = True,
     console: Any = None,
     on_pretrain_log: Callable[[int, dict[str, float]], None] | None = None,
+    extra: Sequence[str] = (),
 ) -> PreparedModel:
     """Train the WordPiece tokenizer on ``corpus`` (cleaned texts, no test split), optionally
     pre-train with MLM, and return a ulasan-mini classifier initialised from that encoder.
+    ``extra`` (``config.pretrain.extra_corpus``'s texts) joins the MLM texts only, drawn as
+    ``config.pretrain.extra_share`` of each pass.
 
     With ``config.pretrain.resume_from`` the tokenizer and encoder are a previous run's
     (:func:`trainer.pretrain.load_encoder`) and nothing is trained here; the classifier is
@@ -138,8 +154,9 @@ def prepare_mini(
     model = BertForSequenceClassification(bert_config)
     pretrained = resumed
     if resumed is None and config.pretrain.steps > 0:
+        texts, weights = mlm_mixture(corpus, extra, config.pretrain.extra_share)
         pretrained = pretrain_mlm(
-            corpus,
+            texts,
             tokenizer,
             config.architecture,
             config.pretrain,
@@ -148,6 +165,7 @@ def prepare_mini(
             progress=progress,
             console=console,
             on_log=on_pretrain_log,
+            weights=weights,
         )
     if pretrained is not None:
         missing, unexpected = model.bert.load_state_dict(
@@ -438,10 +456,11 @@ def _encode(
     )
     y = np.asarray([LABELS.index(label) for label in train_labels], dtype=np.int64)
     soft, agreement = targets, None
+    teacher = Teacher(config)  # loaded once, on first use, for distill and the anchors
     if config.distill > 0:
-        teacher = teacher_probabilities(config, raw_train)
-        soft = distilled_targets(config.distill, y, teacher, targets)
-        agreement = float((teacher.argmax(axis=1) == y).mean())
+        probs = teacher(raw_train)
+        soft = distilled_targets(config.distill, y, probs, targets)
+        agreement = float((probs.argmax(axis=1) == y).mean())
     encoded = _Encoded(
         train_ids=train_ids,
         y=y,
@@ -454,29 +473,21 @@ def _encode(
         teacher_agreement=agreement,
     )
     if config.anchor > 0 and config.domain_tags:
-        encoded = _with_anchors(config, encoded, raw_train, tokenizer)
+        encoded = _with_anchors(config, encoded, raw_train, tokenizer, teacher)
     return encoded
 
 
-def domain_anchors(config: TrainConfig, raw_train: Sequence[str]) -> Anchors:
-    """The untagged copies of ``raw_train``'s tagged texts (``config.domain_tags``) with the
-    starting checkpoint's class probabilities as their targets (``trainer.anchor``)."""
-    index, texts = untagged(raw_train, config.domain_tags)
-    probs = (
-        teacher_probabilities(config, texts)
-        if texts
-        else np.zeros((0, len(LABELS)), dtype=np.float32)
-    )
-    return Anchors(np.asarray(index, dtype=np.int64), texts, probs)
-
-
 def _with_anchors(
-    config: TrainConfig, data: _Encoded, raw_train: Sequence[str], tokenizer: Any
+    config: TrainConfig,
+    data: _Encoded,
+    raw_train: Sequence[str],
+    tokenizer: Any,
+    teacher: Teacher,
 ) -> _Encoded:
     """``data`` with ``config.anchor``'s untagged copies of the tagged rows appended: their
     targets the starting checkpoint's probabilities, their label (for the class weights) its
     answer, their sampling weight ``anchor`` times their row's."""
-    anchors = domain_anchors(config, raw_train)
+    anchors = domain_anchors(raw_train, config.domain_tags, teacher, len(LABELS))
     if not len(anchors):
         return replace(data, anchor_rows=0)
     cleaned = clean_texts(anchors.texts, lowercase=tokenizer_lowercases(tokenizer))
@@ -493,16 +504,33 @@ def _with_anchors(
     )
 
 
+class Teacher:
+    """The starting checkpoint (``config.model`` with its own tokenizer, before any vocabulary
+    extension or MLM adaptation) as a scorer of texts: class probabilities. Loaded on the
+    first call and kept, so distillation and the anchors load it once."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self._loaded: tuple[Any, Any] | None = None
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        config = self.config
+        if self._loaded is None:
+            if config.is_mini:
+                raise TrainingError(
+                    "distill needs a starting checkpoint (model: a folder or hub id)"
+                )
+            self._loaded = load_classifier(config.model)
+        tokenizer, teacher = self._loaded
+        max_length = min(config.max_length, teacher.config.max_position_embeddings)
+        return predict_proba(
+            teacher, tokenizer, texts, max_length=max_length, batch_size=config.eval_batch_size
+        )
+
+
 def teacher_probabilities(config: TrainConfig, texts: Sequence[str]) -> np.ndarray:
-    """The starting checkpoint's class probabilities for ``texts`` (``config.model`` with its
-    own tokenizer, before any vocabulary extension or MLM adaptation)."""
-    if config.is_mini:
-        raise TrainingError("distill needs a starting checkpoint (model: a folder or hub id)")
-    tokenizer, teacher = load_classifier(config.model)
-    max_length = min(config.max_length, teacher.config.max_position_embeddings)
-    return predict_proba(
-        teacher, tokenizer, texts, max_length=max_length, batch_size=config.eval_batch_size
-    )
+    """The starting checkpoint's class probabilities for ``texts`` (:class:`Teacher`)."""
+    return Teacher(config)(texts)
 
 
 def distilled_targets(

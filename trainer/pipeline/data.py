@@ -3,9 +3,10 @@ optional selection split and the pre-training corpus."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,8 @@ class TrainingData:
     sources: dict[str, int]
     #: ``config.selection_data``: chooses the epoch beside ``valid``, never trained on
     selection: list[Example] = field(default_factory=list)
+    #: ``config.pretrain.extra_corpus``: cleaned, distinct, none in ``corpus`` or the eval set
+    extra_corpus: list[str] = field(default_factory=list)
 
 
 def fixed_eval_set() -> list[Example]:
@@ -60,6 +63,26 @@ def unlabelled_corpus(*, prdect: bool = True) -> list[str]:
     if prdect:
         texts += [e.text for e in load_prdect()]
     return texts
+
+
+def load_extra_corpus(paths: Sequence[str], *, exclude: set[str]) -> list[str]:
+    """The texts of ``config.pretrain.extra_corpus``: one segment a line (gzip for ``.gz``),
+    cleaned, distinct, without the texts in ``exclude`` (cleaned keys)."""
+    texts: list[str] = []
+    for path in paths:
+        resolved = Path(path)
+        if not resolved.exists() and not resolved.is_absolute():
+            resolved = DATA_ROOT / resolved
+        opener = gzip.open if resolved.suffix == ".gz" else open
+        try:
+            with opener(resolved, "rt", encoding="utf-8") as fh:
+                texts.extend(fh)
+        except (OSError, UnicodeDecodeError, EOFError) as exc:
+            raise DataError(f"cannot read the extra MLM corpus {path}: {exc}") from exc
+    cleaned = dict.fromkeys(c for c in (clean(t) for t in texts) if c and c not in exclude)
+    if paths and not cleaned:
+        raise DataError(f"the extra MLM corpus {', '.join(paths)} has no usable text")
+    return list(cleaned)
 
 
 def load_training_file(path: str | Path) -> list[Example]:
@@ -122,6 +145,7 @@ def load_training_data(config: TrainConfig, settings: Settings) -> TrainingData:
     if overlap:
         train = [e for e in train if clean(e.text) not in eval_keys]
     corpus = _pretrain_corpus(config, train)
+    extra = load_extra_corpus(config.pretrain.extra_corpus, exclude=eval_keys | set(corpus))
     reports = {"train": report, "eval": valid_report}
     if selection_report is not None:
         reports["selection"] = selection_report
@@ -135,9 +159,11 @@ def load_training_data(config: TrainConfig, settings: Settings) -> TrainingData:
             "train_used": len(train),
             "train_removed_as_in_eval_set": overlap,
             "corpus_texts": len(corpus),
+            "extra_corpus_texts": len(extra),
         },
         sources=sources,
         selection=selection,
+        extra_corpus=extra,
     )
 
 

@@ -72,9 +72,11 @@ def load_data(ctx: PipelineContext) -> None:
 def pretrain(ctx: PipelineContext) -> None:
     """ulasan-mini: train its tokenizer and pre-train its encoder on the corpus."""
     tracker = ctx.tracker
+    data = require(ctx.data, "the training data")
     prepared = ctx.prepared = prepare_mini(
         ctx.config,
-        require(ctx.data, "the training data").corpus,
+        data.corpus,
+        extra=data.extra_corpus,
         progress=ctx.progress,
         console=ctx.console,
         on_pretrain_log=lambda step, m: tracker.metrics(

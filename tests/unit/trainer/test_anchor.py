@@ -11,12 +11,12 @@ import pytest
 from schemas.events import LABELS
 from tests.unit.trainer.test_distill import continued, cue_teacher
 from tests.unit.trainer.test_retrain_weighting import cue_rows
-from trainer.anchor import anchor_weights, soft_targets, untagged
+from trainer.anchor import anchor_weights, domain_anchors, soft_targets, untagged
 from trainer.config import load_config
 from trainer.data import Example
 from trainer.errors import TrainingError
 from trainer.modeling import load_classifier
-from trainer.train import domain_anchors, fine_tune, predict_proba, teacher_probabilities
+from trainer.train import Teacher, fine_tune, predict_proba, teacher_probabilities
 
 #: the new domain's convention: every cue means the next class
 ROTATED = {label: LABELS[(i + 1) % 3] for i, label in enumerate(LABELS)}
@@ -68,12 +68,20 @@ def test_the_anchors_targets_are_the_starting_checkpoints_answers(teacher: Path)
     config = load_config("configs/tiny.yaml").with_overrides(
         {"model": str(teacher), "domain_tags": ["prdect"]}
     )
-    anchors = domain_anchors(config, raw)
+    scorer = Teacher(config)
+    anchors = domain_anchors(raw, config.domain_tags, scorer, 3)
     assert anchors.index.tolist() == [0, 1, 2, 3] and anchors.texts == plain[:4]
     np.testing.assert_allclose(anchors.probs, teacher_probabilities(config, plain[:4]), atol=1e-6)
+    # the checkpoint is loaded once and kept for the next texts (distill and anchors share it)
+    loaded = scorer._loaded  # noqa: SLF001 - the cached checkpoint
+    scorer(plain[4:])
+    assert loaded is not None and scorer._loaded is loaded  # noqa: SLF001
+    # without tagged rows the teacher is not asked (a model built here has none to ask)
     mini = load_config("configs/tiny.yaml").with_overrides({"domain_tags": ["prdect"]})
+    empty = domain_anchors(plain, ["prdect"], Teacher(mini), 3)
+    assert len(empty) == 0 and empty.probs.shape == (0, 3)
     with pytest.raises(TrainingError, match="starting checkpoint"):
-        domain_anchors(mini, raw)
+        domain_anchors(raw, ["prdect"], Teacher(mini), 3)
 
 
 def _answers(checkpoint: Path, texts: list[str]) -> np.ndarray:

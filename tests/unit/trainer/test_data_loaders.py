@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import Counter
 from pathlib import Path
@@ -22,6 +23,7 @@ from trainer.data import (
     rating_label,
 )
 from trainer.errors import DataError
+from trainer.pipeline.data import load_extra_corpus
 
 
 @pytest.mark.parametrize(("split", "rows"), [("train", 11000), ("valid", 1260), ("test", 500)])
@@ -203,3 +205,25 @@ def test_line_separators_inside_a_text_do_not_split_rows(tmp_path: Path) -> None
     path = tmp_path / "u.csv"
     path.write_text("text,label\nsatu\u2028dua\x1ctiga,positive\n", encoding="utf-8")
     assert [e.text for e in load_file(path, label_col="label")] == ["satu\u2028dua\x1ctiga"]
+
+
+def test_extra_mlm_corpus_files(tmp_path: Path) -> None:
+    plain = tmp_path / "a.txt"
+    plain.write_text("Satu  teks panjang\nsatu teks panjang\n\nteks yang sudah ada\n", "utf-8")
+    packed = tmp_path / "b.txt.gz"
+    with gzip.open(packed, "wt", encoding="utf-8") as fh:
+        fh.write("teks dari gzip\nteks penilaian\n")
+    got = load_extra_corpus(
+        [str(plain), str(packed)], exclude={"teks yang sudah ada", "teks penilaian"}
+    )
+    # cleaned, distinct, without the excluded (corpus and evaluation) texts
+    assert got == ["satu teks panjang", "teks dari gzip"]
+    assert load_extra_corpus([], exclude=set()) == []
+    with pytest.raises(DataError, match="cannot read the extra MLM corpus"):
+        load_extra_corpus([str(tmp_path / "missing.txt")], exclude=set())
+    broken = tmp_path / "c.txt.gz"
+    broken.write_bytes(b"not gzip")
+    with pytest.raises(DataError, match="cannot read the extra MLM corpus"):
+        load_extra_corpus([str(broken)], exclude=set())
+    with pytest.raises(DataError, match="has no usable text"):
+        load_extra_corpus([str(plain)], exclude={"satu teks panjang", "teks yang sudah ada"})

@@ -11,17 +11,18 @@ from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from schemas.events import LABELS
 from tests.helpers.synthetic_reviews import synthetic
+from tests.helpers.tiny_model import build_tiny_checkpoint
 from trainer.config import TrainConfig, load_config
 from trainer.errors import TrainingError
 from trainer.metrics import classification_report
 from trainer.pipeline import run_training
 from trainer.pretrain import PRETRAIN_RECORD, load_encoder, save_encoder
-from trainer.restarts import RESTARTS_FILE, fine_tune_restarts, greedy_soup
+from trainer.restarts import RESTARTS_FILE, _Scorer, fine_tune_restarts, greedy_soup
 from trainer.shipped import card_markdown
 from trainer.train import (
     PreparedModel,
@@ -258,3 +259,29 @@ def test_a_pipeline_run_resumed_with_restarts_records_them(tmp_path: Path) -> No
         folder / "tokenizer.json"
     ).read_bytes()
     assert result.serving_dir is not None and (result.serving_dir / "model.onnx").is_file()
+
+
+def test_a_restart_whose_weights_cannot_be_read_or_differ_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    folder = build_tiny_checkpoint(tmp_path / "base", texts=[t for t, _ in TRAIN], seed=1)
+    scorer = _Scorer(_config(), folder, VALID)
+    state = scorer.state(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert state.keys() == model.state_dict().keys()
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(TrainingError, match="cannot read the restart's weights"):
+        scorer.state(broken)
+    with pytest.raises(TrainingError, match="cannot read the restart's weights"):
+        scorer.state(tmp_path / "missing")
+    other = tmp_path / "other"
+    other.mkdir()
+    save_file(
+        {k: v for k, v in state.items() if not k.startswith("classifier.")},
+        str(other / "model.safetensors"),
+    )
+    with pytest.raises(TrainingError, match=r"does not match the others: \['classifier.bias'"):
+        scorer.state(other)

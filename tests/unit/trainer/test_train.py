@@ -26,7 +26,7 @@ from trainer.modeling import load_classifier
 from trainer.pipeline import TrainingData, corpus_weights
 from trainer.pretrain import adapt_mlm, mask_batch
 from trainer.tokenizer import train_wordpiece, unknown_token_rate
-from trainer.train import fine_tune, predict_proba, texts_and_labels
+from trainer.train import fine_tune, mlm_mixture, predict_proba, prepare_mini, texts_and_labels
 
 
 @settings(max_examples=50, deadline=None)
@@ -270,6 +270,50 @@ def test_domain_adaptive_mlm_draws_texts_by_sampling_weight(
         pretrain.adapt_mlm(model, tokenizer, texts, cfg, seed=1, weights=[1.0, 1.0])
     with pytest.raises(TrainingError, match="sum to >= 1"):
         pretrain.adapt_mlm(model, tokenizer, texts, cfg, seed=1, weights=[0.0] * len(texts))
+
+
+def test_mlm_mixture_weights() -> None:
+    corpus, extra = ["a", "b", "c", "d"], ["x", "y"]
+    assert mlm_mixture(corpus, [], 0.5) == (corpus, None)
+    texts, weights = mlm_mixture(corpus, extra, 0.5)
+    assert texts == [*corpus, *extra]
+    # a pass: the 4 corpus texts once, and 4 draws of the 2 extra texts
+    assert weights == [1.0] * 4 + [2.0] * 2
+    _, weights = mlm_mixture(corpus, extra, 0.2)
+    assert sum(weights[4:]) / sum(weights) == pytest.approx(0.2)
+    with pytest.raises(TrainingError, match="needs the review corpus"):
+        mlm_mixture([], extra, 0.5)
+
+
+def test_pre_training_draws_the_extra_corpus_as_its_share_and_not_into_the_tokenizer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+
+    corpus = [t for t, _ in synthetic(160, 13)]
+    # a word only the extra texts have, frequent enough for any vocabulary
+    extra = [f"zorglub kata tambahan nomor {i} zorglub" for i in range(40)]
+    config = load_config("configs/tiny.yaml").with_overrides(
+        {"pretrain.steps": 24, "pretrain.batch_size": 16, "pretrain.extra_share": 0.25}
+    )
+    seen: list[tuple[int, ...]] = []
+    real_mask = pretrain.mask_batch
+
+    def spy(ids: np.ndarray, words: np.ndarray, **kw: Any) -> Any:
+        seen.extend(tuple(int(t) for t in row) for row in ids)
+        return real_mask(ids, words, **kw)
+
+    monkeypatch.setattr(pretrain, "mask_batch", spy)
+    prepared = prepare_mini(config, corpus, progress=False, extra=extra)
+    tokenizer = prepared.tokenizer
+    assert "zorglub" not in tokenizer.get_vocab()  # the tokenizer learnt the corpus only
+    assert prepared.pretrain is not None and prepared.pretrain.steps == 24
+    pad = tokenizer.pad_token_id
+    extra_rows = {tuple(tokenizer(t, truncation=True, max_length=64)["input_ids"]) for t in extra}
+    rows = [tuple(t for t in row if t != pad) for row in seen]
+    # 24 steps of at most 16 rows (a pass's last batch may be short); the extra texts are
+    # about a quarter of them
+    assert 20 * 16 < len(rows) <= 24 * 16
+    assert 0.15 < sum(r in extra_rows for r in rows) / len(rows) < 0.35
 
 
 def test_corpus_weights_follow_the_training_examples() -> None:
