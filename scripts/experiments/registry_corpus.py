@@ -26,30 +26,24 @@ Fetch the sources first (about 5 MB):
 from __future__ import annotations
 
 import argparse
-import gettext
 import gzip
 import hashlib
 import html
 import json
 import re
 import shutil
-import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from _common import load_sets
+from registry_text import SCRIPT, TAG, WORD, mo_texts, xpi_texts
 
 from trainer.data import comparable
 from ulasan.core.text import clean
 
 BLOCK = re.compile(r"(?i)</?(p|h\d|li|td|th|tr|div|br|pre|dt|dd|title|table|ul|ol)\b[^>]*>")
-TAG = re.compile(r"<[^>]+>")
-SCRIPT = re.compile(r"(?is)<(script|style)\b.*?</\1>")
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-FTL_VALUE = re.compile(r"^\s*[-\w.]+\s*=\s*(.+)$")
-PLACEHOLDER = re.compile(r"\{[^}]*\}|%\S|\$\w+|&\w+;|~")
-WORD = re.compile(r"[^\W\d_]+")
 SPACE = re.compile(r"\s+")
 CODE = re.compile(r"[=;{}\[\]#\\|<>]")
 # The help's ``id`` pages are partly untranslated English: a segment is kept when it has more
@@ -100,33 +94,17 @@ def _pack(sentences: Iterable[str], max_words: int) -> Iterator[str]:
         yield " ".join(chunk)
 
 
-def mo_segments(paths: Iterable[Path]) -> Iterator[str]:
-    for path in paths:
-        with path.open("rb") as fh:
-            catalogue = gettext.GNUTranslations(fh)
-        for msg in catalogue._catalog.values():  # noqa: SLF001 - the parsed msgstrs
-            yield PLACEHOLDER.sub(" ", str(msg))
-
-
-def xpi_segments(root: Path) -> Iterator[str]:
-    for xpi in sorted(root.rglob("*.xpi")):
-        with zipfile.ZipFile(xpi) as zf:
-            for name in zf.namelist():
-                if name.endswith((".ftl", ".properties")):
-                    for line in zf.read(name).decode("utf-8", errors="replace").splitlines():
-                        m = FTL_VALUE.match(line)
-                        if m and not line.lstrip().startswith("#"):
-                            yield PLACEHOLDER.sub(" ", m.group(1))
-
-
 def segments_of(kind: str, root: Path, max_words: int) -> Iterator[str]:
     if kind == "html":
         return html_segments(root, max_words)
     if kind == "mo":
-        return mo_segments(sorted(root.rglob("*.mo")))
-    if kind == "mo-id":
-        return mo_segments(sorted(root.rglob("locale/id/*/*.mo")))
-    return xpi_segments(root)
+        texts = mo_texts(sorted(root.rglob("*.mo")))
+    elif kind == "mo-id":
+        texts = mo_texts(sorted(root.rglob("locale/id/*/*.mo")))
+    else:
+        texts = xpi_texts(root)
+    # "~" marks a menu accelerator in the catalogues ("~Simpan")
+    return (text.replace("~", " ") for text in texts)
 
 
 def keep(text: str, min_words: int) -> bool:
