@@ -113,6 +113,21 @@ def mlm_mixture(
     return [*corpus, *extra], [1.0] * len(corpus) + [each] * len(extra)
 
 
+def _mini_tokenizer(config: TrainConfig, corpus: Sequence[str]) -> tuple[Any, Any]:
+    """The WordPiece tokenizer trained on ``corpus``, or ``pretrain.resume_from``'s tokenizer
+    and saved MLM encoder (:func:`trainer.pretrain.load_encoder`; None when not resuming)."""
+    if config.pretrain.resume_from is not None:
+        folder = project_paths().resolve(config.pretrain.resume_from)
+        return load_encoder(folder, config.architecture, max_length=config.max_length)
+    tokenizer = train_wordpiece(
+        corpus,
+        vocab_size=config.tokenizer.vocab_size,
+        min_frequency=config.tokenizer.min_frequency,
+        model_max_length=config.max_length,
+    )
+    return tokenizer, None
+
+
 def prepare_mini(
     config: TrainConfig,
     corpus: Sequence[str],
@@ -136,17 +151,7 @@ def prepare_mini(
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     started = time.perf_counter()
-    resumed = None
-    if config.pretrain.resume_from is not None:
-        folder = project_paths().resolve(config.pretrain.resume_from)
-        tokenizer, resumed = load_encoder(folder, config.architecture, max_length=config.max_length)
-    else:
-        tokenizer = train_wordpiece(
-            corpus,
-            vocab_size=config.tokenizer.vocab_size,
-            min_frequency=config.tokenizer.min_frequency,
-            model_max_length=config.max_length,
-        )
+    tokenizer, resumed = _mini_tokenizer(config, corpus)
     tokenizer_seconds = time.perf_counter() - started
     bert_config = mini_bert_config(
         config.architecture, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id
