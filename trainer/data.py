@@ -200,7 +200,7 @@ def load_file(
     label wins over the rating. Without either, examples are unlabelled (``label=None``).
     A relative path resolves against :data:`DATA_ROOT` when it does not exist as given.
     """
-    path = _resolve(path)
+    path = resolve_data_path(path)
     fmt = format or _SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt not in ("csv", "tsv", "jsonl"):
         raise DataError(
@@ -336,7 +336,9 @@ def _split_path(root: str | Path | None, folder: str, split: str, suffix: str) -
     return Path(root or DATA_ROOT) / folder / f"{split}{suffix}"
 
 
-def _resolve(path: str | Path) -> Path:
+def resolve_data_path(path: str | Path) -> Path:
+    """``path`` as given, or under :data:`DATA_ROOT` when it is relative, does not exist as
+    given and does there."""
     path = Path(path)
     if not path.exists() and not path.is_absolute() and (DATA_ROOT / path).exists():
         return DATA_ROOT / path

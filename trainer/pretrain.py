@@ -181,8 +181,6 @@ def pretrain_mlm(
 
     if cfg.steps < 1:
         raise TrainingError("pre-training needs steps >= 1")
-    if weights is not None and len(weights) != len(texts):
-        raise TrainingError(f"{len(weights)} MLM sampling weights for {len(texts)} texts")
     bert_config = mini_bert_config(
         arch, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id
     )
@@ -191,7 +189,7 @@ def pretrain_mlm(
         BertForMaskedLM(bert_config),
         data,
         tokenizer,
-        weights=_kept_weights(weights, data),
+        weights=_kept_weights(weights, data, len(texts)),
         steps=cfg.steps,
         lr=cfg.lr,
         cfg=cfg,
@@ -225,7 +223,7 @@ def adapt_mlm(
     ``weights`` (one per text, see :func:`trainer.batching.epoch_sample`) draws each pass over
     the texts by sampling weight instead of every text once: a retrain passes the
     fine-tuning's weights, so the MLM sees the new domain as often as the fine-tuning does."""
-    _check_adaptable(classifier, texts, cfg, weights)
+    _check_adaptable(classifier, cfg)
     mlm = _mlm_from(classifier, seed)
     max_length = min(cfg.max_length, classifier.config.max_position_embeddings)
     encoded = _encode(tokenizer, texts, max_length)
@@ -233,7 +231,7 @@ def adapt_mlm(
         mlm,
         encoded,
         tokenizer,
-        weights=_kept_weights(weights, encoded),
+        weights=_kept_weights(weights, encoded, len(texts)),
         steps=cfg.adapt_steps,
         lr=cfg.adapt_lr,
         cfg=cfg,
@@ -250,23 +248,24 @@ def adapt_mlm(
     return result
 
 
-def _kept_weights(weights: Sequence[float] | None, encoded: _Encoded) -> np.ndarray | None:
-    """The sampling weights of the texts ``_encode`` kept; checked."""
+def _kept_weights(
+    weights: Sequence[float] | None, encoded: _Encoded, n_texts: int
+) -> np.ndarray | None:
+    """The sampling weights (one per text of ``n_texts``) of the texts ``_encode`` kept;
+    checked."""
     if weights is None:
         return None
+    if len(weights) != n_texts:
+        raise TrainingError(f"{len(weights)} MLM sampling weights for {n_texts} texts")
     drawn = np.asarray([weights[i] for i in encoded.kept], dtype=np.float64)
     if not np.isfinite(drawn).all() or (drawn < 0).any() or drawn.sum() < 1:
         raise TrainingError("MLM sampling weights must be finite, >= 0 and sum to >= 1")
     return drawn
 
 
-def _check_adaptable(
-    classifier: Any, texts: Sequence[str], cfg: PretrainConfig, weights: Sequence[float] | None
-) -> None:
+def _check_adaptable(classifier: Any, cfg: PretrainConfig) -> None:
     if cfg.adapt_steps < 1:
         raise TrainingError("domain-adaptive pre-training needs adapt_steps >= 1")
-    if weights is not None and len(weights) != len(texts):
-        raise TrainingError(f"{len(weights)} MLM sampling weights for {len(texts)} texts")
     if getattr(classifier.config, "model_type", None) != "bert":
         raise TrainingError(
             f"domain-adaptive pre-training continues BERT encoders, not "

@@ -60,7 +60,8 @@ ENGLISH = frozenset((
 ))
 # fmt: on
 
-#: (name, licence, kind, package file glob under --debs/--wheels, extracted folder)
+#: (name: the extracted folder under <where>/x/, licence, kind of files, where: debs or wheels,
+#: the package file's glob under it)
 SOURCES = (
     ("libreoffice-help-id", "MPL-2.0", "html", "debs", "libreoffice-help-id_*.deb"),
     ("libreoffice-l10n-id", "MPL-2.0", "mo", "debs", "libreoffice-l10n-id_*.deb"),
@@ -135,8 +136,10 @@ def build(debs: Path, wheels: Path, out: Path, min_words: int, max_words: int) -
         kept = words = 0
         for raw in segments_of(kind, root, max_words):
             text = SPACE.sub(" ", raw).strip()
+            if not keep(text, min_words):
+                continue
             key = comparable(clean(text))  # as the trainer will read it
-            if not keep(text, min_words) or key in seen:
+            if key in seen:
                 continue
             seen.add(key)
             if key in held_out:

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from schemas.events import LABELS
 from trainer.config import TrainConfig
 from trainer.data import (
-    DATA_ROOT,
     Example,
     load_file,
     load_nusax,
     load_postgres,
     load_prdect,
     load_smsa,
+    resolve_data_path,
 )
 from trainer.errors import DataError
 from trainer.validation import validate
@@ -70,9 +70,7 @@ def load_extra_corpus(paths: Sequence[str], *, exclude: set[str]) -> list[str]:
     cleaned, distinct, without the texts in ``exclude`` (cleaned keys)."""
     texts: list[str] = []
     for path in paths:
-        resolved = Path(path)
-        if not resolved.exists() and not resolved.is_absolute():
-            resolved = DATA_ROOT / resolved
+        resolved = resolve_data_path(path)
         opener = gzip.open if resolved.suffix == ".gz" else open
         try:
             with opener(resolved, "rt", encoding="utf-8") as fh:
@@ -89,9 +87,7 @@ def load_training_file(path: str | Path) -> list[Example]:
     """A labelled file for ``data: file:PATH``: CSV or JSONL with ``text`` and ``label``
     columns (keys), or a TSV with that header, or SmSA style without one (text, label).
     A ``rating`` column (key), where the file has one, is read too (config ``rating_soft``)."""
-    resolved = Path(path)
-    if not resolved.exists() and not resolved.is_absolute():
-        resolved = DATA_ROOT / resolved
+    resolved = resolve_data_path(path)
     first = ""
     if resolved.is_file():
         try:
