@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import labels_of
 
 from schemas.events import LABELS
 from trainer.metrics import macro_f1
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     args = parser.parse_args()
     sets = {
-        name: ([e.text for e in rows], _truth(rows)) for name, rows in evaluation_sets().items()
+        name: ([e.text for e in rows], labels_of(rows)) for name, rows in evaluation_sets().items()
     }
     results = [_run(run, sets) for run in args.runs]
     text = json.dumps(results if len(results) > 1 else results[0], indent=1)
@@ -69,10 +70,6 @@ def _run(run: Path, sets: dict[str, tuple[list[str], np.ndarray]]) -> dict[str, 
     for row in rows[-3:]:
         print(json.dumps(row), flush=True)
     return {"run": run.name, "restarts": record, "pytorch_macro_f1": rows}
-
-
-def _truth(rows: Any) -> np.ndarray:
-    return np.array([LABELS.index(str(e.label)) for e in rows])
 
 
 def _probs(model: Any, tokenizer: Any, sets: dict[str, tuple[list[str], np.ndarray]]) -> Probs:
