@@ -182,6 +182,12 @@ def prepare_mini(
     return PreparedModel(tokenizer, model, pretrained, tokenizer_seconds)
 
 
+def serving_length(model: Any, tokenizer: Any) -> int:
+    """The longest input a saved classifier serves: its tokenizer's ``model_max_length``,
+    capped by the encoder's position embeddings."""
+    return int(min(tokenizer.model_max_length, model.config.max_position_embeddings))
+
+
 def predict_proba(
     model: Any,
     tokenizer: Any,
