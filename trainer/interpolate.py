@@ -27,7 +27,7 @@ from schemas.events import LABELS
 from trainer.data import Example
 from trainer.metrics import macro_f1
 from trainer.modeling import load_classifier
-from trainer.train import predict_proba, serving_length
+from trainer.train import predict_proba
 
 #: the shares of the fine-tuned weights tried, largest (all fine-tuned) first
 GRID: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
@@ -95,9 +95,8 @@ def macro_f1_of(
     model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], *, batch_size: int = 128
 ) -> float:
     """Macro-F1 of a PyTorch classifier on (text, label) pairs, at the length it will serve."""
-    max_length = serving_length(model, tokenizer)
     texts = [t for t, _ in pairs]
-    probs = predict_proba(model, tokenizer, texts, max_length=max_length, batch_size=batch_size)
+    probs = predict_proba(model, tokenizer, texts, batch_size=batch_size)
     truth = np.array([LABELS.index(y) for _, y in pairs])
     return macro_f1(truth, probs.argmax(axis=1), len(LABELS))
 

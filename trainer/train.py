@@ -193,12 +193,16 @@ def predict_proba(
     tokenizer: Any,
     texts: Sequence[str],
     *,
-    max_length: int,
+    max_length: int | None = None,
     batch_size: int = 128,
     clean: bool = True,
 ) -> np.ndarray:
-    """Class probabilities ``(n, len(LABELS))`` of a PyTorch classifier, length-sorted batches."""
+    """Class probabilities ``(n, len(LABELS))`` of a PyTorch classifier, length-sorted batches;
+    inputs truncated to ``max_length`` tokens (None: the length it serves, serving_length)."""
     import torch
+
+    if max_length is None:
+        max_length = serving_length(model, tokenizer)
 
     prepared = (
         clean_texts(texts, lowercase=tokenizer_lowercases(tokenizer)) if clean else list(texts)

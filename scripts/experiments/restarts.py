@@ -26,7 +26,7 @@ from trainer.metrics import macro_f1
 from trainer.modeling import load_classifier
 from trainer.report import evaluation_sets
 from trainer.restarts import RESTARTS_FILE
-from trainer.train import average_state, predict_proba, serving_length
+from trainer.train import average_state, predict_proba
 
 Probs = dict[str, np.ndarray]
 
@@ -73,11 +73,7 @@ def _run(run: Path, sets: dict[str, tuple[list[str], np.ndarray]]) -> dict[str, 
 
 
 def _probs(model: Any, tokenizer: Any, sets: dict[str, tuple[list[str], np.ndarray]]) -> Probs:
-    max_length = serving_length(model, tokenizer)
-    return {
-        name: predict_proba(model, tokenizer, texts, max_length=max_length)
-        for name, (texts, _) in sets.items()
-    }
+    return {name: predict_proba(model, tokenizer, texts) for name, (texts, _) in sets.items()}
 
 
 def _scores(probs: Probs, sets: dict[str, tuple[list[str], np.ndarray]]) -> dict[str, float]:

@@ -33,7 +33,7 @@ from trainer.pretrain import adapt_mlm, save_encoder
 from trainer.profile import build_profile, write_profile
 from trainer.registry import EvalScores, dataset_hash, log_serving_folder, register_candidate
 from trainer.restarts import RESTARTS_FILE, fine_tune_restarts
-from trainer.train import PreparedModel, predict_proba, prepare_mini, serving_length
+from trainer.train import PreparedModel, predict_proba, prepare_mini
 from trainer.validation import validate
 from trainer.vocab import VocabularyExtension, extend_vocabulary
 from ulasan.core.inference import OnnxPredictor
@@ -344,11 +344,10 @@ def choose_decision_bias(
     if not rows:
         raise DataError(f"{config.bias_data}: no valid labelled rows to choose a decision bias")
     tokenizer, model = load_classifier(checkpoint_dir)
-    max_length = serving_length(model, tokenizer)
 
     def log_probs(examples: Sequence[Example]) -> np.ndarray:
         texts = [e.text for e in examples]
-        probs = predict_proba(model, tokenizer, texts, max_length=max_length, batch_size=128)
+        probs = predict_proba(model, tokenizer, texts, batch_size=128)
         out: np.ndarray = np.log(np.clip(probs, 1e-12, None))
         return out
 
